@@ -1,0 +1,40 @@
+"""vidloader: decoded, processed video clip batches for PyTorch training, delivered on the device."""
+
+from ._errors import (
+    BackendUnavailableError,
+    ConfigError,
+    DecodeError,
+    ProbeError,
+    StateMismatchError,
+    VideoError,
+    VidloaderError,
+)
+from .backends import DecodedClip, PyAVBackend
+from .dataset import SkippedFile, VideoDataset, VideoInfo, make_demo_dataset, probe_video
+from .loader import ClipBatch, VideoLoader
+from .sampling import ClipSpec, SamplingConfig, plan_epoch
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendUnavailableError",
+    "ClipBatch",
+    "ClipSpec",
+    "ConfigError",
+    "DecodeError",
+    "DecodedClip",
+    "ProbeError",
+    "PyAVBackend",
+    "SamplingConfig",
+    "SkippedFile",
+    "StateMismatchError",
+    "VideoDataset",
+    "VideoError",
+    "VideoInfo",
+    "VideoLoader",
+    "VidloaderError",
+    "__version__",
+    "make_demo_dataset",
+    "plan_epoch",
+    "probe_video",
+]

@@ -1,0 +1,52 @@
+"""The one exception hierarchy of vidloader: every error a user can catch derives from VidloaderError."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "BackendUnavailableError",
+    "ConfigError",
+    "DecodeError",
+    "ProbeError",
+    "StateMismatchError",
+    "VideoError",
+    "VidloaderError",
+]
+
+
+class VidloaderError(Exception):
+    """Base class of every error raised by vidloader."""
+
+
+class ConfigError(VidloaderError, ValueError):
+    """A constructor or function argument has a value that is not allowed."""
+
+
+class VideoError(VidloaderError):
+    """A problem with one media file; carries the file and the reason."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):  # type: ignore[override]
+        # Exceptions travel back from spawned worker processes by pickling; keep both fields.
+        return (type(self), (self.path, self.reason))
+
+
+class ProbeError(VideoError):
+    """A file could not be indexed (missing, empty, not a video, no video stream, unreadable)."""
+
+
+class DecodeError(VideoError):
+    """Frames of a clip could not be decoded from a file that probed fine."""
+
+
+class BackendUnavailableError(VidloaderError, RuntimeError):
+    """A decode backend was asked for explicitly but cannot run here; the message says what is missing."""
+
+
+class StateMismatchError(VidloaderError, ValueError):
+    """A loader state_dict was made under a different configuration; the message names the field."""

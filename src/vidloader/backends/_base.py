@@ -1,0 +1,72 @@
+"""What a decode backend is: decode the frames of one clip plan entry, nothing about iteration."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from .._errors import ConfigError
+from ..dataset import VideoInfo
+
+ResizeArg = int | tuple[int, int] | None
+
+
+@dataclass(frozen=True)
+class DecodedClip:
+    """Frames of one clip, in the order asked for (repeated indices repeat frames)."""
+
+    frames: np.ndarray = field(repr=False)  # uint8 [T, H, W, 3], RGB
+    pts: tuple[int, ...]  # stream time base
+    timestamps: tuple[float, ...]  # seconds
+
+    def __post_init__(self) -> None:
+        if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8 [T,H,W,3], got {self.frames.dtype} {self.frames.shape}")
+        if not len(self.pts) == len(self.timestamps) == self.frames.shape[0]:
+            raise ValueError("frames, pts and timestamps disagree in length")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.frames.shape)
+
+
+def output_size(info: VideoInfo, resize: ResizeArg, *, apply_rotation: bool) -> tuple[int, int]:
+    """(height, width) of decoded frames as delivered (after rotation, if applied, and resize)."""
+    h, w = info.height, info.width
+    if apply_rotation and info.rotation in (90, 270):
+        h, w = w, h
+    if resize is None:
+        return h, w
+    if isinstance(resize, int):
+        # Short side to `resize`, long side scaled and rounded; even sizes are not forced.
+        if h <= w:
+            return resize, max(1, round(w * resize / h))
+        return max(1, round(h * resize / w)), resize
+    return int(resize[0]), int(resize[1])
+
+
+def check_resize(resize: object) -> ResizeArg:
+    if resize is None:
+        return None
+    if isinstance(resize, int) and not isinstance(resize, bool) and resize > 0:
+        return resize
+    if (
+        isinstance(resize, (tuple, list))
+        and len(resize) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in resize)
+    ):
+        return (int(resize[0]), int(resize[1]))
+    raise ConfigError(f"resize={resize!r} is not allowed; give None, a positive int (short side) or (height, width)")
+
+
+class Backend(Protocol):
+    """A decoder: given a probed video and frame indices, return those frames."""
+
+    name: str
+
+    def decode_clip(
+        self, info: VideoInfo, frame_indices: Sequence[int], *, resize: ResizeArg = None, apply_rotation: bool = False
+    ) -> DecodedClip: ...

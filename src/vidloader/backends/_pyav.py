@@ -1,0 +1,129 @@
+"""CPU decode with PyAV: seek to the keyframe before the clip, decode only up to its last frame."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+
+import numpy as np
+
+from .._errors import DecodeError
+from ..dataset import VideoInfo
+from ._base import DecodedClip, ResizeArg, output_size
+
+
+class PyAVBackend:
+    """Decodes clips on the CPU with FFmpeg (through PyAV) into RGB uint8.
+
+    Frames are found by their presentation timestamp (known exactly from the index), so a seek that lands
+    early or late can never shift a clip by a frame: missing frames make it retry from an earlier keyframe,
+    and failing that raise DecodeError.
+    """
+
+    name = "pyav"
+
+    def __init__(self, *, threads: int = 1, skip_nonref: bool = True) -> None:
+        self.threads = threads
+        # Non-reference frames before the clip's first frame are never needed by anything: letting FFmpeg
+        # drop them (AVDISCARD_NONREF) is exact and saves a large share of the seek-to-clip decode.
+        self.skip_nonref = skip_nonref
+
+    def __repr__(self) -> str:
+        return f"PyAVBackend(threads={self.threads}, skip_nonref={self.skip_nonref})"
+
+    def decode_clip(
+        self, info: VideoInfo, frame_indices: Sequence[int], *, resize: ResizeArg = None, apply_rotation: bool = False
+    ) -> DecodedClip:
+        import av
+
+        if not info.frame_pts:
+            raise DecodeError(info.path, "index has no frame timestamps; re-probe the file")
+        n = len(info.frame_pts)
+        bad = [i for i in frame_indices if not 0 <= i < n]
+        if bad:
+            raise DecodeError(info.path, f"frame indices {bad[:4]} out of range [0, {n})")
+        wanted = sorted({info.frame_pts[i] for i in frame_indices})
+        out_h, out_w = output_size(info, resize, apply_rotation=False)
+        if apply_rotation and info.rotation in (90, 270):
+            out_h, out_w = output_size(info, resize, apply_rotation=True)[::-1]
+        try:
+            container = av.open(info.path, metadata_errors="ignore")
+        except (av.error.FFmpegError, OSError) as exc:
+            raise DecodeError(info.path, f"cannot open ({exc})") from exc
+        try:
+            stream = container.streams[info.stream_index]
+            cc = stream.codec_context
+            cc.thread_count = self.threads
+            cc.thread_type = "SLICE" if self.skip_nonref else "AUTO"
+            k = bisect.bisect_right(info.keyframe_pts, wanted[0]) - 1
+            k = max(k, 0)
+            got: dict[int, np.ndarray] = {}
+            while True:
+                got = self._decode_from(container, stream, info, info.keyframe_pts[k], wanted, (out_h, out_w))
+                if len(got) == len(wanted) or k == 0:
+                    break
+                k -= 1  # the seek landed past a needed frame (open GOP, odd index): start one GOP earlier
+        except av.error.FFmpegError as exc:
+            raise DecodeError(info.path, f"decoding failed ({type(exc).__name__}: {exc})") from exc
+        finally:
+            container.close()
+        missing = [p for p in wanted if p not in got]
+        if missing:
+            idx = [info.frame_pts.index(p) for p in missing[:4]]
+            raise DecodeError(info.path, f"decoder produced no frame for indices {idx} (damaged or truncated file?)")
+        frames = np.stack([got[info.frame_pts[i]] for i in frame_indices])
+        if apply_rotation and info.rotation:
+            frames = np.ascontiguousarray(np.rot90(frames, k=info.rotation // 90, axes=(1, 2)))
+        pts = tuple(info.frame_pts[i] for i in frame_indices)
+        tb = info.time_base
+        return DecodedClip(frames=frames, pts=pts, timestamps=tuple(float(p * tb) for p in pts))
+
+    def _decode_from(self, container, stream, info: VideoInfo, key_pts: int, wanted: list[int], size) -> dict:
+        import av
+
+        wanted_set = set(wanted)
+        first, last = wanted[0], wanted[-1]
+        got: dict[int, np.ndarray] = {}
+        cc = stream.codec_context
+        container.seek(key_pts, stream=stream, backward=True, any_frame=False)
+        cc.flush_buffers()
+        h, w = size
+        resize = (h, w) != (info.height, info.width)
+
+        def take(frame) -> bool:
+            p = frame.pts
+            if p in wanted_set and p not in got:
+                if frame.is_corrupt:
+                    raise DecodeError(info.path, f"frame at pts {p} is corrupt")
+                if resize:
+                    arr = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="BILINEAR")
+                else:
+                    arr = frame.to_ndarray(format="rgb24")
+                got[p] = arr
+            return p is not None and p >= last and len(got) == len(wanted)
+
+        skipping = False
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                break
+            if self.skip_nonref:
+                ppts = packet.pts if packet.pts is not None else packet.dts
+                want_skip = ppts is not None and ppts < first
+                if want_skip != skipping:
+                    cc.skip_frame = "NONREF" if want_skip else "DEFAULT"
+                    skipping = want_skip
+            try:
+                frames = cc.decode(packet)
+            except av.error.InvalidDataError:
+                # A damaged packet: FFmpeg conceals or drops it; a wanted frame that never arrives is
+                # reported below, a concealed one through is_corrupt.
+                continue
+            for frame in frames:
+                if take(frame):
+                    return got
+        if skipping:
+            cc.skip_frame = "DEFAULT"
+        for frame in cc.decode(None):
+            if take(frame):
+                break
+        return got

@@ -1,0 +1,51 @@
+"""Choosing a backend by name; "auto" takes DALI only where CUDA, DALI and NVDEC are all present."""
+
+from __future__ import annotations
+
+import ctypes.util
+import logging
+
+import torch
+
+from .._errors import BackendUnavailableError
+from .._validate import check_choice
+from ._base import Backend
+from ._pyav import PyAVBackend
+
+log = logging.getLogger("vidloader")
+BACKENDS: tuple[str, ...] = ("auto", "pyav", "dali")
+
+
+def dali_missing(device: torch.device) -> str | None:
+    """Why the DALI backend cannot run here (None when it can)."""
+    if device.type != "cuda":
+        return "the DALI backend decodes on the GPU; it needs device='cuda'"
+    if not torch.cuda.is_available():
+        return "torch sees no CUDA device (no GPU or no driver)"
+    try:
+        import nvidia.dali  # noqa: F401
+    except ImportError:
+        return "nvidia-dali is not installed: pip install 'nvidia-dali-cuda130==2.4.*'"
+    if ctypes.util.find_library("nvcuvid") is None:
+        return "the NVDEC library libnvcuvid.so is not found (it ships with the NVIDIA driver)"
+    return None
+
+
+def resolve_backend(name: str, *, device: torch.device) -> Backend:
+    check_choice("backend", name, BACKENDS)
+    if name == "pyav":
+        return PyAVBackend()
+    missing = dali_missing(device)
+    if name == "dali":
+        if missing:
+            raise BackendUnavailableError(f"backend='dali' cannot run: {missing}")
+        from ._dali import DALIBackend
+
+        return DALIBackend(device=device)
+    if missing is None:
+        from ._dali import DALIBackend
+
+        log.info("vidloader: backend='auto' picked DALI (NVDEC on %s)", device)
+        return DALIBackend(device=device)
+    log.info("vidloader: backend='auto' picked PyAV (%s)", missing)
+    return PyAVBackend()

@@ -1,0 +1,192 @@
+"""Media made with PyAV: the embedded demo dataset, benchmark workloads and test clips all come from here."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+DEMO_CLASSES = ("move_down", "move_left", "move_right", "move_up", "orbit_ccw", "orbit_cw")
+
+
+def write_video(
+    path: str | Path,
+    frames: Iterable[np.ndarray],
+    *,
+    fps: float | Fraction = 25,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    gop: int | None = None,
+    bframes: int | None = None,
+    options: dict[str, str] | None = None,
+    pts: Sequence[int] | None = None,
+    time_base: Fraction | None = None,
+    rotation: int | None = None,
+    audio: np.ndarray | None = None,
+    audio_rate: int = 16000,
+    audio_codec: str = "aac",
+) -> Path:
+    """Encode RGB uint8 frames ``[H, W, 3]`` into ``path``.
+
+    ``pts`` (in ``time_base`` units) makes a variable-frame-rate file; ``rotation`` writes a display matrix;
+    ``audio`` (float32 ``[channels, samples]`` in [-1, 1]) adds an audio stream.
+    """
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = list(frames)
+    if not frames:
+        raise ValueError("write_video needs at least one frame")
+    h, w = frames[0].shape[:2]
+    rate = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
+    with av.open(str(path), mode="w") as out:
+        vs = out.add_stream(codec, rate=rate)
+        vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
+        opts = dict(options or {})
+        if codec in ("libx264", "libx265"):
+            # Same bytes on every run and machine: one encoder thread, no scene-cut keyframes.
+            opts.setdefault("threads", "1")
+            key = "x264-params" if codec == "libx264" else "x265-params"
+            params = ["scenecut=0"] if codec == "libx264" else ["scenecut=0", "log-level=error", "pools=1"]
+            if gop is not None:
+                params.append(f"keyint={gop}:min-keyint={gop}" if codec == "libx264" else f"keyint={gop}")
+            if bframes is not None:
+                params.append(f"bframes={bframes}")
+            opts[key] = ":".join(params)
+        elif gop is not None:
+            vs.codec_context.gop_size = gop
+        if bframes is not None and codec not in ("libx264", "libx265"):
+            vs.codec_context.max_b_frames = bframes
+        vs.options = opts
+        if time_base is not None:
+            vs.time_base = time_base
+        if rotation:
+            vs.set_display_rotation(rotation)
+        if audio is not None:
+            aus = out.add_stream(audio_codec, rate=audio_rate)
+            aus.layout = "mono" if audio.shape[0] == 1 else "stereo"
+        for i, arr in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
+            if pts is not None:
+                frame.pts = int(pts[i])
+                frame.time_base = time_base
+            for packet in vs.encode(frame):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+        if audio is not None:
+            _encode_audio(out, aus, audio, audio_rate)
+    return path
+
+
+def _encode_audio(out, stream, audio: np.ndarray, rate: int) -> None:
+    import av
+
+    fmt = stream.codec_context.format.name if stream.codec_context.format else "fltp"
+    frame_size = stream.codec_context.frame_size or 1024
+    layout = "mono" if audio.shape[0] == 1 else "stereo"
+    pos = 0
+    while pos < audio.shape[1]:
+        chunk = np.ascontiguousarray(audio[:, pos : pos + frame_size], dtype=np.float32)
+        if chunk.shape[1] < frame_size:
+            chunk = np.pad(chunk, ((0, 0), (0, frame_size - chunk.shape[1])))
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+        frame.sample_rate = rate
+        frame.pts = pos
+        frame.time_base = Fraction(1, rate)
+        if fmt != "fltp":
+            frame = av.AudioResampler(format=fmt, layout=layout, rate=rate).resample(frame)[0]
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        pos += frame_size
+    for packet in stream.encode():
+        out.mux(packet)
+
+
+def textured_frames(n: int, height: int, width: int, *, seed: int = 0) -> np.ndarray:
+    """Frames whose content changes every frame and differs across the image, so any off-by-one shows."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:height, 0:width]
+    out = np.empty((n, height, width, 3), dtype=np.uint8)
+    for i in range(n):
+        # A moving gradient over a fixed noise texture: smooth enough to encode well, unique per frame.
+        grad = ((xx * 3 + yy * 2 + i * 9) % 256).astype(np.uint8)
+        frame = (base // 4 + grad[..., None] // 2).astype(np.uint8)
+        frame[: min(8, height), : min(8 * 3, width)] = (i * 37) % 256  # frame counter patch
+        out[i] = frame
+    return out
+
+
+def _demo_clip(label: str, rng: np.random.Generator, *, size: int, frames: int) -> np.ndarray:
+    """One demo clip. Every class has the same per-frame distribution of position, size, colour and
+    background (motion wraps round the frame; orbits start at a uniform angle), so the label exists only
+    in how frames follow each other."""
+    h = w = size
+    bg_lo = rng.integers(0, 90)
+    bg = rng.integers(bg_lo, bg_lo + 80, size=(h // 4 + 1, w // 4 + 1, 3)).astype(np.uint8)
+    bg = np.kron(bg, np.ones((4, 4, 1), dtype=np.uint8))[:h, :w]
+    colour = rng.integers(140, 256, size=3)
+    radius = rng.uniform(size * 0.08, size * 0.16)
+    speed = rng.uniform(size * 0.03, size * 0.06)  # pixels per frame
+    y0, x0 = rng.uniform(0, h), rng.uniform(0, w)
+    angle0 = rng.uniform(0, 2 * math.pi)
+    orbit_r = rng.uniform(size * 0.15, size * 0.3)
+    yy, xx = np.mgrid[0:h, 0:w]
+    out = np.empty((frames, h, w, 3), dtype=np.uint8)
+    for t in range(frames):
+        if label.startswith("orbit"):
+            sign = 1.0 if label == "orbit_ccw" else -1.0
+            a = angle0 + sign * t * speed / orbit_r
+            cy, cx = h / 2 - orbit_r * math.sin(a), w / 2 + orbit_r * math.cos(a)
+        else:
+            dy, dx = {"move_down": (1, 0), "move_up": (-1, 0), "move_left": (0, -1), "move_right": (0, 1)}[label]
+            cy, cx = (y0 + dy * speed * t) % h, (x0 + dx * speed * t) % w
+        # Toroidal distance, so a shape leaving one edge comes back at the other.
+        ddy = np.minimum(np.abs(yy - cy), h - np.abs(yy - cy))
+        ddx = np.minimum(np.abs(xx - cx), w - np.abs(xx - cx))
+        noise = rng.integers(0, 24, size=(h, w, 1), dtype=np.uint8)
+        frame = bg + noise
+        frame[(ddy**2 + ddx**2) <= radius**2] = colour
+        out[t] = frame
+    return out
+
+
+def make_demo_dataset(
+    root: str | Path,
+    *,
+    seed: int = 0,
+    train_per_class: int = 40,
+    val_per_class: int = 12,
+    size: int = 64,
+    frames: int = 32,
+    fps: int = 15,
+    progress: bool = True,
+) -> Path:
+    """Write the synthetic action dataset to ``root/{train,val}/<class>/*.mp4`` (deterministic from seed).
+
+    Returns ``root``. Existing complete datasets (a ``.complete`` marker) are left as they are.
+    """
+    from tqdm import tqdm
+
+    root = Path(root)
+    marker = root / ".complete"
+    if marker.exists():
+        return root
+    jobs = [
+        (split, label, i)
+        for split, n in (("train", train_per_class), ("val", val_per_class))
+        for label in DEMO_CLASSES
+        for i in range(n)
+    ]
+    for split, label, i in tqdm(jobs, desc="demo data", disable=not progress, unit="clip"):
+        clip_seed = [seed, ("train", "val").index(split), DEMO_CLASSES.index(label), i]
+        rng = np.random.default_rng(clip_seed)
+        clip = _demo_clip(label, rng, size=size, frames=frames)
+        write_video(root / split / label / f"{label}_{i:04d}.mp4", clip, fps=fps, gop=16, bframes=2)
+    marker.write_text(f"seed={seed}\n")
+    return root

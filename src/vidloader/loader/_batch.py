@@ -1,0 +1,62 @@
+"""ClipBatch: what the loader yields; prints shapes, not tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from .._errors import ConfigError
+
+
+@dataclass
+class ClipBatch:
+    """One batch of clips.
+
+    ``video`` and ``label`` live on the loader's device; the bookkeeping tensors (indices, timestamps) stay
+    on the CPU so reading them never synchronises the GPU. With a multi-view transform (3-crop eval) every
+    per-clip field is repeated per view and ``view_index`` says which view a row is.
+    """
+
+    video: torch.Tensor
+    label: torch.Tensor
+    video_index: torch.Tensor
+    clip_index: torch.Tensor
+    frame_index: torch.Tensor  # int64 [B, T]: index into the decoded stream
+    timestamp: torch.Tensor  # float64 [B, T]: seconds
+    view_index: torch.Tensor | None = None
+    audio: torch.Tensor | None = None
+    audio_mask: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        b = self.video.shape[0]
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if not isinstance(value, torch.Tensor):
+                raise ConfigError(f"ClipBatch.{f.name} must be a tensor, got {type(value).__name__}")
+            if value.shape[0] != b:
+                raise ConfigError(f"ClipBatch.{f.name} has {value.shape[0]} rows, video has {b}")
+        if self.frame_index.ndim != 2 or self.timestamp.shape != self.frame_index.shape:
+            raise ConfigError(
+                f"frame_index {tuple(self.frame_index.shape)} and timestamp {tuple(self.timestamp.shape)} must both be [B, T]"
+            )
+
+    def __len__(self) -> int:
+        return int(self.video.shape[0])
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is not None:
+                parts.append(f"{f.name}={tuple(v.shape)} {str(v.dtype).removeprefix('torch.')} {v.device}")
+        return "ClipBatch(" + ", ".join(parts) + ")"
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> ClipBatch:
+        kw = {
+            f.name: (getattr(self, f.name).to(device, non_blocking=non_blocking) if getattr(self, f.name) is not None else None)
+            for f in fields(self)
+        }
+        return ClipBatch(**kw)

@@ -1,0 +1,399 @@
+"""VideoLoader: clip plan -> decode (worker pool) -> batch on the device (+ transform), prefetched,
+sharded and resumable."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import torch
+
+from .._errors import ConfigError, DecodeError, VideoError
+from .._validate import check_choice, check_int
+from ..backends import DecodedClip, check_resize, resolve_backend
+from ..dataset import VideoDataset
+from ..sampling import ClipSpec, SamplingConfig, clip_seed, plan_epoch
+from ._batch import ClipBatch
+from ._pool import WORKER_TYPES, DecodePool, WorkerType
+from ._state import check_state, dataset_fingerprint, make_state
+from ._tasks import decode_task
+
+log = logging.getLogger("vidloader")
+
+Layout = Literal["NCTHW", "NTHWC", "NTCHW", "NCHWT"]
+LAYOUTS: tuple[str, ...] = ("NCTHW", "NTCHW", "NTHWC")
+_PERMUTE = {"NTHWC": (0, 1, 2, 3, 4), "NCTHW": (0, 4, 1, 2, 3), "NTCHW": (0, 1, 4, 2, 3)}
+DTYPES = (torch.uint8, torch.float32, torch.float16, torch.bfloat16)
+OnError = Literal["raise", "skip"]
+_END = object()
+
+
+class ClipTransform(Protocol):
+    """What ``transform=`` takes: uint8 [B,T,H,W,C] on the device plus one seed per clip -> model input,
+    ``num_views`` rows per clip (clip-major)."""
+
+    num_views: int
+
+    def __call__(self, video: torch.Tensor, *, seeds: list[int]) -> torch.Tensor: ...
+
+
+def _dist_defaults(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    if rank is not None and world_size is not None:
+        return rank, world_size
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return (dist.get_rank() if rank is None else rank), (dist.get_world_size() if world_size is None else world_size)
+    return (0 if rank is None else rank), (1 if world_size is None else world_size)
+
+
+class VideoLoader:
+    """Iterate clip batches. See the README for the full semantics; every argument is keyword-only."""
+
+    def __init__(
+        self,
+        dataset: VideoDataset,
+        *,
+        batch_size: int,
+        frames_per_clip: int,
+        frame_stride: int = 1,
+        target_fps: float | None = None,
+        clip_step: int | None = None,
+        sampling: str = "random",
+        clips_per_video: int = 1,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        device: str | torch.device = "cpu",
+        backend: str = "auto",
+        output_layout: str = "NCTHW",
+        dtype: torch.dtype = torch.uint8,
+        resize: int | tuple[int, int] | None = None,
+        apply_rotation: bool = False,
+        transform: ClipTransform | None = None,
+        num_workers: int = 2,
+        worker_type: WorkerType = "thread",
+        prefetch: int = 2,
+        on_error: OnError = "raise",
+        decode_timeout: float = 300.0,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
+        if not isinstance(dataset, VideoDataset):
+            raise ConfigError(f"dataset must be a vidloader.VideoDataset, got {type(dataset).__name__}")
+        self.dataset = dataset
+        self.sampling = SamplingConfig(
+            frames_per_clip=frames_per_clip,
+            frame_stride=frame_stride,
+            target_fps=target_fps,
+            clip_step=clip_step,
+            sampling=sampling,  # type: ignore[arg-type]
+            clips_per_video=clips_per_video,
+            shuffle=shuffle,
+        )
+        self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        check_int("seed", seed, minimum=0)
+        self.seed = seed
+        if not isinstance(drop_last, bool):
+            raise ConfigError(f"drop_last must be True or False, got {drop_last!r}")
+        self.drop_last = drop_last
+        self.device = torch.device(device)
+        if self.device.type not in ("cpu", "cuda"):
+            raise ConfigError(f"device={str(device)!r} is not allowed; choose 'cpu' or 'cuda[:N]'")
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("device='cuda' was asked for but torch sees no CUDA device")
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())
+        self.output_layout = check_choice("output_layout", output_layout, LAYOUTS)
+        if dtype not in DTYPES:
+            raise ConfigError(f"dtype={dtype!r} is not allowed; choose one of {[str(d) for d in DTYPES]}")
+        self.dtype = dtype
+        self.resize = check_resize(resize)
+        self.apply_rotation = bool(apply_rotation)
+        if transform is not None and not callable(transform):
+            raise ConfigError(f"transform must be callable, got {type(transform).__name__}")
+        self.transform = transform
+        self.num_workers = check_int("num_workers", num_workers, minimum=0)
+        self.worker_type = check_choice("worker_type", worker_type, WORKER_TYPES)
+        self.prefetch = check_int("prefetch", prefetch, minimum=1)
+        self.on_error = check_choice("on_error", on_error, ("raise", "skip"))
+        if not decode_timeout > 0:
+            raise ConfigError(f"decode_timeout must be positive seconds, got {decode_timeout!r}")
+        self.decode_timeout = float(decode_timeout)
+        self.rank, self.world_size = _dist_defaults(rank, world_size)
+        if not 0 <= self.rank < self.world_size:
+            raise ConfigError(f"rank={self.rank} must be in [0, world_size={self.world_size})")
+        self.backend = resolve_backend(backend, device=self.device)
+        log.info("vidloader: using backend %s", self.backend.name)
+        self._pool = DecodePool(num_workers=self.num_workers, worker_type=self.worker_type)
+        self._dataset_fp = dataset_fingerprint(dataset.fingerprint_items())
+        self._next_epoch = 0
+        self._resume_from = 0
+        self._epoch = 0
+        self._yielded = 0
+        self._stats: Counter[str] = Counter()
+        self._failed: list[dict[str, str]] = []
+        self._failed_paths: set[str] = set()
+        self._plan_cache: tuple[int, list[ClipSpec]] | None = None
+
+    # ---- plan --------------------------------------------------------------------------------------
+
+    def _plan(self, epoch: int) -> list[ClipSpec]:
+        if self._plan_cache is None or self._plan_cache[0] != epoch:
+            self._plan_cache = (
+                epoch,
+                plan_epoch(list(self.dataset), self.sampling, seed=self.seed, epoch=epoch, rank=self.rank,
+                           world_size=self.world_size),
+            )
+        return self._plan_cache[1]
+
+    def _num_batches(self, n_clips: int) -> int:
+        return n_clips // self.batch_size if self.drop_last else -(-n_clips // self.batch_size)
+
+    def __len__(self) -> int:
+        return self._num_batches(len(self._plan(self._next_epoch)))
+
+    def clip_plan(self, epoch: int | None = None) -> list[ClipSpec]:
+        """The clips this rank yields in ``epoch`` (default: the next one), in order."""
+        return list(self._plan(self._next_epoch if epoch is None else epoch))
+
+    # ---- epoch & state -------------------------------------------------------------------------------
+
+    def set_epoch(self, epoch: int) -> None:
+        check_int("epoch", epoch, minimum=0)
+        self._next_epoch = epoch
+        self._resume_from = 0
+
+    @property
+    def epoch(self) -> int:
+        return self._next_epoch
+
+    def _config(self) -> dict[str, Any]:
+        cfg = self.sampling.to_json()
+        cfg.update(
+            seed=self.seed,
+            world_size=self.world_size,
+            batch_size=self.batch_size,
+            drop_last=self.drop_last,
+        )
+        return cfg
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the caller is: batches already handed over (not those waiting in the prefetch queue)."""
+        if self._resume_from:
+            return make_state(epoch=self._next_epoch, batches_yielded=self._resume_from, config=self._config(),
+                              dataset=self._dataset_fp)
+        return make_state(epoch=self._epoch, batches_yielded=self._yielded, config=self._config(),
+                          dataset=self._dataset_fp)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        epoch, done = check_state(state, config=self._config(), dataset=self._dataset_fp)
+        self._next_epoch = epoch
+        self._resume_from = done
+        self._epoch, self._yielded = epoch, done
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """JSON-serialisable counters: clips, batches, skipped files and clips with reasons, fallbacks."""
+        return {
+            "backend": self.backend.name,
+            "clips": self._stats["clips"],
+            "batches": self._stats["batches"],
+            "fallbacks": self._stats["fallbacks"],
+            "skipped_clips": self._stats["skipped_clips"],
+            "skipped_batches": self._stats["skipped_batches"],
+            "decode_failures": list(self._failed),
+            "skipped_files": [s.to_json() for s in self.dataset.skipped],
+        }
+
+    # ---- iteration -----------------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[ClipBatch]:
+        epoch = self._next_epoch
+        start = self._resume_from
+        self._resume_from = 0
+        self._next_epoch = epoch + 1
+        self._epoch, self._yielded = epoch, start
+        plan = self._plan(epoch)
+        n_batches = self._num_batches(len(plan))
+        batches = [plan[b * self.batch_size : (b + 1) * self.batch_size] for b in range(start, n_batches)]
+        produced = self._produce(epoch, batches)
+        if self.num_workers == 0:
+            for item in produced:
+                self._yielded += 1
+                yield item
+            return
+        yield from self._threaded(produced)
+
+    def _threaded(self, produced: Iterator[ClipBatch]) -> Iterator[ClipBatch]:
+        # Batches are assembled (and copied to the GPU, transformed) on a background thread so that work
+        # overlaps the training step; the queue bound is the prefetch depth.
+        q: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+
+        def run() -> None:
+            try:
+                for item in produced:
+                    while not stop.is_set():
+                        try:
+                            q.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                q.put(_END)
+            except BaseException as exc:
+                q.put(exc)
+
+        thread = threading.Thread(target=run, name="vidloader-prefetch", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = q.get()
+                if item is _END:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                batch, event = item
+                if event is not None:
+                    stream = torch.cuda.current_stream(self.device)
+                    stream.wait_event(event)
+                    # The tensors were made on the side stream; tell the caching allocator the caller's stream
+                    # uses them so their memory is not handed out again while the step still reads it.
+                    for t in (batch.video, batch.label, batch.audio, batch.audio_mask):
+                        if t is not None and t.is_cuda:
+                            t.record_stream(stream)
+                self._yielded += 1
+                yield batch
+        finally:
+            stop.set()
+            produced.close() if hasattr(produced, "close") else None
+            thread.join(timeout=5)
+
+    def _produce(self, epoch: int, batches: list[list[ClipSpec]]) -> Iterator[Any]:
+        futures: dict[int, list[Future]] = {}
+        submitted = 0
+        side_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+
+        def submit_upto(limit: int) -> None:
+            nonlocal submitted
+            while submitted < min(limit, len(batches)):
+                futures[submitted] = [self._submit(c) for c in batches[submitted]]
+                submitted += 1
+
+        try:
+            for b, clips in enumerate(batches):
+                submit_upto(b + 1 + self.prefetch)
+                decoded = self._collect(clips, futures.pop(b))
+                if not decoded:
+                    self._stats["skipped_batches"] += 1
+                    continue
+                if side_stream is not None:
+                    with torch.cuda.stream(side_stream):
+                        batch = self._assemble(epoch, decoded)
+                        event = torch.cuda.Event()
+                        event.record(side_stream)
+                else:
+                    batch, event = self._assemble(epoch, decoded), None
+                self._stats["batches"] += 1
+                self._stats["clips"] += len(decoded)
+                yield batch if self.num_workers == 0 else (batch, event)
+        finally:
+            for fs in futures.values():
+                for f in fs:
+                    f.cancel()
+
+    def _submit(self, clip: ClipSpec) -> Future:
+        info = self.dataset[clip.video_index]
+        return self._pool.submit(decode_task, self.backend, info, clip.frame_indices, self.resize, self.apply_rotation)
+
+    def _collect(self, clips: list[ClipSpec], futures: list[Future]) -> list[tuple[ClipSpec, DecodedClip]]:
+        out = []
+        for clip, fut in zip(clips, futures, strict=True):
+            path = self.dataset[clip.video_index].path
+            try:
+                out.append((clip, fut.result(timeout=self.decode_timeout)))
+                continue
+            except VideoError as exc:
+                err: VideoError = exc
+            except TimeoutError:
+                err = DecodeError(path, f"decoding took longer than decode_timeout={self.decode_timeout}s")
+            except BrokenProcessPool:
+                self._pool.reset()
+                err = DecodeError(path, "a decode worker process died while decoding this clip")
+            if self.on_error == "raise":
+                raise err
+            self._stats["skipped_clips"] += 1
+            if path not in self._failed_paths:
+                self._failed_paths.add(path)
+                log.warning("vidloader: skipping clip of %s: %s", path, err.reason)
+            if len(self._failed) < 1000:
+                self._failed.append({"path": path, "reason": err.reason, "frame_index": str(clip.frame_indices[0])})
+        return out
+
+    def _assemble(self, epoch: int, decoded: list[tuple[ClipSpec, DecodedClip]]) -> ClipBatch:
+        shapes = {d.shape for _, d in decoded}
+        if len(shapes) > 1:
+            (c0, d0), other = decoded[0], next((c, d) for c, d in decoded if d.shape != decoded[0][1].shape)
+            raise ConfigError(
+                f"clips in one batch differ in shape: {self.dataset[c0.video_index].path} gives {d0.shape[1:3]} "
+                f"(H, W) but {self.dataset[other[0].video_index].path} gives {other[1].shape[1:3]}; "
+                "pass resize=(height, width) or resize=<short side> to VideoLoader"
+            )
+        pin = self.device.type == "cuda"
+        host = torch.empty((len(decoded), *decoded[0][1].shape), dtype=torch.uint8, pin_memory=pin)
+        host_np = host.numpy()
+        for i, (_, d) in enumerate(decoded):
+            host_np[i] = d.frames
+        video = host.to(self.device, non_blocking=True)
+        clips = [c for c, _ in decoded]
+        labels = torch.tensor([self.dataset[c.video_index].label for c in clips], dtype=torch.int64)
+        meta = {
+            "video_index": torch.tensor([c.video_index for c in clips], dtype=torch.int64),
+            "clip_index": torch.tensor([c.clip_index for c in clips], dtype=torch.int64),
+            "frame_index": torch.tensor([c.frame_indices for c in clips], dtype=torch.int64),
+            "timestamp": torch.tensor(np.array([d.timestamps for _, d in decoded], dtype=np.float64)),
+        }
+        views = 1
+        if self.transform is not None:
+            seeds = [clip_seed(self.seed, epoch, c.video_index, c.clip_index) for c in clips]
+            video = self.transform(video, seeds=seeds)
+            views = int(getattr(self.transform, "num_views", 1))
+        else:
+            video = video.permute(*_PERMUTE[self.output_layout])
+            if self.dtype != torch.uint8:
+                # Float output is scaled to [0, 1]; normalisation belongs to a transform.
+                video = video.to(self.dtype).div_(255)
+            video = video.contiguous()
+        view_index = None
+        if views > 1:
+            meta = {k: v.repeat_interleave(views, dim=0) for k, v in meta.items()}
+            labels = labels.repeat_interleave(views)
+            view_index = torch.arange(views).repeat(len(clips))
+        return ClipBatch(video=video, label=labels.to(self.device, non_blocking=True), view_index=view_index, **meta)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __del__(self) -> None:
+        try:
+            self._pool.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        s = self.sampling
+        return (
+            f"VideoLoader(videos={len(self.dataset)}, batch_size={self.batch_size}, frames_per_clip={s.frames_per_clip}, "
+            f"sampling={s.sampling!r}, backend={self.backend.name!r}, device={str(self.device)!r}, "
+            f"rank={self.rank}/{self.world_size})"
+        )

@@ -1,0 +1,14 @@
+"""The unit of work sent to decode workers; top-level so spawned processes can unpickle it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..backends import Backend, DecodedClip, ResizeArg
+from ..dataset import VideoInfo
+
+
+def decode_task(
+    backend: Backend, info: VideoInfo, frame_indices: Sequence[int], resize: ResizeArg, apply_rotation: bool
+) -> DecodedClip:
+    return backend.decode_clip(info, frame_indices, resize=resize, apply_rotation=apply_rotation)

@@ -1,0 +1,15 @@
+"""Pure clip sampling: (dataset, config, seed, epoch, rank, world_size) -> the clips a rank yields."""
+
+from ._config import SAMPLING_MODES, SamplingConfig, SamplingMode
+from ._plan import ClipSpec, clip_seed, plan_epoch, shard_videos, video_clips
+
+__all__ = [
+    "SAMPLING_MODES",
+    "ClipSpec",
+    "SamplingConfig",
+    "SamplingMode",
+    "clip_seed",
+    "plan_epoch",
+    "shard_videos",
+    "video_clips",
+]

@@ -1,0 +1,133 @@
+"""Clip plans: which frames of which videos an epoch yields on a rank. Pure functions of
+(dataset, config, seed, epoch, rank, world_size); no decoder is involved."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._errors import ConfigError
+from ..dataset import VideoInfo
+from ._config import SamplingConfig
+
+_TAG_CLIPS, _TAG_ORDER, _TAG_CLIP_SHUFFLE = 1, 2, 3
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """One clip: ``frame_indices`` index the decoded frames of the video's stream (presentation order)."""
+
+    video_index: int
+    clip_index: int
+    frame_indices: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not self.frame_indices:
+            raise ConfigError("a clip needs at least one frame index")
+
+
+def _rng(*key: int) -> np.random.Generator:
+    return np.random.default_rng([int(k) for k in key])
+
+
+def clip_seed(seed: int, epoch: int, video_index: int, clip_index: int) -> int:
+    """A 63-bit seed for per-clip randomness downstream (crops, flips), independent of rank and order."""
+    state = np.random.SeedSequence([seed, epoch, video_index, clip_index, 7]).generate_state(1, np.uint64)[0]
+    return int(state) & (2**63 - 1)
+
+
+def _index_clip(info: VideoInfo, start: int, cfg: SamplingConfig) -> tuple[int, ...]:
+    last = info.first_frame + info.num_frames - 1
+    # Past the end a clip repeats the last frame (padding for videos shorter than a clip).
+    return tuple(min(start + k * cfg.frame_stride, last) for k in range(cfg.frames_per_clip))
+
+
+def _time_clip(info: VideoInfo, t0: float, cfg: SamplingConfig) -> tuple[int, ...]:
+    assert cfg.target_fps is not None
+    return tuple(info.frame_at_time(t0 + k / cfg.target_fps) for k in range(cfg.frames_per_clip))
+
+
+def _starts(info: VideoInfo, cfg: SamplingConfig, rng: np.random.Generator | None) -> list[float]:
+    """Clip starts: frame indices in stride mode, seconds in target-fps mode."""
+    timed = cfg.target_fps is not None
+    if timed:
+        assert cfg.target_fps is not None
+        lo = info.pts_seconds(info.first_frame)
+        hi = info.pts_seconds(info.first_frame + info.num_frames - 1)
+        room = hi - lo - (cfg.frames_per_clip - 1) / cfg.target_fps
+        unit = 1.0 / cfg.target_fps
+    else:
+        lo = info.first_frame
+        room = info.num_frames - ((cfg.frames_per_clip - 1) * cfg.frame_stride + 1)
+        unit = 1.0
+    room = max(room, 0)
+    k = cfg.clips_per_video
+    if cfg.sampling == "random":
+        assert rng is not None
+        if timed:
+            return [lo + float(rng.uniform(0.0, room)) if room > 0 else lo for _ in range(k)]
+        return [lo + int(rng.integers(0, int(room) + 1)) for _ in range(k)]
+    if cfg.sampling in ("uniform", "multiview"):
+        if k == 1:
+            offsets = [room / 2]
+        else:
+            offsets = [room * i / (k - 1) for i in range(k)]
+        return [lo + (o if timed else int(round(o))) for o in offsets]
+    # sliding
+    step = cfg.step * unit
+    n = int(room // step) + 1 if timed else int(room) // cfg.step + 1
+    return [lo + i * (step if timed else cfg.step) for i in range(n)]
+
+
+def video_clips(info: VideoInfo, video_index: int, cfg: SamplingConfig, *, seed: int, epoch: int) -> list[ClipSpec]:
+    """The clips of one video for one epoch; depends on (seed, epoch, video_index) only."""
+    rng = _rng(seed, epoch, video_index, _TAG_CLIPS) if cfg.sampling == "random" else None
+    clips = []
+    for ci, s in enumerate(_starts(info, cfg, rng)):
+        idx = _time_clip(info, float(s), cfg) if cfg.target_fps is not None else _index_clip(info, int(s), cfg)
+        clips.append(ClipSpec(video_index=video_index, clip_index=ci, frame_indices=idx))
+    return clips
+
+
+def _check_rank(seed: int, epoch: int, rank: int, world_size: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative int, got {seed!r}")
+    if not isinstance(epoch, int) or epoch < 0:
+        raise ConfigError(f"epoch must be a non-negative int, got {epoch!r}")
+    if not isinstance(world_size, int) or world_size < 1:
+        raise ConfigError(f"world_size must be an int >= 1, got {world_size!r}")
+    if not isinstance(rank, int) or not 0 <= rank < world_size:
+        raise ConfigError(f"rank must be in [0, {world_size}), got {rank!r}")
+
+
+def shard_videos(num_videos: int, *, seed: int, epoch: int, rank: int, world_size: int, shuffle: bool) -> list[int]:
+    """The epoch's (shuffled) video order, wrapped round to a multiple of world_size, rank's share."""
+    _check_rank(seed, epoch, rank, world_size)
+    if num_videos < 1:
+        raise ConfigError("cannot shard an empty dataset")
+    order = _rng(seed, epoch, _TAG_ORDER).permutation(num_videos) if shuffle else np.arange(num_videos)
+    per_rank = -(-num_videos // world_size)
+    padded = np.resize(order, per_rank * world_size)  # np.resize repeats from the start: the wrap-round
+    return [int(v) for v in padded[rank::world_size]]
+
+
+def plan_epoch(
+    videos: Sequence[VideoInfo], cfg: SamplingConfig, *, seed: int, epoch: int, rank: int = 0, world_size: int = 1
+) -> list[ClipSpec]:
+    """Every clip rank yields in the epoch, in order. Ranks get equally many clips (hence batches)."""
+    mine = shard_videos(len(videos), seed=seed, epoch=epoch, rank=rank, world_size=world_size, shuffle=cfg.shuffle)
+    clips = [c for v in mine for c in video_clips(videos[v], v, cfg, seed=seed, epoch=epoch)]
+    if cfg.sampling == "sliding" and world_size > 1:
+        # Window counts vary with video length; pad every rank to the longest so DDP steps stay in lockstep.
+        target = max(
+            sum(len(_starts(videos[v], cfg, None)) for v in
+                shard_videos(len(videos), seed=seed, epoch=epoch, rank=r, world_size=world_size, shuffle=cfg.shuffle))
+            for r in range(world_size)
+        )
+        clips = [clips[i % len(clips)] for i in range(target)]
+    if cfg.shuffle and len(clips) > 1 and (cfg.clips_per_video > 1 or cfg.sampling == "sliding"):
+        perm = _rng(seed, epoch, rank, world_size, _TAG_CLIP_SHUFFLE).permutation(len(clips))
+        clips = [clips[i] for i in perm]
+    return clips
