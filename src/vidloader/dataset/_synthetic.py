@@ -63,7 +63,9 @@ def write_video(
             vs.codec_context.max_b_frames = bframes
         vs.options = opts
         if time_base is not None:
+            # Encoders count pts in the codec's time base; without this, VFR pts would be read as 1/fps ticks.
             vs.time_base = time_base
+            vs.codec_context.time_base = time_base
         if rotation:
             vs.set_display_rotation(rotation)
         if audio is not None:
