@@ -1,17 +1,21 @@
 """Decode backends: given a VideoInfo and frame indices, return the frames (no iteration logic here)."""
 
 from ._base import Backend, DecodedClip, ResizeArg, check_resize, output_size
+from ._dali import DALIBackend, PreparedClip, remux_segment
 from ._pyav import PyAVBackend
 from ._select import BACKENDS, dali_missing, resolve_backend
 
 __all__ = [
     "BACKENDS",
     "Backend",
+    "DALIBackend",
     "DecodedClip",
+    "PreparedClip",
     "PyAVBackend",
     "ResizeArg",
     "check_resize",
     "dali_missing",
     "output_size",
+    "remux_segment",
     "resolve_backend",
 ]

@@ -17,15 +17,16 @@ BACKENDS: tuple[str, ...] = ("auto", "pyav", "dali")
 
 
 def dali_missing(device: torch.device) -> str | None:
-    """Why the DALI backend cannot run here (None when it can)."""
-    if device.type != "cuda":
-        return "the DALI backend decodes on the GPU; it needs device='cuda'"
-    if not torch.cuda.is_available():
-        return "torch sees no CUDA device (no GPU or no driver)"
+    """Why the DALI backend cannot run on ``device`` (None when it can). On 'cpu' DALI uses its CPU
+    decoder (VP8/VP9/MJPEG; other codecs fall back to PyAV per file)."""
     try:
         import nvidia.dali  # noqa: F401
     except ImportError:
         return "nvidia-dali is not installed: pip install 'nvidia-dali-cuda130==2.4.*'"
+    if device.type != "cuda":
+        return None
+    if not torch.cuda.is_available():
+        return "torch sees no CUDA device (no GPU or no driver)"
     if ctypes.util.find_library("nvcuvid") is None:
         return "the NVDEC library libnvcuvid.so is not found (it ships with the NVIDIA driver)"
     return None
@@ -36,6 +37,9 @@ def resolve_backend(name: str, *, device: torch.device) -> Backend:
     if name == "pyav":
         return PyAVBackend()
     missing = dali_missing(device)
+    if name == "auto" and device.type != "cuda":
+        # On the CPU, PyAV decodes every codec exactly; DALI's CPU decoder is there for explicit use.
+        missing = "device is the CPU"
     if name == "dali":
         if missing:
             raise BackendUnavailableError(f"backend='dali' cannot run: {missing}")

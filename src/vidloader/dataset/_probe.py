@@ -56,7 +56,6 @@ def probe_video(path: str | Path, *, video_stream: int | None = None) -> VideoIn
 
 
 def _probe_open(container, path: str, size: int, video_stream: int | None) -> VideoInfo:
-    import av
 
     videos = list(container.streams.video)
     if not videos:
@@ -140,7 +139,7 @@ def _first_frame_rotation(container, stream, path: str, first_key_pts: int) -> i
     container.seek(first_key_pts, stream=stream, backward=True)
     try:
         for frame in container.decode(stream):
-            return int(round(frame.rotation or 0)) % 360
+            return round(frame.rotation or 0) % 360
     except av.error.FFmpegError as exc:
         raise ProbeError(path, f"first frame cannot be decoded ({stream.codec_context.name}: {exc})") from exc
     raise ProbeError(path, f"no frame could be decoded ({stream.codec_context.name})")

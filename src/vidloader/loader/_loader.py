@@ -3,10 +3,10 @@ sharded and resumable."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -18,13 +18,13 @@ import torch
 
 from .._errors import ConfigError, DecodeError, VideoError
 from .._validate import check_choice, check_int
-from ..backends import DecodedClip, check_resize, resolve_backend
+from ..backends import DALIBackend, DecodedClip, PreparedClip, PyAVBackend, check_resize, resolve_backend
 from ..dataset import VideoDataset
 from ..sampling import ClipSpec, SamplingConfig, clip_seed, plan_epoch
 from ._batch import ClipBatch
 from ._pool import WORKER_TYPES, DecodePool, WorkerType
 from ._state import check_state, dataset_fingerprint, make_state
-from ._tasks import decode_task
+from ._tasks import decode_task, prepare_task
 
 log = logging.getLogger("vidloader")
 
@@ -34,6 +34,10 @@ _PERMUTE = {"NTHWC": (0, 1, 2, 3, 4), "NCTHW": (0, 4, 1, 2, 3), "NTCHW": (0, 1, 
 DTYPES = (torch.uint8, torch.float32, torch.float16, torch.bfloat16)
 OnError = Literal["raise", "skip"]
 _END = object()
+
+
+class _EmptyBatch(Exception):
+    """Every clip of a batch failed under on_error="skip"."""
 
 
 class ClipTransform(Protocol):
@@ -142,6 +146,8 @@ class VideoLoader:
         self._stats: Counter[str] = Counter()
         self._failed: list[dict[str, str]] = []
         self._failed_paths: set[str] = set()
+        self._fallback_paths: set[str] = set()
+        self._fallback = PyAVBackend()
         self._plan_cache: tuple[int, list[ClipSpec]] | None = None
 
     # ---- plan --------------------------------------------------------------------------------------
@@ -297,13 +303,17 @@ class VideoLoader:
                 if not decoded:
                     self._stats["skipped_batches"] += 1
                     continue
-                if side_stream is not None:
-                    with torch.cuda.stream(side_stream):
-                        batch = self._assemble(epoch, decoded)
-                        event = torch.cuda.Event()
-                        event.record(side_stream)
-                else:
-                    batch, event = self._assemble(epoch, decoded), None
+                try:
+                    if side_stream is not None:
+                        with torch.cuda.stream(side_stream):
+                            batch = self._assemble(epoch, decoded)
+                            event = torch.cuda.Event()
+                            event.record(side_stream)
+                    else:
+                        batch, event = self._assemble(epoch, decoded), None
+                except _EmptyBatch:
+                    self._stats["skipped_batches"] += 1
+                    continue
                 self._stats["batches"] += 1
                 self._stats["clips"] += len(decoded)
                 yield batch if self.num_workers == 0 else (batch, event)
@@ -314,7 +324,20 @@ class VideoLoader:
 
     def _submit(self, clip: ClipSpec) -> Future:
         info = self.dataset[clip.video_index]
-        return self._pool.submit(decode_task, self.backend, info, clip.frame_indices, self.resize, self.apply_rotation)
+        backend = self.backend
+        if isinstance(backend, DALIBackend):
+            reason = backend.unsupported_reason(info) if not self.apply_rotation else "apply_rotation=True"
+            if reason is None:
+                return self._pool.submit(prepare_task, backend, info, clip.frame_indices, self.resize)
+            self._note_fallback(info.path, reason)
+            backend = self._fallback
+        return self._pool.submit(decode_task, backend, info, clip.frame_indices, self.resize, self.apply_rotation)
+
+    def _note_fallback(self, path: str, reason: str) -> None:
+        self._stats["fallbacks"] += 1
+        if path not in self._fallback_paths:
+            self._fallback_paths.add(path)
+            log.warning("vidloader: %s decodes on the CPU (PyAV) instead of DALI: %s", path, reason)
 
     def _collect(self, clips: list[ClipSpec], futures: list[Future]) -> list[tuple[ClipSpec, DecodedClip]]:
         out = []
@@ -332,13 +355,67 @@ class VideoLoader:
                 err = DecodeError(path, "a decode worker process died while decoding this clip")
             if self.on_error == "raise":
                 raise err
-            self._stats["skipped_clips"] += 1
-            if path not in self._failed_paths:
-                self._failed_paths.add(path)
-                log.warning("vidloader: skipping clip of %s: %s", path, err.reason)
-            if len(self._failed) < 1000:
-                self._failed.append({"path": path, "reason": err.reason, "frame_index": str(clip.frame_indices[0])})
+            self._record_failure(clip, err)
         return out
+
+    def _record_failure(self, clip: ClipSpec, err: VideoError) -> None:
+        self._stats["skipped_clips"] += 1
+        if err.path not in self._failed_paths:
+            self._failed_paths.add(err.path)
+            log.warning("vidloader: skipping clip of %s: %s", err.path, err.reason)
+        if len(self._failed) < 1000:
+            self._failed.append({"path": err.path, "reason": err.reason, "frame_index": str(clip.frame_indices[0])})
+
+    def _frames_on_device(
+        self, decoded: list[tuple[ClipSpec, Any]]
+    ) -> tuple[torch.Tensor, list[tuple[ClipSpec, Any]]]:
+        """uint8 [B, T, H, W, C] on the loader's device, and the clips it holds: DALI's output as it is when
+        every clip went through DALI (zero-copy), else host frames through one pinned buffer with DALI rows
+        copied in on the device."""
+        if any(isinstance(d, PreparedClip) for _, d in decoded):
+            decoded = self._isolate_dali_failures(decoded)
+            if not decoded:
+                return torch.empty(0), decoded
+        prepared = [i for i, (_, d) in enumerate(decoded) if isinstance(d, PreparedClip)]
+        if prepared and len(prepared) == len(decoded):
+            return self._dali_decode([d for _, d in decoded]), decoded
+        shape = (len(decoded), *decoded[0][1].shape)
+        host = torch.empty(shape, dtype=torch.uint8, pin_memory=self.device.type == "cuda")
+        host_np = host.numpy()
+        for i, (_, d) in enumerate(decoded):
+            if not isinstance(d, PreparedClip):
+                host_np[i] = d.frames
+        video = host.to(self.device, non_blocking=True)
+        if prepared:
+            video[prepared] = self._dali_decode([decoded[i][1] for i in prepared]).to(self.device)
+        return video, decoded
+
+    def _dali_decode(self, clips: list[PreparedClip]) -> torch.Tensor:
+        assert isinstance(self.backend, DALIBackend)
+        return self.backend.decode_batch(clips, resize=self.resize)
+
+    def _isolate_dali_failures(self, decoded: list[tuple[ClipSpec, Any]]) -> list[tuple[ClipSpec, Any]]:
+        """Batches decode as one DALI call; when that fails, find the clips that fail alone, so one bad
+        file costs its clip (under "skip") or is named exactly (under "raise")."""
+        prepared = [d for _, d in decoded if isinstance(d, PreparedClip)]
+        try:
+            self._dali_decode(prepared)
+            return decoded
+        except DecodeError:
+            pass
+        kept = []
+        for clip, d in decoded:
+            if isinstance(d, PreparedClip):
+                try:
+                    self._dali_decode([d])
+                except DecodeError as exc:
+                    err = DecodeError(d.path, exc.reason)
+                    if self.on_error == "raise":
+                        raise err from exc
+                    self._record_failure(clip, err)
+                    continue
+            kept.append((clip, d))
+        return kept
 
     def _assemble(self, epoch: int, decoded: list[tuple[ClipSpec, DecodedClip]]) -> ClipBatch:
         shapes = {d.shape for _, d in decoded}
@@ -349,12 +426,9 @@ class VideoLoader:
                 f"(H, W) but {self.dataset[other[0].video_index].path} gives {other[1].shape[1:3]}; "
                 "pass resize=(height, width) or resize=<short side> to VideoLoader"
             )
-        pin = self.device.type == "cuda"
-        host = torch.empty((len(decoded), *decoded[0][1].shape), dtype=torch.uint8, pin_memory=pin)
-        host_np = host.numpy()
-        for i, (_, d) in enumerate(decoded):
-            host_np[i] = d.frames
-        video = host.to(self.device, non_blocking=True)
+        video, decoded = self._frames_on_device(decoded)
+        if not decoded:
+            raise _EmptyBatch
         clips = [c for c, _ in decoded]
         labels = torch.tensor([self.dataset[c.video_index].label for c in clips], dtype=torch.int64)
         meta = {
@@ -385,10 +459,8 @@ class VideoLoader:
         self._pool.close()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self._pool.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         s = self.sampling

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..backends import Backend, DecodedClip, ResizeArg
+from ..backends import Backend, DALIBackend, DecodedClip, PreparedClip, ResizeArg
 from ..dataset import VideoInfo
 
 
@@ -12,3 +12,7 @@ def decode_task(
     backend: Backend, info: VideoInfo, frame_indices: Sequence[int], resize: ResizeArg, apply_rotation: bool
 ) -> DecodedClip:
     return backend.decode_clip(info, frame_indices, resize=resize, apply_rotation=apply_rotation)
+
+
+def prepare_task(backend: DALIBackend, info: VideoInfo, frame_indices: Sequence[int], resize: ResizeArg) -> PreparedClip:
+    return backend.prepare_clip(info, frame_indices, resize=resize)

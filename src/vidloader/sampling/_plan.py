@@ -70,11 +70,8 @@ def _starts(info: VideoInfo, cfg: SamplingConfig, rng: np.random.Generator | Non
             return [lo + float(rng.uniform(0.0, room)) if room > 0 else lo for _ in range(k)]
         return [lo + int(rng.integers(0, int(room) + 1)) for _ in range(k)]
     if cfg.sampling in ("uniform", "multiview"):
-        if k == 1:
-            offsets = [room / 2]
-        else:
-            offsets = [room * i / (k - 1) for i in range(k)]
-        return [lo + (o if timed else int(round(o))) for o in offsets]
+        offsets = [room / 2] if k == 1 else [room * i / (k - 1) for i in range(k)]
+        return [lo + (o if timed else round(o)) for o in offsets]
     # sliding
     step = cfg.step * unit
     n = int(room // step) + 1 if timed else int(room) // cfg.step + 1
