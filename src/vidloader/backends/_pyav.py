@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .._errors import DecodeError
-from ..dataset import VideoInfo
+from ..dataset import VideoInfo, enable_ffmpeg_log
 from ._base import DecodedClip, ResizeArg, output_size
 
 
@@ -32,10 +32,16 @@ class PyAVBackend:
         return f"PyAVBackend(threads={self.threads}, skip_nonref={self.skip_nonref})"
 
     def decode_clip(
-        self, info: VideoInfo, frame_indices: Sequence[int], *, resize: ResizeArg = None, apply_rotation: bool = False
+        self,
+        info: VideoInfo,
+        frame_indices: Sequence[int],
+        *,
+        resize: ResizeArg = None,
+        apply_rotation: bool = False,
     ) -> DecodedClip:
         import av
 
+        enable_ffmpeg_log()
         if not info.frame_pts:
             raise DecodeError(info.path, "index has no frame timestamps; re-probe the file")
         n = len(info.frame_pts)
@@ -70,7 +76,9 @@ class PyAVBackend:
         missing = [p for p in wanted if p not in got]
         if missing:
             idx = [info.frame_pts.index(p) for p in missing[:4]]
-            raise DecodeError(info.path, f"decoder produced no frame for indices {idx} (damaged or truncated file?)")
+            raise DecodeError(
+                info.path, f"decoder produced no frame for indices {idx} (damaged or truncated file?)"
+            )
         frames = np.stack([got[info.frame_pts[i]] for i in frame_indices])
         if apply_rotation and info.rotation:
             frames = np.ascontiguousarray(np.rot90(frames, k=info.rotation // 90, axes=(1, 2)))
@@ -112,12 +120,20 @@ class PyAVBackend:
                 if want_skip != skipping:
                     cc.skip_frame = "NONREF" if want_skip else "DEFAULT"
                     skipping = want_skip
-            try:
-                frames = cc.decode(packet)
-            except av.error.InvalidDataError:
-                # A damaged packet: FFmpeg conceals or drops it; a wanted frame that never arrives is
-                # reported below, a concealed one through is_corrupt.
-                continue
+            with av.logging.Capture(local=True) as logs:
+                try:
+                    frames = cc.decode(packet)
+                except av.error.InvalidDataError as exc:
+                    frames, logs_extra = [], [str(exc)]
+                else:
+                    logs_extra = []
+            errors = logs_extra + [
+                str(m[2]).strip() for m in logs if m[0] is not None and m[0] <= av.logging.ERROR
+            ]
+            if errors:
+                # Every frame decoded since the keyframe may be a reference of the clip's frames; after a
+                # decode error they can be wrong without any flag (VP9/H.264 decode on from bad references).
+                raise DecodeError(info.path, f"decoder error near pts {packet.pts}: {errors[0]}")
             for frame in frames:
                 if take(frame):
                     return got

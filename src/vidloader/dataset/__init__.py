@@ -4,7 +4,7 @@ from ._cache import ProbeCache, default_cache_dir
 from ._dataset import VIDEO_EXTENSIONS, SkippedFile, VideoDataset, probe_many
 from ._info import VideoInfo
 from ._manifest import ManifestRow, labels_to_ints, read_manifest
-from ._probe import probe_video
+from ._probe import enable_ffmpeg_log, probe_video
 from ._synthetic import DEMO_CLASSES, make_demo_dataset, textured_frames, write_video
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "VideoDataset",
     "VideoInfo",
     "default_cache_dir",
+    "enable_ffmpeg_log",
     "labels_to_ints",
     "make_demo_dataset",
     "probe_many",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ._info import VideoInfo
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 
 
 def default_cache_dir() -> Path:

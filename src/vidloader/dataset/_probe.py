@@ -13,7 +13,7 @@ from ._info import VideoInfo
 _DAMAGE_MARKERS = ("ended prematurely", "truncat", "invalid data", "moov atom not found", "corrupt")
 
 
-def _enable_ffmpeg_warnings() -> None:
+def enable_ffmpeg_log() -> None:
     import av.logging
 
     # PyAV installs no FFmpeg log callback by default; without one, damage that FFmpeg only logs (a
@@ -35,8 +35,8 @@ def probe_video(path: str | Path, *, video_stream: int | None = None) -> VideoIn
     size = os.path.getsize(path)
     if size == 0:
         raise ProbeError(path, "file is empty (0 bytes)")
-    messages: list[str] = []
-    _enable_ffmpeg_warnings()
+    messages: list[tuple[int, str]] = []
+    enable_ffmpeg_log()
     try:
         with av.logging.Capture(local=True) as logs:
             container = av.open(path, metadata_errors="ignore")
@@ -44,13 +44,15 @@ def probe_video(path: str | Path, *, video_stream: int | None = None) -> VideoIn
                 info = _probe_open(container, path, size, video_stream)
             finally:
                 container.close()
-        messages = [str(m[2]) for m in logs if m[0] is not None and m[0] <= av.logging.WARNING]
+        messages = [(m[0], str(m[2])) for m in logs if m[0] is not None and m[0] <= av.logging.WARNING]
     except ProbeError:
         raise
     except (av.error.FFmpegError, UnicodeDecodeError, OSError) as exc:
         raise ProbeError(path, f"not a readable media file ({type(exc).__name__}: {exc})") from exc
-    for msg in messages:
-        if any(marker in msg.lower() for marker in _DAMAGE_MARKERS):
+    for level, msg in messages:
+        # Demuxers resync silently past damaged bytes (losing frames) and only log it, at ERROR level;
+        # a truncated WebM logs a mere WARNING, recognised by its text.
+        if level <= av.logging.ERROR or any(marker in msg.lower() for marker in _DAMAGE_MARKERS):
             raise ProbeError(path, f"file is damaged or truncated (FFmpeg: {msg.strip()})")
     return info
 
@@ -66,7 +68,8 @@ def _probe_open(container, path: str, size: int, video_stream: int | None) -> Vi
         matches = [s for s in videos if s.index == video_stream]
         if not matches:
             raise ProbeError(
-                path, f"video_stream={video_stream} is not a video stream; video streams: {[s.index for s in videos]}"
+                path,
+                f"video_stream={video_stream} is not a video stream; video streams: {[s.index for s in videos]}",
             )
         stream = matches[0]
     cc = stream.codec_context
@@ -117,7 +120,7 @@ def _probe_open(container, path: str, size: int, video_stream: int | None) -> Vi
         duration=float(span) + frame_dur,
         width=int(cc.width),
         height=int(cc.height),
-        codec=str(cc.name),
+        codec=str(cc.codec.canonical_name),
         pix_fmt=str(cc.pix_fmt or "unknown"),
         rotation=rotation,
         has_audio=len(container.streams.audio) > 0,
