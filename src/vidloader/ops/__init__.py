@@ -1,0 +1,19 @@
+"""Fused clip ops (``torch.ops.vidloader``) and their validated Python wrappers.
+
+``clip_resized_crop_normalize`` turns uint8 ``[B, T, H, W, 3]`` clips into normalised float clips in one
+pass (crop -> bilinear resize -> flip -> optional colour jitter -> normalise -> layout/dtype); it runs a
+Triton kernel on CUDA (or under ``TRITON_INTERPRET=1``) and a pure-torch reference otherwise.
+"""
+
+from ._color_jitter import clip_color_jitter
+from ._reference import resized_crop_normalize_reference
+from ._resized_crop import backend_for, clip_resized_crop_normalize
+from ._tube_mask import tube_mask
+
+__all__ = [
+    "backend_for",
+    "clip_color_jitter",
+    "clip_resized_crop_normalize",
+    "resized_crop_normalize_reference",
+    "tube_mask",
+]

@@ -1,0 +1,162 @@
+"""Argument checks for the clip ops, run in the Python wrappers so the custom ops themselves stay traceable.
+
+Every failure raises ConfigError naming the argument, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from .._errors import ConfigError
+
+LAYOUTS: tuple[str, ...] = ("NCTHW", "NTHWC")
+OUT_DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _compiling() -> bool:
+    return bool(torch.compiler.is_compiling())
+
+
+def check_layout(layout: Any) -> str:
+    if not isinstance(layout, str) or layout not in LAYOUTS:
+        raise ConfigError(f"layout={layout!r} is not allowed; choose one of {', '.join(map(repr, LAYOUTS))}")
+    return layout
+
+
+def check_out_dtype(out_dtype: Any) -> torch.dtype:
+    if not isinstance(out_dtype, torch.dtype) or out_dtype not in OUT_DTYPES:
+        raise ConfigError(
+            f"out_dtype={out_dtype!r} is not allowed; choose one of {', '.join(map(str, OUT_DTYPES))}"
+        )
+    return out_dtype
+
+
+def check_size(size: Any, name: str = "size") -> tuple[int, int]:
+    """``size`` as ``(height, width)``; an int means a square."""
+    if isinstance(size, int) and not isinstance(size, bool):
+        pair: tuple[Any, ...] = (size, size)
+    elif isinstance(size, Sequence) and not isinstance(size, str) and len(size) == 2:
+        pair = tuple(size)
+    else:
+        raise ConfigError(
+            f"{name}={size!r} is not allowed; give an int or a (height, width) pair of ints >= 1"
+        )
+    for v in pair:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(
+                f"{name}={size!r} is not allowed; give an int or a (height, width) pair of ints >= 1"
+            )
+    return int(pair[0]), int(pair[1])
+
+
+def check_channel_stats(name: str, values: Any, *, nonzero: bool = False) -> tuple[float, float, float]:
+    """Three finite per-channel numbers (R, G, B); ``nonzero`` for std, which divides."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().flatten().tolist()
+    if isinstance(values, str) or not isinstance(values, Sequence) or len(values) != 3:
+        raise ConfigError(f"{name}={values!r} is not allowed; give 3 numbers, one per RGB channel")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ConfigError(f"{name}={values!r} is not allowed; every value must be a finite number")
+        if nonzero and v == 0:
+            raise ConfigError(
+                f"{name}={values!r} is not allowed; values divide the input and must be non-zero"
+            )
+        out.append(float(v))
+    return out[0], out[1], out[2]
+
+
+def check_video(video: Any) -> torch.Tensor:
+    """uint8 ``[B, T, H, W, 3]`` with a non-empty frame."""
+    if not isinstance(video, torch.Tensor):
+        raise ConfigError(f"video must be a torch.Tensor, got {type(video).__name__}")
+    if video.dtype != torch.uint8:
+        raise ConfigError(f"video has dtype {video.dtype}; only torch.uint8 [B, T, H, W, C] is allowed")
+    if video.dim() != 5:
+        raise ConfigError(
+            f"video has shape {tuple(video.shape)} (rank {video.dim()}); need rank 5 [B, T, H, W, C]"
+        )
+    if video.shape[-1] != 3:
+        raise ConfigError(
+            f"video has C={video.shape[-1]} channels (shape {tuple(video.shape)}); only C=3 (RGB) is allowed"
+        )
+    if video.shape[2] < 1 or video.shape[3] < 1:
+        raise ConfigError(f"video has empty frames (shape {tuple(video.shape)}); need H >= 1 and W >= 1")
+    return video
+
+
+def check_boxes(boxes: Any, rows: int, height: int, width: int) -> torch.Tensor:
+    """int64 ``[rows, 4]`` of ``(y0, x0, h, w)``, each inside the ``height x width`` frame.
+
+    The value check reads the boxes on the host: free for CPU boxes (what the transforms pass), one
+    synchronisation for CUDA ones. It is skipped under torch.compile, where the kernel clamps its reads
+    to the frame instead, so a bad box can give wrong pixels but never an out-of-bounds read.
+    """
+    if not isinstance(boxes, torch.Tensor):
+        raise ConfigError(f"boxes must be an int64 torch.Tensor [B, 4], got {type(boxes).__name__}")
+    if boxes.dtype != torch.int64:
+        raise ConfigError(f"boxes has dtype {boxes.dtype}; only torch.int64 [B, 4] (y0, x0, h, w) is allowed")
+    if boxes.dim() != 2 or boxes.shape[1] != 4:
+        raise ConfigError(f"boxes has shape {tuple(boxes.shape)}; need [B, 4] rows of (y0, x0, h, w)")
+    if boxes.shape[0] != rows:
+        raise ConfigError(
+            f"boxes has {boxes.shape[0]} rows but the batch needs {rows} (one per clip and view)"
+        )
+    if _compiling() or rows == 0:
+        return boxes
+    y0, x0, h, w = boxes.cpu().unbind(1)
+    bad = (h < 1) | (w < 1) | (y0 < 0) | (x0 < 0) | (y0 + h > height) | (x0 + w > width)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        box = tuple(int(v) for v in boxes[i].tolist())
+        raise ConfigError(
+            f"boxes[{i}]=(y0={box[0]}, x0={box[1]}, h={box[2]}, w={box[3]}) is not allowed for a {height}x{width} "
+            f"frame; need h >= 1, w >= 1, 0 <= y0, y0 + h <= {height}, 0 <= x0, x0 + w <= {width}"
+        )
+    return boxes
+
+
+def check_flip(flip: Any, rows: int) -> torch.Tensor:
+    if not isinstance(flip, torch.Tensor):
+        raise ConfigError(f"flip must be a bool torch.Tensor [B] (or None), got {type(flip).__name__}")
+    if flip.dtype != torch.bool:
+        raise ConfigError(f"flip has dtype {flip.dtype}; only torch.bool [B] is allowed")
+    if flip.dim() != 1 or flip.shape[0] != rows:
+        raise ConfigError(f"flip has shape {tuple(flip.shape)}; need [{rows}] (one per output clip)")
+    return flip
+
+
+def check_jitter(jitter: Any, rows: int) -> torch.Tensor:
+    """float32 ``[rows, 3]`` of (brightness, contrast, saturation) factors, each finite and >= 0."""
+    if not isinstance(jitter, torch.Tensor):
+        raise ConfigError(
+            f"jitter must be a float32 torch.Tensor [B, 3] or None, got {type(jitter).__name__}"
+        )
+    if jitter.dtype != torch.float32:
+        raise ConfigError(f"jitter has dtype {jitter.dtype}; only torch.float32 [B, 3] is allowed")
+    if jitter.dim() != 2 or jitter.shape[0] != rows or jitter.shape[1] != 3:
+        raise ConfigError(
+            f"jitter has shape {tuple(jitter.shape)}; need [{rows}, 3] rows of (brightness, contrast, saturation)"
+        )
+    if _compiling() or rows == 0:
+        return jitter
+    host = jitter.detach().cpu()
+    bad = ~torch.isfinite(host).all(1) | (host < 0).any(1)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        raise ConfigError(
+            f"jitter[{i}]={tuple(host[i].tolist())} is not allowed; factors must be finite and >= 0 "
+            "(1 leaves the clip unchanged)"
+        )
+    return jitter
+
+
+def check_views(views: Any) -> int:
+    if isinstance(views, bool) or not isinstance(views, int) or views < 1:
+        raise ConfigError(f"views={views!r} is not allowed; need an int >= 1")
+    return views

@@ -1,0 +1,93 @@
+"""Pure-torch reference of the fused clip op: the semantics the Triton kernel is tested against.
+
+It is also the CPU implementation (no Triton on CPU outside the interpreter), so it is written to be fast
+rather than literal: per clip, the crop is converted to float32 NCHW once, resized by torch's own bilinear
+kernel (which *defines* the resize semantics), and then jitter (if any), normalisation, the output layout and
+the output dtype are applied by a single write into the output tensor. The horizontal flip is the only extra
+copy, made for flipped clips only, because a strided view cannot run backwards.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# ITU-R 601-2 luma weights, as torchvision's rgb_to_grayscale.
+GRAY_WEIGHTS: tuple[float, float, float] = (0.2989, 0.587, 0.114)
+
+
+def normalize_affine(
+    mean: tuple[float, ...] | list[float], std: tuple[float, ...] | list[float], *, unit_input: bool
+) -> tuple[list[float], list[float]]:
+    """``(x - mean) / std`` as ``x * scale + shift`` per channel, computed in float64.
+
+    ``unit_input`` says x is already in [0, 1] (jitter path); otherwise x is in [0, 255] and the 1/255 is
+    folded into ``scale`` so the common path does one multiply-add per element.
+    """
+    div = 1.0 if unit_input else 255.0
+    scale = [1.0 / (div * s) for s in std]
+    shift = [-m / s for m, s in zip(mean, std, strict=True)]
+    return scale, shift
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    """Luma of ``[T, 3, H, W]`` floats as ``[T, 1, H, W]``, in torchvision's operation order."""
+    r, g, b = x.unbind(1)
+    return (GRAY_WEIGHTS[0] * r + GRAY_WEIGHTS[1] * g + GRAY_WEIGHTS[2] * b).unsqueeze(1)
+
+
+def _color_jitter_(x: torch.Tensor, brightness: float, contrast: float, saturation: float) -> torch.Tensor:
+    """torchvision's adjust_brightness -> adjust_contrast -> adjust_saturation on [0, 1] floats, in place.
+
+    The one deliberate difference: the contrast mean is the mean grey level of the whole clip (all frames),
+    not of each frame, so a clip keeps one consistent look over time.
+    """
+    x.mul_(brightness).clamp_(0.0, 1.0)
+    mean_gray = _gray(x).mean()
+    x.mul_(contrast).add_((1.0 - contrast) * mean_gray).clamp_(0.0, 1.0)
+    gray = _gray(x).mul_(1.0 - saturation)  # before x changes: the blend partner is the old grey
+    x.mul_(saturation).add_(gray).clamp_(0.0, 1.0)
+    return x
+
+
+def resized_crop_normalize_reference(
+    video: torch.Tensor,
+    boxes: torch.Tensor,
+    size: list[int],
+    flip: torch.Tensor,
+    mean: list[float],
+    std: list[float],
+    out_dtype: torch.dtype,
+    layout: str,
+    jitter: torch.Tensor | None,
+    views: int,
+) -> torch.Tensor:
+    """Output row ``n`` is clip ``n // views`` of ``video`` cropped to ``boxes[n]``, resized, flipped if
+    ``flip[n]``, jittered by ``jitter[n]`` and normalised. Arguments are assumed validated."""
+    n_out = boxes.shape[0]
+    t_len = video.shape[1]
+    out_h, out_w = int(size[0]), int(size[1])
+    shape = (n_out, 3, t_len, out_h, out_w) if layout == "NCTHW" else (n_out, t_len, out_h, out_w, 3)
+    out = torch.empty(shape, dtype=out_dtype, device=video.device)
+    if out.numel() == 0:
+        return out
+    scale_l, shift_l = normalize_affine(mean, std, unit_input=jitter is not None)
+    scale = torch.tensor(scale_l, dtype=torch.float32, device=video.device).view(1, 3, 1, 1)
+    shift = torch.tensor(shift_l, dtype=torch.float32, device=video.device).view(1, 3, 1, 1)
+    box_rows = boxes.tolist()
+    flips = flip.tolist()
+    factors = jitter.tolist() if jitter is not None else None
+    for n in range(n_out):
+        y0, x0, h, w = box_rows[n]
+        # NCHW float32: torch's generic bilinear kernel is ~3x faster than its channels-last one at C=3.
+        crop = torch.empty((t_len, 3, h, w), dtype=torch.float32, device=video.device)
+        crop.copy_(video[n // views, :, y0 : y0 + h, x0 : x0 + w, :].permute(0, 3, 1, 2))
+        res = F.interpolate(crop, size=(out_h, out_w), mode="bilinear", align_corners=False, antialias=False)
+        if flips[n]:
+            res = res.flip(-1)
+        if factors is not None:
+            _color_jitter_(res.div_(255.0), *factors[n])
+        dst = out[n].permute(1, 0, 2, 3) if layout == "NCTHW" else out[n].permute(0, 3, 1, 2)
+        # One write: normalise, cast to out_dtype and scatter into the output layout together.
+        torch.addcmul(shift, res, scale, out=dst)
+    return out

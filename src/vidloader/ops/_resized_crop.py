@@ -1,0 +1,162 @@
+"""``torch.ops.vidloader.clip_resized_crop_normalize`` and its validated Python wrapper.
+
+The op is a ``torch.library.custom_op`` so torch.compile sees one opaque node with a fake (shape-only)
+implementation instead of tracing into Triton or the reference loop. Its body picks the backend at run time:
+the Triton kernel for CUDA tensors, or for CPU tensors when ``TRITON_INTERPRET=1`` (the kernel then runs
+under Triton's numpy interpreter, which is how CI tests the real kernel code without a GPU); otherwise the
+pure-torch reference. Validation lives in the wrapper, outside the op, so the op stays traceable.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+
+from ._checks import (
+    check_boxes,
+    check_channel_stats,
+    check_flip,
+    check_jitter,
+    check_layout,
+    check_out_dtype,
+    check_size,
+    check_video,
+    check_views,
+)
+from ._reference import resized_crop_normalize_reference
+
+Backend = Literal["triton", "reference"]
+
+
+@functools.cache
+def _triton_importable() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def backend_for(device: torch.device) -> Backend:
+    """Which implementation the op body runs for tensors on ``device``."""
+    wants_triton = device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
+    return "triton" if wants_triton and _triton_importable() else "reference"
+
+
+@torch.library.custom_op(
+    "vidloader::clip_resized_crop_normalize", mutates_args=(), device_types=("cpu", "cuda")
+)
+def _clip_resized_crop_normalize_op(
+    video: torch.Tensor,
+    boxes: torch.Tensor,
+    size: list[int],
+    flip: torch.Tensor,
+    mean: list[float],
+    std: list[float],
+    out_dtype: torch.dtype,
+    layout: str,
+    jitter: torch.Tensor | None,
+    views: int,
+) -> torch.Tensor:
+    if backend_for(video.device) == "triton":
+        from ._kernels import resized_crop_normalize_triton
+
+        args = (video, boxes, size, flip, mean, std, out_dtype, layout, jitter, views)
+        if video.is_cuda:
+            # Triton launches on the current device; make that the video's (cuda:1 while cuda:0 is current).
+            with torch.cuda.device(video.device):
+                return resized_crop_normalize_triton(*args)
+        return resized_crop_normalize_triton(*args)
+    return resized_crop_normalize_reference(
+        video, boxes, size, flip, mean, std, out_dtype, layout, jitter, views
+    )
+
+
+@_clip_resized_crop_normalize_op.register_fake
+def _(
+    video: torch.Tensor,
+    boxes: torch.Tensor,
+    size: list[int],
+    flip: torch.Tensor,
+    mean: list[float],
+    std: list[float],
+    out_dtype: torch.dtype,
+    layout: str,
+    jitter: torch.Tensor | None,
+    views: int,
+) -> torch.Tensor:
+    n, t = boxes.shape[0], video.shape[1]
+    shape = (n, 3, t, size[0], size[1]) if layout == "NCTHW" else (n, t, size[0], size[1], 3)
+    return video.new_empty(shape, dtype=out_dtype)
+
+
+def clip_resized_crop_normalize(
+    video_u8: torch.Tensor,
+    boxes: torch.Tensor,
+    size: int | Sequence[int],
+    flip: torch.Tensor | None,
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    out_dtype: torch.dtype = torch.float32,
+    layout: str = "NCTHW",
+    jitter: torch.Tensor | None = None,
+    views: int = 1,
+) -> torch.Tensor:
+    """Crop, resize, flip, colour-jitter and normalise a batch of clips in one pass.
+
+    Args:
+        video_u8: uint8 ``[B, T, H, W, 3]`` RGB clips (made contiguous if they are not).
+        boxes: int64 ``[B * views, 4]`` crop boxes ``(y0, x0, h, w)``, one per output clip, clip-major; the
+            same box is used for every frame of that clip. CPU or the video's device (CPU avoids a sync for
+            the bounds check).
+        size: output ``(H', W')`` (an int means square). Resizing is
+            ``F.interpolate(mode="bilinear", align_corners=False, antialias=False)`` on float32 of the box.
+        flip: bool ``[B * views]``: mirror that output clip horizontally; None means no flips.
+        mean, std: 3 per-channel values; the output is ``(x / 255 - mean) / std``.
+        out_dtype: torch.float32, torch.float16 or torch.bfloat16.
+        layout: "NCTHW" (``[N, 3, T, H', W']``) or "NTHWC" (``[N, T, H', W', 3]``).
+        jitter: optional float32 ``[B * views, 3]`` (brightness, contrast, saturation) factors, applied as
+            torchvision's adjust_* on [0, 1] after resizing and before normalising, clamped after each step;
+            contrast blends with the mean grey level of the whole output clip. Costs one extra read-only
+            pre-pass over the input on the kernel path.
+        views: output clips per input clip; output row ``n`` comes from input clip ``n // views``. Lets
+            multi-crop evaluation run in one launch without copying the video.
+
+    Returns:
+        ``[B * views, ...]`` tensor of ``out_dtype`` on the video's device, in ``layout``.
+
+    Raises:
+        ConfigError: for any argument outside the above.
+    """
+    video_u8 = check_video(video_u8)
+    views = check_views(views)
+    out_h, out_w = check_size(size)
+    mean_t = check_channel_stats("mean", mean)
+    std_t = check_channel_stats("std", std, nonzero=True)
+    out_dtype = check_out_dtype(out_dtype)
+    layout = check_layout(layout)
+    rows = video_u8.shape[0] * views
+    boxes = check_boxes(boxes, rows, video_u8.shape[2], video_u8.shape[3])
+    device = video_u8.device
+    if flip is None:
+        flip = torch.zeros(rows, dtype=torch.bool, device=device)
+    flip = check_flip(flip, rows)
+    if jitter is not None:
+        jitter = check_jitter(jitter, rows).to(device, non_blocking=True)
+    return torch.ops.vidloader.clip_resized_crop_normalize(
+        video_u8.contiguous(),
+        boxes.to(device, non_blocking=True),
+        [out_h, out_w],
+        flip.to(device, non_blocking=True),
+        list(mean_t),
+        list(std_t),
+        out_dtype,
+        layout,
+        jitter,
+        views,
+    )

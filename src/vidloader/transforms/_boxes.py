@@ -1,0 +1,176 @@
+"""Crop boxes ``(y0, x0, h, w)`` for the fused clip op: random-resized (train), center and 3-crop (eval)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from .._errors import ConfigError
+
+_SEED_LIMIT = 2**64
+
+
+def check_seeds(seeds: object, batch: int | None = None) -> list[int]:
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence):
+        raise ConfigError(f"seeds must be a list of ints, got {type(seeds).__name__}")
+    out = []
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < _SEED_LIMIT:
+            raise ConfigError(f"seeds contains {s!r}; every seed must be an int in [0, 2**64)")
+        out.append(int(s))
+    if batch is not None and len(out) != batch:
+        raise ConfigError(
+            f"got {len(out)} seeds for a batch of {batch} clips; need exactly one seed per clip"
+        )
+    return out
+
+
+def _per_clip(name: str, value: int | Sequence[int], batch: int) -> list[int]:
+    values = [value] * batch if isinstance(value, int) else list(value)
+    if len(values) != batch:
+        raise ConfigError(
+            f"{name} has {len(values)} entries for a batch of {batch}; give one per clip or one int"
+        )
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{name} contains {v!r}; frame sizes must be ints >= 1")
+    return values
+
+
+def _batch_of(*values: int | Sequence[int]) -> int:
+    lengths = {len(v) for v in values if not isinstance(v, int)}
+    if len(lengths) > 1:
+        raise ConfigError(f"per-clip arguments have different lengths {sorted(lengths)}; they must match")
+    return lengths.pop() if lengths else 1
+
+
+def check_range(name: str, value: object) -> tuple[float, float]:
+    """A ``(lo, hi)`` pair with ``0 < lo <= hi``, both finite."""
+    if (
+        isinstance(value, (str, bytes))
+        or not isinstance(value, Sequence)
+        or len(value) != 2
+        or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+        )
+    ):
+        raise ConfigError(f"{name}={value!r} is not allowed; give a (min, max) pair of finite numbers")
+    lo, hi = float(value[0]), float(value[1])
+    if not 0 < lo <= hi:
+        raise ConfigError(f"{name}={value!r} is not allowed; need 0 < min <= max")
+    return lo, hi
+
+
+def random_resized_crop_box(
+    generator: torch.Generator,
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+) -> tuple[int, int, int, int]:
+    """torchvision's ``RandomResizedCrop.get_params``, drawing from ``generator`` instead of the global RNG.
+
+    Same draws in the same order, so with a generator seeded like the global RNG the box is identical: up to
+    10 tries of (area, log-aspect) and then a position, else a central crop clamped to ``ratio``.
+    """
+    area = height * width
+    log_ratio = torch.log(torch.tensor(ratio))
+    for _ in range(10):
+        target_area = area * torch.empty(1).uniform_(scale[0], scale[1], generator=generator).item()
+        aspect_ratio = torch.exp(
+            torch.empty(1).uniform_(float(log_ratio[0]), float(log_ratio[1]), generator=generator)
+        ).item()
+        w = round(math.sqrt(target_area * aspect_ratio))
+        h = round(math.sqrt(target_area / aspect_ratio))
+        if 0 < w <= width and 0 < h <= height:
+            i = int(torch.randint(0, height - h + 1, size=(1,), generator=generator).item())
+            j = int(torch.randint(0, width - w + 1, size=(1,), generator=generator).item())
+            return i, j, h, w
+    in_ratio = float(width) / float(height)
+    if in_ratio < min(ratio):
+        w = width
+        h = round(w / min(ratio))
+    elif in_ratio > max(ratio):
+        h = height
+        w = round(h * max(ratio))
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def random_resized_crop_boxes(
+    heights: int | Sequence[int],
+    widths: int | Sequence[int],
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    seeds: Sequence[int],
+) -> torch.Tensor:
+    """int64 ``[B, 4]`` boxes, clip ``i`` drawn from ``torch.Generator().manual_seed(seeds[i])``.
+
+    These are the boxes TrainClipTransform uses (it draws the box first from each clip's generator).
+    """
+    seed_list = check_seeds(seeds)
+    batch = len(seed_list)
+    hs, ws = _per_clip("heights", heights, batch), _per_clip("widths", widths, batch)
+    scale, ratio = check_range("scale", scale), check_range("ratio", ratio)
+    rows = [
+        random_resized_crop_box(torch.Generator().manual_seed(s), h, w, scale, ratio)
+        for s, h, w in zip(seed_list, hs, ws, strict=True)
+    ]
+    return torch.tensor(rows, dtype=torch.int64).view(batch, 4)
+
+
+def _crop_size(crop: int | Sequence[int] | None, height: int, width: int) -> tuple[int, int]:
+    if crop is None:
+        side = min(height, width)
+        return side, side
+    ch, cw = (crop, crop) if isinstance(crop, int) else tuple(crop)
+    if isinstance(ch, bool) or isinstance(cw, bool) or not isinstance(ch, int) or not isinstance(cw, int):
+        raise ConfigError(f"crop={crop!r} is not allowed; give None, an int or an (h, w) pair of ints")
+    if not (1 <= ch <= height and 1 <= cw <= width):
+        raise ConfigError(
+            f"crop={crop!r} does not fit a {height}x{width} frame; need 1 <= h <= {height}, 1 <= w <= {width}"
+        )
+    return ch, cw
+
+
+def center_crop_boxes(
+    heights: int | Sequence[int], widths: int | Sequence[int], crop: int | Sequence[int] | None = None
+) -> torch.Tensor:
+    """int64 ``[B, 4]`` centered boxes; ``crop=None`` is the square of the short side.
+
+    Offsets round like torchvision's CenterCrop: ``round((H - h) / 2)``.
+    """
+    batch = _batch_of(heights, widths)
+    rows = []
+    for h_img, w_img in zip(
+        _per_clip("heights", heights, batch), _per_clip("widths", widths, batch), strict=True
+    ):
+        ch, cw = _crop_size(crop, h_img, w_img)
+        rows.append((round((h_img - ch) / 2.0), round((w_img - cw) / 2.0), ch, cw))
+    return torch.tensor(rows, dtype=torch.int64).view(batch, 4)
+
+
+def three_crop_boxes(
+    heights: int | Sequence[int], widths: int | Sequence[int], crop: int | Sequence[int] | None = None
+) -> torch.Tensor:
+    """int64 ``[B * 3, 4]`` boxes, clip-major: start / center / end of the long side, centered on the short.
+
+    As SlowFast's / PyTorchVideo's ``uniform_crop`` 3-crop test: frames taller than wide are cropped
+    top / center / bottom, others (squares included) left / center / right; the centre offset is
+    ``ceil((L - l) / 2)``. ``crop=None`` is the square of the short side.
+    """
+    batch = _batch_of(heights, widths)
+    rows = []
+    for h_img, w_img in zip(
+        _per_clip("heights", heights, batch), _per_clip("widths", widths, batch), strict=True
+    ):
+        ch, cw = _crop_size(crop, h_img, w_img)
+        y_mid, x_mid = math.ceil((h_img - ch) / 2), math.ceil((w_img - cw) / 2)
+        if h_img > w_img:
+            rows += [(y, x_mid, ch, cw) for y in (0, y_mid, h_img - ch)]
+        else:
+            rows += [(y_mid, x, ch, cw) for x in (0, x_mid, w_img - cw)]
+    return torch.tensor(rows, dtype=torch.int64).view(batch * 3, 4)
