@@ -9,6 +9,7 @@ from ._errors import (
     VideoError,
     VidloaderError,
 )
+from . import ops, transforms
 from .backends import DecodedClip, PyAVBackend
 from .dataset import SkippedFile, VideoDataset, VideoInfo, make_demo_dataset, probe_video
 from .loader import ClipBatch, VideoLoader
@@ -35,6 +36,8 @@ __all__ = [
     "VidloaderError",
     "__version__",
     "make_demo_dataset",
+    "ops",
     "plan_epoch",
     "probe_video",
+    "transforms",
 ]
