@@ -59,7 +59,9 @@ def check_resize(resize: object) -> ResizeArg:
         and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in resize)
     ):
         return (int(resize[0]), int(resize[1]))
-    raise ConfigError(f"resize={resize!r} is not allowed; give None, a positive int (short side) or (height, width)")
+    raise ConfigError(
+        f"resize={resize!r} is not allowed; give None, a positive int (short side) or (height, width)"
+    )
 
 
 class Backend(Protocol):
@@ -68,5 +70,11 @@ class Backend(Protocol):
     name: str
 
     def decode_clip(
-        self, info: VideoInfo, frame_indices: Sequence[int], *, resize: ResizeArg = None, apply_rotation: bool = False
+        self,
+        info: VideoInfo,
+        frame_indices: Sequence[int],
+        *,
+        resize: ResizeArg = None,
+        apply_rotation: bool = False,
+        out: np.ndarray | None = None,
     ) -> DecodedClip: ...

@@ -38,7 +38,10 @@ class PyAVBackend:
         *,
         resize: ResizeArg = None,
         apply_rotation: bool = False,
+        out: np.ndarray | None = None,
     ) -> DecodedClip:
+        """The frames at ``frame_indices``; with ``out`` (a uint8 ``[T, H, W, 3]`` view, possibly strided),
+        they are written there and the returned clip's frames are that view."""
         import av
 
         enable_ffmpeg_log()
@@ -79,9 +82,18 @@ class PyAVBackend:
             raise DecodeError(
                 info.path, f"decoder produced no frame for indices {idx} (damaged or truncated file?)"
             )
-        frames = np.stack([got[info.frame_pts[i]] for i in frame_indices])
-        if apply_rotation and info.rotation:
-            frames = np.ascontiguousarray(np.rot90(frames, k=info.rotation // 90, axes=(1, 2)))
+        k = info.rotation // 90 if apply_rotation else 0
+        final = (len(frame_indices), *output_size(info, resize, apply_rotation=apply_rotation), 3)
+        if out is None:
+            out = np.empty(final, dtype=np.uint8)
+        elif out.shape != final or out.dtype != np.uint8:
+            raise DecodeError(
+                info.path, f"output buffer {out.dtype}{list(out.shape)} does not fit the clip {final}"
+            )
+        for j, i in enumerate(frame_indices):
+            frame = got[info.frame_pts[i]]
+            out[j] = np.rot90(frame, k=k) if k else frame
+        frames = out
         pts = tuple(info.frame_pts[i] for i in frame_indices)
         tb = info.time_base
         return DecodedClip(frames=frames, pts=pts, timestamps=tuple(float(p * tb) for p in pts))

@@ -18,7 +18,15 @@ import torch
 
 from .._errors import ConfigError, DecodeError, VideoError
 from .._validate import check_choice, check_int
-from ..backends import DALIBackend, DecodedClip, PreparedClip, PyAVBackend, check_resize, resolve_backend
+from ..backends import (
+    DALIBackend,
+    DecodedClip,
+    PreparedClip,
+    PyAVBackend,
+    check_resize,
+    output_size,
+    resolve_backend,
+)
 from ..dataset import VideoDataset
 from ..sampling import ClipSpec, SamplingConfig, clip_seed, plan_epoch
 from ._batch import ClipBatch
@@ -33,7 +41,23 @@ LAYOUTS: tuple[str, ...] = ("NCTHW", "NTCHW", "NTHWC")
 _PERMUTE = {"NTHWC": (0, 1, 2, 3, 4), "NCTHW": (0, 4, 1, 2, 3), "NTCHW": (0, 1, 4, 2, 3)}
 DTYPES = (torch.uint8, torch.float32, torch.float16, torch.bfloat16)
 OnError = Literal["raise", "skip"]
+_TO_NTHWC = {"NTHWC": (0, 1, 2, 3, 4), "NCTHW": (0, 2, 3, 4, 1), "NTCHW": (0, 1, 3, 4, 2)}
 _END = object()
+
+
+def _surviving_rows(clips: list[ClipSpec], kept: list[ClipSpec]) -> list[int]:
+    """Positions of ``kept`` (an ordered subsequence of ``clips``, by identity: equal clips may repeat)."""
+    rows, j = [], 0
+    for i, c in enumerate(clips):
+        if j < len(kept) and kept[j] is c:
+            rows.append(i)
+            j += 1
+    return rows
+
+
+def _row_view(buf: torch.Tensor, i: int, layout: str) -> np.ndarray:
+    """Row i of a batch buffer as a [T, H, W, C] numpy view (strided when the layout is channel-first)."""
+    return buf[i].permute(*(d - 1 for d in _TO_NTHWC[layout][1:])).numpy()
 
 
 class _EmptyBatch(Exception):
@@ -55,7 +79,9 @@ def _dist_defaults(rank: int | None, world_size: int | None) -> tuple[int, int]:
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
-        return (dist.get_rank() if rank is None else rank), (dist.get_world_size() if world_size is None else world_size)
+        return (dist.get_rank() if rank is None else rank), (
+            dist.get_world_size() if world_size is None else world_size
+        )
     return (0 if rank is None else rank), (1 if world_size is None else world_size)
 
 
@@ -149,6 +175,7 @@ class VideoLoader:
         self._fallback_paths: set[str] = set()
         self._fallback = PyAVBackend()
         self._plan_cache: tuple[int, list[ClipSpec]] | None = None
+        self._filled: tuple[torch.Tensor | None, list[int]] = (None, [])
 
     # ---- plan --------------------------------------------------------------------------------------
 
@@ -156,8 +183,14 @@ class VideoLoader:
         if self._plan_cache is None or self._plan_cache[0] != epoch:
             self._plan_cache = (
                 epoch,
-                plan_epoch(list(self.dataset), self.sampling, seed=self.seed, epoch=epoch, rank=self.rank,
-                           world_size=self.world_size),
+                plan_epoch(
+                    list(self.dataset),
+                    self.sampling,
+                    seed=self.seed,
+                    epoch=epoch,
+                    rank=self.rank,
+                    world_size=self.world_size,
+                ),
             )
         return self._plan_cache[1]
 
@@ -195,10 +228,15 @@ class VideoLoader:
     def state_dict(self) -> dict[str, Any]:
         """Where the caller is: batches already handed over (not those waiting in the prefetch queue)."""
         if self._resume_from:
-            return make_state(epoch=self._next_epoch, batches_yielded=self._resume_from, config=self._config(),
-                              dataset=self._dataset_fp)
-        return make_state(epoch=self._epoch, batches_yielded=self._yielded, config=self._config(),
-                          dataset=self._dataset_fp)
+            return make_state(
+                epoch=self._next_epoch,
+                batches_yielded=self._resume_from,
+                config=self._config(),
+                dataset=self._dataset_fp,
+            )
+        return make_state(
+            epoch=self._epoch, batches_yielded=self._yielded, config=self._config(), dataset=self._dataset_fp
+        )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         epoch, done = check_state(state, config=self._config(), dataset=self._dataset_fp)
@@ -290,16 +328,25 @@ class VideoLoader:
         submitted = 0
         side_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
 
+        buffers: dict[int, torch.Tensor | None] = {}
+
         def submit_upto(limit: int) -> None:
             nonlocal submitted
             while submitted < min(limit, len(batches)):
-                futures[submitted] = [self._submit(c) for c in batches[submitted]]
+                clips = batches[submitted]
+                buf = buffers[submitted] = self._batch_buffer(clips)
+                rows = [
+                    _row_view(buf, i, self._buffer_layout) if buf is not None else None
+                    for i in range(len(clips))
+                ]
+                futures[submitted] = [self._submit(c, out=r) for c, r in zip(clips, rows, strict=True)]
                 submitted += 1
 
         try:
             for b, clips in enumerate(batches):
                 submit_upto(b + 1 + self.prefetch)
                 decoded = self._collect(clips, futures.pop(b))
+                self._filled = buffers.pop(b), _surviving_rows(clips, [c for c, _ in decoded])
                 if not decoded:
                     self._stats["skipped_batches"] += 1
                     continue
@@ -322,7 +369,30 @@ class VideoLoader:
                 for f in fs:
                     f.cancel()
 
-    def _submit(self, clip: ClipSpec) -> Future:
+    @property
+    def _buffer_layout(self) -> str:
+        # A transform takes NTHWC; without one, workers write straight into the output layout.
+        return "NTHWC" if self.transform is not None else self.output_layout
+
+    def _batch_buffer(self, clips: list[ClipSpec]) -> torch.Tensor | None:
+        """A host batch that thread workers fill in place, already in the output layout (pinned for CUDA).
+
+        Saves a stack, a copy and a layout permute per batch, and spreads the layout work over the
+        workers. Not for process workers (separate memory) or DALI (frames are born on the device)."""
+        if isinstance(self.backend, DALIBackend) or (self.num_workers > 0 and self.worker_type == "process"):
+            return None
+        sizes = {
+            output_size(self.dataset[c.video_index], self.resize, apply_rotation=self.apply_rotation)
+            for c in clips
+        }
+        if len(sizes) != 1:
+            return None  # mixed sizes: the assembly step reports them
+        (h, w), t = sizes.pop(), self.sampling.frames_per_clip
+        dims = {"T": t, "H": h, "W": w, "C": 3}
+        shape = (len(clips), *(dims[k] for k in self._buffer_layout[1:]))
+        return torch.empty(shape, dtype=torch.uint8, pin_memory=self.device.type == "cuda")
+
+    def _submit(self, clip: ClipSpec, out: np.ndarray | None = None) -> Future:
         info = self.dataset[clip.video_index]
         backend = self.backend
         if isinstance(backend, DALIBackend):
@@ -331,7 +401,9 @@ class VideoLoader:
                 return self._pool.submit(prepare_task, backend, info, clip.frame_indices, self.resize)
             self._note_fallback(info.path, reason)
             backend = self._fallback
-        return self._pool.submit(decode_task, backend, info, clip.frame_indices, self.resize, self.apply_rotation)
+        return self._pool.submit(
+            decode_task, backend, info, clip.frame_indices, self.resize, self.apply_rotation, out
+        )
 
     def _note_fallback(self, path: str, reason: str) -> None:
         self._stats["fallbacks"] += 1
@@ -364,7 +436,9 @@ class VideoLoader:
             self._failed_paths.add(err.path)
             log.warning("vidloader: skipping clip of %s: %s", err.path, err.reason)
         if len(self._failed) < 1000:
-            self._failed.append({"path": err.path, "reason": err.reason, "frame_index": str(clip.frame_indices[0])})
+            self._failed.append(
+                {"path": err.path, "reason": err.reason, "frame_index": str(clip.frame_indices[0])}
+            )
 
     def _frames_on_device(
         self, decoded: list[tuple[ClipSpec, Any]]
@@ -376,6 +450,14 @@ class VideoLoader:
             decoded = self._isolate_dali_failures(decoded)
             if not decoded:
                 return torch.empty(0), decoded
+        buf, rows = self._filled
+        if buf is not None:
+            if len(rows) != buf.shape[0]:
+                buf = buf[rows]  # some clips failed under on_error="skip"
+            video = buf.to(self.device, non_blocking=True)
+            # Hand back an NTHWC view; _assemble's permute to the output layout then lands on the
+            # buffer's own memory order, so no copy happens there.
+            return video.permute(*_TO_NTHWC[self._buffer_layout]), decoded
         prepared = [i for i, (_, d) in enumerate(decoded) if isinstance(d, PreparedClip)]
         if prepared and len(prepared) == len(decoded):
             return self._dali_decode([d for _, d in decoded]), decoded
@@ -453,7 +535,9 @@ class VideoLoader:
             meta = {k: v.repeat_interleave(views, dim=0) for k, v in meta.items()}
             labels = labels.repeat_interleave(views)
             view_index = torch.arange(views).repeat(len(clips))
-        return ClipBatch(video=video, label=labels.to(self.device, non_blocking=True), view_index=view_index, **meta)
+        return ClipBatch(
+            video=video, label=labels.to(self.device, non_blocking=True), view_index=view_index, **meta
+        )
 
     def close(self) -> None:
         self._pool.close()
