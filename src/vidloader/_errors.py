@@ -31,7 +31,7 @@ class VideoError(VidloaderError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
-    def __reduce__(self):  # type: ignore[override]
+    def __reduce__(self):
         # Exceptions travel back from spawned worker processes by pickling; keep both fields.
         return (type(self), (self.path, self.reason))
 

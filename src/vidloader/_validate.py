@@ -11,13 +11,17 @@ from ._errors import ConfigError
 def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     allowed = tuple(allowed)
     if value not in allowed:
-        raise ConfigError(f"{name}={value!r} is not allowed; choose one of {', '.join(repr(a) for a in allowed)}")
+        raise ConfigError(
+            f"{name}={value!r} is not allowed; choose one of {', '.join(repr(a) for a in allowed)}"
+        )
     return value
 
 
-def check_int(name: str, value: Any, *, minimum: int | None = None, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
+def check_opt_int(name: str, value: Any, *, minimum: int | None = None) -> int | None:
+    return None if value is None else check_int(name, value, minimum=minimum)
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{name} must be an int, got {value!r}")
     if minimum is not None and value < minimum:

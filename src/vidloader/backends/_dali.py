@@ -50,7 +50,9 @@ class PreparedClip:
         return (len(self.pts), self.height, self.width, 3)
 
 
-def unsupported_reason(info: VideoInfo, *, device_type: str, compute_capability: tuple[int, int] | None) -> str | None:
+def unsupported_reason(
+    info: VideoInfo, *, device_type: str, compute_capability: tuple[int, int] | None
+) -> str | None:
     """Why DALI cannot decode this file on this device (None when it can)."""
     if device_type == "cpu":
         if info.codec not in DALI_CPU_CODECS:
@@ -97,14 +99,17 @@ def remux_segment(info: VideoInfo, frame_indices: Sequence[int]) -> tuple[bytes,
                         continue
                     started = True
                 packets.append(packet)
-                seen.add(p)
+                if p is not None:
+                    seen.add(p)
                 if seen.issuperset(wanted):
                     break
             if (started and seen.issuperset(wanted)) or k == 0:
                 break
             k -= 1
         if not seen.issuperset(wanted):
-            raise DecodeError(info.path, "packets for the clip's frames are missing (damaged or truncated file?)")
+            raise DecodeError(
+                info.path, "packets for the clip's frames are missing (damaged or truncated file?)"
+            )
         buf = io.BytesIO()
         with av.open(buf, mode="w", format="matroska") as dst:
             out = dst.add_stream_from_template(stream)
@@ -143,17 +148,26 @@ class DALIBackend:
         self.compute_capability = state["compute_capability"]
 
     def unsupported_reason(self, info: VideoInfo) -> str | None:
-        return unsupported_reason(info, device_type=self.device.type, compute_capability=self.compute_capability)
+        return unsupported_reason(
+            info, device_type=self.device.type, compute_capability=self.compute_capability
+        )
 
     def prepare_clip(
-        self, info: VideoInfo, frame_indices: Sequence[int], *, resize: ResizeArg = None, apply_rotation: bool = False
+        self,
+        info: VideoInfo,
+        frame_indices: Sequence[int],
+        *,
+        resize: ResizeArg = None,
+        apply_rotation: bool = False,
     ) -> PreparedClip:
         import av
 
         try:
             data, rel = remux_segment(info, frame_indices)
         except av.error.FFmpegError as exc:
-            raise DecodeError(info.path, f"cannot cut the clip's packets ({type(exc).__name__}: {exc})") from exc
+            raise DecodeError(
+                info.path, f"cannot cut the clip's packets ({type(exc).__name__}: {exc})"
+            ) from exc
         h, w = output_size(info, resize, apply_rotation=False)
         pts = tuple(info.frame_pts[i] for i in frame_indices)
         tb = info.time_base
@@ -170,6 +184,7 @@ class DALIBackend:
     def decode_batch(self, clips: Sequence[PreparedClip], *, resize: ResizeArg = None) -> torch.Tensor:
         """uint8 [B, T, H, W, 3] on this backend's device, owned by torch (zero-copy from DALI)."""
         import nvidia.dali.experimental.dynamic as ndd
+        from nvidia.dali.types import DALIInterpType
 
         on_gpu = self.device.type == "cuda"
         if on_gpu:
@@ -181,11 +196,15 @@ class DALIBackend:
             video = ndd.decoders.video(enc, frames=frames, device="gpu" if on_gpu else "cpu")
             if resize is not None:
                 h, w = clips[0].height, clips[0].width
-                video = ndd.resize(video, size=[h, w], interp_type=ndd.InterpType.INTERP_LINEAR, antialias=False)
+                video = ndd.resize(
+                    video, size=[h, w], interp_type=DALIInterpType.INTERP_LINEAR, antialias=False
+                )
             out = video.torch(copy=False)
         except Exception as exc:  # DALI raises RuntimeError subclasses with the FFmpeg/NVDEC reason
             paths = ", ".join(sorted({c.path for c in clips}))
-            raise DecodeError(paths, f"DALI failed to decode the batch ({type(exc).__name__}: {exc})") from exc
+            raise DecodeError(
+                paths, f"DALI failed to decode the batch ({type(exc).__name__}: {exc})"
+            ) from exc
         if out.device.type != self.device.type:
             out = out.to(self.device)
         return out

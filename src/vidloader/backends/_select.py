@@ -9,7 +9,7 @@ import torch
 
 from .._errors import BackendUnavailableError
 from .._validate import check_choice
-from ._base import Backend
+from ._dali import DALIBackend
 from ._pyav import PyAVBackend
 
 log = logging.getLogger("vidloader")
@@ -32,7 +32,7 @@ def dali_missing(device: torch.device) -> str | None:
     return None
 
 
-def resolve_backend(name: str, *, device: torch.device) -> Backend:
+def resolve_backend(name: str, *, device: torch.device) -> PyAVBackend | DALIBackend:
     check_choice("backend", name, BACKENDS)
     if name == "pyav":
         return PyAVBackend()
@@ -43,12 +43,8 @@ def resolve_backend(name: str, *, device: torch.device) -> Backend:
     if name == "dali":
         if missing:
             raise BackendUnavailableError(f"backend='dali' cannot run: {missing}")
-        from ._dali import DALIBackend
-
         return DALIBackend(device=device)
     if missing is None:
-        from ._dali import DALIBackend
-
         log.info("vidloader: backend='auto' picked DALI (NVDEC on %s)", device)
         return DALIBackend(device=device)
     log.info("vidloader: backend='auto' picked PyAV (%s)", missing)

@@ -33,7 +33,9 @@ class ProbeCache:
         directory = Path(directory) if directory is not None else default_cache_dir()
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(directory / f"probe-v{_SCHEMA_VERSION}.sqlite", check_same_thread=False)
+            self._db = sqlite3.connect(
+                directory / f"probe-v{_SCHEMA_VERSION}.sqlite", check_same_thread=False
+            )
             self._db.execute("CREATE TABLE IF NOT EXISTS probe (key TEXT PRIMARY KEY, info TEXT NOT NULL)")
             self._db.commit()
         except (OSError, sqlite3.Error):

@@ -49,13 +49,17 @@ class VideoDataset(Sequence[VideoInfo]):
         self.skipped = tuple(skipped)
         self.root = root
         if not self._videos:
-            detail = f"; {len(self.skipped)} file(s) skipped, first: {self.skipped[0].path}: {self.skipped[0].reason}" if self.skipped else ""
+            detail = (
+                f"; {len(self.skipped)} file(s) skipped, first: {self.skipped[0].path}: {self.skipped[0].reason}"
+                if self.skipped
+                else ""
+            )
             raise ConfigError(f"dataset{' at ' + root if root else ''} has no usable video{detail}")
 
     def __len__(self) -> int:
         return len(self._videos)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):
         if isinstance(i, slice):
             return self._videos[i]
         return self._videos[i]
@@ -112,7 +116,9 @@ class VideoDataset(Sequence[VideoInfo]):
             raise ConfigError(f"dataset folder {root} does not exist or is not a folder")
         classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
         if not classes:
-            raise ConfigError(f"dataset folder {root} has no class sub-folders (expected root/<class>/<video>)")
+            raise ConfigError(
+                f"dataset folder {root} has no class sub-folders (expected root/<class>/<video>)"
+            )
         exts = tuple(e.lower() for e in extensions)
         paths: list[str] = []
         labels: list[int] = []
@@ -125,8 +131,19 @@ class VideoDataset(Sequence[VideoInfo]):
         if not paths:
             raise ConfigError(f"dataset folder {root} has no files with extensions {list(exts)}")
         segments = [(None, None)] * len(paths)
-        return cls._build(paths, labels, segments, classes, on_error, cache_dir, use_cache, num_workers,
-                          video_stream, progress, str(root))
+        return cls._build(
+            paths,
+            labels,
+            segments,
+            classes,
+            on_error,
+            cache_dir,
+            use_cache,
+            num_workers,
+            video_stream,
+            progress,
+            str(root),
+        )
 
     @classmethod
     def from_manifest(
@@ -144,8 +161,19 @@ class VideoDataset(Sequence[VideoInfo]):
         check_choice("on_error", on_error, ON_ERROR_CHOICES)
         rows = read_manifest(path)
         labels, classes = labels_to_ints([r.label for r in rows])
-        return cls._build([r.path for r in rows], labels, [(r.start, r.end) for r in rows], classes, on_error,
-                          cache_dir, use_cache, num_workers, video_stream, progress, str(path))
+        return cls._build(
+            [r.path for r in rows],
+            labels,
+            [(r.start, r.end) for r in rows],
+            classes,
+            on_error,
+            cache_dir,
+            use_cache,
+            num_workers,
+            video_stream,
+            progress,
+            str(path),
+        )
 
     @classmethod
     def from_paths(
@@ -165,15 +193,43 @@ class VideoDataset(Sequence[VideoInfo]):
         labels = list(labels) if labels is not None else [0] * len(paths)
         if len(labels) != len(paths):
             raise ConfigError(f"labels has {len(labels)} entries for {len(paths)} paths")
-        return cls._build([str(p) for p in paths], labels, [(None, None)] * len(paths),
-                          tuple(str(i) for i in sorted(set(labels))), on_error, cache_dir, use_cache, num_workers,
-                          video_stream, progress, None)
+        return cls._build(
+            [str(p) for p in paths],
+            labels,
+            [(None, None)] * len(paths),
+            tuple(str(i) for i in sorted(set(labels))),
+            on_error,
+            cache_dir,
+            use_cache,
+            num_workers,
+            video_stream,
+            progress,
+            None,
+        )
 
     @classmethod
-    def _build(cls, paths, labels, segments, classes, on_error, cache_dir, use_cache, num_workers, video_stream,
-               progress, root) -> VideoDataset:
-        infos = probe_many(paths, cache_dir=cache_dir, use_cache=use_cache, num_workers=num_workers,
-                           video_stream=video_stream, progress=progress)
+    def _build(
+        cls,
+        paths,
+        labels,
+        segments,
+        classes,
+        on_error,
+        cache_dir,
+        use_cache,
+        num_workers,
+        video_stream,
+        progress,
+        root,
+    ) -> VideoDataset:
+        infos = probe_many(
+            paths,
+            cache_dir=cache_dir,
+            use_cache=use_cache,
+            num_workers=num_workers,
+            video_stream=video_stream,
+            progress=progress,
+        )
         videos: list[VideoInfo] = []
         skipped: list[SkippedFile] = []
         for p, label, (start, end), res in zip(paths, labels, segments, infos, strict=True):

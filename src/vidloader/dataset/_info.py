@@ -81,7 +81,9 @@ class VideoInfo:
             raise ConfigError(f"{self.path}: segment [{start}, {end}) s holds no frame")
         seg_pts = self.frame_pts[lo:hi]
         step = (seg_pts[-1] - seg_pts[0]) / max(len(seg_pts) - 1, 1)
-        duration = float((seg_pts[-1] - seg_pts[0] + step) * self.time_base) if len(seg_pts) > 1 else 1 / self.fps
+        duration = (
+            float((seg_pts[-1] - seg_pts[0] + step) * self.time_base) if len(seg_pts) > 1 else 1 / self.fps
+        )
         return replace(
             self, label=label, start=start, end=end, first_frame=lo, num_frames=hi - lo, duration=duration
         )

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,9 +45,9 @@ def write_video(
     h, w = frames[0].shape[:2]
     rate = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
     with av.open(str(path), mode="w") as out:
-        vs = out.add_stream(codec, rate=rate)
+        vs: Any = out.add_stream(codec, rate=rate)
         vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
-        opts = dict(options or {})
+        opts: dict[str, str] = dict(options or {})
         if codec in ("libx264", "libx265"):
             # Same bytes on every run and machine: one encoder thread, no scene-cut keyframes.
             opts.setdefault("threads", "1")
@@ -69,7 +70,7 @@ def write_video(
         if rotation:
             vs.set_display_rotation(rotation)
         if audio is not None:
-            aus = out.add_stream(audio_codec, rate=audio_rate)
+            aus: Any = out.add_stream(audio_codec, rate=audio_rate)
             aus.layout = "mono" if audio.shape[0] == 1 else "stereo"
         for i, arr in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
@@ -146,7 +147,9 @@ def _demo_clip(label: str, rng: np.random.Generator, *, size: int, frames: int) 
             a = angle0 + sign * t * speed / orbit_r
             cy, cx = h / 2 - orbit_r * math.sin(a), w / 2 + orbit_r * math.cos(a)
         else:
-            dy, dx = {"move_down": (1, 0), "move_up": (-1, 0), "move_left": (0, -1), "move_right": (0, 1)}[label]
+            dy, dx = {"move_down": (1, 0), "move_up": (-1, 0), "move_left": (0, -1), "move_right": (0, 1)}[
+                label
+            ]
             cy, cx = (y0 + dy * speed * t) % h, (x0 + dx * speed * t) % w
         # Toroidal distance, so a shape leaving one edge comes back at the other.
         ddy = np.minimum(np.abs(yy - cy), h - np.abs(yy - cy))

@@ -56,7 +56,11 @@ class ClipBatch:
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> ClipBatch:
         kw = {
-            f.name: (getattr(self, f.name).to(device, non_blocking=non_blocking) if getattr(self, f.name) is not None else None)
+            f.name: (
+                getattr(self, f.name).to(device, non_blocking=non_blocking)
+                if getattr(self, f.name) is not None
+                else None
+            )
             for f in fields(self)
         }
-        return ClipBatch(**kw)
+        return ClipBatch(**kw)  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ class _Deferred(Future):
 
     def __init__(self, fn, args) -> None:
         super().__init__()
-        self._call = (fn, args)
+        self._call: tuple[Any, tuple] | None = (fn, args)
 
     def result(self, timeout: float | None = None) -> Any:
         if self._call is not None:
@@ -38,7 +38,9 @@ class DecodePool:
     def _ensure(self) -> ThreadPoolExecutor | ProcessPoolExecutor:
         if self._executor is None:
             if self.worker_type == "thread":
-                self._executor = ThreadPoolExecutor(max_workers=self.num_workers, thread_name_prefix="vidloader")
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.num_workers, thread_name_prefix="vidloader"
+                )
             else:
                 self._executor = ProcessPoolExecutor(
                     max_workers=self.num_workers, mp_context=mp.get_context("spawn")

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from .._errors import ConfigError
-from .._validate import check_choice, check_int, check_positive_float
+from .._validate import check_choice, check_int, check_opt_int, check_positive_float
 
 SamplingMode = Literal["random", "uniform", "multiview", "sliding"]
 SAMPLING_MODES: tuple[str, ...] = ("random", "uniform", "multiview", "sliding")
@@ -35,7 +35,7 @@ class SamplingConfig:
         check_int("frames_per_clip", self.frames_per_clip, minimum=1)
         check_int("frame_stride", self.frame_stride, minimum=1)
         check_positive_float("target_fps", self.target_fps, allow_none=True)
-        check_int("clip_step", self.clip_step, minimum=1, allow_none=True)
+        check_opt_int("clip_step", self.clip_step, minimum=1)
         check_choice("sampling", self.sampling, SAMPLING_MODES)
         check_int("clips_per_video", self.clips_per_video, minimum=1)
         if self.target_fps is not None and self.frame_stride != 1:

@@ -78,12 +78,16 @@ def _starts(info: VideoInfo, cfg: SamplingConfig, rng: np.random.Generator | Non
     return [lo + i * (step if timed else cfg.step) for i in range(n)]
 
 
-def video_clips(info: VideoInfo, video_index: int, cfg: SamplingConfig, *, seed: int, epoch: int) -> list[ClipSpec]:
+def video_clips(
+    info: VideoInfo, video_index: int, cfg: SamplingConfig, *, seed: int, epoch: int
+) -> list[ClipSpec]:
     """The clips of one video for one epoch; depends on (seed, epoch, video_index) only."""
     rng = _rng(seed, epoch, video_index, _TAG_CLIPS) if cfg.sampling == "random" else None
     clips = []
     for ci, s in enumerate(_starts(info, cfg, rng)):
-        idx = _time_clip(info, float(s), cfg) if cfg.target_fps is not None else _index_clip(info, int(s), cfg)
+        idx = (
+            _time_clip(info, float(s), cfg) if cfg.target_fps is not None else _index_clip(info, int(s), cfg)
+        )
         clips.append(ClipSpec(video_index=video_index, clip_index=ci, frame_indices=idx))
     return clips
 
@@ -99,7 +103,9 @@ def _check_rank(seed: int, epoch: int, rank: int, world_size: int) -> None:
         raise ConfigError(f"rank must be in [0, {world_size}), got {rank!r}")
 
 
-def shard_videos(num_videos: int, *, seed: int, epoch: int, rank: int, world_size: int, shuffle: bool) -> list[int]:
+def shard_videos(
+    num_videos: int, *, seed: int, epoch: int, rank: int, world_size: int, shuffle: bool
+) -> list[int]:
     """The epoch's (shuffled) video order, wrapped round to a multiple of world_size, rank's share."""
     _check_rank(seed, epoch, rank, world_size)
     if num_videos < 1:
@@ -111,16 +117,28 @@ def shard_videos(num_videos: int, *, seed: int, epoch: int, rank: int, world_siz
 
 
 def plan_epoch(
-    videos: Sequence[VideoInfo], cfg: SamplingConfig, *, seed: int, epoch: int, rank: int = 0, world_size: int = 1
+    videos: Sequence[VideoInfo],
+    cfg: SamplingConfig,
+    *,
+    seed: int,
+    epoch: int,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> list[ClipSpec]:
     """Every clip rank yields in the epoch, in order. Ranks get equally many clips (hence batches)."""
-    mine = shard_videos(len(videos), seed=seed, epoch=epoch, rank=rank, world_size=world_size, shuffle=cfg.shuffle)
+    mine = shard_videos(
+        len(videos), seed=seed, epoch=epoch, rank=rank, world_size=world_size, shuffle=cfg.shuffle
+    )
     clips = [c for v in mine for c in video_clips(videos[v], v, cfg, seed=seed, epoch=epoch)]
     if cfg.sampling == "sliding" and world_size > 1:
         # Window counts vary with video length; pad every rank to the longest so DDP steps stay in lockstep.
         target = max(
-            sum(len(_starts(videos[v], cfg, None)) for v in
-                shard_videos(len(videos), seed=seed, epoch=epoch, rank=r, world_size=world_size, shuffle=cfg.shuffle))
+            sum(
+                len(_starts(videos[v], cfg, None))
+                for v in shard_videos(
+                    len(videos), seed=seed, epoch=epoch, rank=r, world_size=world_size, shuffle=cfg.shuffle
+                )
+            )
             for r in range(world_size)
         )
         clips = [clips[i % len(clips)] for i in range(target)]
