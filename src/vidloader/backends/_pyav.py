@@ -11,6 +11,11 @@ from .._errors import DecodeError
 from ..dataset import VideoInfo, enable_ffmpeg_log
 from ._base import DecodedClip, ResizeArg, output_size
 
+# Codecs whose FFmpeg decoders drop exactly the frames nothing refers to under AVDISCARD_NONREF (checked
+# frame by frame against a full sequential decode). libdav1d is not one: AV1's hidden frames shown later
+# (show_existing_frame) then never come out, so AV1 and any codec not listed decode every frame.
+NONREF_SAFE_CODECS = frozenset({"h264", "hevc", "mpeg4", "vp8", "vp9", "mjpeg"})
+
 
 class PyAVBackend:
     """Decodes clips on the CPU with FFmpeg (through PyAV) into RGB uint8.
@@ -62,13 +67,16 @@ class PyAVBackend:
         try:
             stream = container.streams[info.stream_index]
             cc = stream.codec_context
+            skip_nonref = self.skip_nonref and info.codec in NONREF_SAFE_CODECS
             cc.thread_count = self.threads
-            cc.thread_type = "SLICE" if self.skip_nonref else "AUTO"
+            cc.thread_type = "SLICE" if skip_nonref else "AUTO"
             k = bisect.bisect_right(info.keyframe_pts, wanted[0]) - 1
             k = max(k, 0)
             got: dict[int, np.ndarray] = {}
             while True:
-                got = self._decode_from(container, stream, info, info.keyframe_pts[k], wanted, (out_h, out_w))
+                got = self._decode_from(
+                    container, stream, info, info.keyframe_pts[k], wanted, (out_h, out_w), skip_nonref
+                )
                 if len(got) == len(wanted) or k == 0:
                     break
                 k -= 1  # the seek landed past a needed frame (open GOP, odd index): start one GOP earlier
@@ -98,7 +106,9 @@ class PyAVBackend:
         tb = info.time_base
         return DecodedClip(frames=frames, pts=pts, timestamps=tuple(float(p * tb) for p in pts))
 
-    def _decode_from(self, container, stream, info: VideoInfo, key_pts: int, wanted: list[int], size) -> dict:
+    def _decode_from(
+        self, container, stream, info: VideoInfo, key_pts: int, wanted: list[int], size, skip_nonref: bool
+    ) -> dict:
         import av
 
         wanted_set = set(wanted)
@@ -126,7 +136,7 @@ class PyAVBackend:
         for packet in container.demux(stream):
             if packet.size == 0:
                 break
-            if self.skip_nonref:
+            if skip_nonref:
                 ppts = packet.pts if packet.pts is not None else packet.dts
                 want_skip = ppts is not None and ppts < first
                 if want_skip != skipping:
