@@ -61,7 +61,7 @@ class VideoInfo:
     def pts_seconds(self, frame_index: int) -> float:
         return float(self.frame_pts[frame_index] * self.time_base)
 
-    def frame_at_time(self, t: float) -> int:
+    def frame_at_time(self, t: float | Fraction) -> int:
         """Index of the last frame whose pts <= t (seconds), clamped to the segment."""
         tb = self.time_base
         # Compare in exact rationals so a frame exactly at t is never lost to float rounding.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -44,38 +45,45 @@ def _index_clip(info: VideoInfo, start: int, cfg: SamplingConfig) -> tuple[int, 
     return tuple(min(start + k * cfg.frame_stride, last) for k in range(cfg.frames_per_clip))
 
 
-def _time_clip(info: VideoInfo, t0: float, cfg: SamplingConfig) -> tuple[int, ...]:
+def _period(cfg: SamplingConfig) -> Fraction:
     assert cfg.target_fps is not None
-    return tuple(info.frame_at_time(t0 + k / cfg.target_fps) for k in range(cfg.frames_per_clip))
+    # Exact rationals: in floats t0 + k / fps lands a hair before a frame sitting exactly at that time (0.6 s
+    # is 0.59999... s), and "last frame with pts <= t" then takes the frame before it.
+    return 1 / Fraction(cfg.target_fps).limit_denominator(1_000_000)
 
 
-def _starts(info: VideoInfo, cfg: SamplingConfig, rng: np.random.Generator | None) -> list[float]:
-    """Clip starts: frame indices in stride mode, seconds in target-fps mode."""
+def _time_clip(info: VideoInfo, t0: Fraction, cfg: SamplingConfig) -> tuple[int, ...]:
+    period = _period(cfg)
+    return tuple(info.frame_at_time(t0 + k * period) for k in range(cfg.frames_per_clip))
+
+
+def _starts(info: VideoInfo, cfg: SamplingConfig, rng: np.random.Generator | None) -> list[Fraction]:
+    """Clip starts: frame indices in stride mode, seconds (exact) in target-fps mode."""
     timed = cfg.target_fps is not None
+    lo: Fraction
     if timed:
-        assert cfg.target_fps is not None
-        lo = info.pts_seconds(info.first_frame)
-        hi = info.pts_seconds(info.first_frame + info.num_frames - 1)
-        room = hi - lo - (cfg.frames_per_clip - 1) / cfg.target_fps
-        unit = 1.0 / cfg.target_fps
+        lo = info.frame_pts[info.first_frame] * info.time_base
+        hi = info.frame_pts[info.first_frame + info.num_frames - 1] * info.time_base
+        unit = _period(cfg)
+        room = hi - lo - (cfg.frames_per_clip - 1) * unit
     else:
-        lo = info.first_frame
-        room = info.num_frames - ((cfg.frames_per_clip - 1) * cfg.frame_stride + 1)
-        unit = 1.0
-    room = max(room, 0)
+        lo = Fraction(info.first_frame)
+        room = Fraction(info.num_frames - ((cfg.frames_per_clip - 1) * cfg.frame_stride + 1))
+        unit = Fraction(1)
+    room = max(room, Fraction(0))
     k = cfg.clips_per_video
     if cfg.sampling == "random":
         assert rng is not None
         if timed:
-            return [lo + float(rng.uniform(0.0, room)) if room > 0 else lo for _ in range(k)]
+            return [lo + Fraction(float(rng.uniform(0.0, float(room)))) if room > 0 else lo for _ in range(k)]
         return [lo + int(rng.integers(0, int(room) + 1)) for _ in range(k)]
     if cfg.sampling in ("uniform", "multiview"):
         offsets = [room / 2] if k == 1 else [room * i / (k - 1) for i in range(k)]
         return [lo + (o if timed else round(o)) for o in offsets]
     # sliding
     step = cfg.step * unit
-    n = int(room // step) + 1 if timed else int(room) // cfg.step + 1
-    return [lo + i * (step if timed else cfg.step) for i in range(n)]
+    n = int(room // step) + 1
+    return [lo + i * step for i in range(n)]
 
 
 def video_clips(
@@ -85,9 +93,7 @@ def video_clips(
     rng = _rng(seed, epoch, video_index, _TAG_CLIPS) if cfg.sampling == "random" else None
     clips = []
     for ci, s in enumerate(_starts(info, cfg, rng)):
-        idx = (
-            _time_clip(info, float(s), cfg) if cfg.target_fps is not None else _index_clip(info, int(s), cfg)
-        )
+        idx = _time_clip(info, s, cfg) if cfg.target_fps is not None else _index_clip(info, int(s), cfg)
         clips.append(ClipSpec(video_index=video_index, clip_index=ci, frame_indices=idx))
     return clips
 
