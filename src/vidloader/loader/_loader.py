@@ -135,7 +135,11 @@ class VideoLoader:
         if not isinstance(drop_last, bool):
             raise ConfigError(f"drop_last must be True or False, got {drop_last!r}")
         self.drop_last = drop_last
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError):
+            # torch's own error for an unknown device string lists every backend it knows, not ours.
+            raise ConfigError(f"device={str(device)!r} is not allowed; choose 'cpu' or 'cuda[:N]'") from None
         if self.device.type not in ("cpu", "cuda"):
             raise ConfigError(f"device={str(device)!r} is not allowed; choose 'cpu' or 'cuda[:N]'")
         if self.device.type == "cuda" and not torch.cuda.is_available():
