@@ -287,20 +287,28 @@ class VideoLoader:
         q: queue.Queue = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
 
+        def put(item: Any) -> bool:
+            # Never block for good: once the caller has gone (stop), nothing will empty the queue.
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
         def run() -> None:
             try:
                 for item in produced:
-                    while not stop.is_set():
-                        try:
-                            q.put(item, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
+                    if not put(item):
                         return
-                q.put(_END)
+                put(_END)
             except BaseException as exc:
-                q.put(exc)
+                put(exc)
+            finally:
+                # Closed here, on the thread running it: closing a generator that another thread is
+                # executing raises "ValueError: generator already executing".
+                produced.close()  # type: ignore[attr-defined]
 
         thread = threading.Thread(target=run, name="vidloader-prefetch", daemon=True)
         thread.start()
@@ -324,7 +332,6 @@ class VideoLoader:
                 yield batch
         finally:
             stop.set()
-            produced.close() if hasattr(produced, "close") else None
             thread.join(timeout=5)
 
     def _produce(self, epoch: int, batches: list[list[ClipSpec]]) -> Iterator[Any]:
