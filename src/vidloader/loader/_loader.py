@@ -173,6 +173,8 @@ class VideoLoader:
         self._resume_from = 0
         self._epoch = 0
         self._yielded = 0
+        # True from a pass's first batch until it runs to its end; a pass left early keeps its position.
+        self._in_epoch = False
         self._stats: Counter[str] = Counter()
         self._failed: list[dict[str, str]] = []
         self._failed_paths: set[str] = set()
@@ -212,8 +214,12 @@ class VideoLoader:
 
     def set_epoch(self, epoch: int) -> None:
         check_int("epoch", epoch, minimum=0)
+        if epoch != self._next_epoch:
+            # A state loaded for this very epoch stays pending: the usual loop calls set_epoch(e) every
+            # epoch, also right after load_state_dict.
+            self._resume_from = 0
         self._next_epoch = epoch
-        self._resume_from = 0
+        self._in_epoch = False
 
     @property
     def epoch(self) -> int:
@@ -231,22 +237,19 @@ class VideoLoader:
 
     def state_dict(self) -> dict[str, Any]:
         """Where the caller is: batches already handed over (not those waiting in the prefetch queue)."""
-        if self._resume_from:
-            return make_state(
-                epoch=self._next_epoch,
-                batches_yielded=self._resume_from,
-                config=self._config(),
-                dataset=self._dataset_fp,
-            )
-        return make_state(
-            epoch=self._epoch, batches_yielded=self._yielded, config=self._config(), dataset=self._dataset_fp
-        )
+        if self._in_epoch:
+            epoch, done = self._epoch, self._yielded
+        else:
+            # Between passes (also after set_epoch or a finished pass): at the start of the next one.
+            epoch, done = self._next_epoch, self._resume_from
+        return make_state(epoch=epoch, batches_yielded=done, config=self._config(), dataset=self._dataset_fp)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         epoch, done = check_state(state, config=self._config(), dataset=self._dataset_fp)
         self._next_epoch = epoch
         self._resume_from = done
         self._epoch, self._yielded = epoch, done
+        self._in_epoch = False
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -270,6 +273,7 @@ class VideoLoader:
         self._resume_from = 0
         self._next_epoch = epoch + 1
         self._epoch, self._yielded = epoch, start
+        self._in_epoch = True
         plan = self._plan(epoch)
         n_batches = self._num_batches(len(plan))
         batches = [plan[b * self.batch_size : (b + 1) * self.batch_size] for b in range(start, n_batches)]
@@ -278,8 +282,9 @@ class VideoLoader:
             for item in produced:
                 self._yielded += 1
                 yield item
-            return
-        yield from self._threaded(produced)
+        else:
+            yield from self._threaded(produced)
+        self._in_epoch = False
 
     def _threaded(self, produced: Iterator[ClipBatch]) -> Iterator[ClipBatch]:
         # Batches are assembled (and copied to the GPU, transformed) on a background thread so that work
