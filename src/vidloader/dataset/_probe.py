@@ -21,6 +21,11 @@ def enable_ffmpeg_log() -> None:
     level = av.logging.get_level()
     if level is None or level < av.logging.WARNING:
         av.logging.set_level(av.logging.WARNING)
+    # PyAV's de-duplication of repeated messages is global across threads and files: a message equal to
+    # the previous one (a second truncated WebM) is swallowed, and the held-back "(repeated N times)" tally
+    # lands in whichever capture logs next, so one file's damage would be blamed on another.
+    if av.logging.get_skip_repeated():
+        av.logging.set_skip_repeated(False)
 
 
 def probe_video(path: str | Path, *, video_stream: int | None = None) -> VideoInfo:
