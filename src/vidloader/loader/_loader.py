@@ -236,7 +236,8 @@ class VideoLoader:
         return cfg
 
     def state_dict(self) -> dict[str, Any]:
-        """Where the caller is: batches already handed over (not those waiting in the prefetch queue)."""
+        """Where the caller is: batches already handed over (not those waiting in the prefetch queue), counted
+        as the position in the epoch, so batches skipped whole under on_error="skip" count as done."""
         if self._in_epoch:
             epoch, done = self._epoch, self._yielded
         else:
@@ -279,14 +280,16 @@ class VideoLoader:
         batches = [plan[b * self.batch_size : (b + 1) * self.batch_size] for b in range(start, n_batches)]
         produced = self._produce(epoch, batches)
         if self.num_workers == 0:
-            for item in produced:
-                self._yielded += 1
-                yield item
+            for b, batch, _ in produced:
+                # The position in the epoch, not a count of deliveries: batches skipped whole under
+                # on_error="skip" are done too, and a resume must not replay them (and shift the rest).
+                self._yielded = start + b + 1
+                yield batch
         else:
-            yield from self._threaded(produced)
+            yield from self._threaded(produced, start)
         self._in_epoch = False
 
-    def _threaded(self, produced: Iterator[ClipBatch]) -> Iterator[ClipBatch]:
+    def _threaded(self, produced: Iterator[Any], start: int) -> Iterator[ClipBatch]:
         # Batches are assembled (and copied to the GPU, transformed) on a background thread so that work
         # overlaps the training step; the queue bound is the prefetch depth.
         q: queue.Queue = queue.Queue(maxsize=self.prefetch)
@@ -324,7 +327,7 @@ class VideoLoader:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                batch, event = item
+                b, batch, event = item
                 if event is not None:
                     stream = torch.cuda.current_stream(self.device)
                     stream.wait_event(event)
@@ -333,7 +336,7 @@ class VideoLoader:
                     for t in (batch.video, batch.label, batch.audio, batch.audio_mask):
                         if t is not None and t.is_cuda:
                             t.record_stream(stream)
-                self._yielded += 1
+                self._yielded = start + b + 1
                 yield batch
         finally:
             stop.set()
@@ -379,7 +382,7 @@ class VideoLoader:
                     continue
                 self._stats["batches"] += 1
                 self._stats["clips"] += len(decoded)
-                yield batch if self.num_workers == 0 else (batch, event)
+                yield b, batch, event
         finally:
             for fs in futures.values():
                 for f in fs:
