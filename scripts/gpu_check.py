@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Everything that needs a GPU, in one run: machine facts, the `cuda`-marked tests (with
+VIDLOADER_REQUIRE_CUDA=1, so nothing passes by skipping), the fused-op benchmark and the loader benchmark
+(vidloader-DALI vs a plain DALI reader vs torchcodec, plus the NVDEC ceiling). Prints one table at the end;
+paste its output into docs/gpu-results.md together with the machine.
+
+    python scripts/gpu_check.py            # full
+    python scripts/gpu_check.py --quick    # tests + a short benchmark
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(cmd: list[str], *, env: dict[str, str] | None = None, timeout: int = 1800) -> tuple[int, str]:
+    print(f"\n$ {' '.join(cmd)}", flush=True)
+    t = time.time()
+    try:
+        res = subprocess.run(
+            cmd, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
+        )
+        out, rc = res.stdout + res.stderr, res.returncode
+    except subprocess.TimeoutExpired as exc:
+        out, rc = f"{exc.stdout or ''}{exc.stderr or ''}\nTIMEOUT after {timeout}s", 124
+    print(out[-6000:], flush=True)
+    print(f"[rc={rc}, {time.time() - t:.0f}s]", flush=True)
+    return rc, out
+
+
+def machine() -> dict[str, str]:
+    import torch
+
+    facts = {"python": sys.version.split()[0], "torch": torch.__version__}
+    if torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(0)
+        facts.update(
+            gpu=p.name, capability=f"{p.major}.{p.minor}", memory_gib=f"{p.total_memory / 2**30:.0f}"
+        )
+    ld = subprocess.run(["bash", "-c", "ldconfig -p | grep -c nvcuvid"], capture_output=True, text=True)
+    facts["nvcuvid"] = "found" if ld.stdout.strip() not in ("", "0") else "MISSING"
+    for mod in ("nvidia.dali", "av", "triton", "torchcodec"):
+        try:
+            m = __import__(mod, fromlist=["__version__"])
+            facts[mod] = getattr(m, "__version__", "?")
+        except Exception as exc:
+            facts[mod] = f"missing ({type(exc).__name__})"
+    smi = subprocess.run(
+        ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True
+    )
+    facts["driver"] = smi.stdout.strip() or "?"
+    return facts
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    rows: list[tuple[str, str]] = []
+    facts = machine()
+    print(json.dumps(facts, indent=2))
+    rows += [(f"machine: {k}", v) for k, v in facts.items()]
+
+    rc, out = run(
+        [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "tests", "-p", "no:cacheprovider"],
+        env={"VIDLOADER_REQUIRE_CUDA": "1"},
+    )
+    summary = [ln for ln in out.splitlines() if re.search(r"\d+ (passed|failed)", ln)]
+    rows.append(("cuda tests", (summary[-1] if summary else f"rc={rc}").strip("= ")))
+
+    rc, out = run(
+        [
+            sys.executable,
+            "benchmarks/bench_ops.py",
+            "--device",
+            "cuda",
+            "--repeats",
+            "5" if args.quick else "20",
+        ]
+    )
+    for ln in out.splitlines():
+        if ln.strip().startswith(("fused op", "torch chain", "torchvision", "GB/s", "copy bandwidth")):
+            rows.append((f"ops: {ln.split('  ')[0].strip()}", " ".join(ln.split()[1:])))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workloads = ["1080p-gop250"] if args.quick else ["1080p-gop250", "1080p-gop30"]
+        for wl in workloads:
+            js = Path(tmp) / f"{wl}.json"
+            rc, out = run(
+                [
+                    sys.executable,
+                    "-m",
+                    "vidloader.cli",
+                    "bench",
+                    "--synthetic",
+                    wl,
+                    "--backends",
+                    "vidloader-dali,dali-reader,torchcodec,vidloader-pyav",
+                    "--frames",
+                    "16",
+                    "--stride",
+                    "2",
+                    "--batch-size",
+                    "8",
+                    "--resize",
+                    "224",
+                    "--seconds",
+                    "10" if args.quick else "30",
+                    "--ceiling",
+                    "--json",
+                    str(js),
+                ]
+            )
+            if js.exists():
+                data = json.loads(js.read_text())
+                for name, r in data.get("backends", {}).items():
+                    if r.get("clips_per_s") is not None:
+                        rows.append(
+                            (
+                                f"{wl}: {name}",
+                                f"{r['clips_per_s']:.1f} clips/s, {r.get('frames_per_s', 0):.0f} frames/s",
+                            )
+                        )
+                    else:
+                        rows.append((f"{wl}: {name}", str(r.get("skipped", r.get("error", "?")))))
+                if data.get("ceiling"):
+                    rows.append((f"{wl}: NVDEC ceiling", json.dumps(data["ceiling"])))
+            else:
+                rows.append((f"{wl}: bench", f"failed rc={rc}"))
+
+    width = max(len(k) for k, _ in rows)
+    print("\n" + "=" * 100)
+    print(f"{'check'.ljust(width)} | result")
+    print("-" * 100)
+    for k, v in rows:
+        print(f"{k.ljust(width)} | {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
