@@ -434,16 +434,28 @@ class VideoLoader:
         out = []
         for clip, fut in zip(clips, futures, strict=True):
             path = self.dataset[clip.video_index].path
-            try:
-                out.append((clip, fut.result(timeout=self.decode_timeout)))
+            err: VideoError | None = None
+            for retried in (False, True):
+                try:
+                    out.append((clip, fut.result(timeout=self.decode_timeout)))
+                except VideoError as exc:
+                    err = exc
+                except TimeoutError:
+                    err = DecodeError(
+                        path, f"decoding took longer than decode_timeout={self.decode_timeout}s"
+                    )
+                except BrokenProcessPool:
+                    err = DecodeError(path, "a decode worker process died while decoding this clip")
+                    if not retried:
+                        # A dying worker fails every clip in flight in its pool. Decode this one again on
+                        # fresh workers (the pool replaces broken ones), so only a clip that kills a worker
+                        # by itself is blamed and skipped.
+                        err = None
+                        fut = self._submit(clip)
+                        continue
+                break
+            if err is None:
                 continue
-            except VideoError as exc:
-                err: VideoError = exc
-            except TimeoutError:
-                err = DecodeError(path, f"decoding took longer than decode_timeout={self.decode_timeout}s")
-            except BrokenProcessPool:
-                self._pool.reset()
-                err = DecodeError(path, "a decode worker process died while decoding this clip")
             if self.on_error == "raise":
                 raise err
             self._record_failure(clip, err)

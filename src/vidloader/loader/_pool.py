@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal
 
 WorkerType = Literal["thread", "process"]
@@ -50,7 +51,12 @@ class DecodePool:
     def submit(self, fn, *args) -> Future:
         if self.num_workers == 0:
             return _Deferred(fn, args)
-        return self._ensure().submit(fn, *args)
+        try:
+            return self._ensure().submit(fn, *args)
+        except BrokenProcessPool:
+            # A worker died (its clips report that when collected); later work goes to fresh workers.
+            self.close()
+            return self._ensure().submit(fn, *args)
 
     def reset(self) -> None:
         """Drop a broken process pool (a worker died) so the next submit starts fresh ones."""
