@@ -6,6 +6,7 @@ decode_timeout, and one test proves that timeout fires."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from pathlib import Path
@@ -329,3 +330,51 @@ def test_decode_timeout_never_hangs(files: dict[str, Path], on_error: str) -> No
         assert loader.stats["skipped_clips"] == 1 and loader.stats["skipped_batches"] == 1
         assert "decode_timeout" in loader.stats["decode_failures"][0]["reason"]
     assert time.monotonic() - start < 1.8, "the loader waited for the slow decode instead of timing out"
+
+
+class CrashingBackend(PyAVBackend):
+    """Kills its worker process on one clip, as a decoder segfault would."""
+
+    def __init__(self, crash_path: str, crash_first_frame: int) -> None:
+        super().__init__()
+        self.crash = (crash_path, crash_first_frame)
+
+    def decode_clip(self, info, frame_indices, **kw):
+        if (info.path, frame_indices[0]) == self.crash:
+            os._exit(1)
+        return super().decode_clip(info, frame_indices, **kw)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+def test_worker_process_crash_blames_only_its_clip(files: dict[str, Path], on_error: str) -> None:
+    # When a worker dies, every clip in flight in the pool fails with it; only the clip that kills a
+    # worker again on its own is the culprit. The others are decoded again, not skipped or blamed.
+    culprit = files["good2.mp4"]
+    ds = vl.VideoDataset.from_paths([files["good.mp4"], culprit, files["short.mp4"]], labels=[0, 1, 2])
+    loader = vl.VideoLoader(
+        ds,
+        **dict(LOADER_KW, shuffle=True, resize=(32, 48)),
+        num_workers=2,
+        worker_type="process",
+        prefetch=3,
+        on_error=on_error,
+        seed=3,
+    )
+    loader.backend = CrashingBackend(str(culprit), 12)
+    plan = loader.clip_plan(0)
+    (bad,) = [(c.video_index, c.clip_index) for c in plan if c.video_index == 1 and c.frame_indices[0] == 12]
+    try:
+        if on_error == "raise":
+            with pytest.raises(vl.DecodeError, match=r"good2\.mp4: a decode worker process died"):
+                list(loader)
+            return
+        batches = list(loader)
+    finally:
+        loader.close()
+    delivered = {
+        (v, c) for b in batches for v, c in zip(b.video_index.tolist(), b.clip_index.tolist(), strict=True)
+    }
+    assert delivered == {(c.video_index, c.clip_index) for c in plan} - {bad}
+    assert loader.stats["skipped_clips"] == 1
+    assert [f["path"] for f in loader.stats["decode_failures"]] == [str(culprit)]
