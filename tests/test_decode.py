@@ -4,6 +4,7 @@ through a VideoLoader batch; timestamps are the reference frames' pts * time_bas
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -204,3 +205,32 @@ def test_out_of_range_indices_raise(media: MediaLibrary) -> None:
     info = vl.probe_video(media.path("vp8"))
     with pytest.raises(vl.DecodeError, match=r"vp8\.webm: frame indices \[60, -1\] out of range \[0, 60\)"):
         PyAVBackend().decode_clip(info, [0, 60, -1])
+
+
+def test_loader_target_fps_on_vfr(media: MediaLibrary) -> None:
+    path = media.path("vfr")
+    ds = vl.VideoDataset.from_paths([path])
+    info = ds[0]
+    ref = reference(path, info.stream_index)
+    loader = vl.VideoLoader(
+        ds,
+        batch_size=8,
+        frames_per_clip=6,
+        target_fps=10.0,
+        sampling="sliding",
+        shuffle=False,
+        output_layout="NTHWC",
+        num_workers=2,
+    )
+    (batch,) = list(loader)
+    plan = loader.clip_plan(0)
+    assert batch.frame_index.tolist() == [list(c.frame_indices) for c in plan]
+    seconds = [p * ref.time_base for p in ref.pts]
+    for row in range(len(batch)):
+        indices = batch.frame_index[row].tolist()
+        t0 = seconds[0] + row * Fraction(6, 10)  # windows of 6 samples at 10 fps
+        for k, i in enumerate(indices):
+            t = t0 + Fraction(k, 10)
+            assert seconds[i] <= t and (i + 1 == len(seconds) or seconds[i + 1] > t)
+            assert np.array_equal(batch.video[row, k].numpy(), ref.frames[i])
+        assert batch.timestamp[row].tolist() == [float(seconds[i]) for i in indices]

@@ -93,6 +93,7 @@ def test_thread_workers_match_inline(dataset: vl.VideoDataset) -> None:
     assert inline == threads and len(inline) == 5
 
 
+@pytest.mark.slow  # spawning workers takes 3-5 s here
 def test_process_workers_match_threads(dataset: vl.VideoDataset) -> None:
     kw = dict(batch_size=4, frames_per_clip=3, output_layout="NTCHW")
     threads = rows(list(make(dataset, num_workers=2, **kw)))
@@ -320,3 +321,17 @@ def test_frames_match_decode(dataset: vl.VideoDataset) -> None:
             info = dataset[int(batch.video_index[r])]
             clip = backend.decode_clip(info, batch.frame_index[r].tolist())
             assert np.array_equal(batch.video[r].permute(1, 2, 3, 0).numpy(), clip.frames)
+
+
+def test_batch_lives_on_the_device(dataset: vl.VideoDataset, device: str) -> None:
+    kw = dict(sampling="uniform", shuffle=False, batch_size=4)
+    cpu = next(iter(make(dataset, **kw)))
+    for workers in (0, 2):
+        batch = next(iter(make(dataset, device=device, num_workers=workers, **kw)))
+        assert batch.video.device.type == device and batch.label.device.type == device
+        # Bookkeeping stays on the CPU: reading it never waits for the GPU.
+        assert batch.frame_index.device.type == "cpu" and batch.timestamp.device.type == "cpu"
+        assert torch.equal(batch.video.cpu(), cpu.video)
+        assert torch.equal(batch.frame_index, cpu.frame_index)
+        fl = next(iter(make(dataset, device=device, num_workers=workers, dtype=torch.float32, **kw)))
+        assert torch.allclose(fl.video.cpu(), cpu.video.float() / 255, rtol=0, atol=1e-6)
