@@ -69,7 +69,7 @@ class PyAVBackend:
             cc = stream.codec_context
             skip_nonref = self.skip_nonref and info.codec in NONREF_SAFE_CODECS
             cc.thread_count = self.threads
-            cc.thread_type = "SLICE" if skip_nonref else "AUTO"
+            cc.thread_type = "SLICE" if self.skip_nonref else "AUTO"
             k = bisect.bisect_right(info.keyframe_pts, wanted[0]) - 1
             k = max(k, 0)
             got: dict[int, np.ndarray] = {}
