@@ -210,11 +210,12 @@ def reference(path: str | Path, stream_index: int | None = None, *, rgb: bool = 
 
     with av.open(str(path)) as container:
         stream = container.streams.best("video") if stream_index is None else container.streams[stream_index]
-        frames, pts, keys = [], [], []
+        frames, pts, keys, bases = [], [], [], set()
         for i, frame in enumerate(container.decode(stream)):
             frames.append(frame.to_ndarray(format="rgb24") if rgb else np.empty(0, np.uint8))
             pts.append(int(frame.pts))
+            bases.add(Fraction(frame.time_base))
             if frame.key_frame:
                 keys.append(i)
-        time_base = Fraction(stream.time_base)
+        (time_base,) = bases  # timestamps are frame.pts * frame.time_base, one time base per stream
     return Reference(tuple(frames), tuple(pts), time_base, tuple(keys))

@@ -122,6 +122,9 @@ def test_ten_bit_decodes_to_rgb_uint8() -> None:
         assert clip.frames.std() > 10, "real picture content, not a constant"
         ref = reference(path, info.stream_index)
         assert_frames_match(clip, [0, 15, 29], ref, name)
+        small = PyAVBackend().decode_clip(info, [15], resize=(100, 50)).frames
+        assert small.dtype == np.uint8 and small.shape == (1, 100, 50, 3)
+        assert np.abs(small[0] - _resized(ref.frames[15], 100, 50)).mean() < 12
 
 
 def _resized(frame: np.ndarray, h: int, w: int) -> np.ndarray:
