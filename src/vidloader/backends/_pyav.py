@@ -112,7 +112,7 @@ class PyAVBackend:
         import av
 
         wanted_set = set(wanted)
-        first, last = wanted[0], wanted[-1]
+        last = wanted[-1]
         got: dict[int, np.ndarray] = {}
         cc = stream.codec_context
         container.seek(key_pts, stream=stream, backward=True, any_frame=False)
@@ -138,7 +138,9 @@ class PyAVBackend:
                 break
             if skip_nonref:
                 ppts = packet.pts if packet.pts is not None else packet.dts
-                want_skip = ppts is not None and ppts < first
+                # A non-reference frame nobody asked for (before the clip, or between strided frames) is
+                # never needed by another frame: dropping it is exact.
+                want_skip = ppts is not None and ppts not in wanted_set
                 if want_skip != skipping:
                     cc.skip_frame = "NONREF" if want_skip else "DEFAULT"
                     skipping = want_skip
