@@ -10,6 +10,7 @@ from ._errors import (
     VidloaderError,
 )
 from . import ops, transforms
+from ._config import load_config
 from .backends import DecodedClip, PyAVBackend
 from .dataset import SkippedFile, VideoDataset, VideoInfo, make_demo_dataset, probe_video
 from .loader import ClipBatch, VideoLoader
@@ -35,6 +36,7 @@ __all__ = [
     "VideoLoader",
     "VidloaderError",
     "__version__",
+    "load_config",
     "make_demo_dataset",
     "ops",
     "plan_epoch",
