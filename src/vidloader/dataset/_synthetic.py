@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+_DEMO_VERSION = "demo-v2"
 DEMO_CLASSES = ("move_down", "move_left", "move_right", "move_up", "orbit_ccw", "orbit_cw")
 
 
@@ -134,8 +135,8 @@ def _demo_clip(label: str, rng: np.random.Generator, *, size: int, frames: int) 
     bg = rng.integers(bg_lo, bg_lo + 80, size=(h // 4 + 1, w // 4 + 1, 3)).astype(np.uint8)
     bg = np.kron(bg, np.ones((4, 4, 1), dtype=np.uint8))[:h, :w]
     colour = rng.integers(140, 256, size=3)
-    radius = rng.uniform(size * 0.08, size * 0.16)
-    speed = rng.uniform(size * 0.03, size * 0.06)  # pixels per frame
+    radius = rng.uniform(size * 0.12, size * 0.2)
+    speed = rng.uniform(size * 0.04, size * 0.07)  # pixels per frame
     y0, x0 = rng.uniform(0, h), rng.uniform(0, w)
     angle0 = rng.uniform(0, 2 * math.pi)
     orbit_r = rng.uniform(size * 0.15, size * 0.3)
@@ -180,8 +181,12 @@ def make_demo_dataset(
 
     root = Path(root)
     marker = root / ".complete"
-    if marker.exists():
+    # The marker records how the data was made, so a changed generator or argument rebuilds it.
+    stamp = f"{_DEMO_VERSION} seed={seed} train={train_per_class} val={val_per_class} size={size} frames={frames} fps={fps}\n"
+    if marker.exists() and marker.read_text() == stamp:
         return root
+    for old in root.glob("*/*/*.mp4"):
+        old.unlink()
     jobs = [
         (split, label, i)
         for split, n in (("train", train_per_class), ("val", val_per_class))
@@ -193,5 +198,5 @@ def make_demo_dataset(
         rng = np.random.default_rng(clip_seed)
         clip = _demo_clip(label, rng, size=size, frames=frames)
         write_video(root / split / label / f"{label}_{i:04d}.mp4", clip, fps=fps, gop=16, bframes=2)
-    marker.write_text(f"seed={seed}\n")
+    marker.write_text(stamp)
     return root
