@@ -1,5 +1,7 @@
 """vidloader: decoded, processed video clip batches for PyTorch training, delivered on the device."""
 
+from . import ops, transforms
+from ._config import load_config
 from ._errors import (
     BackendUnavailableError,
     ConfigError,
@@ -9,8 +11,6 @@ from ._errors import (
     VideoError,
     VidloaderError,
 )
-from . import ops, transforms
-from ._config import load_config
 from .backends import DecodedClip, PyAVBackend
 from .dataset import SkippedFile, VideoDataset, VideoInfo, make_demo_dataset, probe_video
 from .loader import ClipBatch, VideoLoader
