@@ -11,7 +11,7 @@ from ._errors import (
     VideoError,
     VidloaderError,
 )
-from .backends import DecodedClip, PyAVBackend
+from .backends import AudioSpec, DecodedClip, PyAVBackend
 from .dataset import SkippedFile, VideoDataset, VideoInfo, make_demo_dataset, probe_video
 from .loader import ClipBatch, VideoLoader
 from .sampling import ClipSpec, SamplingConfig, plan_epoch
@@ -19,6 +19,7 @@ from .sampling import ClipSpec, SamplingConfig, plan_epoch
 __version__ = "0.1.0"
 
 __all__ = [
+    "AudioSpec",
     "BackendUnavailableError",
     "ClipBatch",
     "ClipSpec",

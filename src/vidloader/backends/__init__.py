@@ -1,5 +1,6 @@
 """Decode backends: given a VideoInfo and frame indices, return the frames (no iteration logic here)."""
 
+from ._audio import AudioSpan, AudioSpec, decode_audio_span
 from ._base import Backend, DecodedClip, ResizeArg, check_resize, output_size
 from ._dali import DALIBackend, PreparedClip, remux_segment
 from ._pyav import PyAVBackend
@@ -7,6 +8,8 @@ from ._select import BACKENDS, dali_missing, resolve_backend
 
 __all__ = [
     "BACKENDS",
+    "AudioSpan",
+    "AudioSpec",
     "Backend",
     "DALIBackend",
     "DecodedClip",
@@ -15,6 +18,7 @@ __all__ = [
     "ResizeArg",
     "check_resize",
     "dali_missing",
+    "decode_audio_span",
     "output_size",
     "remux_segment",
     "resolve_backend",

@@ -19,6 +19,7 @@ import torch
 from .._errors import ConfigError, DecodeError, VideoError
 from .._validate import check_choice, check_int
 from ..backends import (
+    AudioSpec,
     DALIBackend,
     DecodedClip,
     PreparedClip,
@@ -29,6 +30,7 @@ from ..backends import (
 )
 from ..dataset import VideoDataset
 from ..sampling import ClipSpec, SamplingConfig, clip_seed, plan_epoch
+from ._audio import AudioBatcher, audio_samples, split_audio
 from ._batch import ClipBatch
 from ._pool import WORKER_TYPES, DecodePool, WorkerType
 from ._state import check_state, dataset_fingerprint, make_state
@@ -116,6 +118,7 @@ class VideoLoader:
         decode_timeout: float = 300.0,
         rank: int | None = None,
         world_size: int | None = None,
+        audio: AudioSpec | None = None,
     ) -> None:
         if not isinstance(dataset, VideoDataset):
             raise ConfigError(f"dataset must be a vidloader.VideoDataset, got {type(dataset).__name__}")
@@ -165,6 +168,12 @@ class VideoLoader:
         self.rank, self.world_size = _dist_defaults(rank, world_size)
         if not 0 <= self.rank < self.world_size:
             raise ConfigError(f"rank={self.rank} must be in [0, world_size={self.world_size})")
+        if audio is not None and not isinstance(audio, AudioSpec):
+            raise ConfigError(f"audio must be a vidloader.AudioSpec or None, got {type(audio).__name__}")
+        self.audio = audio
+        self._audio = (
+            None if audio is None else AudioBatcher(audio, audio_samples(audio, self.sampling, dataset))
+        )
         self.backend = resolve_backend(backend, device=self.device)
         log.info("vidloader: using backend %s", self.backend.name)
         self._pool = DecodePool(num_workers=self.num_workers, worker_type=self.worker_type)
@@ -262,6 +271,7 @@ class VideoLoader:
             "fallbacks": self._stats["fallbacks"],
             "skipped_clips": self._stats["skipped_clips"],
             "skipped_batches": self._stats["skipped_batches"],
+            "clips_without_audio": self._stats["clips_without_audio"],
             "decode_failures": list(self._failed),
             "skipped_files": [s.to_json() for s in self.dataset.skipped],
         }
@@ -417,11 +427,13 @@ class VideoLoader:
         if isinstance(backend, DALIBackend):
             reason = backend.unsupported_reason(info) if not self.apply_rotation else "apply_rotation=True"
             if reason is None:
-                return self._pool.submit(prepare_task, backend, info, clip.frame_indices, self.resize)
+                return self._pool.submit(
+                    prepare_task, backend, info, clip.frame_indices, self.resize, self.audio
+                )
             self._note_fallback(info.path, reason)
             backend = self._fallback
         return self._pool.submit(
-            decode_task, backend, info, clip.frame_indices, self.resize, self.apply_rotation, out
+            decode_task, backend, info, clip.frame_indices, self.resize, self.apply_rotation, out, self.audio
         )
 
     def _note_fallback(self, path: str, reason: str) -> None:
@@ -530,7 +542,8 @@ class VideoLoader:
             kept.append((clip, d))
         return kept
 
-    def _assemble(self, epoch: int, decoded: list[tuple[ClipSpec, DecodedClip]]) -> ClipBatch:
+    def _assemble(self, epoch: int, decoded: list[tuple[ClipSpec, Any]]) -> ClipBatch:
+        decoded, spans = split_audio(decoded)
         shapes = {d.shape for _, d in decoded}
         if len(shapes) > 1:
             (c0, d0), other = decoded[0], next((c, d) for c, d in decoded if d.shape != decoded[0][1].shape)
@@ -539,10 +552,17 @@ class VideoLoader:
                 f"(H, W) but {self.dataset[other[0].video_index].path} gives {other[1].shape[1:3]}; "
                 "pass resize=(height, width) or resize=<short side> to VideoLoader"
             )
+        before = [c for c, _ in decoded]
         video, decoded = self._frames_on_device(decoded)
         if not decoded:
             raise _EmptyBatch
         clips = [c for c, _ in decoded]
+        audio = audio_mask = None
+        if spans is not None and self._audio is not None:
+            # Clips DALI failed on under on_error="skip" are gone from `decoded`; their audio goes too.
+            spans = [spans[i] for i in _surviving_rows(before, clips)]
+            audio, audio_mask = self._audio(spans, self.device)
+            self._stats["clips_without_audio"] += sum(not s.present for s in spans)
         labels = torch.tensor([self.dataset[c.video_index].label for c in clips], dtype=torch.int64)
         meta = {
             "video_index": torch.tensor([c.video_index for c in clips], dtype=torch.int64),
@@ -566,8 +586,15 @@ class VideoLoader:
             meta = {k: v.repeat_interleave(views, dim=0) for k, v in meta.items()}
             labels = labels.repeat_interleave(views)
             view_index = torch.arange(views).repeat(len(clips))
+            if audio is not None and audio_mask is not None:
+                audio, audio_mask = audio.repeat_interleave(views, 0), audio_mask.repeat_interleave(views)
         return ClipBatch(
-            video=video, label=labels.to(self.device, non_blocking=True), view_index=view_index, **meta
+            video=video,
+            label=labels.to(self.device, non_blocking=True),
+            view_index=view_index,
+            audio=audio,
+            audio_mask=audio_mask,
+            **meta,
         )
 
     def close(self) -> None:

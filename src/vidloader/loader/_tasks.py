@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 
 from ..backends import Backend, DALIBackend, DecodedClip, PreparedClip, ResizeArg
+from ..backends._audio import AudioSpec, clip_span, decode_audio_span
 from ..dataset import VideoInfo
+from ._audio import WithAudio
+
+_Clip = TypeVar("_Clip", DecodedClip, PreparedClip)
 
 
 def decode_task(
@@ -17,11 +22,27 @@ def decode_task(
     resize: ResizeArg,
     apply_rotation: bool,
     out: np.ndarray | None = None,
-) -> DecodedClip:
-    return backend.decode_clip(info, frame_indices, resize=resize, apply_rotation=apply_rotation, out=out)
+    audio: AudioSpec | None = None,
+) -> DecodedClip | WithAudio:
+    clip = backend.decode_clip(info, frame_indices, resize=resize, apply_rotation=apply_rotation, out=out)
+    return _with_audio(clip, info, frame_indices, audio)
 
 
 def prepare_task(
-    backend: DALIBackend, info: VideoInfo, frame_indices: Sequence[int], resize: ResizeArg
-) -> PreparedClip:
-    return backend.prepare_clip(info, frame_indices, resize=resize)
+    backend: DALIBackend,
+    info: VideoInfo,
+    frame_indices: Sequence[int],
+    resize: ResizeArg,
+    audio: AudioSpec | None = None,
+) -> PreparedClip | WithAudio:
+    # DALI decodes only video; the clip's audio is decoded here on the CPU, in the same task.
+    return _with_audio(backend.prepare_clip(info, frame_indices, resize=resize), info, frame_indices, audio)
+
+
+def _with_audio(
+    result: _Clip, info: VideoInfo, frame_indices: Sequence[int], audio: AudioSpec | None
+) -> _Clip | WithAudio:
+    if audio is None:
+        return result
+    t0, t1 = clip_span(info, frame_indices)
+    return WithAudio(result, decode_audio_span(info, t0, t1, audio))

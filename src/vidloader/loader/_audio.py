@@ -1,0 +1,103 @@
+"""Audio per batch: clips' spans (decoded by the workers at their source rate) -> fixed-length waveforms or
+log-mel features on the loader's device, plus the mask of clips that have real audio."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..backends._audio import AudioSpan, AudioSpec
+from ..dataset import VideoDataset
+from ..sampling import SamplingConfig
+
+# Added to mel power before the log so silence (zero padding, files without audio) stays finite.
+LOG_MEL_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class WithAudio:
+    """What a decode task returns when the loader wants audio: its frame result and the clip's audio."""
+
+    frames: Any  # DecodedClip or PreparedClip
+    audio: AudioSpan
+
+
+def split_audio(decoded: list[tuple[Any, Any]]) -> tuple[list[tuple[Any, Any]], list[AudioSpan] | None]:
+    """(clip, frame result) pairs and the clips' audio spans (None when the tasks carried no audio)."""
+    if not decoded or not isinstance(decoded[0][1], WithAudio):
+        return decoded, None
+    return [(c, d.frames) for c, d in decoded], [d.audio for _, d in decoded]
+
+
+def _video_fps(dataset: VideoDataset) -> float:
+    for info in dataset:
+        if info.fps > 0:
+            return float(info.fps)
+        n = len(info.frame_pts)
+        if n > 1 and info.frame_pts[-1] > info.frame_pts[0]:
+            return float((n - 1) / ((info.frame_pts[-1] - info.frame_pts[0]) * info.time_base))
+    return 25.0  # no video to go by: the number only sizes an empty loader's audio
+
+
+def audio_samples(spec: AudioSpec, sampling: SamplingConfig, dataset: VideoDataset) -> int:
+    """Samples per clip, fixed per loader so batches stack: the nominal clip duration at spec.sample_rate.
+
+    With target_fps that is frames_per_clip / target_fps; otherwise frames_per_clip x frame_stride frames at
+    the fps of the dataset's first video (fps differs per video, the batch shape cannot)."""
+    if sampling.target_fps is not None:
+        seconds = sampling.frames_per_clip / sampling.target_fps
+    else:
+        seconds = sampling.frames_per_clip * sampling.frame_stride / _video_fps(dataset)
+    return max(1, round(seconds * spec.sample_rate))
+
+
+class AudioBatcher:
+    """Turns a batch's AudioSpans into ``audio`` and ``audio_mask`` on a device."""
+
+    def __init__(self, spec: AudioSpec, samples: int) -> None:
+        self.spec = spec
+        self.samples = samples
+        self._mel: dict[torch.device, torch.nn.Module] = {}
+
+    def _mel_on(self, device: torch.device) -> torch.nn.Module:
+        # Built once per device: its filter bank and window are buffers, made on first use.
+        if device not in self._mel:
+            import torchaudio
+
+            s = self.spec
+            self._mel[device] = torchaudio.transforms.MelSpectrogram(
+                sample_rate=s.sample_rate, n_fft=s.n_fft, hop_length=s.hop_length, n_mels=s.n_mels
+            ).to(device)
+        return self._mel[device]
+
+    def waveform(self, span: AudioSpan) -> torch.Tensor:
+        """float32 [channels, samples] at spec.sample_rate, cut or zero-padded at its end."""
+        out = torch.zeros((self.spec.channels, self.samples), dtype=torch.float32)
+        if not span.present or span.samples.shape[1] == 0:
+            return out
+        x = torch.from_numpy(np.ascontiguousarray(span.samples, dtype=np.float32))
+        if span.rate != self.spec.sample_rate:
+            import torchaudio.functional as AF
+
+            x = AF.resample(x, span.rate, self.spec.sample_rate)
+        n = min(self.samples, x.shape[1])
+        out[:, :n] = x[:, :n]
+        return out
+
+    def __call__(self, spans: list[AudioSpan], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        host = torch.empty(
+            (len(spans), self.spec.channels, self.samples),
+            dtype=torch.float32,
+            pin_memory=device.type == "cuda",
+        )
+        for i, span in enumerate(spans):
+            host[i] = self.waveform(span)
+        mask = torch.tensor([s.present for s in spans], dtype=torch.bool)
+        audio = host.to(device, non_blocking=True)
+        if self.spec.features == "log_mel":
+            with torch.autocast(device.type, enabled=False):
+                audio = torch.log(self._mel_on(device)(audio) + LOG_MEL_EPS)
+        return audio, mask.to(device, non_blocking=True)
