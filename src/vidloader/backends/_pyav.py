@@ -133,34 +133,40 @@ class PyAVBackend:
             return p is not None and p >= last and len(got) == len(wanted)
 
         skipping = False
-        for packet in container.demux(stream):
-            if packet.size == 0:
-                break
-            if skip_nonref:
-                ppts = packet.pts if packet.pts is not None else packet.dts
-                # A non-reference frame nobody asked for (before the clip, or between strided frames) is
-                # never needed by another frame: dropping it is exact.
-                want_skip = ppts is not None and ppts not in wanted_set
-                if want_skip != skipping:
-                    cc.skip_frame = "NONREF" if want_skip else "DEFAULT"
-                    skipping = want_skip
-            with av.logging.Capture(local=True) as logs:
+        # One capture for the whole walk (a capture per packet costs more than decoding small frames);
+        # `seen` marks how much of it has been checked.
+        with av.logging.Capture(local=True) as logs:
+            seen = 0
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    break
+                if skip_nonref:
+                    ppts = packet.pts if packet.pts is not None else packet.dts
+                    # A non-reference frame nobody asked for (before the clip, or between strided frames) is
+                    # never needed by another frame: dropping it is exact.
+                    want_skip = ppts is not None and ppts not in wanted_set
+                    if want_skip != skipping:
+                        cc.skip_frame = "NONREF" if want_skip else "DEFAULT"
+                        skipping = want_skip
                 try:
                     frames = cc.decode(packet)
+                    errors = []
                 except av.error.InvalidDataError as exc:
-                    frames, logs_extra = [], [str(exc)]
-                else:
-                    logs_extra = []
-            errors = logs_extra + [
-                str(m[2]).strip() for m in logs if m[0] is not None and m[0] <= av.logging.ERROR
-            ]
-            if errors:
-                # Every frame decoded since the keyframe may be a reference of the clip's frames; after a
-                # decode error they can be wrong without any flag (VP9/H.264 decode on from bad references).
-                raise DecodeError(info.path, f"decoder error near pts {packet.pts}: {errors[0]}")
-            for frame in frames:
-                if take(frame):
-                    return got
+                    frames, errors = [], [str(exc)]
+                if len(logs) > seen:
+                    errors += [
+                        str(m[2]).strip()
+                        for m in logs[seen:]
+                        if m[0] is not None and m[0] <= av.logging.ERROR
+                    ]
+                    seen = len(logs)
+                if errors:
+                    # Every frame decoded since the keyframe may be a reference of the clip's frames; after a
+                    # decode error they can be wrong without any flag (VP9/H.264 decode on from bad refs).
+                    raise DecodeError(info.path, f"decoder error near pts {packet.pts}: {errors[0]}")
+                for frame in frames:
+                    if take(frame):
+                        return got
         if skipping:
             cc.skip_frame = "DEFAULT"
         for frame in cc.decode(None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
@@ -40,10 +41,13 @@ def write_video(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    frames = list(frames)
-    if not frames:
+    # Frames are streamed (a 10-minute workload would not fit in memory as a list).
+    it = iter(frames)
+    first = next(it, None)
+    if first is None:
         raise ValueError("write_video needs at least one frame")
-    h, w = frames[0].shape[:2]
+    frames = itertools.chain([first], it)
+    h, w = first.shape[:2]
     rate = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
     with av.open(str(path), mode="w") as out:
         vs: Any = out.add_stream(codec, rate=rate)

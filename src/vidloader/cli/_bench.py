@@ -1,0 +1,309 @@
+"""`vidloader bench`: the same clip list through vidloader and its peers, checked, timed, tabulated."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._errors import ConfigError
+from ..backends import PyAVBackend, check_resize, dali_missing
+from ..dataset import VideoDataset
+from ..sampling import ClipSpec
+from ._peers import PEERS, PeerUnavailable
+
+VIDLOADER_BACKENDS = ("vidloader-pyav", "vidloader-dali")
+MEAN_ABS_BOUND, PSNR_BOUND = 4.0, 35.0
+
+
+def machine_info() -> dict[str, Any]:
+    import av
+    import torch
+
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "av": av.__version__,
+    }
+    try:
+        cpu = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")]
+        info["cpu"] = cpu[0].split(":", 1)[1].strip() if cpu else platform.processor()
+    except OSError:
+        info["cpu"] = platform.processor()
+    for mod, key in (("cv2", "opencv"), ("nvidia.dali", "dali")):
+        try:
+            info[key] = __import__(mod, fromlist=["__version__"]).__version__
+        except Exception:
+            info[key] = None
+    info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return info
+
+
+def _reference(info, indices: Sequence[int]) -> np.ndarray:
+    import av
+
+    want, last, got = set(indices), max(indices), {}
+    with av.open(info.path) as c:
+        for i, frame in enumerate(c.decode(c.streams[info.stream_index])):
+            if i in want:
+                got[i] = frame.to_ndarray(format="rgb24")
+            if i >= last:
+                break
+    return np.stack([got[i] for i in indices])
+
+
+def compare(got: np.ndarray, want: np.ndarray) -> dict[str, Any]:
+    if got.shape != want.shape:
+        return {"check": "DIFFERS", "why": f"shape {got.shape} vs {want.shape}"}
+    diff = np.abs(got.astype(np.int16) - want.astype(np.int16))
+    mad = float(diff.mean())
+    mse = float((diff.astype(np.float64) ** 2).mean())
+    psnr = 99.0 if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+    verdict = (
+        "exact" if mad == 0 else ("close" if mad <= MEAN_ABS_BOUND and psnr >= PSNR_BOUND else "DIFFERS")
+    )
+    return {"check": verdict, "mean_abs_diff": round(mad, 3), "psnr_db": round(psnr, 2)}
+
+
+class _Usage:
+    def __init__(self) -> None:
+        self.t = time.perf_counter()
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        self.cpu = r.ru_utime + r.ru_stime
+
+    def cpu_util(self) -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return (r.ru_utime + r.ru_stime - self.cpu) / max(time.perf_counter() - self.t, 1e-9)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _time_batches(make_iter, n_batches: int) -> tuple[list[float], float]:
+    """Per-batch latencies (first batch included separately) and total wall for batches 2..n."""
+    lat: list[float] = []
+    start = t = time.perf_counter()
+    first = 0.0
+    for k, _ in enumerate(make_iter()):
+        now = time.perf_counter()
+        if k == 0:
+            first = now - start
+        lat.append(now - t)
+        t = now
+        if k + 1 >= n_batches:
+            break
+    return lat, first
+
+
+def run_bench(
+    dataset: VideoDataset,
+    *,
+    backends: Sequence[str],
+    frames: int = 16,
+    stride: int = 2,
+    batch_size: int = 8,
+    resize: int | tuple[int, int] | None = None,
+    workers: int = 2,
+    clips: int = 64,
+    repeats: int = 3,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    import torch
+    from tqdm import tqdm
+
+    from ..loader import VideoLoader
+
+    unknown = [b for b in backends if b not in (*VIDLOADER_BACKENDS, *PEERS)]
+    if unknown:
+        raise ConfigError(
+            f"unknown backend(s) {unknown}; choose from {sorted((*VIDLOADER_BACKENDS, *PEERS))}"
+        )
+    resize = check_resize(resize)
+    # Random clips; several per video when the dataset is small, so every run has `clips` clips.
+    per_video = max(1, -(-clips // len(dataset)))
+    kw: dict[str, Any] = dict(
+        clips_per_video=per_video,
+        batch_size=batch_size,
+        frames_per_clip=frames,
+        frame_stride=stride,
+        seed=seed,
+        resize=resize,
+        num_workers=workers,
+        output_layout="NTHWC",
+    )
+    planner = VideoLoader(dataset, backend="pyav", **kw)
+    plan: list[ClipSpec] = planner.clip_plan(0)
+    n_batches = max(2, min(clips, len(plan)) // batch_size)
+    if n_batches * batch_size > len(plan):
+        n_batches = len(plan) // batch_size
+    if n_batches < 2:
+        raise ConfigError(
+            f"the dataset gives {len(plan)} clips; the benchmark needs at least {2 * batch_size}"
+        )
+    plan = plan[: n_batches * batch_size]
+    hw = None
+    if resize is not None:
+        from ..backends import output_size
+
+        hw = output_size(dataset[plan[0].video_index], resize, apply_rotation=False)
+    check_clips = plan[:2]
+    refs = [_reference(dataset[c.video_index], c.frame_indices) for c in check_clips]
+    results: dict[str, Any] = {}
+    for name in backends:
+        res: dict[str, Any] = {}
+        try:
+            if name in VIDLOADER_BACKENDS:
+                device = torch.device("cuda" if name == "vidloader-dali" else "cpu")
+                if name == "vidloader-dali":
+                    missing = dali_missing(device)
+                    if missing:
+                        raise PeerUnavailable(missing)
+                loader = VideoLoader(
+                    dataset, backend="dali" if name == "vidloader-dali" else "pyav", device=device, **kw
+                )
+                if loader.clip_plan(0)[: len(plan)] != plan:
+                    raise RuntimeError("vidloader's plan differs from the benchmark's clip list")
+                if name == "vidloader-pyav":
+                    got = [
+                        PyAVBackend().decode_clip(dataset[c.video_index], c.frame_indices).frames
+                        for c in check_clips
+                    ]
+                else:
+                    check = VideoLoader(
+                        dataset, backend="dali", device=device, **{**kw, "resize": None, "batch_size": 2}
+                    )
+                    got = list(next(iter(check)).video.cpu().numpy())
+
+                def make_iter(loader=loader):
+                    loader.set_epoch(0)
+                    return iter(loader)
+            else:
+                peer = PEERS[name]()
+                got = [peer.decode(dataset[c.video_index], c.frame_indices, None) for c in check_clips]
+                pool = ThreadPoolExecutor(max_workers=max(1, workers))
+
+                def make_iter(peer=peer, pool=pool):
+                    def one(clip: ClipSpec) -> np.ndarray:
+                        return peer.decode(dataset[clip.video_index], clip.frame_indices, hw)
+
+                    for b in range(n_batches):
+                        yield np.stack(list(pool.map(one, plan[b * batch_size : (b + 1) * batch_size])))
+
+            checks = [compare(g, r) for g, r in zip(got, refs, strict=True)]
+            worst = max(checks, key=lambda c: ("exact", "close", "DIFFERS").index(c["check"]))
+            res.update(worst)
+            rates, p50, p95, firsts, utils = [], [], [], [], []
+            for _ in tqdm(range(repeats), desc=name, disable=not progress, leave=False):
+                usage = _Usage()
+                lat, first = _time_batches(make_iter, n_batches)
+                steady = lat[1:]  # the first batch (warm-up: pool start, caches) is reported on its own
+                rates.append(len(steady) * batch_size / max(sum(steady), 1e-9))
+                p50.append(float(np.percentile(lat, 50)))
+                p95.append(float(np.percentile(lat, 95)))
+                firsts.append(first)
+                utils.append(usage.cpu_util())
+            res.update(
+                clips_per_s=statistics.median(rates),
+                clips_per_s_min=min(rates),
+                clips_per_s_max=max(rates),
+                frames_per_s=statistics.median(rates) * frames,
+                p50_batch_s=statistics.median(p50),
+                p95_batch_s=statistics.median(p95),
+                first_batch_s=statistics.median(firsts),
+                cpu_util=statistics.median(utils),
+                peak_rss_mb=_peak_rss_mb(),
+                peak_gpu_mb=(torch.cuda.max_memory_allocated() / 2**20)
+                if torch.cuda.is_available()
+                else None,
+            )
+            if name not in VIDLOADER_BACKENDS:
+                pool.shutdown()
+        except PeerUnavailable as exc:
+            res = {"skipped": str(exc)}
+        except Exception as exc:  # a failing peer is reported, the others still run
+            res = {"error": f"{type(exc).__name__}: {exc}"}
+        results[name] = res
+    return {
+        "machine": machine_info(),
+        "config": {
+            "frames": frames,
+            "stride": stride,
+            "batch_size": batch_size,
+            "resize": resize,
+            "workers": workers,
+            "clips": len(plan),
+            "repeats": repeats,
+            "seed": seed,
+            "videos": len(dataset),
+        },
+        "backends": results,
+        "ceiling": None,
+    }
+
+
+def format_table(report: dict[str, Any]) -> str:
+    rows = report["backends"]
+    base = rows.get("vidloader-pyav", {}).get("clips_per_s")
+    lines = [
+        f"{'backend':16s} {'clips/s':>9s} {'range':>15s} {'frames/s':>9s} {'p50 s':>7s} {'p95 s':>7s} "
+        f"{'first s':>7s} {'cpu':>5s} {'vs vl-pyav':>10s}  frames"
+    ]
+    for name, r in rows.items():
+        if "clips_per_s" not in r:
+            lines.append(f"{name:16s} skipped: {r.get('skipped', r.get('error'))}")
+            continue
+        ratio = f"{r['clips_per_s'] / base:.2f}x" if base else "-"
+        rng = f"{r['clips_per_s_min']:.1f}-{r['clips_per_s_max']:.1f}"
+        check = r["check"] + (
+            f" (mad {r['mean_abs_diff']}, {r['psnr_db']} dB)" if r["check"] != "exact" else ""
+        )
+        lines.append(
+            f"{name:16s} {r['clips_per_s']:9.2f} {rng:>15s} {r['frames_per_s']:9.1f} {r['p50_batch_s']:7.3f} "
+            f"{r['p95_batch_s']:7.3f} {r['first_batch_s']:7.3f} {r['cpu_util']:5.2f} {ratio:>10s}  {check}"
+        )
+    peers = [r["clips_per_s"] for n, r in rows.items() if n not in VIDLOADER_BACKENDS and "clips_per_s" in r]
+    if base and peers:
+        lines.append(f"vidloader-pyav vs best peer: {base / max(peers):.2f}x")
+    return "\n".join(lines)
+
+
+def plot(report: dict[str, Any], path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(n, r) for n, r in report["backends"].items() if "clips_per_s" in r]
+    fig, ax = plt.subplots(figsize=(1.6 * max(len(rows), 2) + 2, 4))
+    names = [n for n, _ in rows]
+    med = [r["clips_per_s"] for _, r in rows]
+    err = [
+        [m - r["clips_per_s_min"] for m, (_, r) in zip(med, rows, strict=True)],
+        [r["clips_per_s_max"] - m for m, (_, r) in zip(med, rows, strict=True)],
+    ]
+    colors = ["tab:blue" if n.startswith("vidloader") else "tab:gray" for n in names]
+    ax.bar(names, med, yerr=err, capsize=4, color=colors)
+    ax.set_ylabel("clips/s (median, min-max)")
+    cfg = report["config"]
+    ax.set_title(
+        f"{cfg['frames']} frames, stride {cfg['stride']}, batch {cfg['batch_size']}, {cfg['workers']} workers"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_json(report: dict[str, Any], path: str | Path) -> None:
+    Path(path).write_text(json.dumps(report, indent=2, default=str))

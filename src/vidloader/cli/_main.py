@@ -1,0 +1,163 @@
+"""The `vidloader` command: index, bench, inspect."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .._errors import VidloaderError
+from ..dataset import VideoDataset
+
+
+def _dataset(args: argparse.Namespace, *, on_error: str = "skip") -> VideoDataset:
+    if getattr(args, "manifest", None):
+        return VideoDataset.from_manifest(args.manifest, on_error=on_error)  # type: ignore[arg-type]
+    if getattr(args, "synthetic", None):
+        from ._workloads import ensure_workload
+
+        return VideoDataset.from_folder(ensure_workload(args.synthetic, args.data_root), on_error=on_error)  # type: ignore[arg-type]
+    if not getattr(args, "data", None):
+        raise VidloaderError("give --data DIR, --manifest FILE or --synthetic NAME")
+    return VideoDataset.from_folder(args.data, on_error=on_error)  # type: ignore[arg-type]
+
+
+def _resize(text: str | None) -> int | tuple[int, int] | None:
+    if text is None:
+        return None
+    parts = [int(p) for p in text.lower().replace("x", ",").split(",")]
+    return parts[0] if len(parts) == 1 else (parts[0], parts[1])
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from ._index import format_summary
+
+    if args.dir:
+        args.data = args.dir
+    print(format_summary(_dataset(args)))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ._bench import format_table, plot, run_bench, write_json
+
+    ds = _dataset(args)
+    report = run_bench(
+        ds,
+        backends=[b.strip() for b in args.backends.split(",") if b.strip()],
+        frames=args.frames,
+        stride=args.stride,
+        batch_size=args.batch_size,
+        resize=_resize(args.resize),
+        workers=args.workers,
+        clips=args.clips,
+        repeats=args.repeats,
+        seed=args.seed,
+    )
+    if args.ceiling:
+        print("--ceiling: the NVDEC ceiling needs a GPU with DALI; not measured here")
+    print(format_table(report))
+    if args.json:
+        write_json(report, args.json)
+    if args.plot:
+        plot(report, args.plot)
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    import vidloader as vl
+
+    from ._inspect import contact_sheet
+
+    ds = _dataset(args)
+    transform, mean, std = None, None, None
+    if args.transform == "train":
+        transform = vl.transforms.TrainClipTransform(size=args.size, flip=True)
+    elif args.transform == "eval":
+        transform = vl.transforms.EvalClipTransform(size=args.size, crops=3)
+    if transform is not None:
+        mean, std = transform.mean, transform.std
+    loader = vl.VideoLoader(
+        ds,
+        batch_size=args.batch_size,
+        frames_per_clip=args.frames,
+        frame_stride=args.stride,
+        sampling=args.sampling,
+        resize=_resize(args.resize),
+        transform=transform,
+        num_workers=0,
+        seed=args.seed,
+    )
+    batches = []
+    for i, batch in enumerate(loader):
+        if i >= args.batches:
+            break
+        batches.append(batch)
+    size = contact_sheet(batches, ds, args.out, mean=mean, std=std)
+    print(f"wrote {args.out} ({size[0]}x{size[1]}, {sum(len(b) for b in batches)} clips)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="vidloader", description="Index, benchmark and inspect video datasets.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def data_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data", help="root/<class>/<video> folder")
+        p.add_argument("--manifest", help="CSV or JSONL manifest")
+        p.add_argument(
+            "--synthetic",
+            help="a generated workload: tiny, 360p-gop250, 1080p-gop30, 1080p-gop250, long-10min",
+        )
+        p.add_argument("--data-root", default="data/bench", help="where synthetic workloads are generated")
+        p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("index", help="summarise a dataset and list unreadable files")
+    p.add_argument("dir", nargs="?")
+    data_args(p)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("bench", help="clips/s of vidloader vs peers on the same clip list")
+    data_args(p)
+    p.add_argument(
+        "--backends", default="vidloader-pyav,vidloader-dali,pyav-naive,opencv,torchcodec,dali-reader,decord"
+    )
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--stride", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--resize", help="short side (224) or HxW")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--clips", type=int, default=64, help="clips per timed run")
+    p.add_argument(
+        "--seconds", type=float, default=None, help="accepted for compatibility; runs are sized by --clips"
+    )
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--json")
+    p.add_argument("--plot")
+    p.add_argument("--ceiling", action="store_true", help="also measure raw NVDEC throughput (GPU only)")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("inspect", help="contact sheet of what the loader yields")
+    data_args(p)
+    p.add_argument("--out", required=True)
+    p.add_argument("--batches", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--stride", type=int, default=2)
+    p.add_argument("--sampling", default="random")
+    p.add_argument("--resize")
+    p.add_argument("--transform", choices=["none", "train", "eval"], default="none")
+    p.add_argument("--size", type=int, default=112)
+    p.set_defaults(func=cmd_inspect)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except VidloaderError as exc:
+        print(f"vidloader: error: {exc}", file=sys.stderr)
+        return 2
+
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,146 @@
+"""The `vidloader` command: bench (schema, plot, wrong-peer detection), inspect (sheet geometry), index."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vidloader.cli import PEERS, main, sheet_size
+from vidloader.cli._peers import PyAVNaive
+from vidloader.dataset import textured_frames, write_video
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIDLOADER_CACHE_DIR", str(tmp_path / "probe-cache"))
+
+
+class ShiftedByOne(PyAVNaive):
+    """A broken peer: returns the frame after the one asked for."""
+
+    name = "shifted"
+
+    def decode(self, info, indices, resize):
+        return super().decode(info, [min(i + 1, info.num_frames - 1) for i in indices], resize)
+
+
+def test_bench_tiny_schema_plot_and_wrong_peer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setitem(PEERS, "shifted", ShiftedByOne)
+    out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
+    rc = main(
+        [
+            "bench",
+            "--synthetic",
+            "tiny",
+            "--data-root",
+            str(tmp_path / "bench"),
+            "--backends",
+            "vidloader-pyav,pyav-naive,opencv,shifted,torchcodec,dali-reader",
+            "--clips",
+            "8",
+            "--batch-size",
+            "4",
+            "--frames",
+            "4",
+            "--repeats",
+            "1",
+            "--json",
+            str(out_json),
+            "--plot",
+            str(out_png),
+        ]
+    )
+    assert rc == 0
+    report = json.loads(out_json.read_text())
+    assert {"machine", "config", "backends", "ceiling"} <= report.keys()
+    assert report["machine"]["cores"] >= 1 and report["config"]["clips"] == 8
+    rows = report["backends"]
+    for name in ("vidloader-pyav", "pyav-naive", "opencv"):
+        r = rows[name]
+        assert r["check"] == "exact", (name, r)
+        assert r["clips_per_s"] > 0 and r["frames_per_s"] == pytest.approx(4 * r["clips_per_s"])
+        assert r["clips_per_s_min"] <= r["clips_per_s"] <= r["clips_per_s_max"]
+        assert 0 < r["p50_batch_s"] <= r["p95_batch_s"] and r["first_batch_s"] > 0 and r["peak_rss_mb"] > 0
+    assert rows["shifted"]["check"] == "DIFFERS"
+    assert "skipped" in rows["torchcodec"] and "skipped" in rows["dali-reader"]
+    text = capsys.readouterr().out
+    assert "vidloader-pyav vs best peer:" in text and "DIFFERS" in text
+    assert out_png.stat().st_size > 1000 and Image.open(out_png).size[0] > 100
+
+
+def test_bench_rejects_unknown_backend(tmp_path: Path, capsys) -> None:
+    args = [
+        "bench",
+        "--synthetic",
+        "tiny",
+        "--data-root",
+        str(tmp_path),
+        "--backends",
+        "nope",
+        "--clips",
+        "8",
+    ]
+    rc = main(args)
+    err = capsys.readouterr().err
+    assert rc == 2 and "unknown backend(s) ['nope']" in err and "vidloader-pyav" in err
+
+
+@pytest.fixture
+def small_folder(tmp_path: Path) -> Path:
+    for c in ("a", "b"):
+        for i in range(2):
+            write_video(tmp_path / "data" / c / f"{c}{i}.mp4", textured_frames(20, 24, 40, seed=i), gop=10)
+    (tmp_path / "data" / "b" / "broken.mp4").write_text("not a video")
+    return tmp_path / "data"
+
+
+@pytest.mark.parametrize("transform", ["none", "train", "eval"])
+def test_inspect_sheet_matches_grid(small_folder: Path, tmp_path: Path, transform: str) -> None:
+    out = tmp_path / f"sheet_{transform}.png"
+    args = [
+        "inspect",
+        "--data",
+        str(small_folder),
+        "--out",
+        str(out),
+        "--batches",
+        "2",
+        "--batch-size",
+        "2",
+        "--frames",
+        "3",
+        "--stride",
+        "2",
+        "--transform",
+        transform,
+        "--size",
+        "16",
+    ]
+    assert main(args) == 0
+    img = np.asarray(Image.open(out))
+    views = 3 if transform == "eval" else 1
+    h, w = (16, 16) if transform != "none" else (24, 40)
+    assert (img.shape[1], img.shape[0]) == sheet_size(rows=2 * 2 * views, frames=3, height=h, width=w)
+    assert img.std() > 5  # frames were drawn, not an empty canvas
+
+
+def test_index_lists_unreadable_files(small_folder: Path, capsys) -> None:
+    assert main(["index", str(small_folder)]) == 0
+    out = capsys.readouterr().out
+    assert "videos:      4" in out and "classes:     2" in out and "h264" in out
+    assert "broken.mp4" in out and "not a readable media file" in out
+
+
+def test_module_help() -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "vidloader.cli", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0 and "bench" in res.stdout and "inspect" in res.stdout
