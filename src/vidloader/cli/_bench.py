@@ -186,7 +186,7 @@ def run_bench(
                     )
                     got = list(next(iter(check)).video.cpu().numpy())
 
-                def make_iter(loader=loader):
+                def make_iter(loader: Any = loader, pool: Any = None) -> Any:
                     loader.set_epoch(0)
                     return iter(loader)
             else:
@@ -194,7 +194,9 @@ def run_bench(
                 got = [peer.decode(dataset[c.video_index], c.frame_indices, None) for c in check_clips]
                 pool = ThreadPoolExecutor(max_workers=max(1, workers))
 
-                def make_iter(peer=peer, pool=pool):
+                def make_iter(loader: Any = peer, pool: Any = pool) -> Any:
+                    peer = loader
+
                     def one(clip: ClipSpec) -> np.ndarray:
                         return peer.decode(dataset[clip.video_index], clip.frame_indices, hw)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from .._errors import VidloaderError
 from ..dataset import VideoDataset
@@ -69,7 +70,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from ._inspect import contact_sheet
 
     ds = _dataset(args)
-    transform, mean, std = None, None, None
+    transform: Any = None
+    mean, std = None, None
     if args.transform == "train":
         transform = vl.transforms.TrainClipTransform(size=args.size, flip=True)
     elif args.transform == "eval":

@@ -7,7 +7,7 @@ its package or hardware is missing. Tests register extra peers here (e.g. a deli
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -37,9 +37,12 @@ class PyAVNaive:
         want, last, got = set(indices), max(indices), {}
         with av.open(info.path) as c:
             stream = c.streams[info.stream_index]
+            frame: Any
             for i, frame in enumerate(c.decode(stream)):
-                kw = {"width": resize[1], "height": resize[0]} if resize else {}
-                arr = frame.to_ndarray(format="rgb24", **kw)
+                if resize:
+                    arr = frame.to_ndarray(format="rgb24", width=resize[1], height=resize[0])
+                else:
+                    arr = frame.to_ndarray(format="rgb24")
                 if i in want:
                     got[i] = arr
                 if i >= last:
