@@ -70,12 +70,9 @@ def clip_span(info: VideoInfo, frame_indices: Sequence[int]) -> tuple[Fraction, 
     first, last = min(frame_indices), max(frame_indices)
     pts = info.frame_pts
     if last + 1 < len(pts):
-        end = pts[last + 1] * tb
-    else:
-        end = pts[last] * tb + Fraction(1) / Fraction(info.fps if info.fps > 0 else 25).limit_denominator(
-            1001
-        )
-    return pts[first] * tb, end
+        return pts[first] * tb, pts[last + 1] * tb
+    fps = Fraction(info.fps if info.fps > 0 else 25).limit_denominator(1001)
+    return pts[first] * tb, pts[last] * tb + 1 / fps
 
 
 def _to_float_planar(frame: Any) -> np.ndarray:
