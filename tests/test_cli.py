@@ -52,6 +52,8 @@ def test_bench_tiny_schema_plot_and_wrong_peer(
             "4",
             "--repeats",
             "1",
+            "--seconds",
+            "60",
             "--json",
             str(out_json),
             "--plot",
@@ -62,6 +64,7 @@ def test_bench_tiny_schema_plot_and_wrong_peer(
     report = json.loads(out_json.read_text())
     assert {"machine", "config", "backends", "ceiling"} <= report.keys()
     assert report["machine"]["cores"] >= 1 and report["config"]["clips"] == 8
+    assert report["config"]["seconds"] == 60 and report["ceiling"] is None
     rows = report["backends"]
     for name in ("vidloader-pyav", "pyav-naive", "opencv"):
         r = rows[name]
@@ -91,6 +94,8 @@ def test_bench_rejects_unknown_backend(tmp_path: Path, capsys) -> None:
     rc = main(args)
     err = capsys.readouterr().err
     assert rc == 2 and "unknown backend(s) ['nope']" in err and "vidloader-pyav" in err
+    rc = main([*args[:-4], "--resize", "big"])
+    assert rc == 2 and "--resize 'big'" in capsys.readouterr().err
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import os
 import platform
 import resource
 import statistics
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from .._errors import ConfigError
-from ..backends import PyAVBackend, check_resize, dali_missing
+from .._validate import check_int, check_positive_float
+from ..backends import check_resize, dali_missing
 from ..dataset import VideoDataset
 from ..sampling import ClipSpec
 from ._peers import PEERS, PeerUnavailable
@@ -86,24 +88,65 @@ class _Usage:
         return (r.ru_utime + r.ru_stime - self.cpu) / max(time.perf_counter() - self.t, 1e-9)
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def _rss_mb() -> float | None:
+    try:
+        import psutil
+
+        return float(psutil.Process().memory_info().rss) / 2**20
+    except ImportError:
+        pass
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
 
 
-def _time_batches(make_iter, n_batches: int) -> tuple[list[float], float]:
-    """Per-batch latencies (first batch included separately) and total wall for batches 2..n."""
+class _RSSPeak:
+    """Peak resident memory while one backend runs, sampled on a thread: ru_maxrss alone is the peak of the
+    whole process so far, which would charge every backend with the largest one before it."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.peak = _rss_mb() or 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self.peak = max(self.peak, _rss_mb() or 0.0)
+
+    def __enter__(self) -> _RSSPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mb() or 0.0)
+        if self.peak == 0.0:  # no way to read the current RSS here: fall back to the process peak
+            self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _time_batches(make_iter: Any, n_batches: int, seconds: float | None) -> tuple[list[float], float]:
+    """Per-batch latencies (the first, warm-up batch included, at index 0) and the time to the first batch.
+
+    Stops after ``n_batches`` or, with ``seconds``, once that much wall time has passed (two batches at
+    least, so there is always one steady batch)."""
     lat: list[float] = []
     start = t = time.perf_counter()
-    first = 0.0
-    for k, _ in enumerate(make_iter()):
-        now = time.perf_counter()
-        if k == 0:
-            first = now - start
-        lat.append(now - t)
-        t = now
-        if k + 1 >= n_batches:
-            break
-    return lat, first
+    it = make_iter()
+    try:
+        for k, _ in enumerate(it):
+            now = time.perf_counter()
+            lat.append(now - t)
+            t = now
+            if k + 1 >= n_batches or (seconds is not None and k >= 1 and now - start >= seconds):
+                break
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()  # an unfinished loader pass must stop its prefetch thread before the next run
+    return lat, lat[0] if lat else 0.0
 
 
 def run_bench(
@@ -117,9 +160,15 @@ def run_bench(
     workers: int = 2,
     clips: int = 64,
     repeats: int = 3,
+    seconds: float | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
+    """Check, then time each backend on one clip list; the report is what ``--json`` writes.
+
+    Backends run one after another in the given order, each ``repeats`` times over the whole list (or for
+    at most ``seconds`` per run). A backend that cannot run here gets ``{"skipped": reason}``; one that
+    fails gets ``{"error": ...}``; the others still run."""
     import torch
     from tqdm import tqdm
 
@@ -130,6 +179,10 @@ def run_bench(
         raise ConfigError(
             f"unknown backend(s) {unknown}; choose from {sorted((*VIDLOADER_BACKENDS, *PEERS))}"
         )
+    check_int("repeats", repeats, minimum=1)
+    check_int("clips", clips, minimum=1)
+    check_int("workers", workers, minimum=0)
+    seconds = check_positive_float("seconds", seconds, allow_none=True)
     resize = check_resize(resize)
     # Random clips; several per video when the dataset is small, so every run has `clips` clips.
     per_video = max(1, -(-clips // len(dataset)))
@@ -175,16 +228,18 @@ def run_bench(
                 )
                 if loader.clip_plan(0)[: len(plan)] != plan:
                     raise RuntimeError("vidloader's plan differs from the benchmark's clip list")
-                if name == "vidloader-pyav":
-                    got = [
-                        PyAVBackend().decode_clip(dataset[c.video_index], c.frame_indices).frames
-                        for c in check_clips
-                    ]
-                else:
-                    check = VideoLoader(
-                        dataset, backend="dali", device=device, **{**kw, "resize": None, "batch_size": 2}
-                    )
-                    got = list(next(iter(check)).video.cpu().numpy())
+                # Checked through a loader like the timed one (same backend and path, full size), so the
+                # check covers what the benchmark times, batch buffer included.
+                check = VideoLoader(
+                    dataset,
+                    backend="dali" if name == "vidloader-dali" else "pyav",
+                    device=device,
+                    **{**kw, "resize": None, "batch_size": len(check_clips), "num_workers": 0},
+                )
+                if check.clip_plan(0)[: len(check_clips)] != check_clips:
+                    raise RuntimeError("vidloader's check plan differs from the benchmark's clip list")
+                got = list(next(iter(check)).video.cpu().numpy())
+                check.close()
 
                 def make_iter(loader: Any = loader, pool: Any = None) -> Any:
                     loader.set_epoch(0)
@@ -207,15 +262,20 @@ def run_bench(
             worst = max(checks, key=lambda c: ("exact", "close", "DIFFERS").index(c["check"]))
             res.update(worst)
             rates, p50, p95, firsts, utils = [], [], [], [], []
-            for _ in tqdm(range(repeats), desc=name, disable=not progress, leave=False):
-                usage = _Usage()
-                lat, first = _time_batches(make_iter, n_batches)
-                steady = lat[1:]  # the first batch (warm-up: pool start, caches) is reported on its own
-                rates.append(len(steady) * batch_size / max(sum(steady), 1e-9))
-                p50.append(float(np.percentile(lat, 50)))
-                p95.append(float(np.percentile(lat, 95)))
-                firsts.append(first)
-                utils.append(usage.cpu_util())
+            if torch.cuda.is_available():
+                torch.cuda.reset_peak_memory_stats()
+            with _RSSPeak() as rss:
+                for _ in tqdm(range(repeats), desc=name, disable=not progress, leave=False):
+                    usage = _Usage()
+                    lat, first = _time_batches(make_iter, n_batches, seconds)
+                    # The first batch (warm-up: pool start, caches, pipeline build) is reported on its own
+                    # as the time to first batch and left out of the rate and the percentiles.
+                    steady = lat[1:]
+                    rates.append(len(steady) * batch_size / max(sum(steady), 1e-9))
+                    p50.append(float(np.percentile(steady, 50)))
+                    p95.append(float(np.percentile(steady, 95)))
+                    firsts.append(first)
+                    utils.append(usage.cpu_util())
             res.update(
                 clips_per_s=statistics.median(rates),
                 clips_per_s_min=min(rates),
@@ -225,11 +285,13 @@ def run_bench(
                 p95_batch_s=statistics.median(p95),
                 first_batch_s=statistics.median(firsts),
                 cpu_util=statistics.median(utils),
-                peak_rss_mb=_peak_rss_mb(),
+                peak_rss_mb=round(rss.peak, 1),
                 peak_gpu_mb=(torch.cuda.max_memory_allocated() / 2**20)
                 if torch.cuda.is_available()
                 else None,
             )
+            if name in VIDLOADER_BACKENDS:
+                loader.close()
             if name not in VIDLOADER_BACKENDS:
                 pool.shutdown()
         except PeerUnavailable as exc:
@@ -247,6 +309,7 @@ def run_bench(
             "workers": workers,
             "clips": len(plan),
             "repeats": repeats,
+            "seconds": seconds,
             "seed": seed,
             "videos": len(dataset),
         },

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from .._errors import VidloaderError
+from .._errors import ConfigError, VidloaderError
 from ..dataset import VideoDataset
 
 
@@ -25,7 +25,12 @@ def _dataset(args: argparse.Namespace, *, on_error: str = "skip") -> VideoDatase
 def _resize(text: str | None) -> int | tuple[int, int] | None:
     if text is None:
         return None
-    parts = [int(p) for p in text.lower().replace("x", ",").split(",")]
+    try:
+        parts = [int(p) for p in text.lower().replace("x", ",").split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2):
+        raise ConfigError(f"--resize {text!r} is not allowed; give a short side (224) or HxW (224x398)")
     return parts[0] if len(parts) == 1 else (parts[0], parts[1])
 
 
@@ -52,10 +57,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         workers=args.workers,
         clips=args.clips,
         repeats=args.repeats,
+        seconds=args.seconds,
         seed=args.seed,
     )
     if args.ceiling:
-        print("--ceiling: the NVDEC ceiling needs a GPU with DALI; not measured here")
+        import torch
+
+        if torch.cuda.is_available():
+            print("--ceiling: the raw NVDEC ceiling is not measured by this build of the CLI")
+        else:
+            print("--ceiling: needs a GPU (raw NVDEC throughput with DALI); not measured here")
     print(format_table(report))
     if args.json:
         write_json(report, args.json)
@@ -130,7 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--clips", type=int, default=64, help="clips per timed run")
     p.add_argument(
-        "--seconds", type=float, default=None, help="accepted for compatibility; runs are sized by --clips"
+        "--seconds",
+        type=float,
+        default=None,
+        help="stop each timed run after this much wall time (at least two batches); default: all --clips",
     )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json")

@@ -1,7 +1,11 @@
 """Peer decoders the benchmark compares against, each decoding one clip: ``decode(info, indices, resize)``.
 
 ``PEERS`` is the registry (name -> factory); a factory raises ``PeerUnavailable`` with a one-line reason when
-its package or hardware is missing. Tests register extra peers here (e.g. a deliberately wrong one).
+its package or hardware is missing. Register your own peer by adding a factory here (a class whose
+``__init__`` raises ``PeerUnavailable`` when it cannot run); the tests add a deliberately wrong one::
+
+    from vidloader.cli import PEERS
+    PEERS["mine"] = MyPeer   # then: vidloader bench --backends vidloader-pyav,mine
 """
 
 from __future__ import annotations
@@ -88,15 +92,51 @@ class OpenCVSeek:
         return np.stack([got[i] for i in indices])
 
 
-def _needs(module: str, why: str) -> Callable[[], Peer]:
-    def factory() -> Peer:
-        try:
-            __import__(module)
-        except Exception as exc:
-            raise PeerUnavailable(f"{why}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}") from exc
-        raise PeerUnavailable(f"{module} imports, but its benchmark adapter is GPU-only or not written yet")
+def _import_or_skip(module: str, why: str) -> Any:
+    try:
+        return __import__(module, fromlist=["_"])
+    except Exception as exc:  # not only ImportError: torchcodec raises RuntimeError/OSError on missing FFmpeg
+        raise PeerUnavailable(f"{why}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}") from exc
 
-    return factory
+
+def _resize_frames(frames: np.ndarray, resize: tuple[int, int] | None) -> np.ndarray:
+    if resize is None or frames.shape[1:3] == resize:
+        return frames
+    import cv2
+
+    return np.stack([cv2.resize(f, (resize[1], resize[0]), interpolation=cv2.INTER_LINEAR) for f in frames])
+
+
+class TorchCodec:
+    """torchcodec's VideoDecoder in exact seek mode, on the GPU (NVDEC) when CUDA is there."""
+
+    name = "torchcodec"
+
+    def __init__(self) -> None:
+        import torch
+
+        decoders = _import_or_skip("torchcodec.decoders", "torchcodec is not importable")
+        self._decoder = decoders.VideoDecoder
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    def decode(self, info: VideoInfo, indices: Sequence[int], resize: tuple[int, int] | None) -> np.ndarray:
+        dec = self._decoder(info.path, stream_index=info.stream_index, seek_mode="exact", device=self.device)
+        frames = dec.get_frames_at(indices=list(indices)).data  # uint8 [T, C, H, W]
+        return _resize_frames(frames.permute(0, 2, 3, 1).cpu().numpy(), resize)
+
+
+class Decord:
+    """decord's VideoReader (CPU), resizing inside the decoder when asked to."""
+
+    name = "decord"
+
+    def __init__(self) -> None:
+        self._decord = _import_or_skip("decord", "decord is not installed")
+
+    def decode(self, info: VideoInfo, indices: Sequence[int], resize: tuple[int, int] | None) -> np.ndarray:
+        kw = {"width": resize[1], "height": resize[0]} if resize else {}
+        vr = self._decord.VideoReader(info.path, ctx=self._decord.cpu(0), num_threads=1, **kw)
+        return np.asarray(vr.get_batch(list(indices)).asnumpy())
 
 
 def _dali_reader() -> Peer:
@@ -106,13 +146,15 @@ def _dali_reader() -> Peer:
         raise PeerUnavailable(
             "a plain DALI fn.readers.video pipeline decodes on the GPU only; no CUDA device here"
         )
-    raise PeerUnavailable("dali-reader adapter runs only in scripts/gpu_check.py on a GPU machine")
+    # fn.readers.video decodes whole batches of sequences it picks from a file list; it has no per-clip
+    # call to fit this harness, which hands every peer the same clips one at a time.
+    raise PeerUnavailable("dali-reader: a batch-level DALI reader adapter is not part of this harness yet")
 
 
 PEERS: dict[str, Callable[[], Peer]] = {
     "pyav-naive": PyAVNaive,
     "opencv": OpenCVSeek,
-    "torchcodec": _needs("torchcodec", "torchcodec is not importable (it needs system FFmpeg libraries)"),
-    "decord": _needs("decord", "decord is not installed"),
+    "torchcodec": TorchCodec,
+    "decord": Decord,
     "dali-reader": _dali_reader,
 }
