@@ -14,7 +14,7 @@ def format_summary(ds: VideoDataset) -> str:
         f"codecs:      {s['codecs']}",
         f"resolutions: {s['resolutions']}",
         f"fps:         {s['fps']}",
-        f"duration:    min {d['min']:.2f}s, max {d['max']:.2f}s, total {d['total'] / 3600:.2f}h",
+        f"duration:    min {d['min']:.2f}s, max {d['max']:.2f}s, total {d['total']:.1f}s ({d['total'] / 3600:.2f}h)",
         f"unreadable:  {len(s['skipped'])}",
     ]
     lines += [f"  {f['path']}: {f['reason']}" for f in s["skipped"]]

@@ -23,6 +23,14 @@ def sheet_size(rows: int, frames: int, height: int, width: int) -> tuple[int, in
     return PAD + frames * (width + PAD), PAD + rows * (height + TEXT_LINES * LINE_H + PAD)
 
 
+def _indices_text(idx: list[int]) -> str:
+    """``a..b step s`` when evenly spaced, else every index (padding repeats the last frame, VFR...)."""
+    step = idx[1] - idx[0] if len(idx) > 1 else 1
+    if step > 0 and idx == list(range(idx[0], idx[0] + step * len(idx), step)):
+        return f"{idx[0]}..{idx[-1]} step {step}"
+    return ",".join(map(str, idx))
+
+
 def contact_sheet(batches, dataset, out: str | Path, *, mean=None, std=None) -> tuple[int, int]:
     """Draw the batches (NCTHW float normalised with mean/std, or NTHWC/NCTHW uint8) to ``out``."""
     from PIL import Image, ImageDraw
@@ -44,7 +52,7 @@ def contact_sheet(batches, dataset, out: str | Path, *, mean=None, std=None) -> 
             line1 = f"{name} | {Path(info.path).name} | clip {int(batch.clip_index[i])}{view}"
             idx = batch.frame_index[i].tolist()
             ts = batch.timestamp[i].tolist()
-            line2 = f"frames {idx[0]}..{idx[-1]} step {idx[1] - idx[0] if len(idx) > 1 else 0} | t {ts[0]:.2f}-{ts[-1]:.2f}s"
+            line2 = f"frames {_indices_text(idx)} | t {ts[0]:.3f}-{ts[-1]:.3f}s"
             rows.append((video[i], line1, line2))
     if not rows:
         raise ValueError("no clips to draw")
