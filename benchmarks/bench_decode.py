@@ -4,12 +4,15 @@
 decode-from-start and OpenCV VideoCapture with CAP_PROP_POS_FRAMES seeking, on the same clip list in the
 same run, each checked for bit-exactness against a sequential PyAV decode.
 
-    python benchmarks/bench_decode.py [--clips 64] [--repeats 3] [--workers 2] [--json out.json]
+    python benchmarks/bench_decode.py [--clips 64] [--repeats 3] [--workers 2] [--json out.json] [--plot out.png]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import tempfile
+from pathlib import Path
 
 from vidloader.cli import main
 
@@ -21,6 +24,7 @@ def run() -> int:
     ap.add_argument("--workers", default="2")
     ap.add_argument("--data-root", default="data/bench")
     ap.add_argument("--json")
+    ap.add_argument("--plot")
     args = ap.parse_args()
     argv = [
         "bench",
@@ -43,9 +47,17 @@ def run() -> int:
         "--repeats",
         args.repeats,
     ]
-    if args.json:
-        argv += ["--json", args.json]
-    return main(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        js = Path(args.json or Path(tmp) / "bench_decode.json")
+        argv += ["--json", str(js)]
+        if args.plot:
+            argv += ["--plot", args.plot]
+        rc = main(argv)
+        if rc == 0:
+            rows = json.loads(js.read_text())["backends"]
+            checks = ", ".join(f"{n} {r.get('check', 'not run')}" for n, r in rows.items())
+            print(f"bit-exactness vs a sequential PyAV decode: {checks}")
+    return rc
 
 
 if __name__ == "__main__":
