@@ -267,6 +267,48 @@ def test_dali_prepare_task_carries_audio(files: dict[str, Path]) -> None:
     assert prepare_task(StubDALI(), info, [25], None) == "prepared"
 
 
+def test_batched_resample_matches_per_clip_resample() -> None:
+    """Clips of one source rate share one resampling call; each must come out as if resampled alone with
+    torchaudio.functional.resample, then cut or zero-padded to the loader's length."""
+    import torchaudio.functional as AF
+
+    from vidloader.backends import AudioSpan
+    from vidloader.loader._audio import AudioBatcher
+
+    rng = np.random.default_rng(0)
+    batcher = AudioBatcher(AudioSpec(channels=2), 4000)
+    shapes = [(12000, 48000), (9000, 48000), (5, 16000), (3000, 8000), (4100, 16000), (50, 44100)]
+    spans = [AudioSpan(rng.standard_normal((2, n)).astype(np.float32), r, True) for n, r in shapes]
+    spans[2] = AudioSpan(np.zeros((2, 5), np.float32), 16000, False)
+    out = batcher.waveforms(spans, torch.device("cpu"))
+    assert out.shape == (6, 2, 4000)
+    for got, span in zip(out, spans, strict=True):
+        want = torch.zeros(2, 4000)
+        if span.present:
+            x = AF.resample(torch.from_numpy(span.samples), span.rate, 16000)
+            want[:, : min(4000, x.shape[1])] = x[:, :4000]
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+def test_audio_on_the_loader_device(files: dict[str, Path], device: str) -> None:
+    ds = _dataset(files["tone"], files["silent_file"])
+    for features in ("waveform", "log_mel"):
+        spec = AudioSpec(features=features, sample_rate=8000)
+        batch = next(iter(_loader(ds, spec, batch_size=2, shuffle=False, sampling="uniform", device=device)))
+        assert batch.audio is not None and batch.audio_mask is not None
+        assert batch.audio.device.type == device and batch.audio_mask.device.type == device
+        assert batch.audio.dtype == torch.float32 and batch.audio_mask.tolist() == [True, False]
+
+
+def test_audio_span_validation() -> None:
+    from vidloader.backends import AudioSpan
+
+    with pytest.raises(ValueError, match="float32"):
+        AudioSpan(np.zeros((1, 4)), 16000, True)
+    with pytest.raises(ValueError, match="rate must be > 0"):
+        AudioSpan(np.zeros((1, 4), np.float32), 0, True)
+
+
 @pytest.mark.parametrize(
     ("kw", "match"),
     [

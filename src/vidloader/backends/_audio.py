@@ -60,6 +60,14 @@ class AudioSpan:
     rate: int
     present: bool
 
+    def __post_init__(self) -> None:
+        if self.samples.dtype != np.float32 or self.samples.ndim != 2:
+            raise ValueError(
+                f"AudioSpan.samples must be float32 [channels, n], got {self.samples.dtype} {self.samples.shape}"
+            )
+        if self.rate <= 0:
+            raise ValueError(f"AudioSpan.rate must be > 0, got {self.rate}")
+
 
 def clip_span(info: VideoInfo, frame_indices: Sequence[int]) -> tuple[Fraction, Fraction]:
     """[t0, t1) in seconds on the container clock: the first frame's pts to the last frame's end.
@@ -140,7 +148,12 @@ def decode_audio_span(
                 )
             stream: Any = container.streams[spec.stream]
         else:
-            stream = container.streams.best("audio")
+            # Related to the clip's video stream, as ffmpeg's own stream choice: in a multi-program file
+            # (MPEG-TS) the audio comes from the video's program.
+            video = (
+                container.streams[info.stream_index] if info.stream_index < len(container.streams) else None
+            )
+            stream = container.streams.best("audio", related=video)
             if stream is None:
                 return _absent(info, t0, t1, spec, "the file has no audio stream")
         return _decode(container, stream, info, t0, t1, spec)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..backends._audio import AudioSpan, AudioSpec
@@ -55,12 +54,16 @@ def audio_samples(spec: AudioSpec, sampling: SamplingConfig, dataset: VideoDatas
 
 
 class AudioBatcher:
-    """Turns a batch's AudioSpans into ``audio`` and ``audio_mask`` on a device."""
+    """Turns a batch's AudioSpans into ``audio`` and ``audio_mask`` on a device.
+
+    The clips of one source rate are resampled together, on the device, by one cached kernel: per clip
+    ``torchaudio.functional.resample`` costs a kernel build and a conv call each."""
 
     def __init__(self, spec: AudioSpec, samples: int) -> None:
         self.spec = spec
         self.samples = samples
         self._mel: dict[torch.device, torch.nn.Module] = {}
+        self._resample: dict[tuple[int, torch.device], torch.nn.Module] = {}
 
     def _mel_on(self, device: torch.device) -> torch.nn.Module:
         # Built once per device: its filter bank and window are buffers, made on first use.
@@ -73,31 +76,52 @@ class AudioBatcher:
             ).to(device)
         return self._mel[device]
 
-    def waveform(self, span: AudioSpan) -> torch.Tensor:
-        """float32 [channels, samples] at spec.sample_rate, cut or zero-padded at its end."""
-        out = torch.zeros((self.spec.channels, self.samples), dtype=torch.float32)
-        if not span.present or span.samples.shape[1] == 0:
-            return out
-        x = torch.from_numpy(np.ascontiguousarray(span.samples, dtype=np.float32))
-        if span.rate != self.spec.sample_rate:
-            import torchaudio.functional as AF
+    def _resampler(self, rate: int, device: torch.device) -> torch.nn.Module:
+        # torchaudio.transforms.Resample is functional.resample with its sinc kernel kept (same defaults).
+        key = (rate, device)
+        if key not in self._resample:
+            import torchaudio
 
-            x = AF.resample(x, span.rate, self.spec.sample_rate)
-        n = min(self.samples, x.shape[1])
-        out[:, :n] = x[:, :n]
+            self._resample[key] = torchaudio.transforms.Resample(rate, self.spec.sample_rate).to(device)
+        return self._resample[key]
+
+    def waveforms(self, spans: list[AudioSpan], device: torch.device) -> torch.Tensor:
+        """float32 [B, channels, samples] at spec.sample_rate on ``device``, each clip cut or zero-padded at
+        its end; clips without audio are zeros."""
+        out = torch.zeros((len(spans), self.spec.channels, self.samples), dtype=torch.float32, device=device)
+        by_rate: dict[int, list[int]] = {}
+        for i, span in enumerate(spans):
+            if span.present and span.samples.shape[1] > 0:
+                by_rate.setdefault(span.rate, []).append(i)
+        for rate, rows in by_rate.items():
+            lengths = [spans[i].samples.shape[1] for i in rows]
+            host = torch.zeros(
+                (len(rows), self.spec.channels, max(lengths)),
+                dtype=torch.float32,
+                pin_memory=device.type == "cuda",
+            )
+            for k, i in enumerate(rows):
+                host[k, :, : lengths[k]] = torch.from_numpy(spans[i].samples)
+            x = host.to(device, non_blocking=True)
+            if rate != self.spec.sample_rate:
+                x = self._resampler(rate, device)(x)
+                # Resampled alone, a clip would end at ceil(n x new / old) samples; a shorter clip's filter
+                # ringing into the zeros that pad it to the group's length is not its audio.
+                lengths = [-(-n * self.spec.sample_rate // rate) for n in lengths]
+            n = min(self.samples, x.shape[-1])
+            x = x[..., :n]
+            if min(lengths) < n:
+                ends = torch.tensor(lengths, device=device)
+                x = x * (torch.arange(n, device=device) < ends[:, None])[:, None, :]
+            out[torch.tensor(rows, device=device), :, :n] = x
         return out
 
     def __call__(self, spans: list[AudioSpan], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        host = torch.empty(
-            (len(spans), self.spec.channels, self.samples),
-            dtype=torch.float32,
-            pin_memory=device.type == "cuda",
-        )
-        for i, span in enumerate(spans):
-            host[i] = self.waveform(span)
         mask = torch.tensor([s.present for s in spans], dtype=torch.bool)
-        audio = host.to(device, non_blocking=True)
-        if self.spec.features == "log_mel":
-            with torch.autocast(device.type, enabled=False):
+        # Float32 throughout: a caller's autocast region would run the resampling conv and the mel's FFT in
+        # half precision, and log-mel of quiet audio needs the range.
+        with torch.autocast(device.type, enabled=False):
+            audio = self.waveforms(spans, device)
+            if self.spec.features == "log_mel":
                 audio = torch.log(self._mel_on(device)(audio) + LOG_MEL_EPS)
         return audio, mask.to(device, non_blocking=True)
