@@ -6,6 +6,7 @@ signature, so there is no second set of names); the other sections are the train
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 from pathlib import Path
@@ -17,6 +18,9 @@ from ._errors import ConfigError
 
 # Keys the loader sections may not set: the training script owns them.
 _LOADER_OWNED = {"dataset", "transform", "device", "rank", "world_size", "dtype"}
+
+# Keys whose value may take more than one form (transform.size: 112 or [h, w]); their users check them.
+_ANY_TYPE = {("transform", "size")}
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "data": {
@@ -36,7 +40,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "flip": True,  # off for data whose labels are direction-sensitive (the demo)
         "mean": [0.45, 0.45, 0.45],
         "std": [0.225, 0.225, 0.225],
-        "eval_crops": 1,
+        "jitter": None,  # (brightness, contrast, saturation) strengths, or null
+        "eval_crops": 1,  # spatial views per clip at evaluation: 1 (center) or 3
+        "eval_resize_short": None,  # evaluate "short side to S, center crop size" (null: the whole square)
     },
     "model": {"name": "r3d_18", "weights": None, "compile": False, "channels_last": True},
     "optim": {
@@ -68,10 +74,50 @@ def loader_keys() -> set[str]:
     return {n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY} - _LOADER_OWNED
 
 
+def _loader_value(key: str, value: Any) -> Any:
+    # VideoLoader validates its own values; only YAML's string-for-exponent numbers need help here.
+    if isinstance(value, str) and key in ("decode_timeout", "target_fps"):
+        with contextlib.suppress(ValueError):
+            return float(value)
+    return value
+
+
 def _allowed(section: str) -> set[str]:
     if section in ("loader", "val_loader"):
         return loader_keys()
     return set(DEFAULTS[section])
+
+
+def _coerce(section: str, key: str, value: Any, where: str) -> Any:
+    """Check a value against its default's type (scripts' sections only; VideoLoader checks its own).
+
+    YAML 1.1 reads ``1e-3`` as a string, so numbers written that way are converted here."""
+    default = DEFAULTS[section].get(key)
+    if default is None or value is None or (section, key) in _ANY_TYPE:
+        return value
+    expected: type
+    if isinstance(default, bool):
+        ok, expected = isinstance(value, bool), bool
+    elif isinstance(default, (int, float)):
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = float(value) if isinstance(default, float) else int(value)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if isinstance(default, int) and isinstance(value, float):
+            ok = False  # epochs=2.5: say so rather than truncate
+        expected = type(default)
+    elif isinstance(default, str):
+        ok, expected = isinstance(value, str), str
+    elif isinstance(default, list):
+        ok, expected = isinstance(value, (list, tuple)), list
+        value = list(value) if ok else value
+    else:
+        return value
+    if not ok:
+        raise ConfigError(
+            f"{where}: {section}.{key}={value!r} should be of type {expected.__name__} (like the default {default!r})"
+        )
+    return float(value) if isinstance(default, float) else value
 
 
 def _merge(base: dict[str, Any], new: dict[str, Any], where: str) -> None:
@@ -87,10 +133,18 @@ def _merge(base: dict[str, Any], new: dict[str, Any], where: str) -> None:
         allowed = _allowed(section)
         for key, value in values.items():
             if key not in allowed:
+                if section in ("loader", "val_loader") and key in _LOADER_OWNED:
+                    raise ConfigError(
+                        f"{where}: {section}.{key} is set by the training script, not the config "
+                        f"(device: train.device; rank/world_size: torchrun); allowed in {section!r}: {sorted(allowed)}"
+                    )
                 raise ConfigError(
                     f"{where}: unknown key {section}.{key}; allowed in {section!r}: {sorted(allowed)}"
                 )
-            base[section][key] = value
+            if section in ("loader", "val_loader"):
+                base[section][key] = _loader_value(key, value)
+            else:
+                base[section][key] = _coerce(section, key, value, where)
 
 
 def parse_override(text: str) -> dict[str, dict[str, Any]]:
@@ -114,8 +168,9 @@ def load_config(
             raise ConfigError(f"config file {path} does not exist")
         with path.open() as f:
             data = yaml.safe_load(f) or {}
+        # A saved resolved config (<out>/config.yaml) carries its run's name; a config file is named by its stem.
+        name = str(data.pop("name", None) or path.stem) if isinstance(data, dict) else path.stem
         _merge(cfg, data, str(path))
-        name = path.stem
     for text in overrides:
         _merge(cfg, parse_override(text), f"override {text!r}")
     cfg_out: dict[str, Any] = {"name": name, **cfg}
