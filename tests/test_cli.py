@@ -9,10 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+import vidloader as vl
 from vidloader.cli import PEERS, main, sheet_size
-from vidloader.cli._peers import PyAVNaive
+from vidloader.cli._ceiling import measure_ceiling
+from vidloader.cli._peers import DALIReader, PeerUnavailable, PyAVNaive
+from vidloader.cli._workloads import ensure_workload
 from vidloader.dataset import textured_frames, write_video
 
 
@@ -73,7 +77,9 @@ def test_bench_tiny_schema_plot_and_wrong_peer(
         assert r["clips_per_s_min"] <= r["clips_per_s"] <= r["clips_per_s_max"]
         assert 0 < r["p50_batch_s"] <= r["p95_batch_s"] and r["first_batch_s"] > 0 and r["peak_rss_mb"] > 0
     assert rows["shifted"]["check"] == "DIFFERS"
-    assert "skipped" in rows["torchcodec"] and "skipped" in rows["dali-reader"]
+    assert "skipped" in rows["torchcodec"]
+    if not torch.cuda.is_available():  # H.264 media: DALI's reader needs NVDEC for it
+        assert "h264" in rows["dali-reader"]["skipped"]
     text = capsys.readouterr().out
     assert "vidloader-pyav vs best peer:" in text and "DIFFERS" in text
     assert out_png.stat().st_size > 1000 and Image.open(out_png).size[0] > 100
@@ -149,3 +155,69 @@ def test_module_help() -> None:
         [sys.executable, "-m", "vidloader.cli", "--help"], capture_output=True, text=True, timeout=120
     )
     assert res.returncode == 0 and "bench" in res.stdout and "inspect" in res.stdout
+
+
+@pytest.fixture(scope="module")
+def tiny_vp9(tmp_path_factory: pytest.TempPathFactory) -> vl.VideoDataset:
+    root = ensure_workload("tiny-vp9", tmp_path_factory.mktemp("bench"), progress=False)
+    return vl.VideoDataset.from_folder(root)
+
+
+@pytest.mark.dali
+def test_dali_reader_peer_decodes_the_plan_like_vidloader_dali(tiny_vp9: vl.VideoDataset) -> None:
+    """DALI's own reader, driven by our clip list, gives the frames our DALI backend gives (same decoder, so
+    bit-exact), including clips that end in the file's last frames (the reader pads there; we check it
+    returned real frames)."""
+    loader = vl.VideoLoader(
+        tiny_vp9,
+        batch_size=4,
+        frames_per_clip=5,
+        frame_stride=3,
+        clips_per_video=4,
+        sampling="uniform",
+        backend="dali",
+        num_workers=0,
+        output_layout="NTHWC",
+    )
+    plan = loader.clip_plan(0)[:8]
+    assert any(c.frame_indices[-1] == tiny_vp9[c.video_index].num_frames - 1 for c in plan)
+    got = list(DALIReader().batches(tiny_vp9, plan, batch_size=4, resize=None, workers=1))
+    want = [b.video for b in loader][:2]
+    assert len(got) == 2
+    for g, w in zip(got, want, strict=True):
+        assert torch.equal(g.cpu(), w.cpu())
+
+
+@pytest.mark.dali
+def test_bench_vp9_dali_rows_and_ceiling(tmp_path: Path, tiny_vp9: vl.VideoDataset, capsys) -> None:
+    out_json = tmp_path / "r.json"
+    root = Path(tiny_vp9[0].path).parent.parent
+    rc = main(
+        ["bench", "--data", str(root), "--backends", "vidloader-pyav,vidloader-dali,dali-reader",
+         "--clips", "8", "--batch-size", "4", "--frames", "4", "--repeats", "1",
+         "--ceiling", "--ceiling-seconds", "0.5", "--json", str(out_json)]
+    )  # fmt: skip
+    assert rc == 0
+    report = json.loads(out_json.read_text())
+    rows = report["backends"]
+    for name in ("vidloader-dali", "dali-reader"):
+        assert rows[name]["clips_per_s"] > 0, rows[name]
+        assert rows[name]["check"] in ("exact", "close", "DIFFERS"), rows[name]
+    # Both DALI paths run the same decoder on the same clips, so the check sees the same frames.
+    assert rows["vidloader-dali"]["mean_abs_diff"] == rows["dali-reader"]["mean_abs_diff"]
+    ceiling = report["ceiling"]
+    assert ceiling["frames_per_s"] > 0 and ceiling["engine"] in ("pyav", "dali")
+    text = capsys.readouterr().out
+    assert "raw decoded frames/s" in text and "%" in text
+
+
+def test_ceiling_engines(tiny_vp9: vl.VideoDataset, small_folder: Path) -> None:
+    pyav = measure_ceiling(tiny_vp9, engine="pyav", device="cpu", processes=1, seconds=0.3)
+    assert pyav["frames_per_s"] > 0 and pyav["engine"] == "pyav"
+    dali = measure_ceiling(tiny_vp9, engine="dali", device="cpu", processes=1, batch=2, seconds=0.3)
+    assert dali["frames_per_s"] > 0 and "DALI" in dali["how"]
+    h264 = vl.VideoDataset.from_folder(small_folder, on_error="skip")
+    with pytest.raises(PeerUnavailable, match="h264"):
+        measure_ceiling(h264, engine="dali", device="cpu", seconds=0.3)
+    with pytest.raises(vl.ConfigError, match="engine"):
+        measure_ceiling(h264, engine="nvdec", seconds=0.3)  # type: ignore[arg-type]

@@ -2,12 +2,13 @@
 
 from ._audio import AudioSpan, AudioSpec, decode_audio_span
 from ._base import Backend, DecodedClip, ResizeArg, check_resize, output_size
-from ._dali import DALIBackend, PreparedClip, remux_segment
+from ._dali import DALI_CPU_CODECS, DALIBackend, PreparedClip, remux_segment
 from ._pyav import PyAVBackend
 from ._select import BACKENDS, dali_missing, resolve_backend
 
 __all__ = [
     "BACKENDS",
+    "DALI_CPU_CODECS",
     "AudioSpan",
     "AudioSpec",
     "Backend",

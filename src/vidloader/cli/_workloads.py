@@ -19,6 +19,11 @@ class Workload:
     height: int
     gop: int
     fps: int = 25
+    codec: str = "libx264"
+
+    @property
+    def suffix(self) -> str:
+        return ".webm" if self.codec == "libvpx-vp9" else ".mp4"
 
 
 WORKLOADS: dict[str, Workload] = {
@@ -27,6 +32,9 @@ WORKLOADS: dict[str, Workload] = {
     "1080p-gop30": Workload(files=4, seconds=10, width=1920, height=1080, gop=30),
     "1080p-gop250": Workload(files=4, seconds=10, width=1920, height=1080, gop=250),
     "long-10min": Workload(files=1, seconds=600, width=640, height=360, gop=250),
+    # VP9: the codec DALI's CPU decoder has, so DALI paths (ours and DALI's reader) can be compared on a CPU.
+    "tiny-vp9": Workload(files=3, seconds=2.4, width=96, height=64, gop=25, codec="libvpx-vp9"),
+    "360p-vp9-gop250": Workload(files=8, seconds=10, width=640, height=360, gop=250, codec="libvpx-vp9"),
 }
 
 
@@ -61,6 +69,14 @@ def ensure_workload(name: str, root: str | Path, *, progress: bool = True) -> Pa
     if marker.exists():
         return folder
     for i in tqdm(range(w.files), desc=f"generating {name}", disable=not progress, unit="file"):
-        write_video(folder / "videos" / f"{name}_{i:02d}.mp4", _frames(w, i), fps=w.fps, gop=w.gop)
+        opts = {"deadline": "realtime", "cpu-used": "8"} if w.codec == "libvpx-vp9" else None
+        write_video(
+            folder / "videos" / f"{name}_{i:02d}{w.suffix}",
+            _frames(w, i),
+            fps=w.fps,
+            gop=w.gop,
+            codec=w.codec,
+            options=opts,
+        )
     marker.write_text(repr(w))
     return folder
