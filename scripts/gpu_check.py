@@ -114,6 +114,8 @@ def main() -> int:
                     "8",
                     "--resize",
                     "224",
+                    "--workers",
+                    str(min(8, os.cpu_count() or 1)),
                     "--seconds",
                     "10" if args.quick else "30",
                     "--ceiling",
@@ -133,10 +135,42 @@ def main() -> int:
                         )
                     else:
                         rows.append((f"{wl}: {name}", str(r.get("skipped", r.get("error", "?")))))
-                if data.get("ceiling"):
-                    rows.append((f"{wl}: NVDEC ceiling", json.dumps(data["ceiling"])))
+                ceil = data.get("ceiling") or {}
+                if "frames_per_s" in ceil:
+                    rows.append((f"{wl}: ceiling", f"{ceil['frames_per_s']:.0f} frames/s ({ceil['how']})"))
+                elif ceil:
+                    rows.append((f"{wl}: ceiling", f"skipped: {ceil.get('skipped')}"))
             else:
                 rows.append((f"{wl}: bench", f"failed rc={rc}"))
+
+        # Issue 5's question: how long does an r2plus1d_18 16x112² batch-32 step wait for data, DALI vs CPU?
+        for backend in ("dali", "pyav"):
+            out_dir = Path(tmp) / f"train-{backend}"
+            rc, out = run(
+                [
+                    sys.executable,
+                    "train_example.py",
+                    "--config",
+                    "configs/demo_gpu.yaml",
+                    "--out",
+                    str(out_dir),
+                    "train.epochs=1" if args.quick else "train.epochs=2",
+                    "transform.size=112",
+                    f"loader.backend={backend}",
+                    f"loader.num_workers={min(8, os.cpu_count() or 1)}",
+                ]
+            )
+            metrics = out_dir / "metrics.jsonl"
+            if metrics.exists():
+                last = json.loads(metrics.read_text().splitlines()[-1])
+                rows.append(
+                    (
+                        f"train r2plus1d_18 16x112 b32: {backend}",
+                        f"stall {last['stall_pct']:.1f}%, {last['clips_per_s']:.1f} clips/s",
+                    )
+                )
+            else:
+                rows.append((f"train r2plus1d_18 16x112 b32: {backend}", f"failed rc={rc}"))
 
     width = max(len(k) for k, _ in rows)
     print("\n" + "=" * 100)

@@ -76,7 +76,7 @@ def test_bench_tiny_schema_plot_and_wrong_peer(
         assert r["clips_per_s"] > 0 and r["frames_per_s"] == pytest.approx(4 * r["clips_per_s"])
         assert r["clips_per_s_min"] <= r["clips_per_s"] <= r["clips_per_s_max"]
         assert 0 < r["p50_batch_s"] <= r["p95_batch_s"] and r["first_batch_s"] > 0 and r["peak_rss_mb"] > 0
-    assert rows["shifted"]["check"] == "DIFFERS"
+    assert rows["shifted"]["check"] == "DIFFERS" and rows["shifted"]["luma_mean_abs_diff"] > 5
     assert "skipped" in rows["torchcodec"]
     if not torch.cuda.is_available():  # H.264 media: DALI's reader needs NVDEC for it
         assert "h264" in rows["dali-reader"]["skipped"]
@@ -202,7 +202,8 @@ def test_bench_vp9_dali_rows_and_ceiling(tmp_path: Path, tiny_vp9: vl.VideoDatas
     rows = report["backends"]
     for name in ("vidloader-dali", "dali-reader"):
         assert rows[name]["clips_per_s"] > 0, rows[name]
-        assert rows[name]["check"] in ("exact", "close", "DIFFERS"), rows[name]
+        # DALI interpolates chroma where PyAV's swscale does not: right frames, other colours.
+        assert rows[name]["check"] == "close", rows[name]
     # Both DALI paths run the same decoder on the same clips, so the check sees the same frames.
     assert rows["vidloader-dali"]["mean_abs_diff"] == rows["dali-reader"]["mean_abs_diff"]
     ceiling = report["ceiling"]

@@ -97,6 +97,40 @@ def test_cpu_pipeline_matches_pyav(media: dict[str, Path], name: str) -> None:
                     assert own < np.abs(out[ci, j].numpy().astype(int) - ref[other]).mean()
 
 
+def _rgb_from_yuv420(frame, chroma: str) -> np.ndarray:
+    """BT.601 limited-range YUV 4:2:0 to RGB with chroma upsampled by ``chroma`` ('nearest'|'bilinear')."""
+    yuv = torch.from_numpy(frame.to_ndarray(format="yuv420p")).double()
+    h, w = frame.height, frame.width
+    y = yuv[:h]
+    uv = yuv[h:].reshape(2, h // 2, w // 2)
+    uv = torch.nn.functional.interpolate(
+        uv[None], size=(h, w), mode=chroma, **({"align_corners": False} if chroma == "bilinear" else {})
+    )[0]
+    y, cb, cr = (y - 16) * 255 / 219, (uv[0] - 128) * 255 / 224, (uv[1] - 128) * 255 / 224
+    r, b = y + 1.402 * cr, y + 1.772 * cb
+    g = (y - 0.299 * r - 0.114 * b) / 0.587
+    return torch.stack([r, g, b], -1).round().clamp(0, 255).numpy()
+
+
+def test_colour_difference_is_chroma_upsampling_only(media: dict[str, Path]) -> None:
+    """Why DALI and PyAV differ at all: both use BT.601; DALI interpolates the 4:2:0 chroma, PyAV's
+    swscale rgb24 takes the nearest sample. Each matches its own model far better than the other's, so
+    the colour bound above covers a conversion choice, never a different frame."""
+    import av
+
+    info = vl.probe_video(media["vp9"])
+    backend = DALIBackend(device="cpu")
+    clip = [3, 30, 61]
+    got = backend.decode_batch([backend.prepare_clip(info, clip)])[0].numpy().astype(np.float64)
+    with av.open(str(media["vp9"])) as c:
+        frames = [f for i, f in enumerate(c.decode(video=0)) if i in clip]
+    for k, f in enumerate(frames):
+        pyav = f.to_ndarray(format="rgb24").astype(np.float64)
+        bilinear, nearest = _rgb_from_yuv420(f, "bilinear"), _rgb_from_yuv420(f, "nearest")
+        assert np.abs(got[k] - bilinear).mean() < 1.0 < np.abs(got[k] - nearest).mean()
+        assert np.abs(pyav - nearest).mean() < 1.5 < np.abs(pyav - bilinear).mean()
+
+
 def test_segment_reads_only_the_clip_gops(tmp_path: Path) -> None:
     path = write_video(tmp_path / "long.webm", textured_frames(300, 48, 64), codec="libvpx-vp9", gop=30)
     info = vl.probe_video(path)
