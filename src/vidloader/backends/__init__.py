@@ -3,7 +3,7 @@
 from ._audio import AudioSpan, AudioSpec, decode_audio_span
 from ._base import Backend, DecodedClip, ResizeArg, check_resize, output_size
 from ._dali import DALI_CPU_CODECS, DALIBackend, PreparedClip, remux_segment
-from ._pyav import PyAVBackend
+from ._pyav import PyAVBackend, shared_decode_groups
 from ._select import BACKENDS, dali_missing, resolve_backend
 
 __all__ = [
@@ -23,4 +23,5 @@ __all__ = [
     "output_size",
     "remux_segment",
     "resolve_backend",
+    "shared_decode_groups",
 ]

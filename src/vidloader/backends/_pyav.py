@@ -17,6 +17,31 @@ from ._base import DecodedClip, ResizeArg, output_size
 NONREF_SAFE_CODECS = frozenset({"h264", "hevc", "mpeg4", "vp8", "vp9", "mjpeg"})
 
 
+def shared_decode_groups(info: VideoInfo, clips: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Clips of one video that one decode pass serves better than separate ones, as groups of positions
+    in ``clips`` (each group sorted by first frame).
+
+    A clip joins the group before it when the keyframe its own seek would start from is at or before the
+    group's last frame: decoding on from there then costs no more than seeking (usually much less: with
+    long GOPs every clip of a multiview or sliding plan starts from the same keyframe). Clips further apart
+    keep their own seek, so two clips minutes apart never decode the minutes between them."""
+    order = sorted(range(len(clips)), key=lambda i: min(clips[i]))
+    groups: list[list[int]] = []
+    end = -1
+    for i in order:
+        first = info.frame_pts[min(clips[i])]
+        last = max(info.frame_pts[j] for j in clips[i])
+        k = bisect.bisect_right(info.keyframe_pts, first) - 1
+        key = info.keyframe_pts[max(k, 0)] if info.keyframe_pts else first
+        if groups and key <= end:
+            groups[-1].append(i)
+            end = max(end, last)
+        else:
+            groups.append([i])
+            end = last
+    return groups
+
+
 class PyAVBackend:
     """Decodes clips on the CPU with FFmpeg (through PyAV) into RGB uint8.
 
@@ -105,6 +130,36 @@ class PyAVBackend:
         pts = tuple(info.frame_pts[i] for i in frame_indices)
         tb = info.time_base
         return DecodedClip(frames=frames, pts=pts, timestamps=tuple(float(p * tb) for p in pts))
+
+    def decode_clips(
+        self,
+        info: VideoInfo,
+        clips: Sequence[Sequence[int]],
+        *,
+        resize: ResizeArg = None,
+        apply_rotation: bool = False,
+        outs: Sequence[np.ndarray | None] | None = None,
+    ) -> list[DecodedClip]:
+        """Several clips of one video in one decode pass over the union of their frames (see
+        ``shared_decode_groups`` for when that pays); the frames are those ``decode_clip`` gives each."""
+        union = sorted({i for c in clips for i in c})
+        whole = self.decode_clip(info, union, resize=resize, apply_rotation=apply_rotation)
+        at = {i: j for j, i in enumerate(union)}
+        tb = info.time_base
+        result = []
+        for c, out in zip(clips, outs or [None] * len(clips), strict=True):
+            frames = whole.frames[[at[i] for i in c]]
+            if out is not None:
+                if out.shape != frames.shape or out.dtype != np.uint8:
+                    raise DecodeError(
+                        info.path,
+                        f"output buffer {out.dtype}{list(out.shape)} does not fit the clip {frames.shape}",
+                    )
+                out[...] = frames
+                frames = out
+            pts = tuple(info.frame_pts[i] for i in c)
+            result.append(DecodedClip(frames=frames, pts=pts, timestamps=tuple(float(p * tb) for p in pts)))
+        return result
 
     def _decode_from(
         self, container, stream, info: VideoInfo, key_pts: int, wanted: list[int], size, skip_nonref: bool

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import ConfigError
-from .._validate import check_int, check_positive_float
+from .._validate import check_choice, check_int, check_positive_float
 from ..backends import DALI_CPU_CODECS, check_resize, dali_missing
 from ..dataset import VideoDataset
 from ..sampling import ClipSpec
@@ -43,7 +43,7 @@ def machine_info() -> dict[str, Any]:
         info["cpu"] = cpu[0].split(":", 1)[1].strip() if cpu else platform.processor()
     except OSError:
         info["cpu"] = platform.processor()
-    for mod, key in (("cv2", "opencv"), ("nvidia.dali", "dali")):
+    for mod, key in (("cv2", "opencv"), ("nvidia.dali", "dali"), ("decord", "decord")):
         try:
             info[key] = __import__(mod, fromlist=["__version__"]).__version__
         except Exception:
@@ -181,6 +181,8 @@ def run_bench(
     resize: int | tuple[int, int] | None = None,
     workers: int = 2,
     clips: int = 64,
+    sampling: str = "random",
+    clips_per_video: int | None = None,
     repeats: int = 3,
     seconds: float | None = None,
     seed: int = 0,
@@ -206,9 +208,15 @@ def run_bench(
     check_int("workers", workers, minimum=0)
     seconds = check_positive_float("seconds", seconds, allow_none=True)
     resize = check_resize(resize)
-    # Random clips; several per video when the dataset is small, so every run has `clips` clips.
-    per_video = max(1, -(-clips // len(dataset)))
+    check_choice("sampling", sampling, ("random", "uniform", "multiview", "sliding"))
+    # Random clips, several per video when the dataset is small, so every run has `clips` clips; the
+    # other plans in video order (no shuffle), the way an evaluation pass reads them.
+    if clips_per_video is None:
+        clips_per_video = max(1, -(-clips // len(dataset))) if sampling == "random" else 4
+    per_video = check_int("clips_per_video", clips_per_video, minimum=1)
     kw: dict[str, Any] = dict(
+        sampling=sampling,
+        shuffle=sampling == "random",
         clips_per_video=per_video,
         batch_size=batch_size,
         frames_per_clip=frames,
@@ -349,6 +357,8 @@ def run_bench(
     return {
         "machine": machine_info(),
         "config": {
+            "sampling": sampling,
+            "clips_per_video": per_video,
             "frames": frames,
             "stride": stride,
             "batch_size": batch_size,

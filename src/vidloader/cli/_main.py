@@ -57,6 +57,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         resize=_resize(args.resize),
         workers=args.workers,
         clips=args.clips,
+        sampling=args.sampling,
+        clips_per_video=args.clips_per_video,
         repeats=args.repeats,
         seconds=args.seconds,
         seed=args.seed,
@@ -142,6 +144,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resize", help="short side (224) or HxW")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--clips", type=int, default=64, help="clips per timed run")
+    p.add_argument(
+        "--sampling",
+        default="random",
+        choices=["random", "uniform", "multiview", "sliding"],
+        help="the clip plan (random: shuffled; the others in video order, as an evaluation pass reads them)",
+    )
+    p.add_argument(
+        "--clips-per-video",
+        type=int,
+        help="clips per video (default: enough random clips for --clips; multiview/uniform: 4)",
+    )
     p.add_argument(
         "--seconds",
         type=float,

@@ -135,7 +135,15 @@ class TorchCodec:
     def __init__(self) -> None:
         import torch
 
-        decoders = _import_or_skip("torchcodec.decoders", "torchcodec is not importable")
+        try:
+            import torchcodec.decoders as decoders
+        except ImportError as exc:
+            raise PeerUnavailable("torchcodec is not installed (pip install '.[bench]')") from exc
+        except Exception as exc:  # it loads FFmpeg at import and raises RuntimeError/OSError when it can't
+            raise PeerUnavailable(
+                "torchcodec cannot load FFmpeg: it needs the system's FFmpeg 4-8 shared libraries"
+                f" (e.g. apt install ffmpeg), none loadable here ({type(exc).__name__})"
+            ) from exc
         self._decoder = decoders.VideoDecoder
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
 

@@ -4,12 +4,13 @@ sharded and resumable."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import queue
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import Future
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, InvalidStateError
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal, Protocol
 
@@ -27,6 +28,7 @@ from ..backends import (
     check_resize,
     output_size,
     resolve_backend,
+    shared_decode_groups,
 )
 from ..dataset import VideoDataset
 from ..sampling import ClipSpec, SamplingConfig, clip_seed, plan_epoch
@@ -34,7 +36,7 @@ from ._audio import AudioBatcher, audio_samples, split_audio
 from ._batch import ClipBatch
 from ._pool import WORKER_TYPES, DecodePool, WorkerType
 from ._state import check_state, dataset_fingerprint, make_state
-from ._tasks import decode_task, prepare_task
+from ._tasks import decode_group_task, decode_task, prepare_task
 
 log = logging.getLogger("vidloader")
 
@@ -60,6 +62,47 @@ def _surviving_rows(clips: list[ClipSpec], kept: list[ClipSpec]) -> list[int]:
 def _row_view(buf: torch.Tensor, i: int, layout: str) -> np.ndarray:
     """Row i of a batch buffer as a [T, H, W, C] numpy view (strided when the layout is channel-first)."""
     return buf[i].permute(*(d - 1 for d in _TO_NTHWC[layout][1:])).numpy()
+
+
+def _member_result(shared: Future, k: int, alone: Callable[[], Future]) -> Any:
+    """``_member_future`` for the inline pool, whose futures run when their result is asked for."""
+    try:
+        return shared.result()[k]
+    except VideoError:
+        return alone().result()
+
+
+def _member_future(shared: Future, k: int, alone: Callable[[], Future]) -> Future:
+    """Clip ``k`` of a shared decode as a future of its own; if the shared task fails, the clip is decoded
+    by itself (``alone()``), so a damaged stretch only fails the clips that really cover it."""
+    mine: Future = Future()
+
+    def settle(src: Future, pick: int | None) -> None:
+        if mine.done():  # cancelled when its batch was abandoned
+            return
+        exc = src.exception()
+        with contextlib.suppress(InvalidStateError):
+            if exc is not None:
+                mine.set_exception(exc)
+            else:
+                mine.set_result(src.result() if pick is None else src.result()[pick])
+
+    def on_shared(src: Future) -> None:
+        if src.cancelled() or mine.done():
+            return
+        if src.exception() is None:
+            settle(src, k)
+            return
+        try:
+            retry = alone()
+        except RuntimeError as exc:  # the pool is shutting down
+            with contextlib.suppress(InvalidStateError):
+                mine.set_exception(exc)
+            return
+        retry.add_done_callback(lambda f: settle(f, None) if not f.cancelled() else mine.cancel())
+
+    shared.add_done_callback(on_shared)
+    return mine
 
 
 class _EmptyBatch(Exception):
@@ -269,6 +312,7 @@ class VideoLoader:
             "clips": self._stats["clips"],
             "batches": self._stats["batches"],
             "fallbacks": self._stats["fallbacks"],
+            "shared_decode_clips": self._stats["shared_decode_clips"],
             "skipped_clips": self._stats["skipped_clips"],
             "skipped_batches": self._stats["skipped_batches"],
             "clips_without_audio": self._stats["clips_without_audio"],
@@ -368,7 +412,7 @@ class VideoLoader:
                     _row_view(buf, i, self._buffer_layout) if buf is not None else None
                     for i in range(len(clips))
                 ]
-                futures[submitted] = [self._submit(c, out=r) for c, r in zip(clips, rows, strict=True)]
+                futures[submitted] = self._submit_batch(clips, rows)
                 submitted += 1
 
         try:
@@ -420,6 +464,45 @@ class VideoLoader:
         dims = {"T": t, "H": h, "W": w, "C": 3}
         shape = (len(clips), *(dims[k] for k in self._buffer_layout[1:]))
         return torch.empty(shape, dtype=torch.uint8, pin_memory=self.device.type == "cuda")
+
+    def _submit_batch(self, clips: list[ClipSpec], rows: list[np.ndarray | None]) -> list[Future]:
+        """One future per clip. With the PyAV backend, clips of one video that a single decode pass serves
+        (multiview, sliding, several clips per video) share it: one task decodes their union from the
+        keyframe once, instead of one seek-and-decode per clip. If the shared task fails, its clips are
+        decoded one by one, so errors and skips stay per clip."""
+        futures: list[Future | None] = [None] * len(clips)
+        by_video: dict[int, list[int]] = {}
+        for i, c in enumerate(clips):
+            by_video.setdefault(c.video_index, []).append(i)
+        for v, idxs in by_video.items():
+            info = self.dataset[v]
+            groups = [[k] for k in range(len(idxs))]
+            if len(idxs) > 1 and isinstance(self.backend, PyAVBackend):
+                groups = shared_decode_groups(info, [clips[i].frame_indices for i in idxs])
+            for group in groups:
+                members = [idxs[k] for k in group]
+                if len(members) == 1:
+                    m = members[0]
+                    futures[m] = self._submit(clips[m], out=rows[m])
+                    continue
+                self._stats["shared_decode_clips"] += len(members)
+                shared = self._pool.submit(
+                    decode_group_task,
+                    self.backend,
+                    info,
+                    [clips[m].frame_indices for m in members],
+                    self.resize,
+                    self.apply_rotation,
+                    [rows[m] for m in members],
+                    self.audio,
+                )
+                for k, m in enumerate(members):
+                    alone = functools.partial(self._submit, clips[m], out=rows[m])
+                    if self.num_workers == 0:  # inline pool: everything runs when a result is asked for
+                        futures[m] = self._pool.submit(_member_result, shared, k, alone)
+                    else:
+                        futures[m] = _member_future(shared, k, alone)
+        return [f for f in futures if f is not None]
 
     def _submit(self, clip: ClipSpec, out: np.ndarray | None = None) -> Future:
         info = self.dataset[clip.video_index]

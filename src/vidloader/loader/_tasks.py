@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from ..backends import Backend, DALIBackend, DecodedClip, PreparedClip, ResizeArg
+from ..backends import Backend, DALIBackend, DecodedClip, PreparedClip, PyAVBackend, ResizeArg
 from ..backends._audio import AudioSpec, clip_span, decode_audio_span
 from ..dataset import VideoInfo
 from ._audio import WithAudio
@@ -26,6 +26,19 @@ def decode_task(
 ) -> DecodedClip | WithAudio:
     clip = backend.decode_clip(info, frame_indices, resize=resize, apply_rotation=apply_rotation, out=out)
     return _with_audio(clip, info, frame_indices, audio)
+
+
+def decode_group_task(
+    backend: PyAVBackend,
+    info: VideoInfo,
+    clips: Sequence[Sequence[int]],
+    resize: ResizeArg,
+    apply_rotation: bool,
+    outs: Sequence[np.ndarray | None],
+    audio: AudioSpec | None = None,
+) -> list[DecodedClip | WithAudio]:
+    decoded = backend.decode_clips(info, clips, resize=resize, apply_rotation=apply_rotation, outs=outs)
+    return [_with_audio(d, info, c, audio) for d, c in zip(decoded, clips, strict=True)]
 
 
 def prepare_task(
