@@ -14,6 +14,7 @@ import numpy as np
 from .._errors import ConfigError, DecodeError
 from .._validate import check_choice, check_int
 from ..dataset import VideoInfo, enable_ffmpeg_log
+from ._base import open_input
 
 AudioFeatures = Literal["waveform", "log_mel"]
 AUDIO_FEATURES: tuple[str, ...] = ("waveform", "log_mel")
@@ -128,7 +129,7 @@ def decode_audio_span(
         return _absent(info, t0, t1, spec, "the file has no audio stream")
     enable_ffmpeg_log()
     try:
-        container = av.open(info.path, metadata_errors="ignore")
+        container = open_input(info.path)
     except (av.error.FFmpegError, OSError) as exc:
         raise DecodeError(info.path, f"cannot open for audio ({exc})") from exc
     try:

@@ -26,7 +26,7 @@ import torch
 
 from .._errors import DecodeError
 from ..dataset import VideoInfo
-from ._base import ResizeArg, output_size
+from ._base import ResizeArg, open_input, output_size
 
 DALI_CPU_CODECS = frozenset({"vp8", "vp9", "mjpeg"})
 NVDEC_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "mjpeg"})
@@ -79,7 +79,7 @@ def remux_segment(info: VideoInfo, frame_indices: Sequence[int]) -> tuple[bytes,
 
     wanted = sorted({info.frame_pts[i] for i in frame_indices})
     k = max(bisect.bisect_right(info.keyframe_pts, wanted[0]) - 1, 0)
-    with av.open(info.path, metadata_errors="ignore") as src:
+    with open_input(info.path) as src:
         stream = src.streams[info.stream_index]
         while True:
             key = info.keyframe_pts[k]

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._errors import DecodeError
 from ..dataset import VideoInfo, enable_ffmpeg_log
-from ._base import DecodedClip, ResizeArg, output_size
+from ._base import DecodedClip, ResizeArg, open_input, output_size
 
 # Codecs whose FFmpeg decoders drop exactly the frames nothing refers to under AVDISCARD_NONREF (checked
 # frame by frame against a full sequential decode). libdav1d is not one: AV1's hidden frames shown later
@@ -86,7 +86,7 @@ class PyAVBackend:
         if apply_rotation and info.rotation in (90, 270):
             out_h, out_w = output_size(info, resize, apply_rotation=True)[::-1]
         try:
-            container = av.open(info.path, metadata_errors="ignore")
+            container = open_input(info.path)
         except (av.error.FFmpegError, OSError) as exc:
             raise DecodeError(info.path, f"cannot open ({exc})") from exc
         try:
