@@ -380,6 +380,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = run(argv)
+    shutdown_distributed()
+    return code
+
+
+def shutdown_distributed() -> None:
+    """Leave the process group once ``run``'s locals (the DDP model) are gone.
+
+    Gloo's worker threads drop finished work, whose tensors need the GIL, a moment after the caller moved
+    on, and a process group's destructor joins those threads while holding the GIL. Destroying the group
+    inside ``run`` left DDP's reducer holding the last reference, so freeing the model at return could
+    deadlock the process at exit (seen here: 1 run in ~10 of the 2-rank test hung; pytorch/pytorch#56297).
+    Here the reducer is already gone, the barrier plus a short sleep (GIL released) let the threads finish
+    their last work, and the registry drops the last reference."""
+    if not dist.is_initialized():
+        return
+    dist.barrier()
+    time.sleep(0.2)
+    dist.destroy_process_group()
+
+
+def run(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     overrides = list(args.overrides)
     for flag, key in (
@@ -428,8 +450,6 @@ def main(argv: list[str] | None = None) -> int:
             name = "predictions_single_frame.csv" if args.single_frame else "predictions.csv"
             write_predictions(out / name, res, val_ds)
             print(json.dumps({k: v for k, v in res.items() if not isinstance(v, torch.Tensor)}))
-        if dist.is_initialized():
-            dist.destroy_process_group()
         return 0
 
     if cfg["model"]["compile"]:
@@ -556,8 +576,6 @@ def main(argv: list[str] | None = None) -> int:
             if stop_now:  # --stop-after: a simulated interruption right after a checkpoint
                 bar.close()
                 log_videos(epoch, seen_videos, losses)
-                if dist.is_initialized():
-                    dist.destroy_process_group()
                 return 0
         bar.close()
         del it
@@ -589,8 +607,6 @@ def main(argv: list[str] | None = None) -> int:
                 f.write(json.dumps(row) + "\n")
     if main_rank and res is not None:
         write_predictions(out / "predictions.csv", res, val_ds)
-    if dist.is_initialized():
-        dist.destroy_process_group()
     return 0
 
 
