@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import vidloader as vl
 from vidloader.backends import PyAVBackend, shared_decode_groups
@@ -95,3 +96,15 @@ def test_random_clips_of_different_videos_do_not_share(long_gop: list[Path]) -> 
     ds = vl.VideoDataset.from_paths(long_gop)
     loader = vl.VideoLoader(ds, batch_size=3, frames_per_clip=4, num_workers=0)
     assert len(list(loader)) == 1 and loader.stats["shared_decode_clips"] == 0
+
+
+def test_shared_decode_off_gives_the_same_batches(long_gop: list[Path]) -> None:
+    ds = vl.VideoDataset.from_paths(long_gop)
+    kw = dict(batch_size=4, frames_per_clip=5, sampling="multiview", clips_per_video=4, shuffle=False)
+    on = vl.VideoLoader(ds, num_workers=2, **kw)
+    off = vl.VideoLoader(ds, num_workers=2, shared_decode=False, **kw)
+    for a, b in zip(on, off, strict=True):
+        assert torch.equal(a.video, b.video) and torch.equal(a.frame_index, b.frame_index)
+    assert on.stats["shared_decode_clips"] == 12 and off.stats["shared_decode_clips"] == 0
+    with pytest.raises(vl.ConfigError, match="shared_decode"):
+        vl.VideoLoader(ds, batch_size=2, frames_per_clip=4, shared_decode="yes")  # type: ignore[arg-type]

@@ -159,6 +159,7 @@ class VideoLoader:
         prefetch: int = 2,
         on_error: OnError = "raise",
         decode_timeout: float = 300.0,
+        shared_decode: bool = True,
         rank: int | None = None,
         world_size: int | None = None,
         audio: AudioSpec | None = None,
@@ -208,6 +209,10 @@ class VideoLoader:
         if not decode_timeout > 0:
             raise ConfigError(f"decode_timeout must be positive seconds, got {decode_timeout!r}")
         self.decode_timeout = float(decode_timeout)
+        if not isinstance(shared_decode, bool):
+            raise ConfigError(f"shared_decode must be True or False, got {shared_decode!r}")
+        # Off: every clip gets its own seek-and-decode (what the benchmark uses to compare per-clip cost).
+        self.shared_decode = shared_decode
         self.rank, self.world_size = _dist_defaults(rank, world_size)
         if not 0 <= self.rank < self.world_size:
             raise ConfigError(f"rank={self.rank} must be in [0, world_size={self.world_size})")
@@ -477,7 +482,7 @@ class VideoLoader:
         for v, idxs in by_video.items():
             info = self.dataset[v]
             groups = [[k] for k in range(len(idxs))]
-            if len(idxs) > 1 and isinstance(self.backend, PyAVBackend):
+            if len(idxs) > 1 and self.shared_decode and isinstance(self.backend, PyAVBackend):
                 groups = shared_decode_groups(info, [clips[i].frame_indices for i in idxs])
             for group in groups:
                 members = [idxs[k] for k in group]
