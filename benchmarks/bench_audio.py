@@ -69,6 +69,9 @@ def make_loader(ds: vl.VideoDataset, audio: vl.AudioSpec | None, args: argparse.
         backend="pyav",
         seed=0,
         audio=audio,
+        # Several random clips per file are this workload's way to have enough clips; a training epoch
+        # has one per video, so no shared decode passes here (they would shrink the video share of the cost).
+        shared_decode=False,
     )
 
 
