@@ -41,6 +41,7 @@ def probe_video(path: str | Path, *, video_stream: int | None = None) -> VideoIn
     if size == 0:
         raise ProbeError(path, "file is empty (0 bytes)")
     messages: list[tuple[int, str]] = []
+    logs: list = []
     enable_ffmpeg_log()
     try:
         with av.logging.Capture(local=True) as logs:
@@ -53,7 +54,13 @@ def probe_video(path: str | Path, *, video_stream: int | None = None) -> VideoIn
     except ProbeError:
         raise
     except (av.error.FFmpegError, UnicodeDecodeError, OSError) as exc:
-        raise ProbeError(path, f"not a readable media file ({type(exc).__name__}: {exc})") from exc
+        # PyAV appends "last error log" to its exceptions from a process-wide record, which a parallel
+        # probe can overwrite; this thread's own capture says what FFmpeg logged for this file.
+        detail = str(exc)
+        errors = [str(m[2]).strip() for m in logs if m[0] is not None and m[0] <= av.logging.ERROR]
+        if errors and errors[-1] not in detail:
+            detail += f"; FFmpeg: {errors[-1]}"
+        raise ProbeError(path, f"not a readable media file ({type(exc).__name__}: {detail})") from exc
     for level, msg in messages:
         # Demuxers resync silently past damaged bytes (losing frames) and only log it, at ERROR level;
         # a truncated WebM logs a mere WARNING, recognised by its text.
