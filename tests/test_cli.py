@@ -69,6 +69,8 @@ def test_bench_tiny_schema_plot_and_wrong_peer(
     assert {"machine", "config", "backends", "ceiling"} <= report.keys()
     assert report["machine"]["cores"] >= 1 and report["config"]["clips"] == 8
     assert report["config"]["seconds"] == 60 and report["ceiling"] is None
+    # A random plan of a tiny workload batches several clips of one file; a training epoch would not.
+    assert report["config"]["sampling"] == "random" and report["config"]["shared_decode"] is False
     rows = report["backends"]
     peers_here = ["vidloader-pyav", "pyav-naive", "opencv"]
     peers_here += ["decord"] if "skipped" not in rows["decord"] else []  # installed by '.[bench]'
@@ -224,3 +226,22 @@ def test_ceiling_engines(tiny_vp9: vl.VideoDataset, small_folder: Path) -> None:
         measure_ceiling(h264, engine="dali", device="cpu", seconds=0.3)
     with pytest.raises(vl.ConfigError, match="engine"):
         measure_ceiling(h264, engine="nvdec", seconds=0.3)  # type: ignore[arg-type]
+
+
+def test_bench_multiview_plan_shares_decode_passes(tmp_path: Path) -> None:
+    out_json = tmp_path / "mv.json"
+    rc = main(
+        ["bench", "--synthetic", "tiny", "--data-root", str(tmp_path / "bench"), "--backends",
+         "vidloader-pyav,pyav-naive", "--sampling", "multiview", "--clips-per-video", "2", "--clips", "6",
+         "--batch-size", "2", "--frames", "4", "--repeats", "1", "--json", str(out_json)]
+    )  # fmt: skip
+    assert rc == 0
+    report = json.loads(out_json.read_text())
+    cfg = report["config"]
+    assert (cfg["sampling"], cfg["clips_per_video"], cfg["shared_decode"], cfg["clips"]) == (
+        "multiview",
+        2,
+        True,
+        6,
+    )
+    assert all(report["backends"][n]["check"] == "exact" for n in ("vidloader-pyav", "pyav-naive"))
