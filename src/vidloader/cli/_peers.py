@@ -160,11 +160,21 @@ class Decord:
 
     def __init__(self) -> None:
         self._decord = _import_or_skip("decord", "decord is not installed")
+        self._native_resize = True
 
     def decode(self, info: VideoInfo, indices: Sequence[int], resize: tuple[int, int] | None) -> np.ndarray:
-        kw = {"width": resize[1], "height": resize[0]} if resize else {}
-        vr = self._decord.VideoReader(info.path, ctx=self._decord.cpu(0), num_threads=1, **kw)
-        return np.asarray(vr.get_batch(list(indices)).asnumpy())
+        if resize and self._native_resize:
+            try:
+                vr = self._decord.VideoReader(
+                    info.path, ctx=self._decord.cpu(0), num_threads=1, width=resize[1], height=resize[0]
+                )
+                return np.asarray(vr.get_batch(list(indices)).asnumpy())
+            except self._decord.DECORDError:
+                # decord2 3.4 fails its own size check for some small outputs (96x64 -> 72x48): resize
+                # after decoding instead, as a user would, from then on.
+                self._native_resize = False
+        vr = self._decord.VideoReader(info.path, ctx=self._decord.cpu(0), num_threads=1)
+        return _resize_frames(np.asarray(vr.get_batch(list(indices)).asnumpy()), resize)
 
 
 class DALIReader:
