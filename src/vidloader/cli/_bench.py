@@ -18,10 +18,10 @@ import numpy as np
 
 from .._errors import ConfigError
 from .._validate import check_choice, check_int, check_positive_float
-from ..backends import DALI_CPU_CODECS, check_resize, dali_missing
+from ..backends import check_resize, dali_missing
 from ..dataset import VideoDataset
 from ..sampling import ClipSpec
-from ._peers import PEERS, PeerUnavailable
+from ._peers import PEERS, PeerUnavailable, require_dali_cpu_codecs
 
 VIDLOADER_BACKENDS = ("vidloader-pyav", "vidloader-dali")
 MEAN_ABS_BOUND, PSNR_BOUND = 4.0, 35.0
@@ -261,12 +261,7 @@ def run_bench(
                     if not on_gpu:
                         # On a CPU box DALI's CPU decoder would hand H.264 files to the PyAV fallback, so the
                         # row would time PyAV under DALI's name.
-                        codecs = sorted({dataset[c.video_index].codec for c in plan} - DALI_CPU_CODECS)
-                        if codecs:
-                            raise PeerUnavailable(
-                                f"no GPU here and DALI's CPU decoder has no {'/'.join(codecs)}"
-                                " (VP8/VP9/MJPEG only)"
-                            )
+                        require_dali_cpu_codecs(dataset, {c.video_index for c in plan})
                 loader = VideoLoader(
                     dataset,
                     backend="dali" if name == "vidloader-dali" else "pyav",
@@ -417,7 +412,9 @@ def format_table(report: dict[str, Any]) -> str:
         if "frames_per_s" in ceil:
             lines.append(f"ceiling: {ceil['frames_per_s']:.1f} raw decoded frames/s ({ceil['how']})")
         else:
-            lines.append(f"ceiling: skipped: {ceil.get('skipped')}")
+            lines.append(
+                f"ceiling: {'skipped' if 'skipped' in ceil else 'failed'}: {ceil.get('skipped', ceil.get('error'))}"
+            )
     return "\n".join(lines)
 
 

@@ -21,9 +21,9 @@ from typing import Any, Literal
 
 from .._errors import ConfigError
 from .._validate import check_choice, check_int, check_positive_float
-from ..backends import DALI_CPU_CODECS, dali_missing
+from ..backends import dali_missing
 from ..dataset import VideoDataset
-from ._peers import PeerUnavailable
+from ._peers import PeerUnavailable, require_dali_cpu_codecs
 
 Engine = Literal["pyav", "dali"]
 ENGINES: tuple[Engine, ...] = ("pyav", "dali")
@@ -46,6 +46,8 @@ def _pyav_worker(paths: list[tuple[str, int]], seconds: float) -> tuple[int, flo
                     frames += 1
                     if time.perf_counter() - start >= seconds:
                         return frames, time.perf_counter() - start
+            if time.perf_counter() - start >= seconds:  # files that yield no frame must not spin forever
+                return frames, time.perf_counter() - start
 
 
 def _pyav_ceiling(dataset: VideoDataset, processes: int, seconds: float) -> float:
@@ -130,9 +132,7 @@ def measure_ceiling(
         if missing:
             raise PeerUnavailable(missing)
         if device == "cpu":
-            codecs = sorted({dataset[i].codec for i in range(len(dataset))} - DALI_CPU_CODECS)
-            if codecs:
-                raise PeerUnavailable(f"DALI's CPU decoder has no {'/'.join(codecs)} (VP8/VP9/MJPEG only)")
+            require_dali_cpu_codecs(dataset, range(len(dataset)))
         fps = _dali_ceiling(dataset, device, batch, processes, seconds)
         where = "NVDEC" if device == "cuda" else "DALI's CPU decoder"
         how = f"DALI reader on {where}, {batch} x {_SEQUENCE}-frame sequences in flight, sequential"

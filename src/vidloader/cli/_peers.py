@@ -12,7 +12,7 @@ its package or hardware is missing. Register your own peer by adding a factory h
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -177,6 +177,17 @@ class Decord:
         return _resize_frames(np.asarray(vr.get_batch(list(indices)).asnumpy()), resize)
 
 
+def require_dali_cpu_codecs(dataset: VideoDataset, videos: Iterable[int]) -> None:
+    """Raise PeerUnavailable unless DALI's CPU decoder (VP8/VP9/MJPEG only) has every codec used."""
+    from ..backends import DALI_CPU_CODECS
+
+    codecs = sorted({dataset[v].codec for v in videos} - DALI_CPU_CODECS)
+    if codecs:
+        raise PeerUnavailable(
+            f"DALI's CPU decoder has no {'/'.join(codecs)} (VP8/VP9/MJPEG only; the rest need NVDEC on a GPU)"
+        )
+
+
 class DALIReader:
     """A plain DALI reader pipeline, as DALI's docs and PyTorch plugin teach it: one
     ``fn.experimental.readers.video`` over a file list of ``path label start end`` lines (the benchmark's
@@ -213,8 +224,6 @@ class DALIReader:
         from nvidia.dali import fn, pipeline_def
         from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
-        from ..backends import DALI_CPU_CODECS
-
         if len(clips) % batch_size:
             raise ValueError(f"dali-reader needs whole batches: {len(clips)} clips, batch {batch_size}")
         steps = {int(b - a) for c in clips for a, b in itertools.pairwise(c.frame_indices)}
@@ -223,11 +232,7 @@ class DALIReader:
             raise PeerUnavailable("dali-reader reads fixed-stride, fixed-length clips only")
         length, stride = frames.pop(), steps.pop() if steps else 1
         if self.device.type == "cpu":
-            codecs = sorted({dataset[c.video_index].codec for c in clips} - DALI_CPU_CODECS)
-            if codecs:
-                raise PeerUnavailable(
-                    f"no GPU here and DALI's CPU decoder has no {'/'.join(codecs)} (VP8/VP9/MJPEG only)"
-                )
+            require_dali_cpu_codecs(dataset, {c.video_index for c in clips})
         with tempfile.TemporaryDirectory(prefix="vidloader-dali-reader-") as tmp:
             # The reader wants a window of length*stride frames ending before `end`; a clip that ends in
             # the file's last stride-1 frames is cut at the end and completed by pad_mode="edge", and the
