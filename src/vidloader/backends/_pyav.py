@@ -148,15 +148,16 @@ class PyAVBackend:
         tb = info.time_base
         result = []
         for c, out in zip(clips, outs or [None] * len(clips), strict=True):
-            frames = whole.frames[[at[i] for i in c]]
-            if out is not None:
-                if out.shape != frames.shape or out.dtype != np.uint8:
-                    raise DecodeError(
-                        info.path,
-                        f"output buffer {out.dtype}{list(out.shape)} does not fit the clip {frames.shape}",
-                    )
-                out[...] = frames
-                frames = out
+            shape = (len(c), *whole.frames.shape[1:])
+            if out is None:
+                out = np.empty(shape, dtype=np.uint8)
+            elif out.shape != shape or out.dtype != np.uint8:
+                raise DecodeError(
+                    info.path, f"output buffer {out.dtype}{list(out.shape)} does not fit the clip {shape}"
+                )
+            for j, i in enumerate(c):  # straight into the (possibly strided) batch row: one copy
+                out[j] = whole.frames[at[i]]
+            frames = out
             pts = tuple(info.frame_pts[i] for i in c)
             result.append(DecodedClip(frames=frames, pts=pts, timestamps=tuple(float(p * tb) for p in pts)))
         return result
