@@ -1,56 +1,187 @@
 #!/usr/bin/env python3
 """Set up and run vidloader on a fresh machine with nothing but Python 3.11+ and pip.
 
-    python3 scripts/dev.py demo    # the main job on the embedded demo data
-    python3 scripts/dev.py test    # the whole test suite
+    python3 scripts/dev.py demo     # the main job on the embedded demo data
+    python3 scripts/dev.py test     # the whole test suite
+    python3 scripts/dev.py check    # build the environment if needed, then `pip check` and an import smoke test
+    python3 scripts/dev.py lock     # regenerate requirements/lock-py3XX.txt from pyproject.toml (same pins)
+    python3 scripts/dev.py lock --upgrade --cutoff 2027-01-15   # move the pins to what was published by then
+    python3 scripts/dev.py api      # regenerate docs/api.md from the public docstrings (--check: fail if stale)
 
-Creates .venv (if missing), installs the project with its dev and bench extras (again only when
-pyproject.toml changed), then runs the job inside it. Standard library only: it runs before anything is
-installed.
+Every install comes from the lock file for the running Python (`requirements/lock-py311.txt`, ...): every
+package pinned exactly, dependencies of dependencies included, installed with `--no-deps` so nothing outside
+the lock can slip in. The environment (.venv, or $VIDLOADER_VENV) carries a stamp of the lock, pyproject.toml,
+this file and the Python it was made with; the stamp is written last, so a venv without a matching stamp (an
+older lock, another Python, an install that was interrupted) is deleted and built again, never reused.
+Standard library only: it runs before anything is installed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import platform
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
 import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / ".venv"
+VENV = Path(os.environ.get("VIDLOADER_VENV") or ROOT / ".venv")
 PY = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-STAMP = VENV / ".vidloader-installed"
+STAMP = VENV / ".vidloader-stamp.json"
+LOCK_DIR = ROOT / "requirements"
+LOCKED_PYTHONS = ("3.11", "3.12")
+EXTRAS = ("dev", "bench", "store", "index", "ray")
+UV_VERSION = "0.13.9"  # the lock tool, itself pinned: another uv may resolve or format differently
+TOOLS = ROOT / ".cache" / f"uv-{UV_VERSION}"
+# Modules with compiled parts that the project loads: each must import in a new environment. torchaudio is
+# here because its 2.11.1 wheel imported with an OSError against torch 2.11.0 (a symbol torch lacks).
+# Bump when the install steps below change, so environments made the old way are rebuilt.
+RECIPE = "2"
+SMOKE = ("torch", "torchvision", "torchaudio", "av", "nvidia.dali", "nvidia.dali.fn", "triton", "cv2", "decord")
+
+
+def lock_path(version: str | None = None) -> Path:
+    version = version or f"{sys.version_info.major}.{sys.version_info.minor}"
+    return LOCK_DIR / f"lock-py{version.replace('.', '')}.txt"
+
+
+def _die(msg: str) -> None:
+    print(f"[dev] {msg}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def _want_stamp() -> dict[str, str]:
+    lock = lock_path()
+    if platform.system() != "Linux" or platform.machine() != "x86_64" or not lock.exists():
+        _die(
+            f"no lock file for Python {platform.python_version()} on {platform.system()} {platform.machine()}: "
+            f"locked are Python {', '.join(LOCKED_PYTHONS)} on Linux x86_64 ({LOCK_DIR.name}/). Use one of "
+            "those, or add the version to LOCKED_PYTHONS in scripts/dev.py and run `python3 scripts/dev.py lock`."
+        )
+    sha = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
+    return {
+        "lock": sha(lock),
+        "pyproject": sha(ROOT / "pyproject.toml"),
+        "recipe": RECIPE,
+        "python": f"{platform.python_version()} {os.path.realpath(sys.executable)}",
+    }
+
+
+def _env_is_current(want: dict[str, str]) -> bool:
+    try:
+        have = json.loads(STAMP.read_text())
+    except (OSError, ValueError):
+        return False
+    if have != want or not PY.exists():
+        return False
+    # A stamp over a broken interpreter (a deleted base Python, a venv copied elsewhere) is no environment.
+    return subprocess.run([str(PY), "-I", "-c", "import encodings"], capture_output=True).returncode == 0
+
+
+def _pip(*args: str) -> None:
+    cmd = [str(PY), "-m", "pip", "--disable-pip-version-check", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        # A machine-wide extra index that lacks a package says so once per package; that is not news.
+        if "is ignored: it is neither a file nor a directory" not in line:
+            print(line, end="", flush=True)
+    if proc.wait() != 0:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+
+
+def build_env(want: dict[str, str]) -> None:
+    if VENV.exists():
+        print(f"[dev] {VENV} does not match the lock, this Python or a finished install: rebuilding", flush=True)
+        shutil.rmtree(VENV)
+    t0 = time.time()
+    print(f"[dev] creating {VENV} from {lock_path().relative_to(ROOT)} (first time: a few minutes)", flush=True)
+    venv.EnvBuilder(with_pip=True).create(VENV)
+    _pip("install", "-q", "--no-deps", "-r", str(lock_path()))
+    # The project itself, against the locked setuptools, so the build needs nothing outside the lock either.
+    _pip("install", "-q", "--no-deps", "--no-build-isolation", "-e", str(ROOT))
+    smoke_test()
+    STAMP.write_text(json.dumps(want, indent=1))
+    print(f"[dev] environment ready in {time.time() - t0:.0f} s", flush=True)
+
+
+def smoke_test() -> None:
+    """`pip check`, then import every module whose compiled parts we load, each in a new interpreter."""
+    _pip("check")
+    for mod in (*SMOKE, "vidloader"):
+        res = subprocess.run([str(PY), "-c", f"import {mod}"], capture_output=True, text=True)
+        if res.returncode != 0:
+            tail = (res.stderr.strip().splitlines() or ["(no output)"])[-1]
+            _die(f"import smoke test: `import {mod}` failed in {VENV}: {tail}")
+    print(f"[dev] pip check and import smoke test passed ({', '.join(SMOKE)}, vidloader)", flush=True)
 
 
 def ensure_env() -> None:
     if sys.version_info < (3, 11):  # noqa: UP036 - runs under whatever python3 the machine has
         sys.exit(f"vidloader needs Python >= 3.11, this is {sys.version.split()[0]}")
-    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if STAMP.exists() and STAMP.read_text() == want and PY.exists():
-        return
-    if not PY.exists():
-        print(f"[dev] creating {VENV}", flush=True)
-        venv.EnvBuilder(with_pip=True).create(VENV)
-    print("[dev] installing vidloader with its dev and bench extras (first time: a few minutes)", flush=True)
-    subprocess.check_call([str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"])
-    subprocess.check_call([str(PY), "-m", "pip", "install", "-q", "-e", f"{ROOT}[dev,bench]"])
-    STAMP.write_text(want)
+    want = _want_stamp()
+    if not _env_is_current(want):
+        build_env(want)
+
+
+def lock(argv: list[str]) -> int:
+    """Regenerate every lock file with a pinned uv; without --upgrade the existing pins are kept."""
+    upgrade = "--upgrade" in argv
+    cutoff = argv[argv.index("--cutoff") + 1] if "--cutoff" in argv else None
+    if upgrade and not cutoff:
+        _die("lock --upgrade needs --cutoff YYYY-MM-DD: the date whose releases the new pins come from")
+    uv = TOOLS / "bin" / "uv"
+    if not uv.exists():
+        venv.EnvBuilder(with_pip=True).create(TOOLS)
+        subprocess.check_call([str(TOOLS / "bin" / "python"), "-m", "pip", "install", "-q", f"uv=={UV_VERSION}"])
+    for version in LOCKED_PYTHONS:
+        out = lock_path(version)
+        old = out.read_text().splitlines() if out.exists() else []
+        date = cutoff or next((ln.split("cutoff ")[1] for ln in old if ln.startswith("# cutoff ")), None)
+        if not date:
+            _die(f"{out} has no '# cutoff' line: pass --cutoff YYYY-MM-DD")
+        with tempfile.TemporaryDirectory() as tmp:
+            body = Path(tmp) / "lock.txt"
+            body.write_text("\n".join(ln for ln in old if not ln.startswith("#")) + "\n")
+            cmd = [str(uv), "pip", "compile", str(ROOT / "pyproject.toml"), "--quiet", "--no-header"]
+            cmd += [f"--extra={e}" for e in EXTRAS]
+            cmd += ["--python-version", version, "--python-platform", "x86_64-manylinux_2_28"]
+            cmd += ["--annotation-style", "line", "--index-url", "https://pypi.org/simple"]
+            cmd += ["--exclude-newer", f"{date}T00:00:00Z", "-o", str(body), *(["--upgrade"] if upgrade else [])]
+            subprocess.check_call(cmd, cwd=ROOT)
+            header = [
+                f"# Every package vidloader installs on Python {version}, Linux x86_64: extras {', '.join(EXTRAS)}.",
+                "# Generated from pyproject.toml by `python3 scripts/dev.py lock` (uv pip compile); do not edit.",
+                f"# cutoff {date}",
+            ]
+            out.write_text("\n".join(header) + "\n" + body.read_text().replace(str(ROOT) + "/", ""))
+        print(f"[dev] wrote {out.relative_to(ROOT)}", flush=True)
+    return 0
 
 
 def main(argv: list[str]) -> int:
     jobs = {
-        "demo": [
-            str(PY),
-            str(ROOT / "train_example.py"),
-            "--config",
-            str(ROOT / "configs" / "demo_cpu.yaml"),
-        ],
+        "demo": [str(PY), str(ROOT / "train_example.py"), "--config", str(ROOT / "configs" / "demo_cpu.yaml")],
         "test": [str(PY), "-m", "pytest", "-q", str(ROOT / "tests")],
+        "api": [str(PY), str(ROOT / "scripts" / "api_docs.py")],
     }
+    if argv[:1] == ["lock"]:
+        return lock(argv[1:])
+    if argv[:1] == ["check"]:
+        want = _want_stamp()
+        if _env_is_current(want):
+            smoke_test()
+        else:
+            build_env(want)
+        return 0
     if not argv or argv[0] not in jobs:
-        print(f"usage: python3 scripts/dev.py {{{'|'.join(jobs)}}} [extra args for the job]", file=sys.stderr)
+        print(f"usage: python3 scripts/dev.py {{{'|'.join([*jobs, 'check', 'lock'])}}} [args]", file=sys.stderr)
         return 2
     ensure_env()
     return subprocess.call(jobs[argv[0]] + argv[1:], cwd=ROOT)
