@@ -10,8 +10,8 @@
 
 Every install comes from the lock file for the running Python (`requirements/lock-py311.txt`, ...): every
 package pinned exactly, dependencies of dependencies included, installed with `--no-deps` so nothing outside
-the lock can slip in. The environment (.venv, or $VIDLOADER_VENV) carries a stamp of the lock, pyproject.toml,
-this file and the Python it was made with; the stamp is written last, so a venv without a matching stamp (an
+the lock can slip in. The environment (.venv, or $VIDLOADER_VENV) carries a stamp of the lock, the install recipe
+and the Python it was made with; the stamp is written last, so a venv without a matching stamp (an
 older lock, another Python, an install that was interrupted) is deleted and built again, never reused.
 Standard library only: it runs before anything is installed.
 """
@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("VIDLOADER_VENV") or ROOT / ".venv")
 PY = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 STAMP = VENV / ".vidloader-stamp.json"
+PROJECT_STAMP = VENV / ".vidloader-project"
 LOCK_DIR = ROOT / "requirements"
 LOCKED_PYTHONS = ("3.11", "3.12")
 EXTRAS = ("dev", "bench", "store", "index", "ray")
@@ -64,10 +65,8 @@ def _want_stamp() -> dict[str, str]:
             f"locked are Python {', '.join(LOCKED_PYTHONS)} on Linux x86_64 ({LOCK_DIR.name}/). Use one of "
             "those, or add the version to LOCKED_PYTHONS in scripts/dev.py and run `python3 scripts/dev.py lock`."
         )
-    sha = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
     return {
-        "lock": sha(lock),
-        "pyproject": sha(ROOT / "pyproject.toml"),
+        "lock": _sha(lock),
         "recipe": RECIPE,
         "python": f"{platform.python_version()} {os.path.realpath(sys.executable)}",
     }
@@ -104,11 +103,22 @@ def build_env(want: dict[str, str]) -> None:
     print(f"[dev] creating {VENV} from {lock_path().relative_to(ROOT)} (first time: a few minutes)", flush=True)
     venv.EnvBuilder(with_pip=True).create(VENV)
     _pip("install", "-q", "--no-deps", "-r", str(lock_path()))
-    # The project itself, against the locked setuptools, so the build needs nothing outside the lock either.
-    _pip("install", "-q", "--no-deps", "--no-build-isolation", "-e", str(ROOT))
+    install_project()
     smoke_test()
     STAMP.write_text(json.dumps(want, indent=1))
     print(f"[dev] environment ready in {time.time() - t0:.0f} s", flush=True)
+
+
+def install_project() -> None:
+    """The project itself, editable, against the locked setuptools (so its build needs nothing outside the
+    lock either). Its dependencies all come from the lock; pyproject.toml only adds entry points and metadata,
+    so a change there reinstalls the project (seconds), not the environment."""
+    _pip("install", "-q", "--no-deps", "--no-build-isolation", "-e", str(ROOT))
+    PROJECT_STAMP.write_text(_sha(ROOT / "pyproject.toml") + " " + str(ROOT))
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def smoke_test() -> None:
@@ -128,6 +138,8 @@ def ensure_env() -> None:
     want = _want_stamp()
     if not _env_is_current(want):
         build_env(want)
+    elif not PROJECT_STAMP.exists() or PROJECT_STAMP.read_text() != _sha(ROOT / "pyproject.toml") + " " + str(ROOT):
+        install_project()
 
 
 def lock(argv: list[str]) -> int:
@@ -174,11 +186,10 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["lock"]:
         return lock(argv[1:])
     if argv[:1] == ["check"]:
-        want = _want_stamp()
-        if _env_is_current(want):
+        fresh = not _env_is_current(_want_stamp())
+        ensure_env()
+        if not fresh:  # a new environment was just checked by build_env
             smoke_test()
-        else:
-            build_env(want)
         return 0
     if not argv or argv[0] not in jobs:
         print(f"usage: python3 scripts/dev.py {{{'|'.join([*jobs, 'check', 'lock'])}}} [args]", file=sys.stderr)

@@ -6,6 +6,9 @@ paste its output into docs/gpu-results.md together with the machine.
 
     python scripts/gpu_check.py            # full
     python scripts/gpu_check.py --quick    # tests + a short benchmark
+
+Exit status: 0 only when every step ran and passed; 1 when any failed; 2 when there is no CUDA device (nothing
+here can pass without one). The last line is a one-line summary either way.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,10 +59,15 @@ def machine() -> dict[str, str]:
             facts[mod] = getattr(m, "__version__", "?")
         except Exception as exc:
             facts[mod] = f"missing ({type(exc).__name__})"
-    smi = subprocess.run(
-        ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True
-    )
-    facts["driver"] = smi.stdout.strip() or "?"
+    if shutil.which("nvidia-smi"):
+        smi = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version,name,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+        )
+        facts["nvidia-smi"] = smi.stdout.strip() or smi.stderr.strip() or "?"
+    else:
+        facts["nvidia-smi"] = "not found"
     return facts
 
 
@@ -69,7 +78,13 @@ def main() -> int:
     rows: list[tuple[str, str]] = []
     facts = machine()
     print(json.dumps(facts, indent=2))
+    if "gpu" not in facts:
+        print("gpu_check: FAILED: no CUDA device (torch.cuda.is_available() is False); run it on a GPU machine")
+        return 2
     rows += [(f"machine: {k}", v) for k, v in facts.items()]
+    failed: list[str] = []
+    if facts["nvcuvid"] != "found":
+        failed.append("nvcuvid (NVDEC library) not found by ldconfig")
 
     rc, out = run(
         [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "tests", "-p", "no:cacheprovider"],
@@ -77,6 +92,8 @@ def main() -> int:
     )
     summary = [ln for ln in out.splitlines() if re.search(r"\d+ (passed|failed)", ln)]
     rows.append(("cuda tests", (summary[-1] if summary else f"rc={rc}").strip("= ")))
+    if rc != 0:
+        failed.append(f"cuda tests (rc={rc})")
 
     rc, out = run(
         [
@@ -88,6 +105,8 @@ def main() -> int:
             "5" if args.quick else "20",
         ]
     )
+    if rc != 0:
+        failed.append(f"op benchmark (rc={rc})")
     for ln in out.splitlines():
         if ln.strip().startswith(("fused op", "torch chain", "torchvision", "GB/s", "copy bandwidth")):
             rows.append((f"ops: {ln.split('  ')[0].strip()}", " ".join(ln.split()[1:])))
@@ -123,6 +142,8 @@ def main() -> int:
                     str(js),
                 ]
             )
+            if rc != 0 or not js.exists():
+                failed.append(f"{wl} bench (rc={rc})")
             if js.exists():
                 data = json.loads(js.read_text())
                 for name, r in data.get("backends", {}).items():
@@ -171,6 +192,8 @@ def main() -> int:
                 )
             else:
                 rows.append((f"train r2plus1d_18 16x112 b32: {backend}", f"failed rc={rc}"))
+            if rc != 0:
+                failed.append(f"train {backend} (rc={rc})")
 
     width = max(len(k) for k, _ in rows)
     print("\n" + "=" * 100)
@@ -178,6 +201,10 @@ def main() -> int:
     print("-" * 100)
     for k, v in rows:
         print(f"{k.ljust(width)} | {v}")
+    if failed:
+        print(f"gpu_check: FAILED: {len(failed)} of the checks: {'; '.join(failed)}")
+        return 1
+    print(f"gpu_check: PASSED: {len(rows)} rows, every step exited 0")
     return 0
 
 
