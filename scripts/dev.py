@@ -44,7 +44,17 @@ TOOLS = ROOT / ".cache" / f"uv-{UV_VERSION}"
 # here because its 2.11.1 wheel imported with an OSError against torch 2.11.0 (a symbol torch lacks).
 # Bump when the install steps below change, so environments made the old way are rebuilt.
 RECIPE = "2"
-SMOKE = ("torch", "torchvision", "torchaudio", "av", "nvidia.dali", "nvidia.dali.fn", "triton", "cv2", "decord")
+SMOKE = (
+    "torch",
+    "torchvision",
+    "torchaudio",
+    "av",
+    "nvidia.dali",
+    "nvidia.dali.fn",
+    "triton",
+    "cv2",
+    "decord",
+)
 
 
 def lock_path(version: str | None = None) -> Path:
@@ -97,10 +107,14 @@ def _pip(*args: str) -> None:
 
 def build_env(want: dict[str, str]) -> None:
     if VENV.exists():
-        print(f"[dev] {VENV} does not match the lock, this Python or a finished install: rebuilding", flush=True)
+        print(
+            f"[dev] {VENV} does not match the lock, this Python or a finished install: rebuilding", flush=True
+        )
         shutil.rmtree(VENV)
     t0 = time.time()
-    print(f"[dev] creating {VENV} from {lock_path().relative_to(ROOT)} (first time: a few minutes)", flush=True)
+    print(
+        f"[dev] creating {VENV} from {lock_path().relative_to(ROOT)} (first time: a few minutes)", flush=True
+    )
     venv.EnvBuilder(with_pip=True).create(VENV)
     _pip("install", "-q", "--no-deps", "-r", str(lock_path()))
     install_project()
@@ -114,7 +128,11 @@ def install_project() -> None:
     lock either). Its dependencies all come from the lock; pyproject.toml only adds entry points and metadata,
     so a change there reinstalls the project (seconds), not the environment."""
     _pip("install", "-q", "--no-deps", "--no-build-isolation", "-e", str(ROOT))
-    PROJECT_STAMP.write_text(_sha(ROOT / "pyproject.toml") + " " + str(ROOT))
+    PROJECT_STAMP.write_text(_project_id())
+
+
+def _project_id() -> str:
+    return f"{_sha(ROOT / 'pyproject.toml')} {ROOT}"
 
 
 def _sha(path: Path) -> str:
@@ -138,7 +156,7 @@ def ensure_env() -> None:
     want = _want_stamp()
     if not _env_is_current(want):
         build_env(want)
-    elif not PROJECT_STAMP.exists() or PROJECT_STAMP.read_text() != _sha(ROOT / "pyproject.toml") + " " + str(ROOT):
+    elif not PROJECT_STAMP.exists() or PROJECT_STAMP.read_text() != _project_id():
         install_project()
 
 
@@ -151,7 +169,9 @@ def lock(argv: list[str]) -> int:
     uv = TOOLS / "bin" / "uv"
     if not uv.exists():
         venv.EnvBuilder(with_pip=True).create(TOOLS)
-        subprocess.check_call([str(TOOLS / "bin" / "python"), "-m", "pip", "install", "-q", f"uv=={UV_VERSION}"])
+        subprocess.check_call(
+            [str(TOOLS / "bin" / "python"), "-m", "pip", "install", "-q", f"uv=={UV_VERSION}"]
+        )
     for version in LOCKED_PYTHONS:
         out = lock_path(version)
         old = out.read_text().splitlines() if out.exists() else []
@@ -165,7 +185,13 @@ def lock(argv: list[str]) -> int:
             cmd += [f"--extra={e}" for e in EXTRAS]
             cmd += ["--python-version", version, "--python-platform", "x86_64-manylinux_2_28"]
             cmd += ["--annotation-style", "line", "--index-url", "https://pypi.org/simple"]
-            cmd += ["--exclude-newer", f"{date}T00:00:00Z", "-o", str(body), *(["--upgrade"] if upgrade else [])]
+            cmd += [
+                "--exclude-newer",
+                f"{date}T00:00:00Z",
+                "-o",
+                str(body),
+                *(["--upgrade"] if upgrade else []),
+            ]
             subprocess.check_call(cmd, cwd=ROOT)
             header = [
                 f"# Every package vidloader installs on Python {version}, Linux x86_64: extras {', '.join(EXTRAS)}.",
@@ -179,7 +205,12 @@ def lock(argv: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     jobs = {
-        "demo": [str(PY), str(ROOT / "train_example.py"), "--config", str(ROOT / "configs" / "demo_cpu.yaml")],
+        "demo": [
+            str(PY),
+            str(ROOT / "train_example.py"),
+            "--config",
+            str(ROOT / "configs" / "demo_cpu.yaml"),
+        ],
         "test": [str(PY), "-m", "pytest", "-q", str(ROOT / "tests")],
         "api": [str(PY), str(ROOT / "scripts" / "api_docs.py")],
     }
@@ -192,7 +223,9 @@ def main(argv: list[str]) -> int:
             smoke_test()
         return 0
     if not argv or argv[0] not in jobs:
-        print(f"usage: python3 scripts/dev.py {{{'|'.join([*jobs, 'check', 'lock'])}}} [args]", file=sys.stderr)
+        print(
+            f"usage: python3 scripts/dev.py {{{'|'.join([*jobs, 'check', 'lock'])}}} [args]", file=sys.stderr
+        )
         return 2
     ensure_env()
     return subprocess.call(jobs[argv[0]] + argv[1:], cwd=ROOT)

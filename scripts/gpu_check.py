@@ -79,7 +79,9 @@ def main() -> int:
     facts = machine()
     print(json.dumps(facts, indent=2))
     if "gpu" not in facts:
-        print("gpu_check: FAILED: no CUDA device (torch.cuda.is_available() is False); run it on a GPU machine")
+        print(
+            "gpu_check: FAILED: no CUDA device (torch.cuda.is_available() is False); run it on a GPU machine"
+        )
         return 2
     rows += [(f"machine: {k}", v) for k, v in facts.items()]
     failed: list[str] = []

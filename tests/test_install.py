@@ -94,7 +94,9 @@ def test_stamp_refuses_half_built_and_stale_envs(tmp_path: Path, monkeypatch: py
     assert not dev._env_is_current(want), "a stamp over a broken interpreter is no environment"
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU exit; a GPU machine runs the real check")
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the no-GPU exit; a GPU machine runs the real check"
+)
 def test_gpu_check_fails_without_a_gpu() -> None:
     res = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--quick"],
