@@ -9,7 +9,7 @@ import numpy as np
 
 from .._errors import DecodeError
 from ..dataset import VideoInfo, enable_ffmpeg_log
-from ._base import DecodedClip, ResizeArg, open_input, output_size
+from ._base import DecodedClip, ResizeArg, keyframes_to_try, open_input, output_size
 
 # Codecs whose FFmpeg decoders drop exactly the frames nothing refers to under AVDISCARD_NONREF (checked
 # frame by frame against a full sequential decode). libdav1d is not one: AV1's hidden frames shown later
@@ -95,16 +95,13 @@ class PyAVBackend:
             skip_nonref = self.skip_nonref and info.codec in NONREF_SAFE_CODECS
             cc.thread_count = self.threads
             cc.thread_type = "SLICE" if self.skip_nonref else "AUTO"
-            k = bisect.bisect_right(info.keyframe_pts, wanted[0]) - 1
-            k = max(k, 0)
             got: dict[int, np.ndarray] = {}
-            while True:
-                got = self._decode_from(
-                    container, stream, info, info.keyframe_pts[k], wanted, (out_h, out_w), skip_nonref
-                )
-                if len(got) == len(wanted) or k == 0:
+            # The seek may land past a needed frame (open GOP, odd index): start a GOP earlier, a bounded
+            # number of times.
+            for key in keyframes_to_try(info.keyframe_pts, wanted[0]):
+                got = self._decode_from(container, stream, info, key, wanted, (out_h, out_w), skip_nonref)
+                if len(got) == len(wanted):
                     break
-                k -= 1  # the seek landed past a needed frame (open GOP, odd index): start one GOP earlier
         except av.error.FFmpegError as exc:
             raise DecodeError(info.path, f"decoding failed ({type(exc).__name__}: {exc})") from exc
         finally:

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..backends._audio import AudioSpan, AudioSpec
+from ..backends import AudioSpan, AudioSpec
 from ..dataset import VideoDataset
 from ..sampling import SamplingConfig
 
