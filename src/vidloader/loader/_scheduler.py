@@ -115,34 +115,41 @@ class Scheduler:
         units = batch.units
         while units:
             self._wait([u.future for u in units if u.future is not None], deadline)
-            again: list[DecodeUnit] = []
-            stuck = [u for u in units if u.future is not None and not u.future.done()]
-            for u in units:
-                if u not in stuck:
-                    again += self._settle(batch, u, results, errors)
-            if stuck:
-                self.stats.counts["abandoned_decodes"] += self.pool.abandon(
-                    [u.future for u in stuck if u.future is not None]
-                )
-                for u in stuck:
-                    for m in u.members:
-                        path = self.tasks.dataset[batch.clips[m].video_index].path
-                        errors[m] = DecodeError(
-                            path, f"decoding took longer than decode_timeout={self.timeout}s"
-                        )
-            if again:
-                # Clips submitted again (a failed shared pass, a dead worker) get a deadline of their own:
-                # a retry wave never starts already late. At most two waves, so the bound stays 3x.
-                deadline = max(deadline, time.monotonic() + self.timeout)
+            late = [u for u in units if u.future is not None and not u.future.done()]
+            again = [r for u in units if u not in late for r in self._settle(batch, u, results, errors)]
+            queued = self._abandon(batch, late, errors)
             for u in again:
                 u.future = self.pool.submit(u.fn, *u.args)
-            units = again
+            units = again + queued
+            if units:
+                # A new wave (clips submitted again, or clips that could not start while every worker was
+                # stuck) gets a deadline of its own: it never starts already late. Each wave abandons a
+                # stuck worker or settles a retry, so the waves are few.
+                deadline = time.monotonic() + self.timeout
         for m in sorted(errors):  # under on_error="raise" the first failing clip of the batch is named
             self.stats.fail(batch.clips[m], errors[m])
         kept = sorted(results)
         return DecodedBatch(
             batch.index, [batch.clips[m] for m in kept], [results[m] for m in kept], batch.buffer, kept
         )
+
+    def _abandon(
+        self, batch: PendingBatch, late: list[DecodeUnit], errors: dict[int, VideoError]
+    ) -> list[DecodeUnit]:
+        """Past the deadline: units running on a worker fail and their workers are replaced; units still
+        queued (innocent: stuck workers kept them from starting) are returned to be waited for again."""
+        running = [u for u in late if u.future is not None and u.future.running()]
+        queued = [u for u in late if u not in running]
+        if not running:  # nothing holds them up but they did not start: give up on them too
+            running, queued = queued, []
+        if running:
+            self.stats.counts["abandoned_decodes"] += len(running)
+            self.pool.abandon([u.future for u in running if u.future is not None])
+        for u in running:
+            for m in u.members:
+                path = self.tasks.dataset[batch.clips[m].video_index].path
+                errors[m] = DecodeError(path, f"decoding took longer than decode_timeout={self.timeout}s")
+        return queued
 
     def _settle(
         self, batch: PendingBatch, unit: DecodeUnit, results: dict[int, Any], errors: dict[int, VideoError]
