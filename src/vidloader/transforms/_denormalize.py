@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from .._errors import ConfigError
-from ..ops._checks import check_channel_stats, check_layout
+from ..ops import check_channel_stats, check_layout
 
 
 def denormalize(

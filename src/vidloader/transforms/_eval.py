@@ -8,8 +8,14 @@ from typing import Literal
 import torch
 
 from .._errors import ConfigError
-from ..ops import clip_resized_crop_normalize
-from ..ops._checks import check_channel_stats, check_layout, check_out_dtype, check_size, check_video
+from ..ops import (
+    check_channel_stats,
+    check_layout,
+    check_out_dtype,
+    check_size,
+    check_video,
+    clip_resized_crop_normalize,
+)
 from ._boxes import center_crop_boxes, check_seeds, three_crop_boxes
 
 Layout = Literal["NCTHW", "NTHWC"]

@@ -9,8 +9,14 @@ from typing import Literal
 import torch
 
 from .._errors import ConfigError
-from ..ops import clip_resized_crop_normalize
-from ..ops._checks import check_channel_stats, check_layout, check_out_dtype, check_size, check_video
+from ..ops import (
+    check_channel_stats,
+    check_layout,
+    check_out_dtype,
+    check_size,
+    check_video,
+    clip_resized_crop_normalize,
+)
 from ._boxes import check_range, check_seeds, random_resized_crop_box
 
 Layout = Literal["NCTHW", "NTHWC"]
