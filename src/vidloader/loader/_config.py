@@ -194,3 +194,33 @@ class LoaderConfig:
             seed=self.seed, world_size=self.world_size, batch_size=self.batch_size, drop_last=self.drop_last
         )
         return cfg
+
+
+def _option(name: str) -> property:
+    return property(lambda self: getattr(self.config, name), doc=f"The ``{name}`` option (read-only).")
+
+
+class ConfigAttributes:
+    """Read-only attributes mirroring a ``config: LoaderConfig`` (``loader.batch_size`` and so on)."""
+
+    config: LoaderConfig
+
+    sampling: SamplingConfig = _option("sampling")  # type: ignore[assignment]
+    batch_size: int = _option("batch_size")  # type: ignore[assignment]
+    seed: int = _option("seed")  # type: ignore[assignment]
+    drop_last: bool = _option("drop_last")  # type: ignore[assignment]
+    device: torch.device = _option("device")  # type: ignore[assignment]
+    output_layout: str = _option("output_layout")  # type: ignore[assignment]
+    dtype: torch.dtype = _option("dtype")  # type: ignore[assignment]
+    resize = _option("resize")
+    apply_rotation: bool = _option("apply_rotation")  # type: ignore[assignment]
+    transform = _option("transform")
+    num_workers: int = _option("num_workers")  # type: ignore[assignment]
+    worker_type: str = _option("worker_type")  # type: ignore[assignment]
+    prefetch: int = _option("prefetch")  # type: ignore[assignment]
+    on_error: str = _option("on_error")  # type: ignore[assignment]
+    decode_timeout: float = _option("decode_timeout")  # type: ignore[assignment]
+    shared_decode: bool = _option("shared_decode")  # type: ignore[assignment]
+    rank: int = _option("rank")  # type: ignore[assignment]
+    world_size: int = _option("world_size")  # type: ignore[assignment]
+    audio = _option("audio")

@@ -15,12 +15,12 @@ from .._errors import ConfigError
 from .._validate import check_int
 from ..backends import AudioSpec, resolve_backend
 from ..dataset import VideoDataset
-from ..sampling import ClipSpec, SamplingConfig, plan_epoch
+from ..sampling import ClipSpec, plan_epoch
 from . import _handoff
 from ._assemble import Assembler
 from ._audio import AudioBatcher, audio_samples
 from ._batch import ClipBatch
-from ._config import ClipTransform, LoaderConfig, OnError, WorkerType
+from ._config import ClipTransform, ConfigAttributes, LoaderConfig, OnError, WorkerType
 from ._pool import DecodePool
 from ._prefetch import Prefetcher
 from ._scheduler import Scheduler, Stopped
@@ -31,11 +31,7 @@ from ._tasks import TaskMaker
 log = logging.getLogger("vidloader")
 
 
-def _option(name: str) -> property:
-    return property(lambda self: getattr(self.config, name), doc=f"The ``{name}`` option (read-only).")
-
-
-class VideoLoader:
+class VideoLoader(ConfigAttributes):
     """Iterate batches of decoded clips (``ClipBatch``) on a device, prefetched, sharded and resumable.
 
     Every argument but ``dataset`` is keyword-only; see the README for the full semantics.
@@ -120,26 +116,6 @@ class VideoLoader:
         self._stats = LoaderStats(on_error=cfg.on_error)
         self._plan_cache: tuple[int, list[ClipSpec]] | None = None
         self._prefetcher: Prefetcher | None = None
-
-    sampling: SamplingConfig = _option("sampling")  # type: ignore[assignment]
-    batch_size: int = _option("batch_size")  # type: ignore[assignment]
-    seed: int = _option("seed")  # type: ignore[assignment]
-    drop_last: bool = _option("drop_last")  # type: ignore[assignment]
-    device: torch.device = _option("device")  # type: ignore[assignment]
-    output_layout: str = _option("output_layout")  # type: ignore[assignment]
-    dtype: torch.dtype = _option("dtype")  # type: ignore[assignment]
-    resize = _option("resize")
-    apply_rotation: bool = _option("apply_rotation")  # type: ignore[assignment]
-    transform = _option("transform")
-    num_workers: int = _option("num_workers")  # type: ignore[assignment]
-    worker_type: str = _option("worker_type")  # type: ignore[assignment]
-    prefetch: int = _option("prefetch")  # type: ignore[assignment]
-    on_error: str = _option("on_error")  # type: ignore[assignment]
-    decode_timeout: float = _option("decode_timeout")  # type: ignore[assignment]
-    shared_decode: bool = _option("shared_decode")  # type: ignore[assignment]
-    rank: int = _option("rank")  # type: ignore[assignment]
-    world_size: int = _option("world_size")  # type: ignore[assignment]
-    audio = _option("audio")
 
     # ---- plan ----------------------------------------------------------------------------------------
 
