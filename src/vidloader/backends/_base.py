@@ -74,7 +74,16 @@ def keyframes_to_try(keyframe_pts: Sequence[int], first_pts: int) -> list[int]:
 
 
 def output_size(info: VideoInfo, resize: ResizeArg, *, apply_rotation: bool) -> tuple[int, int]:
-    """(height, width) of decoded frames as delivered (after rotation, if applied, and resize)."""
+    """(height, width) of decoded frames as delivered (after rotation, if applied, and resize).
+
+    Args:
+        info: the probed video.
+        resize: None, a short side, or (height, width).
+        apply_rotation: whether the display rotation is applied (90/270 swap height and width).
+
+    Returns:
+        ``(height, width)``.
+    """
     h, w = info.height, info.width
     if apply_rotation and info.rotation in (90, 270):
         h, w = w, h
@@ -89,6 +98,17 @@ def output_size(info: VideoInfo, resize: ResizeArg, *, apply_rotation: bool) -> 
 
 
 def check_resize(resize: object) -> ResizeArg:
+    """Validate a ``resize=`` argument.
+
+    Args:
+        resize: None, a positive int (short side) or a (height, width) pair of positive ints.
+
+    Returns:
+        The value, a pair as a tuple.
+
+    Raises:
+        ConfigError: any other value.
+    """
     if resize is None:
         return None
     if isinstance(resize, int) and not isinstance(resize, bool) and resize > 0:

@@ -71,8 +71,16 @@ def unsupported_reason(
 def remux_segment(info: VideoInfo, frame_indices: Sequence[int]) -> tuple[bytes, list[int]]:
     """Stream-copy the packets a clip needs into an in-memory Matroska file.
 
-    Returns the bytes and, for each requested frame, its index among the segment's frames (presentation
-    order), which is what DALI's ``frames=`` counts.
+    Args:
+        info: the probed video.
+        frame_indices: the clip's frames.
+
+    Returns:
+        The segment's bytes and, for each requested frame, its index among the segment's frames
+        (presentation order), which is what DALI's ``frames=`` counts.
+
+    Raises:
+        DecodeError: the packets of some frame are missing (damaged or truncated file).
     """
     import av
 
@@ -141,6 +149,9 @@ class DALIBackend:
 
     ``prepare_clip`` runs in the loader's CPU workers; ``decode_batch`` runs once per batch on the loader's
     prefetch thread, on torch's current CUDA stream.
+
+    Args:
+        device: where frames are decoded and delivered.
     """
 
     name = "dali"

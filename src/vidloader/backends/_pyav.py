@@ -24,7 +24,15 @@ def shared_decode_groups(info: VideoInfo, clips: Sequence[Sequence[int]]) -> lis
     A clip joins the group before it when the keyframe its own seek would start from is at or before the
     group's last frame: decoding on from there then costs no more than seeking (usually much less: with
     long GOPs every clip of a multiview or sliding plan starts from the same keyframe). Clips further apart
-    keep their own seek, so two clips minutes apart never decode the minutes between them."""
+    keep their own seek, so two clips minutes apart never decode the minutes between them.
+
+    Args:
+        info: the probed video.
+        clips: each clip's frame indices.
+
+    Returns:
+        Groups of positions in ``clips``.
+    """
     order = sorted(range(len(clips)), key=lambda i: min(clips[i]))
     groups: list[list[int]] = []
     end = -1
@@ -46,8 +54,12 @@ class PyAVBackend:
     """Decodes clips on the CPU with FFmpeg (through PyAV) into RGB uint8.
 
     Frames are found by their presentation timestamp (known exactly from the index), so a seek that lands
-    early or late can never shift a clip by a frame: missing frames make it retry from an earlier keyframe,
-    and failing that raise DecodeError.
+    early or late can never shift a clip by a frame: missing frames make it retry from an earlier keyframe
+    (at most ``MAX_KEYFRAME_RETRIES`` of them), and failing that raise DecodeError.
+
+    Args:
+        threads: FFmpeg decoder threads per clip (the loader's parallelism is its workers).
+        skip_nonref: let FFmpeg drop non-reference frames nobody asked for (exact; see NONREF_SAFE_CODECS).
     """
 
     name = "pyav"

@@ -18,6 +18,11 @@ _SCHEMA_VERSION = 2
 
 
 def default_cache_dir() -> Path:
+    """Where the probe cache lives by default.
+
+    Returns:
+        ``$VIDLOADER_CACHE_DIR``, else ``$XDG_CACHE_HOME/vidloader``, else ``~/.cache/vidloader``.
+    """
     env = os.environ.get("VIDLOADER_CACHE_DIR")
     if env:
         return Path(env)

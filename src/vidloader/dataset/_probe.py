@@ -14,6 +14,7 @@ _DAMAGE_MARKERS = ("ended prematurely", "truncat", "invalid data", "moov atom no
 
 
 def enable_ffmpeg_log() -> None:
+    """Route FFmpeg's log through PyAV (once per process), so damage FFmpeg only logs can be caught."""
     import av.logging
 
     # PyAV installs no FFmpeg log callback by default; without one, damage that FFmpeg only logs (a
