@@ -110,11 +110,13 @@ def fault_sigkill(paths: list[Path]) -> dict[str, Any]:
     try:
         it = iter(loader)
         first = next(it)
-        victim = worker_pids()[0]
+        # The pool's own decode processes (the main process's children also include multiprocessing's
+        # resource tracker, which is not a worker).
+        victim = loader._pool.workers.pids()[0]
         os.kill(victim, signal.SIGKILL)
         for b in [first, *it]:
             got += list(zip(b.video_index.tolist(), b.clip_index.tolist(), strict=True))
-        after = worker_pids()
+        after = loader._pool.workers.pids()
     finally:
         loader.close()
     return {

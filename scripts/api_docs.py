@@ -88,7 +88,13 @@ def _render_name(package: str, name: str, obj: Any) -> list[str]:
         return [f"### `{_signature(obj, qual)}`", "", _doc(obj), ""]
     if inspect.ismodule(obj):
         return []
-    return [f"### `{qual}`", "", "```python", _clean(f"{name} = {obj!r}"), "```", ""]
+    return [f"### `{qual}`", "", "```python", _clean(f"{name} = {_value(obj)}"), "```", ""]
+
+
+def _value(obj: Any) -> str:
+    if isinstance(obj, (set, frozenset)):  # set order changes with hash seeds: sort it
+        return f"{type(obj).__name__}({{{', '.join(sorted(map(repr, obj)))}}})"
+    return repr(obj)
 
 
 def public(package: str) -> list[tuple[str, Any]]:
