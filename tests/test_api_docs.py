@@ -1,5 +1,5 @@
 """docs/api.md is generated from the public docstrings (scripts/api_docs.py) and must match the code, and
-every public class and function of vidloader has a docstring."""
+every public class and function of vidloader has a docstring with an Args section where it takes any."""
 
 from __future__ import annotations
 

@@ -30,7 +30,11 @@ def default_cache_dir() -> Path:
 
 
 class ProbeCache:
-    """Thread-safe get/put of probe results; a cache that cannot be opened degrades to no cache."""
+    """Thread-safe get/put of probe results; a cache that cannot be opened degrades to no cache.
+
+    Args:
+        directory: the cache folder (default: ``default_cache_dir()``).
+    """
 
     def __init__(self, directory: str | Path | None = None) -> None:
         self._lock = threading.Lock()

@@ -30,7 +30,18 @@ def enable_ffmpeg_log() -> None:
 
 
 def probe_video(path: str | Path, *, video_stream: int | None = None) -> VideoInfo:
-    """Index one file. Raises ProbeError naming the file and the reason when it cannot be used."""
+    """Index one file. Raises ProbeError naming the file and the reason when it cannot be used.
+
+    Args:
+        path: the file.
+        video_stream: the video stream to index (default: FFmpeg's best).
+
+    Returns:
+        The file's VideoInfo.
+
+    Raises:
+        ProbeError: the file cannot be used (missing, empty, not a video, no video stream, unreadable).
+    """
     import av
 
     path = str(path)

@@ -33,6 +33,18 @@ class EvalClipTransform:
     the crop becomes the source-space box that maps onto it, ``round(size * min(H, W) / S)`` pixels per side
     (integer pixels, so it can differ from the two-step pipeline by a sub-pixel shift/scale). Needs
     ``S >= max(size)``. Seeds are accepted for the loader's protocol and ignored: evaluation is deterministic.
+
+    Args:
+        size: output (height, width), or an int for a square.
+        crops: views per clip, 1 or 3.
+        resize_short: the short side a two-step pipeline would resize to first, or None.
+        mean: per-channel mean.
+        std: per-channel std.
+        out_dtype: a float dtype.
+        layout: "NCTHW" or "NTHWC".
+
+    Raises:
+        ConfigError: a bad value (named in the message).
     """
 
     def __init__(
