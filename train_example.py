@@ -31,9 +31,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 import torchvision
 from tqdm import tqdm
+from train_config import dump_config, load_config
 
 import vidloader as vl
-from vidloader._config import dump_config, load_config
 
 VIDEO_MODELS = ("r3d_18", "mc3_18", "r2plus1d_18", "s3d", "mvit_v2_s", "swin3d_t")
 

@@ -112,8 +112,8 @@ def audio_costs(ds: vl.VideoDataset, n: int = 64) -> dict[str, float]:
     stalled call on a shared machine then moves it little."""
     import torch
 
-    from vidloader.backends._audio import AudioSpan, clip_span, decode_audio_span
-    from vidloader.loader._audio import AudioBatcher, audio_samples
+    from vidloader.backends import AudioSpan, clip_span, decode_audio_span
+    from vidloader.loader import AudioBatcher, audio_samples
 
     def per_clip(fn: Callable[[list[AudioSpan], torch.device], object], batch: list[AudioSpan]) -> float:
         t = time.perf_counter()

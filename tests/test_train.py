@@ -19,11 +19,11 @@ import pytest
 import torch
 
 import vidloader as vl
-from vidloader._config import load_config, loader_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import train_example  # noqa: E402
+from train_config import load_config, loader_keys  # noqa: E402
 
 TINY_MODEL = f"model.name={Path(__file__).stem}:tiny_video_net"
 TINY = [

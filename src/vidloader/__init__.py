@@ -1,7 +1,6 @@
 """vidloader: decoded, processed video clip batches for PyTorch training, delivered on the device."""
 
 from . import ops, transforms
-from ._config import load_config
 from ._errors import (
     BackendUnavailableError,
     ConfigError,
@@ -13,7 +12,7 @@ from ._errors import (
 )
 from .backends import AudioSpec, DecodedClip, PyAVBackend
 from .dataset import SkippedFile, VideoDataset, VideoInfo, make_demo_dataset, probe_video
-from .loader import ClipBatch, VideoLoader
+from .loader import ClipBatch, LoaderConfig, VideoLoader
 from .sampling import ClipSpec, SamplingConfig, plan_epoch
 
 __version__ = "0.1.0"
@@ -26,6 +25,7 @@ __all__ = [
     "ConfigError",
     "DecodeError",
     "DecodedClip",
+    "LoaderConfig",
     "ProbeError",
     "PyAVBackend",
     "SamplingConfig",
@@ -37,7 +37,6 @@ __all__ = [
     "VideoLoader",
     "VidloaderError",
     "__version__",
-    "load_config",
     "make_demo_dataset",
     "ops",
     "plan_epoch",

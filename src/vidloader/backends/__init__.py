@@ -1,14 +1,23 @@
 """Decode backends: given a VideoInfo and frame indices, return the frames (no iteration logic here)."""
 
-from ._audio import AudioSpan, AudioSpec, decode_audio_span
-from ._base import Backend, DecodedClip, ResizeArg, check_resize, output_size
-from ._dali import DALI_CPU_CODECS, DALIBackend, PreparedClip, remux_segment
+from ._audio import AudioSpan, AudioSpec, clip_span, decode_audio_span
+from ._base import (
+    MAX_KEYFRAME_RETRIES,
+    Backend,
+    DecodedClip,
+    ResizeArg,
+    check_resize,
+    keyframes_to_try,
+    output_size,
+)
+from ._dali import DALI_CPU_CODECS, DALIBackend, PreparedClip, is_out_of_memory, remux_segment
 from ._pyav import PyAVBackend, shared_decode_groups
 from ._select import BACKENDS, dali_missing, resolve_backend
 
 __all__ = [
     "BACKENDS",
     "DALI_CPU_CODECS",
+    "MAX_KEYFRAME_RETRIES",
     "AudioSpan",
     "AudioSpec",
     "Backend",
@@ -18,8 +27,11 @@ __all__ = [
     "PyAVBackend",
     "ResizeArg",
     "check_resize",
+    "clip_span",
     "dali_missing",
     "decode_audio_span",
+    "is_out_of_memory",
+    "keyframes_to_try",
     "output_size",
     "remux_segment",
     "resolve_backend",

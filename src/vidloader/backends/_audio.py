@@ -74,6 +74,13 @@ def clip_span(info: VideoInfo, frame_indices: Sequence[int]) -> tuple[Fraction, 
     """[t0, t1) in seconds on the container clock: the first frame's pts to the last frame's end.
 
     A frame lasts until the next frame of the stream (so VFR gaps count as they are), the last one 1/fps.
+
+    Args:
+        info: the probed video.
+        frame_indices: the clip's frames.
+
+    Returns:
+        ``(t0, t1)`` as Fractions of a second.
     """
     tb = info.time_base
     first, last = min(frame_indices), max(frame_indices)
@@ -121,7 +128,20 @@ def decode_audio_span(
     info: VideoInfo, t0: float | Fraction, t1: float | Fraction, spec: AudioSpec
 ) -> AudioSpan:
     """The audio of [t0, t1) seconds (container clock: pts x time base), cut at sample precision and mixed
-    to ``spec.channels``; stretches the stream does not cover are zeros."""
+    to ``spec.channels``; stretches the stream does not cover are zeros.
+
+    Args:
+        info: the probed video (its audio streams).
+        t0: start, in seconds.
+        t1: end, in seconds (exclusive).
+        spec: which stream, channels and whether audio is required.
+
+    Returns:
+        The span at the stream's own sample rate (``present=False`` and zeros for a file without audio).
+
+    Raises:
+        DecodeError: the audio cannot be decoded, or is missing under ``spec.required``.
+    """
     import av
 
     t0, t1 = Fraction(t0), Fraction(t1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -49,8 +50,40 @@ class DecodedClip:
         return tuple(self.frames.shape)
 
 
+# A seek that lands past a needed frame (open GOP, an index that is off by a packet) is retried from at
+# most this many earlier keyframes; stepping back one keyframe at a time down to frame 0 made a bad clip
+# near the end of a long file cost a decode of the whole file per keyframe (quadratic).
+MAX_KEYFRAME_RETRIES = 2
+
+
+def keyframes_to_try(keyframe_pts: Sequence[int], first_pts: int) -> list[int]:
+    """The keyframes (pts) a decode of a clip starting at ``first_pts`` starts from, in the order to try.
+
+    Args:
+        keyframe_pts: the video's keyframe timestamps, ascending.
+        first_pts: the timestamp of the clip's first frame.
+
+    Returns:
+        The keyframe at or before ``first_pts`` followed by at most ``MAX_KEYFRAME_RETRIES`` earlier ones
+        (never empty: ``[first_pts]`` when the index lists no keyframe).
+    """
+    if not keyframe_pts:
+        return [first_pts]
+    k = max(bisect.bisect_right(keyframe_pts, first_pts) - 1, 0)
+    return [keyframe_pts[j] for j in range(k, max(k - MAX_KEYFRAME_RETRIES, 0) - 1, -1)]
+
+
 def output_size(info: VideoInfo, resize: ResizeArg, *, apply_rotation: bool) -> tuple[int, int]:
-    """(height, width) of decoded frames as delivered (after rotation, if applied, and resize)."""
+    """(height, width) of decoded frames as delivered (after rotation, if applied, and resize).
+
+    Args:
+        info: the probed video.
+        resize: None, a short side, or (height, width).
+        apply_rotation: whether the display rotation is applied (90/270 swap height and width).
+
+    Returns:
+        ``(height, width)``.
+    """
     h, w = info.height, info.width
     if apply_rotation and info.rotation in (90, 270):
         h, w = w, h
@@ -65,6 +98,17 @@ def output_size(info: VideoInfo, resize: ResizeArg, *, apply_rotation: bool) -> 
 
 
 def check_resize(resize: object) -> ResizeArg:
+    """Validate a ``resize=`` argument.
+
+    Args:
+        resize: None, a positive int (short side) or a (height, width) pair of positive ints.
+
+    Returns:
+        The value, a pair as a tuple.
+
+    Raises:
+        ConfigError: any other value.
+    """
     if resize is None:
         return None
     if isinstance(resize, int) and not isinstance(resize, bool) and resize > 0:

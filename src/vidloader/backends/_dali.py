@@ -16,7 +16,6 @@ Mechanism, chosen by measurement and for ownership:
 
 from __future__ import annotations
 
-import bisect
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ import torch
 
 from .._errors import DecodeError
 from ..dataset import VideoInfo
-from ._base import ResizeArg, open_input, output_size
+from ._base import ResizeArg, keyframes_to_try, open_input, output_size
 
 DALI_CPU_CODECS = frozenset({"vp8", "vp9", "mjpeg"})
 NVDEC_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "mjpeg"})
@@ -72,17 +71,23 @@ def unsupported_reason(
 def remux_segment(info: VideoInfo, frame_indices: Sequence[int]) -> tuple[bytes, list[int]]:
     """Stream-copy the packets a clip needs into an in-memory Matroska file.
 
-    Returns the bytes and, for each requested frame, its index among the segment's frames (presentation
-    order), which is what DALI's ``frames=`` counts.
+    Args:
+        info: the probed video.
+        frame_indices: the clip's frames.
+
+    Returns:
+        The segment's bytes and, for each requested frame, its index among the segment's frames
+        (presentation order), which is what DALI's ``frames=`` counts.
+
+    Raises:
+        DecodeError: the packets of some frame are missing (damaged or truncated file).
     """
     import av
 
     wanted = sorted({info.frame_pts[i] for i in frame_indices})
-    k = max(bisect.bisect_right(info.keyframe_pts, wanted[0]) - 1, 0)
     with open_input(info.path) as src:
         stream = src.streams[info.stream_index]
-        while True:
-            key = info.keyframe_pts[k]
+        for key in keyframes_to_try(info.keyframe_pts, wanted[0]):
             src.seek(key, stream=stream, backward=True, any_frame=False)
             packets = []
             seen: set[int] = set()
@@ -103,9 +108,8 @@ def remux_segment(info: VideoInfo, frame_indices: Sequence[int]) -> tuple[bytes,
                     seen.add(p)
                 if seen.issuperset(wanted):
                     break
-            if (started and seen.issuperset(wanted)) or k == 0:
+            if started and seen.issuperset(wanted):
                 break
-            k -= 1
         if not seen.issuperset(wanted):
             raise DecodeError(
                 info.path, "packets for the clip's frames are missing (damaged or truncated file?)"
@@ -121,11 +125,33 @@ def remux_segment(info: VideoInfo, frame_indices: Sequence[int]) -> tuple[bytes,
     return buf.getvalue(), [pos[info.frame_pts[i]] for i in frame_indices]
 
 
+_OOM_MARKERS = ("out of memory", "cudaerrormemoryallocation", "allocation failed", "cuda_error_out_of_memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether a decode error is the device (or host) running out of memory rather than a bad clip.
+
+    Args:
+        exc: the exception a decoder raised.
+
+    Returns:
+        True for ``torch.cuda.OutOfMemoryError``, ``MemoryError`` and DALI's allocation failures (which
+        DALI reports as a plain ``RuntimeError`` naming the failed allocation).
+    """
+    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc).lower()
+    return any(m in text for m in _OOM_MARKERS)
+
+
 class DALIBackend:
     """Decodes batches of clips with DALI on ``device`` (a CUDA device: NVDEC; 'cpu': DALI's CPU decoder).
 
     ``prepare_clip`` runs in the loader's CPU workers; ``decode_batch`` runs once per batch on the loader's
     prefetch thread, on torch's current CUDA stream.
+
+    Args:
+        device: where frames are decoded and delivered.
     """
 
     name = "dali"
@@ -200,7 +226,9 @@ class DALIBackend:
                     video, size=[h, w], interp_type=DALIInterpType.INTERP_LINEAR, antialias=False
                 )
             out = video.torch(copy=False)
-        except Exception as exc:  # DALI raises RuntimeError subclasses with the FFmpeg/NVDEC reason
+        except RuntimeError as exc:  # DALI reports FFmpeg/NVDEC failures as RuntimeError
+            if is_out_of_memory(exc):
+                raise  # not a property of the clips: under on_error="skip" it must not drop them
             paths = ", ".join(sorted({c.path for c in clips}))
             raise DecodeError(
                 paths, f"DALI failed to decode the batch ({type(exc).__name__}: {exc})"

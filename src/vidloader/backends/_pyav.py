@@ -9,7 +9,7 @@ import numpy as np
 
 from .._errors import DecodeError
 from ..dataset import VideoInfo, enable_ffmpeg_log
-from ._base import DecodedClip, ResizeArg, open_input, output_size
+from ._base import DecodedClip, ResizeArg, keyframes_to_try, open_input, output_size
 
 # Codecs whose FFmpeg decoders drop exactly the frames nothing refers to under AVDISCARD_NONREF (checked
 # frame by frame against a full sequential decode). libdav1d is not one: AV1's hidden frames shown later
@@ -24,7 +24,15 @@ def shared_decode_groups(info: VideoInfo, clips: Sequence[Sequence[int]]) -> lis
     A clip joins the group before it when the keyframe its own seek would start from is at or before the
     group's last frame: decoding on from there then costs no more than seeking (usually much less: with
     long GOPs every clip of a multiview or sliding plan starts from the same keyframe). Clips further apart
-    keep their own seek, so two clips minutes apart never decode the minutes between them."""
+    keep their own seek, so two clips minutes apart never decode the minutes between them.
+
+    Args:
+        info: the probed video.
+        clips: each clip's frame indices.
+
+    Returns:
+        Groups of positions in ``clips``.
+    """
     order = sorted(range(len(clips)), key=lambda i: min(clips[i]))
     groups: list[list[int]] = []
     end = -1
@@ -46,8 +54,12 @@ class PyAVBackend:
     """Decodes clips on the CPU with FFmpeg (through PyAV) into RGB uint8.
 
     Frames are found by their presentation timestamp (known exactly from the index), so a seek that lands
-    early or late can never shift a clip by a frame: missing frames make it retry from an earlier keyframe,
-    and failing that raise DecodeError.
+    early or late can never shift a clip by a frame: missing frames make it retry from an earlier keyframe
+    (at most ``MAX_KEYFRAME_RETRIES`` of them), and failing that raise DecodeError.
+
+    Args:
+        threads: FFmpeg decoder threads per clip (the loader's parallelism is its workers).
+        skip_nonref: let FFmpeg drop non-reference frames nobody asked for (exact; see NONREF_SAFE_CODECS).
     """
 
     name = "pyav"
@@ -95,16 +107,13 @@ class PyAVBackend:
             skip_nonref = self.skip_nonref and info.codec in NONREF_SAFE_CODECS
             cc.thread_count = self.threads
             cc.thread_type = "SLICE" if self.skip_nonref else "AUTO"
-            k = bisect.bisect_right(info.keyframe_pts, wanted[0]) - 1
-            k = max(k, 0)
             got: dict[int, np.ndarray] = {}
-            while True:
-                got = self._decode_from(
-                    container, stream, info, info.keyframe_pts[k], wanted, (out_h, out_w), skip_nonref
-                )
-                if len(got) == len(wanted) or k == 0:
+            # The seek may land past a needed frame (open GOP, odd index): start a GOP earlier, a bounded
+            # number of times.
+            for key in keyframes_to_try(info.keyframe_pts, wanted[0]):
+                got = self._decode_from(container, stream, info, key, wanted, (out_h, out_w), skip_nonref)
+                if len(got) == len(wanted):
                     break
-                k -= 1  # the seek landed past a needed frame (open GOP, odd index): start one GOP earlier
         except av.error.FFmpegError as exc:
             raise DecodeError(info.path, f"decoding failed ({type(exc).__name__}: {exc})") from exc
         finally:

@@ -17,8 +17,16 @@ BACKENDS: tuple[str, ...] = ("auto", "pyav", "dali")
 
 
 def dali_missing(device: torch.device) -> str | None:
-    """Why the DALI backend cannot run on ``device`` (None when it can). On 'cpu' DALI uses its CPU
-    decoder (VP8/VP9/MJPEG; other codecs fall back to PyAV per file)."""
+    """Why the DALI backend cannot run on ``device``.
+
+    On 'cpu' DALI uses its CPU decoder (VP8/VP9/MJPEG; other codecs fall back to PyAV per file).
+
+    Args:
+        device: the loader's device.
+
+    Returns:
+        A sentence naming what is missing, or None when DALI can run.
+    """
     try:
         import nvidia.dali  # noqa: F401
     except ImportError:
@@ -33,6 +41,19 @@ def dali_missing(device: torch.device) -> str | None:
 
 
 def resolve_backend(name: str, *, device: torch.device) -> PyAVBackend | DALIBackend:
+    """The backend a loader named ``name`` uses on ``device``.
+
+    Args:
+        name: "auto" (DALI where CUDA, DALI and NVDEC are all present, else PyAV), "pyav" or "dali".
+        device: the loader's device.
+
+    Returns:
+        A PyAVBackend or DALIBackend.
+
+    Raises:
+        ConfigError: ``name`` is not one of BACKENDS.
+        BackendUnavailableError: "dali" was asked for and cannot run (the message says why).
+    """
     check_choice("backend", name, BACKENDS)
     if name == "pyav":
         return PyAVBackend()

@@ -18,6 +18,11 @@ _SCHEMA_VERSION = 2
 
 
 def default_cache_dir() -> Path:
+    """Where the probe cache lives by default.
+
+    Returns:
+        ``$VIDLOADER_CACHE_DIR``, else ``$XDG_CACHE_HOME/vidloader``, else ``~/.cache/vidloader``.
+    """
     env = os.environ.get("VIDLOADER_CACHE_DIR")
     if env:
         return Path(env)
@@ -25,7 +30,11 @@ def default_cache_dir() -> Path:
 
 
 class ProbeCache:
-    """Thread-safe get/put of probe results; a cache that cannot be opened degrades to no cache."""
+    """Thread-safe get/put of probe results; a cache that cannot be opened degrades to no cache.
+
+    Args:
+        directory: the cache folder (default: ``default_cache_dir()``).
+    """
 
     def __init__(self, directory: str | Path | None = None) -> None:
         self._lock = threading.Lock()

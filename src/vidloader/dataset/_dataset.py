@@ -34,7 +34,17 @@ class SkippedFile:
 
 
 class VideoDataset(Sequence[VideoInfo]):
-    """Indexed videos with integer labels. ``ds[i]`` is a VideoInfo; ``ds.skipped`` lists unusable files."""
+    """Indexed videos with integer labels. ``ds[i]`` is a VideoInfo; ``ds.skipped`` lists unusable files.
+
+    Args:
+        videos: the probed videos (``VideoInfo``, with their labels).
+        classes: class names, label ``i`` being ``classes[i]``.
+        skipped: files left out at indexing, with their reasons.
+        root: the folder the dataset came from, for messages.
+
+    Raises:
+        ConfigError: no usable video.
+    """
 
     def __init__(
         self,
@@ -255,7 +265,19 @@ def probe_many(
     video_stream: int | None = None,
     progress: bool = True,
 ) -> list[VideoInfo | ProbeError]:
-    """Probe files in parallel (threads: demuxing is I/O-bound and PyAV drops the GIL), through the cache."""
+    """Probe files in parallel (threads: demuxing is I/O-bound and PyAV drops the GIL), through the cache.
+
+    Args:
+        paths: the files.
+        cache_dir: the probe cache folder (default: ``default_cache_dir()``).
+        use_cache: read and write the probe cache.
+        num_workers: probing threads (default: twice the CPUs, at most 8).
+        video_stream: the video stream to index (default: FFmpeg's best).
+        progress: show a progress bar.
+
+    Returns:
+        One VideoInfo, or the ProbeError saying why not, per path, in order.
+    """
     from tqdm import tqdm
 
     cache = ProbeCache(cache_dir) if use_cache else None

@@ -28,7 +28,17 @@ def _opt_float(value: object, where: str, key: str) -> float | None:
 
 
 def read_manifest(path: str | Path) -> list[ManifestRow]:
-    """Rows with paths resolved against the manifest's folder; labels still as text."""
+    """Rows with paths resolved against the manifest's folder; labels still as text.
+
+    Args:
+        path: a ``.csv`` (header ``path,label``) or ``.jsonl`` manifest.
+
+    Returns:
+        The rows, in order.
+
+    Raises:
+        ConfigError: the manifest is missing, empty, of another format or malformed (names the line).
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"manifest {path} does not exist")
@@ -72,7 +82,14 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
 
 
 def labels_to_ints(labels: list[str]) -> tuple[list[int], tuple[str, ...]]:
-    """Integer labels stay as they are; otherwise names map to their position in sorted order."""
+    """Integer labels stay as they are; otherwise names map to their position in sorted order.
+
+    Args:
+        labels: one label per file, as text.
+
+    Returns:
+        The integer labels and the class names (empty for integer labels).
+    """
     try:
         ints = [int(label) for label in labels]
         return ints, tuple(str(i) for i in sorted(set(ints)))

@@ -14,6 +14,7 @@ _DAMAGE_MARKERS = ("ended prematurely", "truncat", "invalid data", "moov atom no
 
 
 def enable_ffmpeg_log() -> None:
+    """Route FFmpeg's log through PyAV (once per process), so damage FFmpeg only logs can be caught."""
     import av.logging
 
     # PyAV installs no FFmpeg log callback by default; without one, damage that FFmpeg only logs (a
@@ -29,7 +30,18 @@ def enable_ffmpeg_log() -> None:
 
 
 def probe_video(path: str | Path, *, video_stream: int | None = None) -> VideoInfo:
-    """Index one file. Raises ProbeError naming the file and the reason when it cannot be used."""
+    """Index one file. Raises ProbeError naming the file and the reason when it cannot be used.
+
+    Args:
+        path: the file.
+        video_stream: the video stream to index (default: FFmpeg's best).
+
+    Returns:
+        The file's VideoInfo.
+
+    Raises:
+        ProbeError: the file cannot be used (missing, empty, not a video, no video stream, unreadable).
+    """
     import av
 
     path = str(path)

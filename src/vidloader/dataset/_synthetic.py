@@ -36,6 +36,25 @@ def write_video(
 
     ``pts`` (in ``time_base`` units) makes a variable-frame-rate file; ``rotation`` writes a display matrix;
     ``audio`` (float32 ``[channels, samples]`` in [-1, 1]) adds an audio stream.
+
+    Args:
+        path: the output file (the container follows its suffix).
+        frames: RGB uint8 ``[H, W, 3]`` frames.
+        fps: frame rate (and time base) of a constant-rate file.
+        codec: FFmpeg encoder name.
+        pix_fmt: encoder pixel format.
+        gop: keyframe interval.
+        bframes: B-frames between references.
+        options: extra encoder options.
+        pts: per-frame timestamps in ``time_base`` units (variable frame rate).
+        time_base: the stream time base for ``pts``.
+        rotation: display rotation in degrees.
+        audio: float32 ``[channels, samples]`` in [-1, 1], or None.
+        audio_rate: audio sample rate.
+        audio_codec: FFmpeg audio encoder name.
+
+    Returns:
+        ``path``.
     """
     import av
 
@@ -116,7 +135,17 @@ def _encode_audio(out, stream, audio: np.ndarray, rate: int) -> None:
 
 
 def textured_frames(n: int, height: int, width: int, *, seed: int = 0) -> np.ndarray:
-    """Frames whose content changes every frame and differs across the image, so any off-by-one shows."""
+    """Frames whose content changes every frame and differs across the image, so any off-by-one shows.
+
+    Args:
+        n: frames.
+        height: frame height.
+        width: frame width.
+        seed: varies the texture.
+
+    Returns:
+        uint8 ``[n, height, width, 3]``.
+    """
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
     yy, xx = np.mgrid[0:height, 0:width]
@@ -180,6 +209,19 @@ def make_demo_dataset(
     """Write the synthetic action dataset to ``root/{train,val}/<class>/*.mp4`` (deterministic from seed).
 
     Returns ``root``. Existing complete datasets (a ``.complete`` marker) are left as they are.
+
+    Args:
+        root: where to write it.
+        seed: makes the files deterministic.
+        train_per_class: training videos per class.
+        val_per_class: validation videos per class.
+        size: frame height and width.
+        frames: frames per video.
+        fps: frame rate.
+        progress: show a progress bar.
+
+    Returns:
+        ``root``.
     """
     from tqdm import tqdm
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..backends._audio import AudioSpan, AudioSpec
+from ..backends import AudioSpan, AudioSpec
 from ..dataset import VideoDataset
 from ..sampling import SamplingConfig
 
@@ -45,7 +45,16 @@ def audio_samples(spec: AudioSpec, sampling: SamplingConfig, dataset: VideoDatas
     """Samples per clip, fixed per loader so batches stack: the nominal clip duration at spec.sample_rate.
 
     With target_fps that is frames_per_clip / target_fps; otherwise frames_per_clip x frame_stride frames at
-    the fps of the dataset's first video (fps differs per video, the batch shape cannot)."""
+    the fps of the dataset's first video (fps differs per video, the batch shape cannot).
+
+    Args:
+        spec: the loader's AudioSpec.
+        sampling: the loader's clip sampling.
+        dataset: the videos (the first one with a known fps sets the rate in stride mode).
+
+    Returns:
+        Samples per clip at ``spec.sample_rate`` (at least 1).
+    """
     if sampling.target_fps is not None:
         seconds = sampling.frames_per_clip / sampling.target_fps
     else:
@@ -57,7 +66,12 @@ class AudioBatcher:
     """Turns a batch's AudioSpans into ``audio`` and ``audio_mask`` on a device.
 
     The clips of one source rate are resampled together, on the device, by one cached kernel: per clip
-    ``torchaudio.functional.resample`` costs a kernel build and a conv call each."""
+    ``torchaudio.functional.resample`` costs a kernel build and a conv call each.
+
+    Args:
+        spec: what audio to deliver.
+        samples: samples per clip at ``spec.sample_rate`` (see ``audio_samples``).
+    """
 
     def __init__(self, spec: AudioSpec, samples: int) -> None:
         self.spec = spec

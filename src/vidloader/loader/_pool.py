@@ -1,68 +1,221 @@
-"""Where clip decoding runs: inline, in threads (PyAV drops the GIL while decoding), or in spawned
-processes (safe beside CUDA and DALI, which break forked children)."""
+"""Where clip decoding runs: threads (PyAV drops the GIL while decoding) or spawned processes (safe beside
+CUDA and DALI, which break forked children). A decode that outlives its batch's deadline is abandoned and
+its worker replaced, so a stuck file never shrinks the pool."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import logging
 import multiprocessing as mp
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Literal
+from typing import Any
 
-WorkerType = Literal["thread", "process"]
-WORKER_TYPES: tuple[str, ...] = ("thread", "process")
+from ._config import WORKER_TYPES
+
+log = logging.getLogger("vidloader")
+_names = itertools.count()
 
 
-class _Deferred(Future):
-    """A future that runs its call when the result is asked for: num_workers=0 decodes in the caller."""
+class ThreadWorkers:
+    """A fixed number of daemon decode threads.
 
-    def __init__(self, fn, args) -> None:
-        super().__init__()
-        self._call: tuple[Any, tuple] | None = (fn, args)
+    Unlike ThreadPoolExecutor, a thread whose call is abandoned is retired (it exits when, if ever, the
+    call returns) and a fresh thread takes its place at once; daemon threads also never hold up exit."""
 
-    def result(self, timeout: float | None = None) -> Any:
-        if self._call is not None:
-            fn, args = self._call
-            self._call = None
+    def __init__(self, num_threads: int) -> None:
+        self._tasks: queue.SimpleQueue[tuple[Future, Callable, tuple] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._running: dict[Future, threading.Thread] = {}
+        self._live: set[threading.Thread] = set()
+        self._retired: set[threading.Thread] = set()
+        self._size = num_threads
+        for _ in range(num_threads):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        t = threading.Thread(target=self._work, name=f"vidloader-decode-{next(_names)}", daemon=True)
+        self._live.add(t)
+        t.start()
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        while True:
+            item = self._tasks.get()
+            if item is None:
+                return
+            fut, fn, args = item
+            with self._lock:  # with abandon(): a call is either cancelled or known to run on this thread
+                if not fut.set_running_or_notify_cancel():
+                    continue
+                self._running[fut] = me
             try:
-                self.set_result(fn(*args))
-            except BaseException as exc:
-                self.set_exception(exc)
-        return super().result(timeout)
+                result, exc = fn(*args), None
+            except BaseException as e:  # handed to whoever waits on the future (KeyboardInterrupt too)
+                result, exc = None, e
+            with self._lock:
+                self._running.pop(fut, None)
+                retired = me in self._retired
+                self._retired.discard(me)
+            with contextlib.suppress(InvalidStateError):
+                if exc is None:
+                    fut.set_result(result)
+                else:
+                    fut.set_exception(exc)
+            if retired:
+                return
+
+    def submit(self, fn: Callable, *args: Any) -> Future:
+        fut: Future = Future()
+        self._tasks.put((fut, fn, args))
+        return fut
+
+    def abandon(self, futures: Iterable[Future]) -> int:
+        """Give up on ``futures``: queued ones are cancelled; each thread running one is retired and
+        replaced by a fresh thread. Returns how many threads were replaced."""
+        replaced = 0
+        with self._lock:
+            for fut in futures:
+                if fut.cancel():
+                    continue
+                t = self._running.pop(fut, None)
+                if t is not None and t in self._live:
+                    self._live.discard(t)
+                    self._retired.add(t)
+                    self._spawn()
+                    replaced += 1
+        return replaced
+
+    def alive(self) -> int:
+        """Live (not retired) threads; a dead one is replaced here, so the pool keeps its size."""
+        with self._lock:
+            for t in [t for t in self._live if not t.is_alive()]:
+                self._live.discard(t)
+                self._spawn()
+            return len(self._live)
+
+    def close(self) -> None:
+        with self._lock:
+            live, self._live = self._live, set()
+        while True:  # cancel what is still queued
+            try:
+                item = self._tasks.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[0].cancel()
+        for _ in live:
+            self._tasks.put(None)
 
 
-class DecodePool:
-    def __init__(self, *, num_workers: int, worker_type: WorkerType) -> None:
-        self.num_workers = num_workers
-        self.worker_type = worker_type
-        self._executor: ThreadPoolExecutor | ProcessPoolExecutor | None = None
+class ProcessWorkers:
+    """Spawned decode processes (a ProcessPoolExecutor), replaced whole when one dies or hangs.
 
-    def _ensure(self) -> ThreadPoolExecutor | ProcessPoolExecutor:
+    The executor does not say which process runs which call, so a stuck call costs every process: they are
+    terminated and fresh ones started; the other calls in flight fail with BrokenProcessPool or are
+    cancelled, and the scheduler submits them again."""
+
+    def __init__(self, num_processes: int) -> None:
+        self._size = num_processes
+        self._executor: ProcessPoolExecutor | None = None
+
+    def _ensure(self) -> ProcessPoolExecutor:
         if self._executor is None:
-            if self.worker_type == "thread":
-                self._executor = ThreadPoolExecutor(
-                    max_workers=self.num_workers, thread_name_prefix="vidloader"
-                )
-            else:
-                self._executor = ProcessPoolExecutor(
-                    max_workers=self.num_workers, mp_context=mp.get_context("spawn")
-                )
+            self._executor = ProcessPoolExecutor(max_workers=self._size, mp_context=mp.get_context("spawn"))
         return self._executor
 
-    def submit(self, fn, *args) -> Future:
-        if self.num_workers == 0:
-            return _Deferred(fn, args)
+    def submit(self, fn: Callable, *args: Any) -> Future:
         try:
             return self._ensure().submit(fn, *args)
         except BrokenProcessPool:
-            # A worker died (its clips report that when collected); later work goes to fresh workers.
-            self.close()
+            # A worker died (its calls report that when collected); later work goes to fresh workers.
+            self._replace()
             return self._ensure().submit(fn, *args)
 
-    def reset(self) -> None:
-        """Drop a broken process pool (a worker died) so the next submit starts fresh ones."""
-        self.close()
+    def pids(self) -> list[int]:
+        """The worker processes' ids (empty before the first submit)."""
+        procs = getattr(self._executor, "_processes", None) or {}
+        return [p.pid for p in procs.values() if p.pid is not None]
+
+    def abandon(self, futures: Iterable[Future]) -> int:
+        pending = [f for f in futures if not f.cancel()]
+        if not pending or self._executor is None:
+            return 0
+        n = len(self.pids())
+        self._replace()
+        return n
+
+    def alive(self) -> int:
+        return self._size
+
+    def _replace(self) -> None:
+        ex, self._executor = self._executor, None
+        if ex is None:
+            return
+        # The executor has no public way to stop a busy worker (terminate_workers is Python 3.14).
+        procs = list((getattr(ex, "_processes", None) or {}).values())
+        ex.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            with contextlib.suppress(Exception):  # already gone: nothing to stop
+                p.terminate()
+        for p in procs:
+            with contextlib.suppress(Exception):
+                p.join(timeout=5)
+                if p.is_alive():
+                    p.kill()
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        self._replace()
+
+
+class DecodePool:
+    """Decode workers of one kind, made on first use and kept across epochs.
+
+    Args:
+        num_workers: worker threads or processes; 0 means one decode thread used one batch at a time (the
+            loader then has no prefetch thread, but a stuck decode still meets its deadline).
+        worker_type: "thread" or "process".
+    """
+
+    def __init__(self, *, num_workers: int, worker_type: str) -> None:
+        if worker_type not in WORKER_TYPES:
+            raise ValueError(f"worker_type={worker_type!r}")
+        self.num_workers = num_workers
+        self.worker_type = worker_type if num_workers > 0 else "thread"
+        self._workers: ThreadWorkers | ProcessWorkers | None = None
+
+    @property
+    def workers(self) -> ThreadWorkers | ProcessWorkers:
+        if self._workers is None:
+            n = max(1, self.num_workers)
+            self._workers = ThreadWorkers(n) if self.worker_type == "thread" else ProcessWorkers(n)
+        return self._workers
+
+    def submit(self, fn: Callable, *args: Any) -> Future:
+        return self.workers.submit(fn, *args)
+
+    def abandon(self, futures: Iterable[Future]) -> int:
+        """Give up on calls past their deadline; their workers are replaced. Returns workers replaced."""
+        n = self.workers.abandon(futures)
+        if n:
+            log.warning("vidloader: %d decode worker(s) stuck past the deadline were replaced", n)
+        return n
+
+    @property
+    def _executor(self) -> ProcessPoolExecutor | None:
+        # The process pool's executor, for tests that check how its processes start.
+        return self._workers._executor if isinstance(self._workers, ProcessWorkers) else None
+
+    def check_alive(self) -> None:
+        """Replace any worker thread that died; a dead process surfaces as BrokenProcessPool instead."""
+        if self._workers is not None:
+            self._workers.alive()
+
+    def close(self) -> None:
+        if self._workers is not None:
+            self._workers.close()
+            self._workers = None

@@ -5,6 +5,7 @@ pass (crop -> bilinear resize -> flip -> optional colour jitter -> normalise -> 
 Triton kernel on CUDA (or under ``TRITON_INTERPRET=1``) and a pure-torch reference otherwise.
 """
 
+from ._checks import check_channel_stats, check_layout, check_out_dtype, check_size, check_video
 from ._color_jitter import clip_color_jitter
 from ._reference import resized_crop_normalize_reference
 from ._resized_crop import backend_for, clip_resized_crop_normalize
@@ -12,6 +13,11 @@ from ._tube_mask import tube_mask
 
 __all__ = [
     "backend_for",
+    "check_channel_stats",
+    "check_layout",
+    "check_out_dtype",
+    "check_size",
+    "check_video",
     "clip_color_jitter",
     "clip_resized_crop_normalize",
     "resized_crop_normalize_reference",

@@ -22,12 +22,34 @@ def _compiling() -> bool:
 
 
 def check_layout(layout: Any) -> str:
+    """Check an ops layout.
+
+    Args:
+        layout: "NCTHW" or "NTHWC".
+
+    Returns:
+        The layout.
+
+    Raises:
+        ConfigError: the value is not allowed (the message names it and what is).
+    """
     if not isinstance(layout, str) or layout not in LAYOUTS:
         raise ConfigError(f"layout={layout!r} is not allowed; choose one of {', '.join(map(repr, LAYOUTS))}")
     return layout
 
 
 def check_out_dtype(out_dtype: Any) -> torch.dtype:
+    """Check an ops output dtype.
+
+    Args:
+        out_dtype: torch.float32, torch.float16 or torch.bfloat16.
+
+    Returns:
+        The dtype.
+
+    Raises:
+        ConfigError: the value is not allowed (the message names it and what is).
+    """
     if not isinstance(out_dtype, torch.dtype) or out_dtype not in OUT_DTYPES:
         raise ConfigError(
             f"out_dtype={out_dtype!r} is not allowed; choose one of {', '.join(map(str, OUT_DTYPES))}"
@@ -36,7 +58,18 @@ def check_out_dtype(out_dtype: Any) -> torch.dtype:
 
 
 def check_size(size: Any, name: str = "size") -> tuple[int, int]:
-    """``size`` as ``(height, width)``; an int means a square."""
+    """``size`` as ``(height, width)``; an int means a square.
+
+    Args:
+        size: an int >= 1 or a (height, width) pair of them.
+        name: the argument's name, for the message.
+
+    Returns:
+        ``(height, width)``.
+
+    Raises:
+        ConfigError: the value is not allowed (the message names it and what is).
+    """
     if isinstance(size, int) and not isinstance(size, bool):
         pair: tuple[Any, ...] = (size, size)
     elif isinstance(size, Sequence) and not isinstance(size, str) and len(size) == 2:
@@ -54,7 +87,19 @@ def check_size(size: Any, name: str = "size") -> tuple[int, int]:
 
 
 def check_channel_stats(name: str, values: Any, *, nonzero: bool = False) -> tuple[float, float, float]:
-    """Three finite per-channel numbers (R, G, B); ``nonzero`` for std, which divides."""
+    """Three finite per-channel numbers (R, G, B).
+
+    Args:
+        name: the argument's name, for the message.
+        values: a sequence or tensor of 3 numbers.
+        nonzero: refuse zeros (for std, which divides).
+
+    Returns:
+        The three values as floats.
+
+    Raises:
+        ConfigError: the value is not allowed (the message names it and what is).
+    """
     if isinstance(values, torch.Tensor):
         values = values.detach().flatten().tolist()
     if isinstance(values, str) or not isinstance(values, Sequence) or len(values) != 3:
@@ -72,7 +117,17 @@ def check_channel_stats(name: str, values: Any, *, nonzero: bool = False) -> tup
 
 
 def check_video(video: Any) -> torch.Tensor:
-    """uint8 ``[B, T, H, W, 3]`` with a non-empty frame."""
+    """Check a clip batch for the ops.
+
+    Args:
+        video: uint8 ``[B, T, H, W, 3]`` with non-empty frames.
+
+    Returns:
+        The tensor.
+
+    Raises:
+        ConfigError: the value is not allowed (the message names it and what is).
+    """
     if not isinstance(video, torch.Tensor):
         raise ConfigError(f"video must be a torch.Tensor, got {type(video).__name__}")
     if video.dtype != torch.uint8:

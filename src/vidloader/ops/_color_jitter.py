@@ -44,6 +44,20 @@ def clip_color_jitter(
     clamped after each step, in that fixed order, except that contrast blends with the mean grey level of
     the whole clip rather than of each frame. Factors are floats or ``[B]`` tensors, >= 0 (1 = unchanged).
     This runs the fused op with the full frame as the box, so it is the same code as the fused path.
+
+    Args:
+        video: uint8 ``[B, T, H, W, 3]``.
+        brightness: factor(s), a float or one per clip.
+        contrast: factor(s), a float or one per clip.
+        saturation: factor(s), a float or one per clip.
+        out_dtype: a float dtype.
+        layout: "NTHWC" or "NCTHW" for the output.
+
+    Returns:
+        The jittered clips in [0, 1].
+
+    Raises:
+        ConfigError: a bad video, factor, dtype or layout.
     """
     video = check_video(video)
     batch, _, height, width, _ = video.shape

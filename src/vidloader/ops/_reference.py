@@ -63,7 +63,23 @@ def resized_crop_normalize_reference(
     views: int,
 ) -> torch.Tensor:
     """Output row ``n`` is clip ``n // views`` of ``video`` cropped to ``boxes[n]``, resized, flipped if
-    ``flip[n]``, jittered by ``jitter[n]`` and normalised. Arguments are assumed validated."""
+    ``flip[n]``, jittered by ``jitter[n]`` and normalised. Arguments are assumed validated.
+
+    Args:
+        video: uint8 ``[B, T, H, W, 3]``.
+        boxes: int64 ``[B * views, 4]`` of ``(y0, x0, h, w)``.
+        size: output ``[height, width]``.
+        flip: bool ``[B * views]``.
+        mean: per-channel mean.
+        std: per-channel std.
+        out_dtype: a float dtype.
+        layout: "NCTHW" or "NTHWC".
+        jitter: float32 ``[B * views, 3]`` colour factors, or None.
+        views: output rows per clip.
+
+    Returns:
+        ``[B * views, ...]`` in ``layout`` and ``out_dtype``.
+    """
     n_out = boxes.shape[0]
     t_len = video.shape[1]
     out_h, out_w = int(size[0]), int(size[1])

@@ -42,7 +42,14 @@ def _triton_importable() -> bool:
 
 
 def backend_for(device: torch.device) -> Backend:
-    """Which implementation the op body runs for tensors on ``device``."""
+    """Which implementation the op body runs for tensors on ``device``.
+
+    Args:
+        device: the tensors' device.
+
+    Returns:
+        "triton" on CUDA or under ``TRITON_INTERPRET=1`` when Triton imports, else "reference" (pure torch).
+    """
     wants_triton = device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
     return "triton" if wants_triton and _triton_importable() else "reference"
 

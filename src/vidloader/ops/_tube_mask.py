@@ -24,6 +24,21 @@ def tube_mask(
     without replacement, and the same patches in all ``T`` frames ("tubes"). Randomness comes from
     ``generator`` (on its own device; the default CPU generator if None), so a seeded generator gives the same
     mask on every device; the result is moved to ``device`` (default: the generator's device, else CPU).
+
+    Args:
+        batch: samples.
+        T: frames of the patch grid.
+        H: patch rows.
+        W: patch columns.
+        ratio: share of spatial patches masked, in [0, 1].
+        generator: the randomness (default: torch's CPU generator).
+        device: where the mask goes.
+
+    Returns:
+        bool ``[batch, T, H, W]``.
+
+    Raises:
+        ConfigError: a bad size or ratio.
     """
     for name, value in (("batch", batch), ("T", T), ("H", H), ("W", W)):
         if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "batch" else 1):

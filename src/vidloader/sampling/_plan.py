@@ -34,7 +34,17 @@ def _rng(*key: int) -> np.random.Generator:
 
 
 def clip_seed(seed: int, epoch: int, video_index: int, clip_index: int) -> int:
-    """A 63-bit seed for per-clip randomness downstream (crops, flips), independent of rank and order."""
+    """A 63-bit seed for per-clip randomness downstream (crops, flips), independent of rank and order.
+
+    Args:
+        seed: the loader's seed.
+        epoch: the epoch.
+        video_index: the clip's video.
+        clip_index: the clip's index within its video's clips this epoch.
+
+    Returns:
+        An int in [0, 2**63).
+    """
     state = np.random.SeedSequence([seed, epoch, video_index, clip_index, 7]).generate_state(1, np.uint64)[0]
     return int(state) & (2**63 - 1)
 
@@ -89,7 +99,18 @@ def _starts(info: VideoInfo, cfg: SamplingConfig, rng: np.random.Generator | Non
 def video_clips(
     info: VideoInfo, video_index: int, cfg: SamplingConfig, *, seed: int, epoch: int
 ) -> list[ClipSpec]:
-    """The clips of one video for one epoch; depends on (seed, epoch, video_index) only."""
+    """The clips of one video for one epoch; depends on (seed, epoch, video_index) only.
+
+    Args:
+        info: the probed video.
+        video_index: its index in the dataset.
+        cfg: the sampling.
+        seed: the loader's seed.
+        epoch: the epoch.
+
+    Returns:
+        The video's ClipSpecs, in clip_index order.
+    """
     rng = _rng(seed, epoch, video_index, _TAG_CLIPS) if cfg.sampling == "random" else None
     clips = []
     for ci, s in enumerate(_starts(info, cfg, rng)):
@@ -112,7 +133,22 @@ def _check_rank(seed: int, epoch: int, rank: int, world_size: int) -> None:
 def shard_videos(
     num_videos: int, *, seed: int, epoch: int, rank: int, world_size: int, shuffle: bool
 ) -> list[int]:
-    """The epoch's (shuffled) video order, wrapped round to a multiple of world_size, rank's share."""
+    """The epoch's (shuffled) video order, wrapped round to a multiple of world_size, rank's share.
+
+    Args:
+        num_videos: videos in the dataset.
+        seed: the loader's seed.
+        epoch: the epoch.
+        rank: this rank.
+        world_size: the number of ranks.
+        shuffle: shuffle the order per epoch.
+
+    Returns:
+        The video indices this rank reads, in order.
+
+    Raises:
+        ConfigError: a bad seed, epoch, rank or world_size.
+    """
     _check_rank(seed, epoch, rank, world_size)
     if num_videos < 1:
         raise ConfigError("cannot shard an empty dataset")
@@ -131,7 +167,22 @@ def plan_epoch(
     rank: int = 0,
     world_size: int = 1,
 ) -> list[ClipSpec]:
-    """Every clip rank yields in the epoch, in order. Ranks get equally many clips (hence batches)."""
+    """Every clip rank yields in the epoch, in order. Ranks get equally many clips (hence batches).
+
+    Args:
+        videos: the dataset's videos.
+        cfg: the sampling.
+        seed: the loader's seed.
+        epoch: the epoch.
+        rank: this rank.
+        world_size: the number of ranks.
+
+    Returns:
+        The rank's ClipSpecs in delivery order.
+
+    Raises:
+        ConfigError: a bad seed, epoch, rank or world_size, or an empty dataset.
+    """
     mine = shard_videos(
         len(videos), seed=seed, epoch=epoch, rank=rank, world_size=world_size, shuffle=cfg.shuffle
     )

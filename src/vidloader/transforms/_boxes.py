@@ -110,6 +110,16 @@ def random_resized_crop_boxes(
     """int64 ``[B, 4]`` boxes, clip ``i`` drawn from ``torch.Generator().manual_seed(seeds[i])``.
 
     These are the boxes TrainClipTransform uses (it draws the box first from each clip's generator).
+
+    Args:
+        heights: frame height(s), one or per clip.
+        widths: frame width(s), one or per clip.
+        scale: range of the crop's share of the frame area.
+        ratio: range of the crop's aspect ratio.
+        seeds: one seed per clip.
+
+    Returns:
+        int64 ``[B, 4]`` of ``(y0, x0, h, w)``.
     """
     seed_list = check_seeds(seeds)
     batch = len(seed_list)
@@ -142,6 +152,14 @@ def center_crop_boxes(
     """int64 ``[B, 4]`` centered boxes; ``crop=None`` is the square of the short side.
 
     Offsets round like torchvision's CenterCrop: ``round((H - h) / 2)``.
+
+    Args:
+        heights: frame height(s), one or per clip.
+        widths: frame width(s), one or per clip.
+        crop: crop size (int or (h, w)), or None.
+
+    Returns:
+        int64 ``[B, 4]`` of ``(y0, x0, h, w)``.
     """
     batch = _batch_of(heights, widths)
     rows = []
@@ -161,6 +179,14 @@ def three_crop_boxes(
     As SlowFast's / PyTorchVideo's ``uniform_crop`` 3-crop test: frames taller than wide are cropped
     top / center / bottom, others (squares included) left / center / right; the centre offset is
     ``ceil((L - l) / 2)``. ``crop=None`` is the square of the short side.
+
+    Args:
+        heights: frame height(s), one or per clip.
+        widths: frame width(s), one or per clip.
+        crop: crop size (int or (h, w)), or None.
+
+    Returns:
+        int64 ``[B * 3, 4]`` of ``(y0, x0, h, w)``.
     """
     batch = _batch_of(heights, widths)
     rows = []

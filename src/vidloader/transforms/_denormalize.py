@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from .._errors import ConfigError
-from ..ops._checks import check_channel_stats, check_layout
+from ..ops import check_channel_stats, check_layout
 
 
 def denormalize(
@@ -16,6 +16,18 @@ def denormalize(
     """``round((x * std + mean) * 255)`` clamped to uint8, returned as ``[N, T, H, W, 3]`` for display.
 
     ``video`` is a float tensor in ``layout`` ("NCTHW" or "NTHWC"), as the clip transforms produce it.
+
+    Args:
+        video: the normalised float clips.
+        mean: the mean they were normalised with.
+        std: the std they were normalised with.
+        layout: "NCTHW" or "NTHWC".
+
+    Returns:
+        uint8 ``[N, T, H, W, 3]``.
+
+    Raises:
+        ConfigError: a bad layout, mean or std.
     """
     if not isinstance(video, torch.Tensor) or not video.is_floating_point():
         raise ConfigError(

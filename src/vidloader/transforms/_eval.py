@@ -8,8 +8,14 @@ from typing import Literal
 import torch
 
 from .._errors import ConfigError
-from ..ops import clip_resized_crop_normalize
-from ..ops._checks import check_channel_stats, check_layout, check_out_dtype, check_size, check_video
+from ..ops import (
+    check_channel_stats,
+    check_layout,
+    check_out_dtype,
+    check_size,
+    check_video,
+    clip_resized_crop_normalize,
+)
 from ._boxes import center_crop_boxes, check_seeds, three_crop_boxes
 
 Layout = Literal["NCTHW", "NTHWC"]
@@ -27,6 +33,18 @@ class EvalClipTransform:
     the crop becomes the source-space box that maps onto it, ``round(size * min(H, W) / S)`` pixels per side
     (integer pixels, so it can differ from the two-step pipeline by a sub-pixel shift/scale). Needs
     ``S >= max(size)``. Seeds are accepted for the loader's protocol and ignored: evaluation is deterministic.
+
+    Args:
+        size: output (height, width), or an int for a square.
+        crops: views per clip, 1 or 3.
+        resize_short: the short side a two-step pipeline would resize to first, or None.
+        mean: per-channel mean.
+        std: per-channel std.
+        out_dtype: a float dtype.
+        layout: "NCTHW" or "NTHWC".
+
+    Raises:
+        ConfigError: a bad value (named in the message).
     """
 
     def __init__(

@@ -9,8 +9,14 @@ from typing import Literal
 import torch
 
 from .._errors import ConfigError
-from ..ops import clip_resized_crop_normalize
-from ..ops._checks import check_channel_stats, check_layout, check_out_dtype, check_size, check_video
+from ..ops import (
+    check_channel_stats,
+    check_layout,
+    check_out_dtype,
+    check_size,
+    check_video,
+    clip_resized_crop_normalize,
+)
 from ._boxes import check_range, check_seeds, random_resized_crop_box
 
 Layout = Literal["NCTHW", "NTHWC"]
@@ -43,6 +49,20 @@ class TrainClipTransform:
     and, if ``jitter=(b, c, s)`` is set, brightness, contrast and saturation factors drawn uniformly from
     ``[max(0, 1 - x), 1 + x]`` like torchvision's ColorJitter (applied in that fixed order). Then one call of
     the fused op does crop, resize to ``size``, flip, jitter and ``(x / 255 - mean) / std`` for the batch.
+
+    Args:
+        size: output (height, width), or an int for a square.
+        scale: range of the crop's share of the frame area.
+        ratio: range of the crop's aspect ratio.
+        flip: random horizontal flips.
+        mean: per-channel mean.
+        std: per-channel std.
+        out_dtype: a float dtype.
+        layout: "NCTHW" or "NTHWC".
+        jitter: (brightness, contrast, saturation) strengths, or None.
+
+    Raises:
+        ConfigError: a bad value (named in the message).
     """
 
     num_views: int = 1

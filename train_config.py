@@ -1,4 +1,5 @@
-"""Job configuration: YAML files plus ``section.key=value`` overrides, validated against the code.
+"""train_example.py's job configuration: YAML files plus ``section.key=value`` overrides, validated
+against the code. It lives beside the script, not in the library: vidloader holds no training defaults.
 
 The ``loader`` and ``val_loader`` sections take exactly VideoLoader's keyword names (derived from its
 signature, so there is no second set of names); the other sections are the training script's.
@@ -14,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ._errors import ConfigError
+from vidloader import ConfigError, VideoLoader
 
 # Keys the loader sections may not set: the training script owns them.
 _LOADER_OWNED = {"dataset", "transform", "device", "rank", "world_size", "dtype"}
@@ -68,8 +69,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def loader_keys() -> set[str]:
-    from .loader import VideoLoader
-
     params = inspect.signature(VideoLoader.__init__).parameters
     return {n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY} - _LOADER_OWNED
 
