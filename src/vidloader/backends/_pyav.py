@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .._errors import DecodeError
-from ..dataset import VideoInfo, enable_ffmpeg_log
+from ..dataset import VideoInfo, enable_ffmpeg_log, ffmpeg_errors, forward_ffmpeg_log
 from ._base import DecodedClip, ResizeArg, open_input, output_size
 
 # Codecs whose FFmpeg decoders drop exactly the frames nothing refers to under AVDISCARD_NONREF (checked
@@ -85,36 +85,11 @@ class PyAVBackend:
         out_h, out_w = output_size(info, resize, apply_rotation=False)
         if apply_rotation and info.rotation in (90, 270):
             out_h, out_w = output_size(info, resize, apply_rotation=True)[::-1]
-        try:
-            container = open_input(info.path)
-        except (av.error.FFmpegError, OSError) as exc:
-            raise DecodeError(info.path, f"cannot open ({exc})") from exc
-        try:
-            stream = container.streams[info.stream_index]
-            cc = stream.codec_context
-            skip_nonref = self.skip_nonref and info.codec in NONREF_SAFE_CODECS
-            cc.thread_count = self.threads
-            cc.thread_type = "SLICE" if self.skip_nonref else "AUTO"
-            k = bisect.bisect_right(info.keyframe_pts, wanted[0]) - 1
-            k = max(k, 0)
-            got: dict[int, np.ndarray] = {}
-            while True:
-                got = self._decode_from(
-                    container, stream, info, info.keyframe_pts[k], wanted, (out_h, out_w), skip_nonref
-                )
-                if len(got) == len(wanted) or k == 0:
-                    break
-                k -= 1  # the seek landed past a needed frame (open GOP, odd index): start one GOP earlier
-        except av.error.FFmpegError as exc:
-            raise DecodeError(info.path, f"decoding failed ({type(exc).__name__}: {exc})") from exc
-        finally:
-            container.close()
-        missing = [p for p in wanted if p not in got]
-        if missing:
-            idx = [info.frame_pts.index(p) for p in missing[:4]]
-            raise DecodeError(
-                info.path, f"decoder produced no frame for indices {idx} (damaged or truncated file?)"
-            )
+        with av.logging.Capture(local=True) as logs:
+            try:
+                got = self._decode_wanted(info, wanted, (out_h, out_w), logs)
+            finally:
+                forward_ffmpeg_log(info.path, logs)
         k = info.rotation // 90 if apply_rotation else 0
         final = (len(frame_indices), *output_size(info, resize, apply_rotation=apply_rotation), 3)
         if out is None:
@@ -162,78 +137,188 @@ class PyAVBackend:
             result.append(DecodedClip(frames=frames, pts=pts, timestamps=tuple(float(p * tb) for p in pts)))
         return result
 
-    def _decode_from(
-        self, container, stream, info: VideoInfo, key_pts: int, wanted: list[int], size, skip_nonref: bool
-    ) -> dict:
+    def _decode_wanted(self, info: VideoInfo, wanted: list[int], size, logs) -> dict:
+        """Frames (by pts) of ``wanted``, decoded from the keyframe before the first one.
+
+        An attempt that cannot vouch for every wanted frame starts again one keyframe earlier: when the
+        seek landed past the keyframe (MPEG-TS and AVI seek by dts, or to any packet), when frames are
+        missing, or when the decoder reported an error on the way to the last wanted frame after starting
+        at the clip's own keyframe (an open GOP's first frames miss references in the GOP before). Errors
+        met before the clip's keyframe are then pre-roll and dropped; one that persists with a GOP of
+        pre-roll is damage, and fails this clip with the file, the frame and FFmpeg's reason."""
+        import av
+
+        k = max(bisect.bisect_right(info.keyframe_pts, wanted[0]) - 1, 0)
+        try:
+            container = open_input(info.path)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise DecodeError(info.path, f"cannot open ({exc})") from exc
+        try:
+            stream = container.streams[info.stream_index]
+            cc = stream.codec_context
+            cc.thread_count = self.threads
+            cc.thread_type = "SLICE" if self.skip_nonref else "AUTO"
+            skip_nonref = self.skip_nonref and info.codec in NONREF_SAFE_CODECS
+            target, last_error = k, ""
+            while True:
+                walk = _Walk(info, wanted, size, key_pts=info.keyframe_pts[k], skip_nonref=skip_nonref)
+                walk.run(container, stream, target, logs)
+                if walk.complete:
+                    return walk.got
+                if walk.started_at is None or walk.started_at > wanted[0]:
+                    pass  # landed past the clip: not a decode failure, just go back
+                elif walk.error:
+                    last_error = walk.error
+                    if walk.started_at < info.keyframe_pts[k]:
+                        break  # errors with a GOP of pre-roll before the clip: damage
+                elif walk.started_at < info.keyframe_pts[max(k - 1, 0)]:
+                    break  # frames still missing two GOPs back: the decoder will not produce them
+                if target == 0:
+                    break
+                started = target
+                if walk.started_at is not None:
+                    started = bisect.bisect_right(info.keyframe_pts, walk.started_at) - 1
+                target = max(min(target, started) - 1, 0)
+        except av.error.FFmpegError as exc:
+            raise DecodeError(info.path, f"decoding failed ({type(exc).__name__}: {exc})") from exc
+        finally:
+            container.close()
+        if last_error:
+            raise DecodeError(info.path, last_error)
+        missing = [p for p in wanted if p not in walk.got]
+        idx = [info.frame_pts.index(p) for p in missing[:4]]
+        raise DecodeError(
+            info.path, f"decoder produced no frame for indices {idx} (damaged or truncated file?)"
+        )
+
+
+class _Walk:
+    """One attempt: seek, then demux and decode from the first keyframe up to the last wanted frame.
+
+    After the walk, ``complete`` says every wanted frame came out with no decoder error that could touch
+    it; ``started_at`` is the pts of the keyframe decoding started from (None: none before the clip);
+    ``error`` the first decoder error that counts, naming the frame."""
+
+    def __init__(self, info: VideoInfo, wanted: list[int], size, *, key_pts: int, skip_nonref: bool):
+        self.info, self.wanted, self.size = info, wanted, size
+        self.wanted_set = set(wanted)
+        self.key_pts = key_pts  # the clip's own keyframe: packets before it (or shown before it) are pre-roll
+        self.skip_nonref = skip_nonref
+        self.got: dict[int, np.ndarray] = {}
+        self.fed: set[int] = set()  # wanted frames whose packets went to the decoder
+        self.started_at: int | None = None
+        self.error = ""
+        self.passed_key = False
+
+    @property
+    def complete(self) -> bool:
+        return not self.error and len(self.got) == len(self.wanted)
+
+    def run(self, container, stream, target: int, logs) -> None:
         import av
         from av.video.reformatter import VideoReformatter
 
-        wanted_set = set(wanted)
-        last = wanted[-1]
-        got: dict[int, np.ndarray] = {}
+        info = self.info
         cc = stream.codec_context
-        container.seek(key_pts, stream=stream, backward=True, any_frame=False)
+        at_start = target == 0
+        _seek(container, stream, None if at_start else info.keyframe_pts[target])
         cc.flush_buffers()
-        h, w = size
-        resize = (h, w) != (info.height, info.width)
+        cc.skip_frame = "DEFAULT"  # an earlier attempt may have stopped while skipping
         # One reformatter for the clip keeps its swscale context: frame.to_ndarray(format=...) builds one
         # per frame (1.1 -> 0.06 ms per 96x64 frame, 0.64 -> 0.40 ms at 360p, 3.5 -> 2.8 ms at 1080p;
         # bit-identical output).
-        reformatter = VideoReformatter()
-
-        def take(frame) -> bool:
-            p = frame.pts
-            if p in wanted_set and p not in got:
-                if frame.is_corrupt:
-                    raise DecodeError(info.path, f"frame at pts {p} is corrupt")
-                if resize:
-                    rgb = reformatter.reformat(
-                        frame, format="rgb24", width=w, height=h, interpolation="BILINEAR"
-                    )
-                else:
-                    rgb = reformatter.reformat(frame, format="rgb24")
-                arr = rgb.to_ndarray()
-                got[p] = arr
-            return p is not None and p >= last and len(got) == len(wanted)
-
+        self.reformatter = VideoReformatter()
         skipping = False
-        # One capture for the whole walk (a capture per packet costs more than decoding small frames);
-        # `seen` marks how much of it has been checked.
-        with av.logging.Capture(local=True) as logs:
-            seen = 0
-            for packet in container.demux(stream):
-                if packet.size == 0:
-                    break
-                if skip_nonref:
-                    ppts = packet.pts if packet.pts is not None else packet.dts
-                    # A non-reference frame nobody asked for (before the clip, or between strided frames) is
-                    # never needed by another frame: dropping it is exact.
-                    want_skip = ppts is not None and ppts not in wanted_set
-                    if want_skip != skipping:
-                        cc.skip_frame = "NONREF" if want_skip else "DEFAULT"
-                        skipping = want_skip
-                try:
-                    frames = cc.decode(packet)
-                    errors = []
-                except av.error.InvalidDataError as exc:
-                    frames, errors = [], [str(exc)]
-                if len(logs) > seen:
-                    errors += [
-                        str(m[2]).strip()
-                        for m in logs[seen:]
-                        if m[0] is not None and m[0] <= av.logging.ERROR
-                    ]
-                    seen = len(logs)
-                if errors:
-                    # Every frame decoded since the keyframe may be a reference of the clip's frames; after a
-                    # decode error they can be wrong without any flag (VP9/H.264 decode on from bad refs).
-                    raise DecodeError(info.path, f"decoder error near pts {packet.pts}: {errors[0]}")
-                for frame in frames:
-                    if take(frame):
-                        return got
+        seen = len(logs)
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                break
+            ppts = packet.pts if packet.pts is not None else packet.dts
+            if self.started_at is None:
+                # Decoding must begin at a keyframe: a seek that lands on any packet (MPEG-TS, AVI) would
+                # otherwise decode frames from missing references. At the file's start, the first packet
+                # is where the stream begins, flagged or not.
+                if not (packet.is_keyframe or at_start) or ppts is None:
+                    continue
+                if ppts > self.wanted[0] and not at_start:
+                    self.started_at = ppts
+                    return  # past the first wanted frame: go back a keyframe
+                self.started_at = ppts
+            if self.skip_nonref:
+                # A non-reference frame nobody asked for (before the clip, or between strided frames) is
+                # never needed by another frame: dropping it is exact.
+                want_skip = ppts is not None and ppts not in self.wanted_set
+                if want_skip != skipping:
+                    cc.skip_frame = "NONREF" if want_skip else "DEFAULT"
+                    skipping = want_skip
+            try:
+                frames = cc.decode(packet)
+                errors = []
+            except av.error.InvalidDataError as exc:
+                frames, errors = [], [str(exc)]
+            if len(logs) > seen:
+                errors += ffmpeg_errors(logs[seen:])
+                seen = len(logs)
+            if errors and self._counts(ppts):
+                self._fail(ppts, errors[0])
+                return
+            if ppts is not None and ppts == self.key_pts:
+                self.passed_key = True
+            if ppts in self.wanted_set:
+                self.fed.add(ppts)
+            for frame in frames:
+                if self._take(frame):
+                    return
         if skipping:
             cc.skip_frame = "DEFAULT"
-        for frame in cc.decode(None):
-            if take(frame):
-                break
-        return got
+        try:
+            for frame in cc.decode(None):
+                if self._take(frame):
+                    return
+        except av.error.InvalidDataError as exc:
+            if len(self.fed) < len(self.wanted):
+                self._fail(None, str(exc))
+
+    def _counts(self, ppts: int | None) -> bool:
+        """Whether a decoder error on this packet can touch a wanted frame."""
+        if len(self.fed) == len(self.wanted):
+            return False  # every wanted frame was sent before it: nothing wanted refers to it
+        if not self.passed_key and ppts != self.key_pts and self.started_at != self.key_pts:
+            return False  # pre-roll GOP before the clip's keyframe
+        # Shown before the clip's keyframe: an open GOP's leading frame, which no later frame refers to.
+        return ppts is None or ppts >= self.key_pts
+
+    def _fail(self, ppts: int | None, reason: str) -> None:
+        pts = self.info.frame_pts
+        where = f"frame {pts.index(ppts)} (pts {ppts})" if ppts in pts else f"pts {ppts}"
+        self.error = f"decoder error at {where}: {reason}"
+
+    def _take(self, frame) -> bool:
+        """Keep a wanted frame; True once the last one is in."""
+        p = frame.pts
+        if p in self.wanted_set and p not in self.got:
+            if frame.is_corrupt:
+                self._fail(p, "the decoder flagged the frame corrupt")
+                return True
+            h, w = self.size
+            if (h, w) != (self.info.height, self.info.width):
+                rgb = self.reformatter.reformat(
+                    frame, format="rgb24", width=w, height=h, interpolation="BILINEAR"
+                )
+            else:
+                rgb = self.reformatter.reformat(frame, format="rgb24")
+            self.got[p] = rgb.to_ndarray()
+        return len(self.got) == len(self.wanted)
+
+
+def _seek(container, stream, pts: int | None) -> None:
+    """Seek to the keyframe at or before ``pts`` (None: the start of the file)."""
+    import av
+
+    if pts is not None:
+        container.seek(pts, stream=stream, backward=True, any_frame=False)
+        return
+    try:
+        container.seek(0, backward=True, any_frame=False)  # AV_TIME_BASE units: before every stream
+    except av.error.FFmpegError:
+        container.seek(-(1 << 40), stream=stream, backward=True, any_frame=False)
