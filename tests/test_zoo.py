@@ -19,40 +19,9 @@ import pytest
 import vidloader as vl
 from media import SHARED, probe_cache_env, shared_media  # noqa: F401  (autouse fixture)
 from vidloader.backends import PyAVBackend
-from zoo import DAMAGED, HEALTHY, ZOO, build_case
+from zoo import DAMAGED, HEALTHY, ZOO, Zoo, zoo_fixture  # noqa: F401  (fixture `zoo`)
 
 LOADER_KW = dict(output_layout="NTHWC", shuffle=False, decode_timeout=60)
-
-
-class Zoo:
-    """Zoo files made on first use into one folder per session, and their sequential decodes."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._refs: dict[str, dict[int, np.ndarray]] = {}
-
-    def path(self, name: str) -> Path:
-        if name.startswith("shared:"):
-            return shared_media(name.removeprefix("shared:"))
-        return build_case(self.root, name)
-
-    def reference(self, name: str) -> dict[int, np.ndarray]:
-        """pts -> rgb24 frame of a plain sequential decode (of the undamaged source, for a damaged case)."""
-        import av
-
-        source = ZOO[name].source if name in ZOO and ZOO[name].source else name
-        if source not in self._refs:
-            info = vl.probe_video(self.path(source))
-            with av.open(str(self.path(source))) as c:
-                self._refs[source] = {
-                    int(f.pts): f.to_ndarray(format="rgb24") for f in c.decode(c.streams[info.stream_index])
-                }
-        return self._refs[source]
-
-
-@pytest.fixture(scope="session")
-def zoo(tmp_path_factory: pytest.TempPathFactory) -> Zoo:
-    return Zoo(tmp_path_factory.mktemp("zoo"))
 
 
 SOURCES = [*HEALTHY, *(f"shared:{n}" for n in sorted(SHARED))]

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from vidloader.dataset import textured_frames
 
@@ -475,3 +476,38 @@ def build_case(folder: Path, name: str) -> Path:
 def build_zoo(folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     return {name: build_case(folder, name) for name in ZOO}
+
+
+class Zoo:
+    """Zoo files made on first use into one folder per session, and their sequential decodes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._refs: dict[str, dict[int, np.ndarray]] = {}
+
+    def path(self, name: str) -> Path:
+        if name.startswith("shared:"):
+            from media import shared_media
+
+            return shared_media(name.removeprefix("shared:"))
+        return build_case(self.root, name)
+
+    def reference(self, name: str) -> dict[int, np.ndarray]:
+        """pts -> rgb24 frame of a plain sequential decode (of the undamaged source, for a damaged case)."""
+        import av
+
+        import vidloader as vl
+
+        source = ZOO[name].source if name in ZOO and ZOO[name].source else name
+        if source not in self._refs:
+            info = vl.probe_video(self.path(source))
+            with av.open(str(self.path(source))) as c:
+                self._refs[source] = {
+                    int(f.pts): f.to_ndarray(format="rgb24") for f in c.decode(c.streams[info.stream_index])
+                }
+        return self._refs[source]
+
+
+@pytest.fixture(scope="session", name="zoo")
+def zoo_fixture(tmp_path_factory: pytest.TempPathFactory) -> Zoo:
+    return Zoo(tmp_path_factory.mktemp("zoo"))

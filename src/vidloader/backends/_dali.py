@@ -27,6 +27,7 @@ import torch
 from .._errors import DecodeError
 from ..dataset import VideoInfo
 from ._base import ResizeArg, open_input, output_size
+from ._walk import seek_keyframe
 
 DALI_CPU_CODECS = frozenset({"vp8", "vp9", "mjpeg"})
 NVDEC_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "mjpeg"})
@@ -83,7 +84,8 @@ def remux_segment(info: VideoInfo, frame_indices: Sequence[int]) -> tuple[bytes,
         stream = src.streams[info.stream_index]
         while True:
             key = info.keyframe_pts[k]
-            src.seek(key, stream=stream, backward=True, any_frame=False)
+            # From the first keyframe, seek to the start: MPEG-TS seeks by dts and lands past it.
+            seek_keyframe(src, stream, None if k == 0 else key)
             packets = []
             seen: set[int] = set()
             started = False
