@@ -148,7 +148,6 @@ def _demux_index(container, stream, path: str, logs: list) -> tuple[list[int], l
 
     pts: list[int] = []
     keys: list[int] = []
-    seen = len(logs)
     stopped = ""
     try:
         for packet in container.demux(stream):
@@ -172,7 +171,7 @@ def _demux_index(container, stream, path: str, logs: list) -> tuple[list[int], l
         stopped = f"demuxing stopped: {exc}"  # a cut-off file can end in an error after good packets
     pts.sort()
     keys.sort()
-    return pts, keys, _damage(logs[seen:]) or stopped
+    return pts, keys, _damage(logs) or stopped  # from the open on: header damage counts too
 
 
 def _decodable_frames(
