@@ -307,12 +307,27 @@ def cell(row: dict) -> str:
     return text + (f" ({', '.join(notes)})" if notes else "")
 
 
+def versions() -> str:
+    import importlib.metadata as md
+
+    import av
+
+    out = [f"PyAV {av.__version__} (FFmpeg {getattr(av, 'ffmpeg_version_info', '?')})"]
+    for dist in ("opencv-python-headless", "opencv-python", "decord2", "decord", "torchcodec"):
+        try:
+            out.append(f"{dist} {md.version(dist)}")
+        except md.PackageNotFoundError:
+            continue
+    return ", ".join(out)
+
+
 def table(results: dict, command: str) -> str:
     readers = list(results["readers"])
     lines = [
         "# Real-world files: vidloader and peers, frame by frame",
         "",
         f"Made by `{command}` (benchmarks/compat.py; files from tests/zoo.py, built by PyAV at run time).",
+        f"Readers: {results.get('versions') or versions()}.",
         "",
         "Each cell: distinct frames served right / frames in the file (sequential PyAV decode of the intact",
         "file), over a sliding pass of 4-frame clips and 8 random clips with seeks. **WRONG**: frames served that",
@@ -321,6 +336,9 @@ def table(results: dict, command: str) -> str:
         "*rotated*: frames turned by the file's display matrix (a convention, not an error).",
         "*says N*: the reader's own frame count, when it is not the file's. For a damaged file the",
         "denominator is the intact file's count; vidloader is asked only for the frames its index holds.",
+        "pyav-naive decodes every clip from the start of the file: the truth's own method, exact by",
+        "construction on healthy files at the cost of decoding the whole file up to each clip; the",
+        "seeking peers (opencv, decord, torchcodec) are what vidloader is measured against.",
         "",
         "| case | " + " | ".join(readers) + " |",
         "| --- | " + " | ".join("---" for _ in readers) + " |",
@@ -351,14 +369,20 @@ def main() -> int:
     ap.add_argument("--out", help="write the Markdown table here")
     ap.add_argument("--json", help="write the raw rows here")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per reader")
+    ap.add_argument("--from-json", help="render the table from a --json file of an earlier run")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--reader", help=argparse.SUPPRESS)
     ap.add_argument("--cases", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return worker(args)
-    results = run_all(args)
-    command = "PYTHONPATH=src python benchmarks/compat.py" + (f" --out {args.out}" if args.out else "")
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text())
+        command = results["command"]
+    else:
+        results = run_all(args)
+        command = "PYTHONPATH=src python benchmarks/compat.py" + (f" --out {args.out}" if args.out else "")
+        results["command"], results["versions"] = command, versions()
     md = table(results, command)
     if args.out:
         Path(args.out).write_text(md)
