@@ -18,7 +18,23 @@ _DAMAGE_MARKERS = ("ended prematurely", "truncat", "invalid data", "moov atom no
 
 
 def probe_video(path: str | Path, *, video_stream: int | None = None) -> VideoInfo:
-    """Index one file. Raises ProbeError naming the file and the reason when it cannot be used."""
+    """Index one file: every frame's pts from demuxing alone (no decode), stream facts.
+
+    A file FFmpeg reports damaged while demuxing (cut off, resynced past bad bytes) is decoded once, and
+    indexed with the frames that decode with no error that can touch them (a warning says how many).
+    Damage only the decoder sees is left to decode time, where the clips it touches fail.
+
+    Args:
+        path: the media file.
+        video_stream: index of the video stream to use (default: FFmpeg's best video stream).
+
+    Returns:
+        The file's VideoInfo.
+
+    Raises:
+        ProbeError: naming the file and the reason when it cannot be used (missing, empty, no video
+            stream, unreadable, or no frame decodes).
+    """
     import av
 
     path = str(path)
