@@ -27,11 +27,16 @@ BAD_FILES = {
     "missing.mp4": "file does not exist",
     "empty.mp4": "file is empty (0 bytes)",
     "truncated.mp4": "moov atom not found",  # index at the end, cut off
-    "truncated_faststart.mp4": "file is damaged or truncated",  # index first, half the samples gone
-    "truncated.webm": "File ended prematurely",  # a mere FFmpeg warning, caught from the log
     "text.mp4": "not a readable media file",
     "random.mp4": "not a readable media file",
     "audio_only.mp4": "has no video stream",
+}
+# Cut-off downloads whose first half is intact: indexed with the frames that decode (a warning names the
+# damage FFmpeg reported), not skipped. The index at the front of the MP4 lists all 60 samples; the WebM
+# only says "File ended prematurely" (a mere warning, caught from the log).
+PARTIAL_FILES = {
+    "truncated_faststart.mp4": "Packet corrupt",
+    "truncated.webm": "File ended prematurely",
 }
 
 
@@ -91,7 +96,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (root / "text.mp4").write_text("this is a text file, not a video\n" * 40)
     (root / "random.mp4").write_bytes(np.random.default_rng(0).bytes(20000))
     _audio_only(root / "audio_only.mp4")
-    out.update({name: root / name for name in BAD_FILES})  # missing.mp4 is never written
+    out.update({name: root / name for name in [*BAD_FILES, *PARTIAL_FILES]})  # missing.mp4 is not written
+    out["src60.mp4"], out["src.webm"] = long, webm
     out["short.mp4"] = write_video(root / "short.mp4", textured_frames(5, 32, 48, seed=3), gop=5)
     out["corrupt_mid.mp4"] = root / "corrupt_mid.mp4"
     _corrupt_keyframe(long, out["corrupt_mid.mp4"], 40)
@@ -141,6 +147,28 @@ def test_bad_file_skip(
     loader = vl.VideoLoader(ds, batch_size=2, frames_per_clip=4, num_workers=0, decode_timeout=60)
     assert sum(len(b) for b in loader) == 2
     assert loader.stats["skipped_files"] == [{"path": str(bad), "reason": ds.skipped[0].reason}]
+
+
+@pytest.mark.parametrize("name", sorted(PARTIAL_FILES))
+def test_truncated_file_indexes_the_frames_that_decode(
+    files: dict[str, Path], caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    bad = files[name]
+    source = files["src.webm" if name.endswith(".webm") else "src60.mp4"]
+    with caplog.at_level(logging.WARNING, logger="vidloader"):
+        info = vl.probe_video(bad)
+    (warning,) = warnings_about(caplog, bad)
+    assert PARTIAL_FILES[name] in warning.getMessage() and "frames that decode" in warning.getMessage()
+    whole = vl.probe_video(source)
+    assert 10 < info.num_frames < whole.num_frames
+    assert info.frame_pts == whole.frame_pts[: info.num_frames]
+    # Every indexed frame decodes, and is the frame the intact file has at that timestamp.
+    n = info.num_frames
+    got = PyAVBackend().decode_clip(info, list(range(n))).frames
+    assert np.array_equal(got, PyAVBackend().decode_clip(whole, list(range(n))).frames)
+    ds = vl.VideoDataset.from_paths([bad], on_error="raise")
+    loader = vl.VideoLoader(ds, batch_size=2, frames_per_clip=4, sampling="sliding", decode_timeout=60)
+    assert sum(len(b) for b in loader) == len(loader.clip_plan(0)) and loader.stats["skipped_clips"] == 0
 
 
 def test_folder_with_every_bad_file(

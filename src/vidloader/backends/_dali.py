@@ -26,6 +26,7 @@ import torch
 from .._errors import DecodeError
 from ..dataset import VideoInfo
 from ._base import ResizeArg, keyframes_to_try, open_input, output_size
+from ._walk import seek_keyframe
 
 DALI_CPU_CODECS = frozenset({"vp8", "vp9", "mjpeg"})
 NVDEC_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "mjpeg"})
@@ -87,8 +88,10 @@ def remux_segment(info: VideoInfo, frame_indices: Sequence[int]) -> tuple[bytes,
     wanted = sorted({info.frame_pts[i] for i in frame_indices})
     with open_input(info.path) as src:
         stream = src.streams[info.stream_index]
+        first_key = info.keyframe_pts[0] if info.keyframe_pts else None
         for key in keyframes_to_try(info.keyframe_pts, wanted[0]):
-            src.seek(key, stream=stream, backward=True, any_frame=False)
+            # From the first keyframe, seek to the start: MPEG-TS seeks by dts and lands past it.
+            seek_keyframe(src, stream, None if key == first_key else key)
             packets = []
             seen: set[int] = set()
             started = False

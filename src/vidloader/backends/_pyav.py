@@ -8,8 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from .._errors import DecodeError
-from ..dataset import VideoInfo, enable_ffmpeg_log
-from ._base import DecodedClip, ResizeArg, keyframes_to_try, open_input, output_size
+from ..dataset import VideoInfo, enable_ffmpeg_log, forward_ffmpeg_log
+from ._base import MAX_KEYFRAME_RETRIES, DecodedClip, ResizeArg, open_input, output_size
+from ._walk import DecodeWalk
 
 # Codecs whose FFmpeg decoders drop exactly the frames nothing refers to under AVDISCARD_NONREF (checked
 # frame by frame against a full sequential decode). libdav1d is not one: AV1's hidden frames shown later
@@ -69,6 +70,9 @@ class PyAVBackend:
         # Non-reference frames before the clip's first frame are never needed by anything: letting FFmpeg
         # drop them (AVDISCARD_NONREF) is exact and saves a large share of the seek-to-clip decode.
         self.skip_nonref = skip_nonref
+        # Files whose clips needed a GOP of pre-roll (open GOPs): later clips start there at once instead of
+        # failing an attempt first. Starting earlier never changes a frame, only costs decode time.
+        self._preroll: set[str] = set()
 
     def __repr__(self) -> str:
         return f"PyAVBackend(threads={self.threads}, skip_nonref={self.skip_nonref})"
@@ -97,33 +101,11 @@ class PyAVBackend:
         out_h, out_w = output_size(info, resize, apply_rotation=False)
         if apply_rotation and info.rotation in (90, 270):
             out_h, out_w = output_size(info, resize, apply_rotation=True)[::-1]
-        try:
-            container = open_input(info.path)
-        except (av.error.FFmpegError, OSError) as exc:
-            raise DecodeError(info.path, f"cannot open ({exc})") from exc
-        try:
-            stream = container.streams[info.stream_index]
-            cc = stream.codec_context
-            skip_nonref = self.skip_nonref and info.codec in NONREF_SAFE_CODECS
-            cc.thread_count = self.threads
-            cc.thread_type = "SLICE" if self.skip_nonref else "AUTO"
-            got: dict[int, np.ndarray] = {}
-            # The seek may land past a needed frame (open GOP, odd index): start a GOP earlier, a bounded
-            # number of times.
-            for key in keyframes_to_try(info.keyframe_pts, wanted[0]):
-                got = self._decode_from(container, stream, info, key, wanted, (out_h, out_w), skip_nonref)
-                if len(got) == len(wanted):
-                    break
-        except av.error.FFmpegError as exc:
-            raise DecodeError(info.path, f"decoding failed ({type(exc).__name__}: {exc})") from exc
-        finally:
-            container.close()
-        missing = [p for p in wanted if p not in got]
-        if missing:
-            idx = [info.frame_pts.index(p) for p in missing[:4]]
-            raise DecodeError(
-                info.path, f"decoder produced no frame for indices {idx} (damaged or truncated file?)"
-            )
+        with av.logging.Capture(local=True) as logs:
+            try:
+                got = self._decode_wanted(info, wanted, (out_h, out_w), logs)
+            finally:
+                forward_ffmpeg_log(info.path, logs)
         k = info.rotation // 90 if apply_rotation else 0
         final = (len(frame_indices), *output_size(info, resize, apply_rotation=apply_rotation), 3)
         if out is None:
@@ -171,78 +153,60 @@ class PyAVBackend:
             result.append(DecodedClip(frames=frames, pts=pts, timestamps=tuple(float(p * tb) for p in pts)))
         return result
 
-    def _decode_from(
-        self, container, stream, info: VideoInfo, key_pts: int, wanted: list[int], size, skip_nonref: bool
-    ) -> dict:
+    def _decode_wanted(self, info: VideoInfo, wanted: list[int], size, logs) -> dict:
+        """Frames (by pts) of ``wanted``, decoded from the keyframe before the first one.
+
+        An attempt that cannot vouch for every wanted frame starts again one keyframe earlier: when the
+        seek landed past the keyframe (MPEG-TS and AVI seek by dts, or to any packet), when frames are
+        missing, or when the decoder reported an error on the way to the last wanted frame after starting
+        at the clip's own keyframe (an open GOP's first frames miss references in the GOP before). Errors
+        met before the clip's keyframe are then pre-roll and dropped; one that persists with a GOP of
+        pre-roll is damage, and fails this clip with the file, the frame and FFmpeg's reason."""
         import av
-        from av.video.reformatter import VideoReformatter
 
-        wanted_set = set(wanted)
-        last = wanted[-1]
-        got: dict[int, np.ndarray] = {}
-        cc = stream.codec_context
-        container.seek(key_pts, stream=stream, backward=True, any_frame=False)
-        cc.flush_buffers()
-        h, w = size
-        resize = (h, w) != (info.height, info.width)
-        # One reformatter for the clip keeps its swscale context: frame.to_ndarray(format=...) builds one
-        # per frame (1.1 -> 0.06 ms per 96x64 frame, 0.64 -> 0.40 ms at 360p, 3.5 -> 2.8 ms at 1080p;
-        # bit-identical output).
-        reformatter = VideoReformatter()
-
-        def take(frame) -> bool:
-            p = frame.pts
-            if p in wanted_set and p not in got:
-                if frame.is_corrupt:
-                    raise DecodeError(info.path, f"frame at pts {p} is corrupt")
-                if resize:
-                    rgb = reformatter.reformat(
-                        frame, format="rgb24", width=w, height=h, interpolation="BILINEAR"
-                    )
-                else:
-                    rgb = reformatter.reformat(frame, format="rgb24")
-                arr = rgb.to_ndarray()
-                got[p] = arr
-            return p is not None and p >= last and len(got) == len(wanted)
-
-        skipping = False
-        # One capture for the whole walk (a capture per packet costs more than decoding small frames);
-        # `seen` marks how much of it has been checked.
-        with av.logging.Capture(local=True) as logs:
-            seen = 0
-            for packet in container.demux(stream):
-                if packet.size == 0:
+        k = max(bisect.bisect_right(info.keyframe_pts, wanted[0]) - 1, 0)
+        try:
+            container = open_input(info.path)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise DecodeError(info.path, f"cannot open ({exc})") from exc
+        try:
+            stream = container.streams[info.stream_index]
+            cc = stream.codec_context
+            cc.thread_count = self.threads
+            cc.thread_type = "SLICE" if self.skip_nonref else "AUTO"
+            skip_nonref = self.skip_nonref and info.codec in NONREF_SAFE_CODECS
+            target = max(k - 1, 0) if info.path in self._preroll else k
+            last_error = ""
+            # Bounded: stepping back one keyframe at a time to frame 0 is quadratic on long files.
+            for _attempt in range(MAX_KEYFRAME_RETRIES + 1):
+                walk = DecodeWalk(info, wanted, size, key_pts=info.keyframe_pts[k], skip_nonref=skip_nonref)
+                walk.run(container, stream, target, logs)
+                if walk.complete:
+                    if target < k and walk.error == "" and len(self._preroll) < 100_000:
+                        self._preroll.add(info.path)
+                    return walk.got
+                if walk.started_at is None or walk.started_at > wanted[0]:
+                    pass  # landed past the clip: not a decode failure, just go back
+                elif walk.error:
+                    last_error = walk.error
+                    if walk.started_at < info.keyframe_pts[k]:
+                        break  # errors with a GOP of pre-roll before the clip: damage
+                elif walk.started_at < info.keyframe_pts[max(k - 1, 0)]:
+                    break  # frames still missing two GOPs back: the decoder will not produce them
+                if target == 0:
                     break
-                if skip_nonref:
-                    ppts = packet.pts if packet.pts is not None else packet.dts
-                    # A non-reference frame nobody asked for (before the clip, or between strided frames) is
-                    # never needed by another frame: dropping it is exact.
-                    want_skip = ppts is not None and ppts not in wanted_set
-                    if want_skip != skipping:
-                        cc.skip_frame = "NONREF" if want_skip else "DEFAULT"
-                        skipping = want_skip
-                try:
-                    frames = cc.decode(packet)
-                    errors = []
-                except av.error.InvalidDataError as exc:
-                    frames, errors = [], [str(exc)]
-                if len(logs) > seen:
-                    errors += [
-                        str(m[2]).strip()
-                        for m in logs[seen:]
-                        if m[0] is not None and m[0] <= av.logging.ERROR
-                    ]
-                    seen = len(logs)
-                if errors:
-                    # Every frame decoded since the keyframe may be a reference of the clip's frames; after a
-                    # decode error they can be wrong without any flag (VP9/H.264 decode on from bad refs).
-                    raise DecodeError(info.path, f"decoder error near pts {packet.pts}: {errors[0]}")
-                for frame in frames:
-                    if take(frame):
-                        return got
-        if skipping:
-            cc.skip_frame = "DEFAULT"
-        for frame in cc.decode(None):
-            if take(frame):
-                break
-        return got
+                started = target
+                if walk.started_at is not None:
+                    started = bisect.bisect_right(info.keyframe_pts, walk.started_at) - 1
+                target = max(min(target, started) - 1, 0)
+        except av.error.FFmpegError as exc:
+            raise DecodeError(info.path, f"decoding failed ({type(exc).__name__}: {exc})") from exc
+        finally:
+            container.close()
+        if last_error:
+            raise DecodeError(info.path, last_error)
+        missing = [p for p in wanted if p not in walk.got]
+        idx = [info.frame_pts.index(p) for p in missing[:4]]
+        raise DecodeError(
+            info.path, f"decoder produced no frame for indices {idx} (damaged or truncated file?)"
+        )

@@ -21,7 +21,26 @@ log = logging.getLogger("vidloader")
 
 OnError = Literal["raise", "skip"]
 ON_ERROR_CHOICES: tuple[str, ...] = ("raise", "skip")
-VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
+# What datasets in the wild hold: MP4/MOV family, Matroska/WebM, AVI, broadcast and camcorder transport
+# streams (.ts/.m2ts/.mts), MPEG program streams, FLV, 3GP, ASF/WMV, Ogg.
+VIDEO_EXTENSIONS: tuple[str, ...] = (
+    ".mp4",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".mov",
+    ".m4v",
+    ".ts",
+    ".m2ts",
+    ".mts",
+    ".mpg",
+    ".mpeg",
+    ".flv",
+    ".3gp",
+    ".wmv",
+    ".asf",
+    ".ogv",
+)
 
 
 @dataclass(frozen=True)

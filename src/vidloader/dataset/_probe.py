@@ -2,45 +2,38 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from .._errors import ProbeError
+from ._ffmpeg_log import enable_ffmpeg_log, ffmpeg_errors, forward_ffmpeg_log
 from ._info import VideoInfo
+
+log = logging.getLogger("vidloader")
 
 # FFmpeg log lines that mean the file is damaged even though demuxing did not raise
 # (a truncated WebM only says "File ended prematurely").
 _DAMAGE_MARKERS = ("ended prematurely", "truncat", "invalid data", "moov atom not found", "corrupt")
 
 
-def enable_ffmpeg_log() -> None:
-    """Route FFmpeg's log through PyAV (once per process), so damage FFmpeg only logs can be caught."""
-    import av.logging
-
-    # PyAV installs no FFmpeg log callback by default; without one, damage that FFmpeg only logs (a
-    # truncated WebM) would go unnoticed. Captures are per thread, so parallel probes do not mix.
-    level = av.logging.get_level()
-    if level is None or level < av.logging.WARNING:
-        av.logging.set_level(av.logging.WARNING)
-    # PyAV's de-duplication of repeated messages is global across threads and files: a message equal to
-    # the previous one (a second truncated WebM) is swallowed, and the held-back "(repeated N times)" tally
-    # lands in whichever capture logs next, so one file's damage would be blamed on another.
-    if av.logging.get_skip_repeated():
-        av.logging.set_skip_repeated(False)
-
-
 def probe_video(path: str | Path, *, video_stream: int | None = None) -> VideoInfo:
-    """Index one file. Raises ProbeError naming the file and the reason when it cannot be used.
+    """Index one file: every frame's pts from demuxing alone (no decode), stream facts.
+
+    A file FFmpeg reports damaged while demuxing (cut off, resynced past bad bytes) is decoded once, and
+    indexed with the frames that decode with no error that can touch them (a warning says how many).
+    Damage only the decoder sees is left to decode time, where the clips it touches fail.
 
     Args:
-        path: the file.
-        video_stream: the video stream to index (default: FFmpeg's best).
+        path: the media file.
+        video_stream: index of the video stream to use (default: FFmpeg's best video stream).
 
     Returns:
         The file's VideoInfo.
 
     Raises:
-        ProbeError: the file cannot be used (missing, empty, not a video, no video stream, unreadable).
+        ProbeError: naming the file and the reason when it cannot be used (missing, empty, no video
+            stream, unreadable, or no frame decodes).
     """
     import av
 
@@ -52,74 +45,65 @@ def probe_video(path: str | Path, *, video_stream: int | None = None) -> VideoIn
     size = os.path.getsize(path)
     if size == 0:
         raise ProbeError(path, "file is empty (0 bytes)")
-    messages: list[tuple[int, str]] = []
     logs: list = []
     enable_ffmpeg_log()
     try:
         with av.logging.Capture(local=True) as logs:
             container = av.open(path, metadata_errors="ignore")
             try:
-                info = _probe_open(container, path, size, video_stream)
+                return _probe_open(container, path, size, video_stream, logs)
             finally:
                 container.close()
-        messages = [(m[0], str(m[2])) for m in logs if m[0] is not None and m[0] <= av.logging.WARNING]
     except ProbeError:
         raise
     except (av.error.FFmpegError, UnicodeDecodeError, OSError) as exc:
         # PyAV appends "last error log" to its exceptions from a process-wide record, which a parallel
         # probe can overwrite; this thread's own capture says what FFmpeg logged for this file.
         detail = str(exc)
-        errors = [str(m[2]).strip() for m in logs if m[0] is not None and m[0] <= av.logging.ERROR]
+        errors = ffmpeg_errors(logs)
         if errors and errors[-1] not in detail:
             detail += f"; FFmpeg: {errors[-1]}"
         raise ProbeError(path, f"not a readable media file ({type(exc).__name__}: {detail})") from exc
-    for level, msg in messages:
-        # Demuxers resync silently past damaged bytes (losing frames) and only log it, at ERROR level;
-        # a truncated WebM logs a mere WARNING, recognised by its text.
-        if level <= av.logging.ERROR or any(marker in msg.lower() for marker in _DAMAGE_MARKERS):
-            raise ProbeError(path, f"file is damaged or truncated (FFmpeg: {msg.strip()})")
-    return info
+    finally:
+        forward_ffmpeg_log(path, logs)
 
 
-def _probe_open(container, path: str, size: int, video_stream: int | None) -> VideoInfo:
+def _damage(logs: list) -> str:
+    """What FFmpeg logged that means the file is damaged, even though demuxing did not raise: demuxers
+    resync silently past damaged bytes (losing frames) and only log it, at ERROR level; a truncated WebM
+    logs a mere WARNING, recognised by its text."""
+    import av.logging
 
-    videos = list(container.streams.video)
-    if not videos:
-        raise ProbeError(path, "has no video stream")
-    if video_stream is None:
-        stream = container.streams.best("video") or videos[0]
-    else:
-        matches = [s for s in videos if s.index == video_stream]
-        if not matches:
-            raise ProbeError(
-                path,
-                f"video_stream={video_stream} is not a video stream; video streams: {[s.index for s in videos]}",
-            )
-        stream = matches[0]
+    for level, _, msg in logs:
+        text = str(msg).strip()
+        if level is not None and (
+            level <= av.logging.ERROR
+            or (level <= av.logging.WARNING and any(m in text.lower() for m in _DAMAGE_MARKERS))
+        ):
+            return text
+    return ""
+
+
+def _probe_open(container, path: str, size: int, video_stream: int | None, logs: list) -> VideoInfo:
+    stream = _choose_stream(container, path, video_stream)
     cc = stream.codec_context
     if stream.time_base is None:
         raise ProbeError(path, "video stream has no time base")
-    pts: list[int] = []
-    keys: list[int] = []
-    for packet in container.demux(stream):
-        # Size-0 packets flush the demuxer; discard-flagged ones are dropped by the decoder (edit lists).
-        if packet.size == 0 or packet.is_discard:
-            continue
-        if packet.pts is None:
-            if packet.dts is None:
-                raise ProbeError(path, "video packets carry no timestamps; remux the file into a container")
-            packet_pts = packet.dts
-        else:
-            packet_pts = packet.pts
-        pts.append(int(packet_pts))
-        if packet.is_keyframe:
-            keys.append(int(packet_pts))
+    pts, keys, damage = _demux_index(container, stream, path, logs)
+    if damage:
+        total = len(pts)
+        pts, keys = _decodable_frames(container, stream, path, damage, set(pts), set(keys))
+        log.warning(
+            "vidloader: %s is damaged (FFmpeg: %s); indexed the %d of %d frames that decode",
+            path,
+            damage,
+            len(pts),
+            total,
+        )
     if not pts:
         raise ProbeError(path, "video stream has no frames")
-    pts.sort()
     if len(set(pts)) != len(pts):
         raise ProbeError(path, "video stream has repeated timestamps; frames cannot be addressed by pts")
-    keys.sort()
     if not keys or keys[0] > pts[0]:
         # Some muxers do not flag the first frame; decoding always starts there, so it acts as one.
         keys.insert(0, pts[0])
@@ -135,7 +119,7 @@ def _probe_open(container, path: str, size: int, video_stream: int | None) -> Vi
     if fps <= 0:
         raise ProbeError(path, "cannot determine the frame rate")
     frame_dur = float(span) / (n - 1) if n > 1 else 1.0 / fps
-    rotation = _first_frame_rotation(container, stream, path, keys[0])
+    rotation = _first_frame_rotation(container, stream, path)
     return VideoInfo(
         path=path,
         label=-1,
@@ -158,15 +142,123 @@ def _probe_open(container, path: str, size: int, video_stream: int | None) -> Vi
     )
 
 
-def _first_frame_rotation(container, stream, path: str, first_key_pts: int) -> int:
+def _choose_stream(container, path: str, video_stream: int | None):
+    videos = list(container.streams.video)
+    if not videos:
+        raise ProbeError(path, "has no video stream")
+    if video_stream is None:
+        return container.streams.best("video") or videos[0]
+    matches = [s for s in videos if s.index == video_stream]
+    if not matches:
+        raise ProbeError(
+            path,
+            f"video_stream={video_stream} is not a video stream; video streams: {[s.index for s in videos]}",
+        )
+    return matches[0]
+
+
+def _demux_index(container, stream, path: str, logs: list) -> tuple[list[int], list[int], str]:
+    """Sorted pts of every frame and of the keyframes, from demuxing alone, and what FFmpeg logged that
+    says the file is damaged ("" when nothing)."""
+    import av
+
+    pts: list[int] = []
+    keys: list[int] = []
+    stopped = ""
+    try:
+        for packet in container.demux(stream):
+            # Size-0 packets flush the demuxer; discard-flagged ones are dropped by the decoder (edit lists).
+            if packet.size == 0 or packet.is_discard:
+                continue
+            if packet.pts is None:
+                if packet.dts is None:
+                    raise ProbeError(
+                        path, "video packets carry no timestamps; remux the file into a container"
+                    )
+                packet_pts = packet.dts
+            else:
+                packet_pts = packet.pts
+            pts.append(int(packet_pts))
+            if packet.is_keyframe:
+                keys.append(int(packet_pts))
+    except av.error.FFmpegError as exc:
+        if not pts:
+            raise
+        stopped = f"demuxing stopped: {exc}"  # a cut-off file can end in an error after good packets
+    pts.sort()
+    keys.sort()
+    return pts, keys, _damage(logs) or stopped  # from the open on: header damage counts too
+
+
+def _decodable_frames(
+    container, stream, path: str, damage: str, listed: set[int], flagged: set[int]
+) -> tuple[list[int], list[int]]:
+    """For a damaged file: the pts of the frames a sequential decode produces without any error that can
+    touch them, and of the keyframes among them.
+
+    After a decoder error, every frame until the next keyframe may have been predicted from damaged data,
+    so frames come out of the index until then, and so do that keyframe's leading frames (shown before
+    it, predicted from the damaged GOP). Frames the decoder flags corrupt are left out too."""
+    import av
+
+    _seek_start(container, stream)
+    cc = stream.codec_context
+    cc.flush_buffers()
+    good: list[int] = []
+    tainted, resume = False, None
+    with av.logging.Capture(local=True) as logs:
+
+        def keep(frames) -> None:
+            for f in frames:
+                p = f.pts
+                if not tainted and not f.is_corrupt and p in listed and (resume is None or p >= resume):
+                    good.append(int(p))
+
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    break
+                ppts = packet.pts if packet.pts is not None else packet.dts
+                if tainted and packet.is_keyframe and ppts is not None:
+                    tainted, resume = False, ppts
+                seen = len(logs)
+                try:
+                    frames = cc.decode(packet)
+                except av.error.InvalidDataError:
+                    frames, tainted = [], True
+                if ffmpeg_errors(logs[seen:]):
+                    tainted = True
+                keep(frames)
+            keep(cc.decode(None))
+        except av.error.FFmpegError:
+            pass  # the rest of the file cannot be read: the frames so far are what decodes
+    if not good:
+        raise ProbeError(path, f"no frame decodes: file is damaged or truncated (FFmpeg: {damage})")
+    good = sorted(set(good))
+    return good, sorted(flagged.intersection(good))
+
+
+def _seek_start(container, stream) -> None:
+    """Back to the first packet: a seek by pts lands after it where the demuxer seeks by dts (MPEG-TS)."""
+    import av
+
+    try:
+        container.seek(0, backward=True, any_frame=False)  # AV_TIME_BASE units: before every stream
+    except av.error.FFmpegError:
+        container.seek(-(1 << 40), stream=stream, backward=True, any_frame=False)
+
+
+def _first_frame_rotation(container, stream, path: str) -> int:
     """Decode the first frame: proves a decoder exists for the codec, and the display matrix (rotation)
     is only exposed on decoded frames."""
     import av
 
-    container.seek(first_key_pts, stream=stream, backward=True)
+    _seek_start(container, stream)
+    stream.codec_context.flush_buffers()
     try:
-        for frame in container.decode(stream):
-            return round(frame.rotation or 0) % 360
+        with av.logging.Capture(local=True):  # decode messages here are not damage of the file
+            for frame in container.decode(stream):
+                return round(frame.rotation or 0) % 360
     except av.error.FFmpegError as exc:
         raise ProbeError(path, f"first frame cannot be decoded ({stream.codec_context.name}: {exc})") from exc
     raise ProbeError(path, f"no frame could be decoded ({stream.codec_context.name})")

@@ -1,0 +1,396 @@
+#!/usr/bin/env python3
+"""Correctness against peers on real-world files: the zoo of tests/zoo.py (containers, codecs and damage
+found in training sets) plus ../shared/media, read by vidloader and by the peers the benchmark knows
+(pyav-naive, opencv, decord, torchcodec), clip by clip, each frame checked against a sequential PyAV
+decode of the intact file.
+
+    PYTHONPATH=src python benchmarks/compat.py [--out docs/compat.md] [--json compat.json] [--zoo DIR]
+
+Per case and reader: how many frames the reader's index says the file has, how many distinct frames it
+served right over a sliding pass (clips of 4, every frame once) and 8 random clips with seeks, how many it
+served WRONG (the frame of another index, or damaged content), and how many clips raised. A frame is right
+when it equals the truth frame, or (for readers with their own YUV->RGB conversion: OpenCV) is within a
+mean |diff| of 6 of it and closer to it than to any other frame within 3 indices.
+
+Each reader runs in its own process, so a peer that crashes or hangs is a row, never the end of the run.
+torchcodec needs FFmpeg's shared libraries under their standard names: this script links PyAV's bundled
+FFmpeg (the av wheel's av.libs) into <cache>/ffmpeg-shim and puts that folder on LD_LIBRARY_PATH of the
+torchcodec process (a local shim; `vidloader bench` may grow its own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+READERS = ("vidloader", "pyav-naive", "opencv", "decord", "torchcodec")
+CLIP = 4
+COLOUR_TOLERANCE = 6.0
+SHARED = REPO.parent / "shared" / "media"
+
+
+def cases(zoo_dir: Path) -> dict[str, tuple[Path, Path, str]]:
+    """name -> (file, intact source, what it is)."""
+    from zoo import ZOO, build_zoo
+
+    paths = build_zoo(zoo_dir)
+    out = {n: (paths[n], paths[c.source] if c.source else paths[n], c.what) for n, c in ZOO.items()}
+    if SHARED.is_dir():
+        for p in sorted(SHARED.glob("*.mp4")) + sorted(SHARED.glob("*.mkv")):
+            out[f"shared:{p.name}"] = (p, p, "real clip from ../shared/media")
+    return out
+
+
+def truth(path: Path) -> list[np.ndarray]:
+    """The intact file's frames in presentation order (a plain sequential PyAV decode, rgb24)."""
+    import av
+
+    with av.open(str(path)) as c:
+        stream = c.streams.best("video")
+        frames = [(f.pts, f.to_ndarray(format="rgb24")) for f in c.decode(stream)]
+    return [f for _, f in sorted(frames, key=lambda t: t[0])]
+
+
+def clips_for(n: int) -> list[list[int]]:
+    slide = [list(range(s, min(s + CLIP, n))) for s in range(0, n, CLIP)]
+    rng = random.Random(n)
+    rand = []
+    for _ in range(8):
+        start, stride = rng.randrange(n), rng.choice([1, 2, 3])
+        rand.append(sorted({min(start + stride * j, n - 1) for j in range(CLIP)}))
+    return slide + rand
+
+
+class VidloaderReader:
+    def __init__(self, path: Path) -> None:
+        import vidloader as vl
+        from vidloader.backends import PyAVBackend
+
+        self.info = vl.probe_video(path)
+        self.backend = PyAVBackend()
+        self.count = self.info.num_frames
+
+    def position(self, i: int) -> int:
+        return i  # resolved by pts in run(); vidloader's index may skip undecodable frames
+
+    def decode(self, indices: list[int]) -> np.ndarray:
+        return self.backend.decode_clip(self.info, indices).frames
+
+
+class PeerReader:
+    def __init__(self, path: Path, name: str) -> None:
+        import av
+
+        from vidloader.cli import PEERS
+
+        with av.open(str(path)) as c:
+            stream = c.streams.best("video")
+            index = stream.index
+        self.info = SimpleNamespace(path=str(path), stream_index=index)
+        self.peer = PEERS[name]()
+        self.count = frame_count(name, path, index)
+
+    def decode(self, indices: list[int]) -> np.ndarray:
+        return np.asarray(self.peer.decode(self.info, indices, None))
+
+
+def frame_count(name: str, path: Path, index: int) -> int | None:
+    """What the reader's own index says (None where it has none)."""
+    if name == "opencv":
+        import cv2
+
+        cap = cv2.VideoCapture(str(path))
+        try:
+            return int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        finally:
+            cap.release()
+    if name == "decord":
+        import decord
+
+        return len(decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1))
+    if name == "torchcodec":
+        from torchcodec.decoders import VideoDecoder
+
+        return int(VideoDecoder(str(path), stream_index=index, seek_mode="exact").metadata.num_frames)
+    if name == "pyav-naive":
+        import av
+
+        with av.open(str(path)) as c:
+            return int(c.streams[index].frames) or None
+    return None
+
+
+def judge(got: np.ndarray, want: list[np.ndarray], i: int) -> str:
+    """'exact', 'close' (same frame, another colour conversion), 'rotated' (the display matrix applied)
+    or 'wrong'."""
+    if got.shape == want[i].shape and np.array_equal(got, want[i]):
+        return "exact"
+    if got.shape != want[i].shape:
+        for k in (1, 3, 2):
+            if got.shape == np.rot90(want[i], k).shape and judge(np.rot90(got, -k), want, i) != "wrong":
+                return "rotated"
+        return "wrong"
+    diffs = {
+        j: float(np.abs(got.astype(np.int16) - want[j]).mean())
+        for j in range(max(0, i - 3), min(len(want), i + 4))
+    }
+    best = min(diffs, key=lambda j: diffs[j])
+    return "close" if best == i and diffs[i] <= COLOUR_TOLERANCE else "wrong"
+
+
+def describe(exc: BaseException, path: Path) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text.replace(str(path), path.name)[:160]}"
+
+
+def run_reader(name: str, path: Path, source: Path) -> dict:
+    want = truth(source)
+    n_file = len(want)
+    row: dict = {
+        "frames_in_file": n_file,
+        "served": 0,
+        "wrong": 0,
+        "clip_errors": 0,
+        "exact": True,
+        "rotated": False,
+    }
+    try:
+        reader = VidloaderReader(path) if name == "vidloader" else PeerReader(path, name)
+    except Exception as exc:  # a peer that cannot open the file: the row says so
+        row["error"] = describe(exc, path)
+        row["served"], row["count"] = 0, None
+        return row
+    row["count"] = reader.count
+    # vidloader asks for its own index (which leaves undecodable frames out); peers for every frame.
+    n = reader.count if name == "vidloader" else n_file
+    to_truth = list(range(n))
+    if name == "vidloader":
+        src_pts = sorted(truth_pts(source))
+        to_truth = [src_pts.index(p) if p in src_pts else -1 for p in reader.info.frame_pts]
+    served: set[int] = set()
+    wrong: set[int] = set()
+    errors: list[str] = []
+    for indices in clips_for(max(n, 1)) if n else []:
+        try:
+            frames = reader.decode(indices)
+        except Exception as exc:
+            row["clip_errors"] += 1
+            errors.append(describe(exc, path))
+            continue
+        for j, i in enumerate(indices):
+            t = to_truth[i] if i < len(to_truth) else -1
+            verdict = judge(frames[j], want, t) if 0 <= t < n_file else "wrong"
+            if verdict == "wrong":
+                wrong.add(i)
+            else:
+                served.add(t)
+                row["exact"] &= verdict in ("exact", "rotated")
+                row["rotated"] |= verdict == "rotated"
+    row["served"], row["wrong"] = len(served), len(wrong)
+    if errors:
+        row["first_error"] = errors[0]
+    return row
+
+
+def truth_pts(path: Path) -> list[int]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [int(f.pts) for f in c.decode(c.streams.best("video"))]
+
+
+def worker(args: argparse.Namespace) -> int:
+    """One reader over every case, in this process; writes JSON rows."""
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    todo = json.loads(Path(args.cases).read_text())
+    out = {}
+    for name, (path, source) in todo.items():
+        t0 = time.perf_counter()
+        out[name] = run_reader(args.reader, Path(path), Path(source))
+        out[name]["seconds"] = round(time.perf_counter() - t0, 2)
+        Path(args.json).write_text(json.dumps(out))  # what is done survives a crash later on
+    return 0
+
+
+def ffmpeg_shim() -> Path:
+    """A folder of PyAV's bundled FFmpeg libraries under their standard names (libavutil.so.60, ...)."""
+    import av
+
+    from vidloader.dataset import default_cache_dir
+
+    libs = Path(av.__file__).resolve().parent.parent / "av.libs"
+    shim = default_cache_dir() / "ffmpeg-shim"
+    shim.mkdir(parents=True, exist_ok=True)
+    for lib in libs.glob("lib*.so*"):
+        stem = lib.name.split("-")[0]  # libavutil-5809ad29.so.60.26.102 -> libavutil
+        major = lib.name.split(".so.")[1].split(".")[0]
+        link = shim / f"{stem}.so.{major}"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(lib)
+    return shim
+
+
+def run_all(args: argparse.Namespace) -> dict:
+    zoo_dir = Path(args.zoo or tempfile.mkdtemp(prefix="vidloader-zoo-"))
+    all_cases = cases(zoo_dir)
+    if args.only:
+        keep = args.only.split(",")
+        all_cases = {n: c for n, c in all_cases.items() if n in keep}
+    results: dict = {"cases": {n: {"what": w} for n, (_, _, w) in all_cases.items()}, "readers": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "cases.json"
+        spec.write_text(json.dumps({n: [str(p), str(s)] for n, (p, s, _) in all_cases.items()}))
+        for reader in args.readers.split(","):
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
+            if reader == "torchcodec":
+                shim = ffmpeg_shim()
+                env["LD_LIBRARY_PATH"] = os.pathsep.join([str(shim), env.get("LD_LIBRARY_PATH", "")])
+            out = Path(tmp) / f"{reader}.json"
+            cmd = [
+                sys.executable,
+                __file__,
+                "--worker",
+                "--reader",
+                reader,
+                "--cases",
+                str(spec),
+                "--json",
+                str(out),
+            ]
+            try:
+                proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
+                status = (
+                    "" if proc.returncode == 0 else f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
+                )
+            except subprocess.TimeoutExpired:
+                status = f"timed out after {args.timeout}s"
+            rows = json.loads(out.read_text()) if out.exists() else {}
+            for name in all_cases:
+                rows.setdefault(name, {"error": status or "not run", "served": 0, "count": None})
+            results["readers"][reader] = {"status": status, "rows": rows}
+            print(f"{reader}: {status or 'ok'}", file=sys.stderr)
+    return results
+
+
+def cell(row: dict) -> str:
+    if "error" in row:
+        return f"error: {row['error'][:70]}"
+    text = f"{row['served']}/{row['frames_in_file']}"
+    notes = []
+    if row["wrong"]:
+        notes.append(f"**{row['wrong']} WRONG**")
+    if row["clip_errors"]:
+        notes.append(f"{row['clip_errors']} clips failed")
+    if not row["exact"]:
+        notes.append("colour differs")
+    if row.get("rotated"):
+        notes.append("rotated")
+    if row.get("count") is not None and row["count"] != row["frames_in_file"]:
+        notes.append(f"says {row['count']}")
+    return text + (f" ({', '.join(notes)})" if notes else "")
+
+
+def versions() -> str:
+    import importlib.metadata as md
+
+    import av
+
+    out = [f"PyAV {av.__version__} (FFmpeg {getattr(av, 'ffmpeg_version_info', '?')})"]
+    for dist in ("opencv-python-headless", "opencv-python", "decord2", "decord", "torchcodec"):
+        try:
+            out.append(f"{dist} {md.version(dist)}")
+        except md.PackageNotFoundError:
+            continue
+    return ", ".join(out)
+
+
+def table(results: dict, command: str) -> str:
+    readers = list(results["readers"])
+    lines = [
+        "# Real-world files: vidloader and peers, frame by frame",
+        "",
+        f"Made by `{command}` (benchmarks/compat.py; files from tests/zoo.py, built by PyAV at run time).",
+        f"Readers: {results.get('versions') or versions()}.",
+        "",
+        "Each cell: distinct frames served right / frames in the file (sequential PyAV decode of the intact",
+        "file), over a sliding pass of 4-frame clips and 8 random clips with seeks. **WRONG**: frames served that",
+        "are another frame or damaged content. *clips failed*: clips that raised (a damaged file's clips that",
+        "touch the damage should). *colour differs*: right frames through another YUV->RGB conversion.",
+        "*rotated*: frames turned by the file's display matrix (a convention, not an error).",
+        "*says N*: the reader's own frame count, when it is not the file's. For a damaged file the",
+        "denominator is the intact file's count; vidloader is asked only for the frames its index holds.",
+        "pyav-naive decodes every clip from the start of the file: the truth's own method, exact by",
+        "construction on healthy files at the cost of decoding the whole file up to each clip; the",
+        "seeking peers (opencv, decord, torchcodec) are what vidloader is measured against.",
+        "",
+        "| case | " + " | ".join(readers) + " |",
+        "| --- | " + " | ".join("---" for _ in readers) + " |",
+    ]
+    for name in results["cases"]:
+        cells = [cell(results["readers"][r]["rows"][name]) for r in readers]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "The truth for every reader is the stream FFmpeg calls best (`shared:nasa_13013.mp4` has two video",
+        "streams: OpenCV cannot choose and reads the first, 320x180, so its frames count as WRONG there).",
+        "torchcodec loads PyAV's bundled FFmpeg through a folder of links under standard library names on",
+        "LD_LIBRARY_PATH (made by the script under the vidloader cache folder).",
+    ]
+    lines += ["", "Cases:", ""]
+    lines += [f"- `{n}`: {c['what']}" for n, c in results["cases"].items()]
+    status = [f"- {r}: {v['status']}" for r, v in results["readers"].items() if v["status"]]
+    if status:
+        lines += ["", "Readers that stopped early:", "", *status]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--readers", default=",".join(READERS))
+    ap.add_argument("--only", help="comma-separated case names (default: every case)")
+    ap.add_argument("--zoo", help="folder for the zoo files (default: a new temporary folder)")
+    ap.add_argument("--out", help="write the Markdown table here")
+    ap.add_argument("--json", help="write the raw rows here")
+    ap.add_argument("--timeout", type=int, default=900, help="seconds per reader")
+    ap.add_argument("--from-json", help="render the table from a --json file of an earlier run")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--reader", help=argparse.SUPPRESS)
+    ap.add_argument("--cases", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        return worker(args)
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text())
+        command = results["command"]
+    else:
+        results = run_all(args)
+        command = "PYTHONPATH=src python benchmarks/compat.py" + (f" --out {args.out}" if args.out else "")
+        results["command"], results["versions"] = command, versions()
+    md = table(results, command)
+    if args.out:
+        Path(args.out).write_text(md)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

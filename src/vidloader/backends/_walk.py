@@ -1,0 +1,140 @@
+"""One decode attempt of the PyAV backend: seek, start at a keyframe, decode up to the last wanted frame,
+and judge each decoder error by whether it can touch a wanted frame."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..dataset import VideoInfo, ffmpeg_errors
+
+
+class DecodeWalk:
+    """One attempt: seek, then demux and decode from the first keyframe up to the last wanted frame.
+
+    After the walk, ``complete`` says every wanted frame came out with no decoder error that could touch
+    it; ``started_at`` is the pts of the keyframe decoding started from (None: none before the clip);
+    ``error`` the first decoder error that counts, naming the frame."""
+
+    def __init__(self, info: VideoInfo, wanted: list[int], size, *, key_pts: int, skip_nonref: bool):
+        self.info, self.wanted, self.size = info, wanted, size
+        self.wanted_set = set(wanted)
+        self.key_pts = key_pts  # the clip's own keyframe: packets before it (or shown before it) are pre-roll
+        self.skip_nonref = skip_nonref
+        self.got: dict[int, np.ndarray] = {}
+        self.fed: set[int] = set()  # wanted frames whose packets went to the decoder
+        self.started_at: int | None = None
+        self.error = ""
+        self.passed_key = False
+
+    @property
+    def complete(self) -> bool:
+        return not self.error and len(self.got) == len(self.wanted)
+
+    def run(self, container, stream, target: int, logs) -> None:
+        import av
+        from av.video.reformatter import VideoReformatter
+
+        info = self.info
+        cc = stream.codec_context
+        at_start = target == 0
+        seek_keyframe(container, stream, None if at_start else info.keyframe_pts[target])
+        cc.flush_buffers()
+        cc.skip_frame = "DEFAULT"  # an earlier attempt may have stopped while skipping
+        # One reformatter for the clip keeps its swscale context: frame.to_ndarray(format=...) builds one
+        # per frame (1.1 -> 0.06 ms per 96x64 frame, 0.64 -> 0.40 ms at 360p, 3.5 -> 2.8 ms at 1080p;
+        # bit-identical output).
+        self.reformatter = VideoReformatter()
+        skipping = False
+        seen = len(logs)
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                break
+            ppts = packet.pts if packet.pts is not None else packet.dts
+            if self.started_at is None:
+                # Decoding must begin at a keyframe: a seek that lands on any packet (MPEG-TS, AVI) would
+                # otherwise decode frames from missing references. At the file's start, the first packet
+                # is where the stream begins, flagged or not.
+                if not (packet.is_keyframe or at_start) or ppts is None:
+                    continue
+                if ppts > self.wanted[0] and not at_start:
+                    self.started_at = ppts
+                    return  # past the first wanted frame: go back a keyframe
+                self.started_at = ppts
+            if self.skip_nonref:
+                # A non-reference frame nobody asked for (before the clip, or between strided frames) is
+                # never needed by another frame: dropping it is exact.
+                want_skip = ppts is not None and ppts not in self.wanted_set
+                if want_skip != skipping:
+                    cc.skip_frame = "NONREF" if want_skip else "DEFAULT"
+                    skipping = want_skip
+            try:
+                frames = cc.decode(packet)
+                errors = []
+            except av.error.InvalidDataError as exc:
+                frames, errors = [], [str(exc)]
+            if len(logs) > seen:
+                errors += ffmpeg_errors(logs[seen:])
+                seen = len(logs)
+            if errors and self._counts(ppts):
+                self._fail(ppts, errors[0])
+                return
+            if ppts is not None and ppts == self.key_pts:
+                self.passed_key = True
+            if ppts in self.wanted_set:
+                self.fed.add(ppts)
+            for frame in frames:
+                if self._take(frame):
+                    return
+        if skipping:
+            cc.skip_frame = "DEFAULT"
+        try:
+            for frame in cc.decode(None):
+                if self._take(frame):
+                    return
+        except av.error.InvalidDataError as exc:
+            if len(self.fed) < len(self.wanted):
+                self._fail(None, str(exc))
+
+    def _counts(self, ppts: int | None) -> bool:
+        """Whether a decoder error on this packet can touch a wanted frame."""
+        if len(self.fed) == len(self.wanted):
+            return False  # every wanted frame was sent before it: nothing wanted refers to it
+        if not self.passed_key and ppts != self.key_pts and self.started_at != self.key_pts:
+            return False  # pre-roll GOP before the clip's keyframe
+        # Shown before the clip's keyframe: an open GOP's leading frame, which no later frame refers to.
+        return ppts is None or ppts >= self.key_pts
+
+    def _fail(self, ppts: int | None, reason: str) -> None:
+        pts = self.info.frame_pts
+        where = f"frame {pts.index(ppts)} (pts {ppts})" if ppts in pts else f"pts {ppts}"
+        self.error = f"decoder error at {where}: {reason}"
+
+    def _take(self, frame) -> bool:
+        """Keep a wanted frame; True once the last one is in."""
+        p = frame.pts
+        if p in self.wanted_set and p not in self.got:
+            if frame.is_corrupt:
+                self._fail(p, "the decoder flagged the frame corrupt")
+                return True
+            h, w = self.size
+            if (h, w) != (self.info.height, self.info.width):
+                rgb = self.reformatter.reformat(
+                    frame, format="rgb24", width=w, height=h, interpolation="BILINEAR"
+                )
+            else:
+                rgb = self.reformatter.reformat(frame, format="rgb24")
+            self.got[p] = rgb.to_ndarray()
+        return len(self.got) == len(self.wanted)
+
+
+def seek_keyframe(container, stream, pts: int | None) -> None:
+    """Seek to the keyframe at or before ``pts`` (None: the start of the file)."""
+    import av
+
+    if pts is not None:
+        container.seek(pts, stream=stream, backward=True, any_frame=False)
+        return
+    try:
+        container.seek(0, backward=True, any_frame=False)  # AV_TIME_BASE units: before every stream
+    except av.error.FFmpegError:
+        container.seek(-(1 << 40), stream=stream, backward=True, any_frame=False)
