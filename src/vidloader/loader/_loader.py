@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -32,6 +32,7 @@ from ..backends import (
 )
 from ..dataset import VideoDataset
 from ..sampling import ClipSpec, SamplingConfig, clip_seed, plan_epoch
+from ..transforms import ClipTransform, as_clip_transform
 from ._audio import AudioBatcher, audio_samples, split_audio
 from ._batch import ClipBatch
 from ._pool import WORKER_TYPES, DecodePool, WorkerType
@@ -109,15 +110,6 @@ class _EmptyBatch(Exception):
     """Every clip of a batch failed under on_error="skip"."""
 
 
-class ClipTransform(Protocol):
-    """What ``transform=`` takes: uint8 [B,T,H,W,C] on the device plus one seed per clip -> model input,
-    ``num_views`` rows per clip (clip-major)."""
-
-    num_views: int
-
-    def __call__(self, video: torch.Tensor, *, seeds: list[int]) -> torch.Tensor: ...
-
-
 def _dist_defaults(rank: int | None, world_size: int | None) -> tuple[int, int]:
     if rank is not None and world_size is not None:
         return rank, world_size
@@ -131,7 +123,52 @@ def _dist_defaults(rank: int | None, world_size: int | None) -> tuple[int, int]:
 
 
 class VideoLoader:
-    """Iterate clip batches. See the README for the full semantics; every argument is keyword-only."""
+    """Iterate batches of decoded, processed clips; resumable, sharded, prefetched.
+
+    Each pass (``for batch in loader``) yields the clips of one epoch's plan (see ``vidloader.SamplingConfig``)
+    as ClipBatch objects, which unpack as ``video, label, video_index``. Everything after ``dataset`` is
+    keyword-only.
+
+    Args:
+        dataset: the indexed videos (``VideoDataset.from_folder`` / ``from_manifest`` / ``from_paths``).
+        batch_size: clips per batch (rows are ``batch_size * num_views`` with a multi-view transform).
+        frames_per_clip, frame_stride, target_fps, clip_step, sampling, clips_per_video,
+            clips_per_video_mode, shuffle: the sampling plan; see ``vidloader.SamplingConfig``. In short:
+            ``sampling="random"`` with the default ``clips_per_video_mode="exact"`` gives exactly
+            ``clips_per_video`` independent random clips per video and epoch; ``"without_replacement"`` is
+            torchvision's RandomClipSampler (at most ``clips_per_video`` distinct windows every ``clip_step``
+            frames); ``"uniform"`` is evenly spaced clips (torchvision's UniformClipSampler);
+            ``"sliding"`` every window.
+        seed: seeds the plan and every clip's augmentation (``clip_seed(seed, epoch, video, clip)``).
+        drop_last: drop the epoch's last incomplete batch.
+        device: "cpu" or "cuda[:N]": where ``video`` and ``label`` are delivered (and transforms run).
+        backend: "auto", "pyav" or "dali" (DALI only on CUDA; files it cannot decode fall back to PyAV).
+        output_layout: "NCTHW", "NTCHW" or "NTHWC" when there is no transform.
+        dtype: torch.uint8, or a float dtype scaled to [0, 1], when there is no transform.
+        resize: decode-time resize to ``(h, w)`` or a short side (needed when videos differ in size).
+        apply_rotation: rotate frames by the container's rotation metadata.
+        transform: None, a batched vidloader transform (``TrainClipTransform``, ``EvalClipTransform``, or any
+            ``fn(video_u8_BTHWC, *, seeds) -> tensor`` with ``num_views``), or a per-clip callable such as
+            a torchvision v2 transform or ``weights.transforms()``, called per clip with uint8 ``[T, C, H,
+            W]`` on ``device`` (seeded per clip) and stacked; see ``vidloader.transforms.as_clip_transform``.
+        transform_kind: "auto" (read from the transform's marker or signature, once, here), "batched" or
+            "per_clip".
+        num_workers: decode workers (0 decodes inline on the iterating thread).
+        worker_type: "thread" or "process" (spawned).
+        prefetch: batches prepared ahead of the training step.
+        on_error: "raise" a VidloaderError naming the file, or "skip" the clip (counted in ``stats``).
+        decode_timeout: seconds one clip may take to decode before it counts as failed.
+        shared_decode: decode clips of one video that share a keyframe in one pass (PyAV backend).
+        rank, world_size: the DDP shard (default: from torch.distributed when initialised, else 0 / 1).
+        audio: an AudioSpec to deliver each clip's audio as ``batch.audio``.
+
+    Raises:
+        ConfigError: any argument outside the above, naming it and the allowed values.
+        BackendUnavailableError: the requested backend cannot run here.
+
+    ``len(loader)`` is the number of batches of the current epoch (stable during a pass) and
+    ``loader.num_clips`` its clips; ``state_dict()`` / ``load_state_dict()`` resume mid-epoch.
+    """
 
     def __init__(
         self,
@@ -144,6 +181,7 @@ class VideoLoader:
         clip_step: int | None = None,
         sampling: str = "random",
         clips_per_video: int = 1,
+        clips_per_video_mode: str = "exact",
         shuffle: bool = True,
         seed: int = 0,
         drop_last: bool = False,
@@ -153,7 +191,8 @@ class VideoLoader:
         dtype: torch.dtype = torch.uint8,
         resize: int | tuple[int, int] | None = None,
         apply_rotation: bool = False,
-        transform: ClipTransform | None = None,
+        transform: Callable[..., torch.Tensor] | None = None,
+        transform_kind: str = "auto",
         num_workers: int = 2,
         worker_type: WorkerType = "thread",
         prefetch: int = 2,
@@ -174,6 +213,7 @@ class VideoLoader:
             clip_step=clip_step,
             sampling=sampling,  # type: ignore[arg-type]
             clips_per_video=clips_per_video,
+            clips_per_video_mode=clips_per_video_mode,  # type: ignore[arg-type]
             shuffle=shuffle,
         )
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
@@ -199,9 +239,8 @@ class VideoLoader:
         self.dtype = dtype
         self.resize = check_resize(resize)
         self.apply_rotation = bool(apply_rotation)
-        if transform is not None and not callable(transform):
-            raise ConfigError(f"transform must be callable, got {type(transform).__name__}")
-        self.transform = transform
+        # Batched (vidloader) or per-clip (torchvision) transform: decided once, here (issue 16).
+        self.transform: ClipTransform | None = as_clip_transform(transform, transform_kind)
         self.num_workers = check_int("num_workers", num_workers, minimum=0)
         self.worker_type = check_choice("worker_type", worker_type, WORKER_TYPES)
         self.prefetch = check_int("prefetch", prefetch, minimum=1)
@@ -260,8 +299,24 @@ class VideoLoader:
     def _num_batches(self, n_clips: int) -> int:
         return n_clips // self.batch_size if self.drop_last else -(-n_clips // self.batch_size)
 
+    # ---- sizes (issue 16): the epoch in progress while one is, else the next one ---------------------
+
+    @property
+    def _current_epoch(self) -> int:
+        return self._epoch if self._in_epoch else self._next_epoch
+
+    @property
+    def num_clips(self) -> int:
+        """Clips this rank yields in the current epoch (the one being iterated, else the next one), counting
+        every clip of the plan, including ones that a resume skips or ``on_error="skip"`` drops; views of
+        a multi-view transform are not counted (a batch has ``num_views`` rows per clip)."""
+        return len(self._plan(self._current_epoch))
+
     def __len__(self) -> int:
-        return self._num_batches(len(self._plan(self._next_epoch)))
+        """Batches in the current epoch (the one being iterated, else the next one): ``ceil(num_clips /
+        batch_size)``, or the floor with ``drop_last``. It does not change during a pass and counts the whole
+        epoch, also when the pass resumed mid-epoch (like ``torch.utils.data.DataLoader``)."""
+        return self._num_batches(self.num_clips)
 
     def clip_plan(self, epoch: int | None = None) -> list[ClipSpec]:
         """The clips this rank yields in ``epoch`` (default: the next one), in order."""
@@ -270,6 +325,11 @@ class VideoLoader:
     # ---- epoch & state -------------------------------------------------------------------------------
 
     def set_epoch(self, epoch: int) -> None:
+        """Make the next pass epoch ``epoch`` (without it, each pass advances the epoch by one).
+
+        Raises:
+            ConfigError: ``epoch`` is not an int >= 0.
+        """
         check_int("epoch", epoch, minimum=0)
         if epoch != self._next_epoch:
             # A state loaded for this very epoch stays pending: the usual loop calls set_epoch(e) every
@@ -280,6 +340,7 @@ class VideoLoader:
 
     @property
     def epoch(self) -> int:
+        """The epoch the next pass runs."""
         return self._next_epoch
 
     def _config(self) -> dict[str, Any]:
@@ -303,6 +364,12 @@ class VideoLoader:
         return make_state(epoch=epoch, batches_yielded=done, config=self._config(), dataset=self._dataset_fp)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from ``state_dict()``: the next pass yields exactly the batches that remained.
+
+        Raises:
+            StateMismatchError: the state was saved under a different sampling config, seed, world size,
+                batch size or dataset (the message names the field).
+        """
         epoch, done = check_state(state, config=self._config(), dataset=self._dataset_fp)
         self._next_epoch = epoch
         self._resume_from = done
@@ -686,6 +753,7 @@ class VideoLoader:
         )
 
     def close(self) -> None:
+        """Stop the decode workers."""
         self._pool.close()
 
     def __del__(self) -> None:
