@@ -158,3 +158,17 @@ def test_len_during_a_pass_is_this_epochs_even_when_the_next_differs(dataset: vl
     during = {(len(loader), loader.num_clips) for _ in loader}
     assert during == {(sizes[epoch], sizes[epoch])}
     assert len(loader) == sizes[epoch + 1]
+
+
+def test_per_clip_transform_runs_on_the_videos_device(device: str) -> None:
+    video = torch.from_numpy(textured_frames(2, 20, 24, seed=2)).unsqueeze(0).repeat(2, 1, 1, 1, 1).to(device)
+    devices: list[str] = []
+
+    def fn(clip: torch.Tensor) -> torch.Tensor:
+        devices.append(clip.device.type)
+        return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.RandomCrop(8)])(clip)
+
+    out = PerClipTransform(fn)(video, seeds=[1, 2])
+    assert devices == [device, device] and out.device.type == device and out.shape == (2, 2, 3, 8, 8)
+    cpu = PerClipTransform(fn)(video.cpu(), seeds=[1, 2])
+    torch.testing.assert_close(out.cpu(), cpu, atol=0, rtol=0)  # same seeded crops on every device

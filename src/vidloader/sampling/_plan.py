@@ -104,7 +104,18 @@ def _max_clips(info: VideoInfo, cfg: SamplingConfig) -> int:
 def video_clips(
     info: VideoInfo, video_index: int, cfg: SamplingConfig, *, seed: int, epoch: int
 ) -> list[ClipSpec]:
-    """The clips of one video for one epoch; depends on (seed, epoch, video_index) only."""
+    """The clips of one video for one epoch; depends on (seed, epoch, video_index) only.
+
+    Args:
+        info: the video.
+        video_index: its index in the dataset (recorded in the clips, and part of the random key).
+        cfg: the sampling plan.
+        seed, epoch: the random key of "random" sampling.
+
+    Returns:
+        The clips in start order, ``clip_index`` 0, 1, ...: ``clips_per_video`` of them for "random" (at most
+        that many with ``clips_per_video_mode="without_replacement"``) and "uniform", every window for "sliding".
+    """
     rng = _rng(seed, epoch, video_index, _TAG_CLIPS) if cfg.sampling == "random" else None
     clips = []
     for ci, s in enumerate(_starts(info, cfg, rng)):
@@ -146,7 +157,23 @@ def plan_epoch(
     rank: int = 0,
     world_size: int = 1,
 ) -> list[ClipSpec]:
-    """Every clip rank yields in the epoch, in order. Ranks get equally many clips (hence batches)."""
+    """Every clip ``rank`` yields in the epoch, in order. Ranks get equally many clips (hence batches).
+
+    Args:
+        videos: the dataset's videos.
+        cfg: the sampling plan.
+        seed, epoch: the random key (video order, clip starts, clip order).
+        rank, world_size: the shard.
+
+    Returns:
+        The rank's clips: its share of the epoch's (shuffled) videos, wrapped round to a multiple of
+        ``world_size``, each video's clips, shuffled across the epoch when there are several per video. Plans
+        whose clip count varies per video ("sliding", "without_replacement") repeat clips to pad every rank to
+        the longest.
+
+    Raises:
+        ConfigError: a bad seed, epoch, rank or world size, or an empty dataset.
+    """
     mine = shard_videos(
         len(videos), seed=seed, epoch=epoch, rank=rank, world_size=world_size, shuffle=cfg.shuffle
     )

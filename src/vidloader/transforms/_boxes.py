@@ -195,8 +195,16 @@ def check_resize_to(resize: object) -> int | tuple[int, int] | None:
 
 
 def resized_size(height: int, width: int, resize: int | tuple[int, int]) -> tuple[int, int]:
-    """The frame size after torchvision's ``Resize(resize)``: ``(h, w)`` as given, or for an int the short
-    side set to it and the long side ``int(resize * long / short)`` (truncated, as torchvision does)."""
+    """The frame size after torchvision's ``Resize(resize)``.
+
+    Args:
+        height, width: the source frame size.
+        resize: ``(h, w)``, or the short side.
+
+    Returns:
+        ``(h, w)`` as given, or for an int the short side set to it and the long side
+        ``int(resize * long / short)`` (truncated, as torchvision does).
+    """
     if not isinstance(resize, int):
         return resize
     if width <= height:
@@ -208,6 +216,14 @@ def source_box(
     height: int, width: int, resized: tuple[int, int], box: tuple[int, int, int, int]
 ) -> tuple[int, int, int, int]:
     """A crop box ``(y, x, h, w)`` of the frame resized to ``resized``, as a box of the source frame.
+
+    Args:
+        height, width: the source frame size.
+        resized: the resized frame size the box refers to.
+        box: ``(y, x, h, w)`` in the resized frame.
+
+    Returns:
+        ``(y0, x0, h, w)`` in whole source pixels, inside the source frame, at least 1x1.
 
     A bilinear resize followed by a crop samples the source on the grid of the crop's region; the fused op
     samples its box's region on the same kind of grid, so cropping the source at the region and resizing
