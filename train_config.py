@@ -18,7 +18,7 @@ import yaml
 from vidloader import ConfigError, VideoLoader
 
 # Keys the loader sections may not set: the training script owns them.
-_LOADER_OWNED = {"dataset", "transform", "device", "rank", "world_size", "dtype"}
+_LOADER_OWNED = {"dataset", "transform", "transform_kind", "device", "rank", "world_size", "dtype"}
 
 # Keys whose value may take more than one form (transform.size: 112 or [h, w]); their users check them.
 _ANY_TYPE = {("transform", "size")}
@@ -33,7 +33,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "on_error": "skip",
     },
     "loader": {"batch_size": 8, "frames_per_clip": 8, "frame_stride": 2, "num_workers": 2, "seed": 0},
-    "val_loader": {"sampling": "multiview", "clips_per_video": 2, "shuffle": False},
+    "val_loader": {"sampling": "uniform", "clips_per_video": 2, "shuffle": False},
     "transform": {
         "size": 112,
         "scale": [0.3, 1.0],

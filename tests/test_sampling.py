@@ -21,7 +21,7 @@ from media import (
 )
 from vidloader.sampling import SamplingConfig, clip_seed, plan_epoch, shard_videos, video_clips
 
-MODES = ("random", "uniform", "multiview", "sliding")
+MODES = ("random", "uniform", "sliding")
 TB = 12800  # 25 fps in a 1/12800 time base: 512 ticks per frame
 
 
@@ -182,9 +182,9 @@ def test_ranks_equal_length_cover_all_and_overlap_only_by_wrap_round(
 
 @settings(max_examples=80, deadline=None)
 @given(n=st.integers(1, 200), fpc=st.integers(1, 10), stride=st.integers(1, 4), k=st.integers(1, 6))
-def test_uniform_and_multiview_spacing(n: int, fpc: int, stride: int, k: int) -> None:
+def test_uniform_spacing(n: int, fpc: int, stride: int, k: int) -> None:
     info = fake_info(n)
-    for mode in ("uniform", "multiview"):
+    for mode in ("uniform",):
         cfg = SamplingConfig(frames_per_clip=fpc, frame_stride=stride, sampling=mode, clips_per_video=k)
         starts = [c.frame_indices[0] for c in video_clips(info, 0, cfg, seed=0, epoch=0)]
         room = max(n - span(cfg), 0)
@@ -345,3 +345,93 @@ def test_rank_errors() -> None:
         plan_epoch(videos, cfg, seed=0, epoch=0, rank=2, world_size=2)
     with pytest.raises(vl.ConfigError, match="seed must be a non-negative int"):
         plan_epoch(videos, cfg, seed=-1, epoch=0)
+
+
+# ---- one name per plan; clips_per_video as a maximum without replacement ------------------------------
+
+
+def test_multiview_is_a_deprecated_name_for_uniform() -> None:
+    with pytest.warns(DeprecationWarning, match='"multiview" is the same plan as sampling="uniform"'):
+        old = SamplingConfig(frames_per_clip=4, sampling="multiview", clips_per_video=3)
+    new = SamplingConfig(frames_per_clip=4, sampling="uniform", clips_per_video=3)
+    assert old == new and old.sampling == "uniform" and old.to_json() == new.to_json()
+    videos = [fake_info(n, index=i) for i, n in enumerate([40, 9, 77])]
+    assert plan_epoch(videos, old, seed=3, epoch=1) == plan_epoch(videos, new, seed=3, epoch=1)
+
+
+def windows(n: int, cfg: SamplingConfig) -> list[int]:
+    """Window starts of a video of n frames (torchvision's VideoClips grid with step_between_clips=step)."""
+    return list(range(0, max(n - span(cfg), 0) + 1, cfg.step))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 120), min_size=1, max_size=8),
+    fpc=st.integers(1, 10),
+    stride=st.integers(1, 3),
+    clip_step=st.none() | st.integers(1, 12),
+    k=st.integers(1, 6),
+    seed=st.integers(0, 1000),
+    epoch=st.integers(0, 5),
+)
+def test_without_replacement_takes_at_most_k_distinct_windows(
+    lengths: list[int], fpc: int, stride: int, clip_step: int | None, k: int, seed: int, epoch: int
+) -> None:
+    videos = [fake_info(n, index=i) for i, n in enumerate(lengths)]
+    cfg = SamplingConfig(
+        frames_per_clip=fpc,
+        frame_stride=stride,
+        clip_step=clip_step,
+        sampling="random",
+        clips_per_video=k,
+        clips_per_video_mode="without_replacement",
+    )
+    plan = plan_epoch(videos, cfg, seed=seed, epoch=epoch)
+    assert len(plan) == sum(min(k, len(windows(n, cfg))) for n in lengths)
+    for v, n in enumerate(lengths):
+        starts = [c.frame_indices[0] for c in plan if c.video_index == v]
+        assert len(starts) == len(set(starts)) == min(k, len(windows(n, cfg)))  # distinct: no replacement
+        assert set(starts) <= set(windows(n, cfg))  # on the window grid
+        assert sorted(c.clip_index for c in plan if c.video_index == v) == list(range(len(starts)))
+    assert plan == plan_epoch(videos, cfg, seed=seed, epoch=epoch)
+
+
+def test_without_replacement_draws_new_windows_each_epoch_and_covers_all_when_k_is_large() -> None:
+    videos = [fake_info(200, index=i) for i in range(4)]
+    kw = dict(frames_per_clip=8, clip_step=4, sampling="random", clips_per_video_mode="without_replacement")
+    cfg = SamplingConfig(clips_per_video=3, **kw)  # type: ignore[arg-type]
+    starts = lambda plan: sorted((c.video_index, c.frame_indices[0]) for c in plan)  # noqa: E731
+    assert starts(plan_epoch(videos, cfg, seed=0, epoch=0)) != starts(
+        plan_epoch(videos, cfg, seed=0, epoch=1)
+    )
+    every = SamplingConfig(clips_per_video=1000, **kw)  # type: ignore[arg-type]
+    sliding = SamplingConfig(frames_per_clip=8, clip_step=4, sampling="sliding")
+    assert starts(plan_epoch(videos, every, seed=0, epoch=0)) == starts(
+        plan_epoch(videos, sliding, seed=0, epoch=0)
+    )
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_without_replacement_ranks_get_equal_lengths(world_size: int) -> None:
+    videos = [fake_info(n, index=i) for i, n in enumerate([10, 90, 33, 7, 64])]
+    cfg = SamplingConfig(
+        frames_per_clip=8, sampling="random", clips_per_video=4, clips_per_video_mode="without_replacement"
+    )
+    plans = [
+        plan_epoch(videos, cfg, seed=1, epoch=0, rank=r, world_size=world_size) for r in range(world_size)
+    ]
+    assert len({len(p) for p in plans}) == 1
+    assert {c.video_index for p in plans for c in p} == set(range(len(videos)))
+
+
+def test_without_replacement_needs_random_sampling() -> None:
+    with pytest.raises(
+        vl.ConfigError, match="clips_per_video_mode='without_replacement' needs sampling='random'"
+    ):
+        SamplingConfig(frames_per_clip=4, sampling="uniform", clips_per_video_mode="without_replacement")
+    with pytest.raises(
+        vl.ConfigError, match="clips_per_video_mode='some' is not allowed; choose one of 'exact'"
+    ):
+        SamplingConfig(frames_per_clip=4, clips_per_video_mode="some")  # type: ignore[arg-type]
+    # The default is left out of the resume fingerprint, so states saved before the option existed still load.
+    assert "clips_per_video_mode" not in SamplingConfig(frames_per_clip=4).to_json()

@@ -102,6 +102,11 @@ class VideoDataset(Sequence[VideoInfo]):
             f"skipped={len(self.skipped)}, root={self.root!r})"
         )
 
+    @property
+    def samples(self) -> list[tuple[str, int]]:
+        """``(path, label)`` per video, as torchvision's ``DatasetFolder`` / ``Kinetics`` name it."""
+        return [(v.path, v.label) for v in self._videos]
+
     def fingerprint_items(self) -> list[tuple[str, int, int]]:
         """What identifies the dataset for resume checks: per video (path, first frame, frame count)."""
         return [(v.path, v.first_frame, v.num_frames) for v in self._videos]

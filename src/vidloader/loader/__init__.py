@@ -6,14 +6,13 @@ stream); LoaderConfig holds the validated options and EpochCursor the position t
 
 from ._audio import AudioBatcher, audio_samples
 from ._batch import ClipBatch
-from ._config import LAYOUTS, ClipTransform, LoaderConfig
+from ._config import LAYOUTS, LoaderConfig
 from ._loader import VideoLoader
 
 __all__ = [
     "LAYOUTS",
     "AudioBatcher",
     "ClipBatch",
-    "ClipTransform",
     "LoaderConfig",
     "VideoLoader",
     "audio_samples",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
 import torch
@@ -16,6 +17,26 @@ class ClipBatch:
     ``video`` and ``label`` live on the loader's device; the bookkeeping tensors (indices, timestamps) stay
     on the CPU so reading them never synchronises the GPU. With a multi-view transform (3-crop eval) every
     per-clip field is repeated per view and ``view_index`` says which view a row is.
+
+    A batch unpacks like the ``(video, target, video_idx)`` tuples of torchvision's video reference scripts::
+
+        for video, label, video_index in loader: ...
+
+    ``len(batch)`` is the number of rows (clips x views), not the 3 unpacked fields; every field stays
+    reachable by name (``batch.timestamp``, ``batch.audio``, ...).
+
+    Attributes:
+        video: the clips, ``[B, ...]`` in the loader's ``output_layout`` (or what its transform returns).
+        label: int64 ``[B]`` class labels.
+        video_index: int64 ``[B]``: index of the clip's video in the dataset.
+        clip_index: int64 ``[B]``: index of the clip within its video's clips this epoch.
+        frame_index: int64 ``[B, T]``: index of every frame in the decoded stream.
+        timestamp: float64 ``[B, T]``: presentation time of every frame, in seconds.
+        view_index: int64 ``[B]`` view of a multi-view transform, else None.
+        audio, audio_mask: the clip's audio and whether it has any, when the loader was given ``audio=``.
+
+    Raises:
+        ConfigError: a field is not a tensor or has a different number of rows than ``video``.
     """
 
     video: torch.Tensor
@@ -46,6 +67,10 @@ class ClipBatch:
     def __len__(self) -> int:
         return int(self.video.shape[0])
 
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        """``video, label, video_index = batch``: the tuple torchvision's video classification loop unpacks."""
+        return iter((self.video, self.label, self.video_index))
+
     def __repr__(self) -> str:
         parts = []
         for f in fields(self):
@@ -55,6 +80,15 @@ class ClipBatch:
         return "ClipBatch(" + ", ".join(parts) + ")"
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> ClipBatch:
+        """A copy with every tensor on ``device`` (``Tensor.to`` semantics for ``non_blocking``).
+
+        Args:
+            device: where the tensors go.
+            non_blocking: passed to ``Tensor.to``.
+
+        Returns:
+            A new ClipBatch; this one is unchanged.
+        """
         kw = {
             f.name: (
                 getattr(self, f.name).to(device, non_blocking=non_blocking)

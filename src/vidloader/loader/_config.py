@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import torch
 
@@ -11,6 +11,7 @@ from .._errors import ConfigError
 from .._validate import check_choice, check_int
 from ..backends import BACKENDS, AudioSpec, ResizeArg, check_resize
 from ..sampling import SamplingConfig
+from ..transforms import ClipTransform, as_clip_transform
 
 Layout = Literal["NCTHW", "NTCHW", "NTHWC"]
 LAYOUTS: tuple[str, ...] = ("NCTHW", "NTCHW", "NTHWC")
@@ -19,15 +20,6 @@ OnError = Literal["raise", "skip"]
 ON_ERROR: tuple[str, ...] = ("raise", "skip")
 WorkerType = Literal["thread", "process"]
 WORKER_TYPES: tuple[str, ...] = ("thread", "process")
-
-
-class ClipTransform(Protocol):
-    """What ``transform=`` takes: uint8 [B,T,H,W,C] on the device plus one seed per clip -> model input,
-    ``num_views`` rows per clip (clip-major)."""
-
-    num_views: int
-
-    def __call__(self, video: torch.Tensor, *, seeds: list[int]) -> torch.Tensor: ...
 
 
 def _check_bool(name: str, value: Any) -> None:
@@ -94,6 +86,7 @@ class LoaderConfig:
     resize: ResizeArg = None
     apply_rotation: bool = False
     transform: ClipTransform | None = None
+    transform_kind: str = "auto"
     num_workers: int = 2
     worker_type: WorkerType = "thread"
     prefetch: int = 2
@@ -119,8 +112,8 @@ class LoaderConfig:
             )
         object.__setattr__(self, "resize", check_resize(self.resize))
         object.__setattr__(self, "apply_rotation", bool(self.apply_rotation))
-        if self.transform is not None and not callable(self.transform):
-            raise ConfigError(f"transform must be callable, got {type(self.transform).__name__}")
+        # Batched (vidloader) or per-clip (torchvision) transform: decided once, here.
+        object.__setattr__(self, "transform", as_clip_transform(self.transform, self.transform_kind))
         check_int("num_workers", self.num_workers, minimum=0)
         check_choice("worker_type", self.worker_type, WORKER_TYPES)
         check_int("prefetch", self.prefetch, minimum=1)
@@ -147,6 +140,7 @@ class LoaderConfig:
         clip_step: int | None = None,
         sampling: str = "random",
         clips_per_video: int = 1,
+        clips_per_video_mode: str = "exact",
         shuffle: bool = True,
         rank: int | None = None,
         world_size: int | None = None,
@@ -155,8 +149,8 @@ class LoaderConfig:
         """A config from VideoLoader's flat keywords.
 
         Args:
-            frames_per_clip, frame_stride, target_fps, clip_step, sampling, clips_per_video, shuffle: the
-                clip sampling (see ``SamplingConfig``).
+            frames_per_clip, frame_stride, target_fps, clip_step, sampling, clips_per_video,
+                clips_per_video_mode, shuffle: the clip sampling (see ``SamplingConfig``).
             rank, world_size: None takes torch.distributed's when it is initialised, else (0, 1).
             **options: the other fields of LoaderConfig.
 
@@ -173,6 +167,7 @@ class LoaderConfig:
             clip_step=clip_step,
             sampling=sampling,  # type: ignore[arg-type]
             clips_per_video=clips_per_video,
+            clips_per_video_mode=clips_per_video_mode,  # type: ignore[arg-type]
             shuffle=shuffle,
         )
         rank, world_size = dist_defaults(rank, world_size)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import torch
@@ -20,7 +20,7 @@ from . import _handoff
 from ._assemble import Assembler
 from ._audio import AudioBatcher, audio_samples
 from ._batch import ClipBatch
-from ._config import ClipTransform, ConfigAttributes, LoaderConfig, OnError, WorkerType
+from ._config import ConfigAttributes, LoaderConfig, OnError, WorkerType
 from ._pool import DecodePool
 from ._prefetch import Prefetcher
 from ._scheduler import Scheduler, Stopped
@@ -34,13 +34,21 @@ log = logging.getLogger("vidloader")
 class VideoLoader(ConfigAttributes):
     """Iterate batches of decoded clips (``ClipBatch``) on a device, prefetched, sharded and resumable.
 
-    Every argument but ``dataset`` is keyword-only; see the README for the full semantics.
+    Each pass (``for batch in loader``) yields the clips of one epoch's plan as ClipBatch objects, which
+    unpack as ``video, label, video_index``. Every argument but ``dataset`` is keyword-only.
+    ``len(loader)`` is the number of batches of the current epoch (stable during a pass) and
+    ``loader.num_clips`` its clips; ``state_dict()`` / ``load_state_dict()`` resume mid-epoch.
 
     Args:
-        dataset: the videos (``VideoDataset``).
-        batch_size: clips per batch.
-        frames_per_clip, frame_stride, target_fps, clip_step, sampling, clips_per_video, shuffle: how
-            clips are cut (``SamplingConfig``).
+        dataset: the videos (``VideoDataset.from_folder`` / ``from_manifest`` / ``from_paths``).
+        batch_size: clips per batch (rows are ``batch_size * num_views`` with a multi-view transform).
+        frames_per_clip, frame_stride, target_fps, clip_step, sampling, clips_per_video,
+            clips_per_video_mode, shuffle: the sampling plan; see ``vidloader.SamplingConfig``. In short:
+            ``sampling="random"`` with the default ``clips_per_video_mode="exact"`` gives exactly
+            ``clips_per_video`` independent random clips per video and epoch; ``"without_replacement"`` is
+            torchvision's RandomClipSampler (at most ``clips_per_video`` distinct windows every
+            ``clip_step`` frames); ``"uniform"`` is evenly spaced clips (torchvision's
+            UniformClipSampler); ``"sliding"`` every window.
         seed: base of every random choice (clip positions, shuffling, per-clip transform seeds).
         drop_last: leave out a last, smaller batch.
         device: where batches are delivered: "cpu" or "cuda[:N]".
@@ -49,7 +57,13 @@ class VideoLoader(ConfigAttributes):
         dtype: torch.uint8, or a float type (scaled to [0, 1]) (without a transform).
         resize: None, a short side (int) or (height, width).
         apply_rotation: apply the rotation in a file's display matrix.
-        transform: a ``ClipTransform`` run on the device on uint8 NTHWC batches.
+        transform: None, a batched vidloader transform (``TrainClipTransform``, ``EvalClipTransform``, or
+            any ``fn(video_u8_BTHWC, *, seeds) -> tensor`` with ``num_views``), or a per-clip callable such
+            as a torchvision v2 transform or ``weights.transforms()``, called per clip with uint8
+            ``[T, C, H, W]`` on ``device`` (seeded per clip) and stacked; see
+            ``vidloader.transforms.as_clip_transform``.
+        transform_kind: "auto" (read from the transform's marker or signature, once, here), "batched" or
+            "per_clip".
         num_workers: decode workers; 0 decodes one batch at a time with no prefetch thread.
         worker_type: "thread" or "process" (spawned).
         prefetch: batches made ahead of the caller.
@@ -77,6 +91,7 @@ class VideoLoader(ConfigAttributes):
         clip_step: int | None = None,
         sampling: str = "random",
         clips_per_video: int = 1,
+        clips_per_video_mode: str = "exact",
         shuffle: bool = True,
         seed: int = 0,
         drop_last: bool = False,
@@ -86,7 +101,8 @@ class VideoLoader(ConfigAttributes):
         dtype: torch.dtype = torch.uint8,
         resize: int | tuple[int, int] | None = None,
         apply_rotation: bool = False,
-        transform: ClipTransform | None = None,
+        transform: Callable[..., torch.Tensor] | None = None,
+        transform_kind: str = "auto",
         num_workers: int = 2,
         worker_type: WorkerType = "thread",
         prefetch: int = 2,
@@ -137,9 +153,36 @@ class VideoLoader(ConfigAttributes):
         b = self.config.batch_size
         return n_clips // b if self.config.drop_last else -(-n_clips // b)
 
+    # ---- sizes (issue 16): the epoch in progress while one is, else the next one ---------------------
+
+    @property
+    def _current_epoch(self) -> int:
+        return self._epoch if self._in_epoch else self._next_epoch
+
+    @property
+    def num_clips(self) -> int:
+        """Clips this rank yields in the current epoch (the one being iterated, else the next one), counting
+        every clip of the plan, including ones that a resume skips or ``on_error="skip"`` drops; views of
+        a multi-view transform are not counted (a batch has ``num_views`` rows per clip)."""
+        return len(self._plan(self._current_epoch))
+
+    @property
+    def _current_epoch(self) -> int:
+        """The epoch being iterated while a pass runs, else the next one."""
+        return self._cursor.epoch if self._cursor.in_epoch else self._cursor.next_epoch
+
+    @property
+    def num_clips(self) -> int:
+        """Clips this rank yields in the current epoch (the one being iterated, else the next one), counting
+        every clip of the plan, including ones that a resume skips or ``on_error="skip"`` drops; views of
+        a multi-view transform are not counted (a batch has ``num_views`` rows per clip)."""
+        return len(self._plan(self._current_epoch))
+
     def __len__(self) -> int:
-        """Batches in the next pass (the whole epoch, also when a resumed pass starts part-way)."""
-        return self._num_batches(len(self._plan(self._cursor.next_epoch)))
+        """Batches in the current epoch (the one being iterated, else the next one): ``ceil(num_clips /
+        batch_size)``, or the floor with ``drop_last``. It does not change during a pass and counts the whole
+        epoch, also when the pass resumed mid-epoch (like ``torch.utils.data.DataLoader``)."""
+        return self._num_batches(self.num_clips)
 
     def clip_plan(self, epoch: int | None = None) -> list[ClipSpec]:
         """The clips this rank yields in an epoch, in order.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -9,18 +10,46 @@ from .._errors import ConfigError
 from .._validate import check_choice, check_int, check_opt_int, check_positive_float
 
 SamplingMode = Literal["random", "uniform", "multiview", "sliding"]
+# "multiview" is the old name of "uniform" (the same plan); still accepted, with a DeprecationWarning.
 SAMPLING_MODES: tuple[str, ...] = ("random", "uniform", "multiview", "sliding")
+ClipsPerVideoMode = Literal["exact", "without_replacement"]
+CLIPS_PER_VIDEO_MODES: tuple[str, ...] = ("exact", "without_replacement")
 
 
 @dataclass(frozen=True, kw_only=True)
 class SamplingConfig:
-    """Clip geometry and choice.
+    """Clip geometry and choice: how many clips each video gives per epoch, and where they are.
 
-    - ``frames_per_clip`` frames, ``frame_stride`` decoded frames apart, or at ``target_fps`` (the frame for
-      time t is the last one whose pts <= t), never both.
-    - ``sampling``: "random" (``clips_per_video`` independent random clips per video per epoch), "uniform" /
-      "multiview" (``clips_per_video`` evenly spaced clips covering the video; one clip sits at the centre),
-      "sliding" (consecutive windows every ``clip_step`` sampled frames; default one clip length).
+    Args:
+        frames_per_clip: frames in a clip.
+        frame_stride: decoded frames between consecutive frames of a clip (1 = consecutive frames).
+        target_fps: sample frames in time instead: the frame for time t is the last one whose pts <= t.
+            Give either this or ``frame_stride``, never both.
+        clip_step: step between window starts for "sliding" and for
+            ``clips_per_video_mode="without_replacement"``, in sampled frames (default: one clip length, so
+            windows do not overlap; torchvision's ``step_between_clips``).
+        sampling: which plan:
+
+            - "random": per video and epoch, clips at random starts (see ``clips_per_video_mode``).
+            - "uniform": ``clips_per_video`` evenly spaced clips covering the video (one clip sits at the
+              centre); the same every epoch. Evaluation's multi-clip ("10-clip") testing. "multiview" is an
+              older name for this plan: accepted, normalised to "uniform", with a DeprecationWarning.
+            - "sliding": every window, ``clip_step`` sampled frames apart.
+        clips_per_video: with "random" and "uniform", clips per video per epoch (see the mode).
+        clips_per_video_mode: for "random" only.
+
+            - "exact" (default): exactly ``clips_per_video`` independent clips per video, each start drawn
+              uniformly over the whole video, with replacement (two clips of a short video may coincide).
+            - "without_replacement": torchvision's ``RandomClipSampler``: the candidates are the sliding
+              windows every ``clip_step`` sampled frames; each epoch takes ``min(clips_per_video,
+              windows)`` distinct ones at random, so ``clips_per_video`` is a maximum and the epoch's clip
+              count depends on the video lengths (``VideoLoader.num_clips`` says it; ranks are padded to
+              the longest like "sliding").
+        shuffle: shuffle the videos' order (and, with several clips per video, the clips across the
+            rank's whole epoch).
+
+    Raises:
+        ConfigError: a value outside the above, naming it and the allowed ones.
     """
 
     frames_per_clip: int
@@ -29,6 +58,7 @@ class SamplingConfig:
     clip_step: int | None = None
     sampling: SamplingMode = "random"
     clips_per_video: int = 1
+    clips_per_video_mode: ClipsPerVideoMode = "exact"
     shuffle: bool = True
 
     def __post_init__(self) -> None:
@@ -38,12 +68,31 @@ class SamplingConfig:
         check_opt_int("clip_step", self.clip_step, minimum=1)
         check_choice("sampling", self.sampling, SAMPLING_MODES)
         check_int("clips_per_video", self.clips_per_video, minimum=1)
+        check_choice("clips_per_video_mode", self.clips_per_video_mode, CLIPS_PER_VIDEO_MODES)
+        if self.clips_per_video_mode != "exact" and self.sampling != "random":
+            raise ConfigError(
+                f"clips_per_video_mode={self.clips_per_video_mode!r} needs sampling='random', got "
+                f"sampling={self.sampling!r}; 'uniform' and 'sliding' always give their fixed clips"
+            )
+        if self.sampling == "multiview":
+            warnings.warn(
+                'sampling="multiview" is the same plan as sampling="uniform"; use "uniform" '
+                '("multiview" will be removed)',
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            object.__setattr__(self, "sampling", "uniform")
         if self.target_fps is not None and self.frame_stride != 1:
             raise ConfigError(
                 f"give either frame_stride (got {self.frame_stride}) or target_fps (got {self.target_fps}), not both"
             )
         if not isinstance(self.shuffle, bool):
             raise ConfigError(f"shuffle must be True or False, got {self.shuffle!r}")
+
+    @property
+    def windowed(self) -> bool:
+        """Whether clips are chosen among the sliding windows (so the clip count varies per video)."""
+        return self.sampling == "sliding" or self.clips_per_video_mode == "without_replacement"
 
     @property
     def step(self) -> int:
@@ -53,4 +102,9 @@ class SamplingConfig:
         return self.frames_per_clip * (self.frame_stride if self.target_fps is None else 1)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a JSON-safe dict (what loader state records and checks on resume)."""
+        d = asdict(self)
+        if d["clips_per_video_mode"] == "exact":
+            # Left out at its default so states saved before the field existed still load.
+            del d["clips_per_video_mode"]
+        return d

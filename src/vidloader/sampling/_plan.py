@@ -68,7 +68,8 @@ def _time_clip(info: VideoInfo, t0: Fraction, cfg: SamplingConfig) -> tuple[int,
 
 
 def _starts(info: VideoInfo, cfg: SamplingConfig, rng: np.random.Generator | None) -> list[Fraction]:
-    """Clip starts: frame indices in stride mode, seconds (exact) in target-fps mode."""
+    """Clip starts: frame indices in stride mode, seconds (exact) in target-fps mode. ``rng`` is None for
+    the fixed plans, and for "without_replacement" when only its candidate windows are wanted."""
     timed = cfg.target_fps is not None
     lo: Fraction
     if timed:
@@ -82,18 +83,32 @@ def _starts(info: VideoInfo, cfg: SamplingConfig, rng: np.random.Generator | Non
         unit = Fraction(1)
     room = max(room, Fraction(0))
     k = cfg.clips_per_video
+    if cfg.clips_per_video_mode == "without_replacement":
+        windows = _windows(lo, room, cfg.step * unit)
+        if rng is None:  # the candidates, for counting
+            return windows
+        chosen = rng.choice(len(windows), size=min(k, len(windows)), replace=False)
+        return [windows[int(i)] for i in sorted(chosen)]
     if cfg.sampling == "random":
         assert rng is not None
         if timed:
             return [lo + Fraction(float(rng.uniform(0.0, float(room)))) if room > 0 else lo for _ in range(k)]
         return [lo + int(rng.integers(0, int(room) + 1)) for _ in range(k)]
-    if cfg.sampling in ("uniform", "multiview"):
+    if cfg.sampling == "uniform":
         offsets = [room / 2] if k == 1 else [room * i / (k - 1) for i in range(k)]
         return [lo + (o if timed else round(o)) for o in offsets]
-    # sliding
-    step = cfg.step * unit
-    n = int(room // step) + 1
-    return [lo + i * step for i in range(n)]
+    return _windows(lo, room, cfg.step * unit)
+
+
+def _windows(lo: Fraction, room: Fraction, step: Fraction) -> list[Fraction]:
+    """Sliding-window starts: ``lo``, ``lo + step``, ... while the window still fits."""
+    return [lo + i * step for i in range(int(room // step) + 1)]
+
+
+def _max_clips(info: VideoInfo, cfg: SamplingConfig) -> int:
+    """Clips a video gives in any epoch of a windowed plan (used to pad ranks to the same count)."""
+    n = len(_starts(info, cfg, None))
+    return n if cfg.sampling == "sliding" else min(n, cfg.clips_per_video)
 
 
 def video_clips(
@@ -102,14 +117,14 @@ def video_clips(
     """The clips of one video for one epoch; depends on (seed, epoch, video_index) only.
 
     Args:
-        info: the probed video.
-        video_index: its index in the dataset.
-        cfg: the sampling.
-        seed: the loader's seed.
-        epoch: the epoch.
+        info: the video.
+        video_index: its index in the dataset (recorded in the clips, and part of the random key).
+        cfg: the sampling plan.
+        seed, epoch: the random key of "random" sampling.
 
     Returns:
-        The video's ClipSpecs, in clip_index order.
+        The clips in start order, ``clip_index`` 0, 1, ...: ``clips_per_video`` of them for "random" (at most
+        that many with ``clips_per_video_mode="without_replacement"``) and "uniform", every window for "sliding".
     """
     rng = _rng(seed, epoch, video_index, _TAG_CLIPS) if cfg.sampling == "random" else None
     clips = []
@@ -167,31 +182,32 @@ def plan_epoch(
     rank: int = 0,
     world_size: int = 1,
 ) -> list[ClipSpec]:
-    """Every clip rank yields in the epoch, in order. Ranks get equally many clips (hence batches).
+    """Every clip ``rank`` yields in the epoch, in order. Ranks get equally many clips (hence batches).
 
     Args:
         videos: the dataset's videos.
-        cfg: the sampling.
-        seed: the loader's seed.
-        epoch: the epoch.
-        rank: this rank.
-        world_size: the number of ranks.
+        cfg: the sampling plan.
+        seed, epoch: the random key (video order, clip starts, clip order).
+        rank, world_size: the shard.
 
     Returns:
-        The rank's ClipSpecs in delivery order.
+        The rank's clips: its share of the epoch's (shuffled) videos, wrapped round to a multiple of
+        ``world_size``, each video's clips, shuffled across the epoch when there are several per video. Plans
+        whose clip count varies per video ("sliding", "without_replacement") repeat clips to pad every rank to
+        the longest.
 
     Raises:
-        ConfigError: a bad seed, epoch, rank or world_size, or an empty dataset.
+        ConfigError: a bad seed, epoch, rank or world size, or an empty dataset.
     """
     mine = shard_videos(
         len(videos), seed=seed, epoch=epoch, rank=rank, world_size=world_size, shuffle=cfg.shuffle
     )
     clips = [c for v in mine for c in video_clips(videos[v], v, cfg, seed=seed, epoch=epoch)]
-    if cfg.sampling == "sliding" and world_size > 1:
+    if cfg.windowed and world_size > 1:
         # Window counts vary with video length; pad every rank to the longest so DDP steps stay in lockstep.
         target = max(
             sum(
-                len(_starts(videos[v], cfg, None))
+                _max_clips(videos[v], cfg)
                 for v in shard_videos(
                     len(videos), seed=seed, epoch=epoch, rank=r, world_size=world_size, shuffle=cfg.shuffle
                 )
@@ -199,7 +215,7 @@ def plan_epoch(
             for r in range(world_size)
         )
         clips = [clips[i % len(clips)] for i in range(target)]
-    if cfg.shuffle and len(clips) > 1 and (cfg.clips_per_video > 1 or cfg.sampling == "sliding"):
+    if cfg.shuffle and len(clips) > 1 and (cfg.clips_per_video > 1 or cfg.windowed):
         perm = _rng(seed, epoch, rank, world_size, _TAG_CLIP_SHUFFLE).permutation(len(clips))
         clips = [clips[i] for i in perm]
     return clips

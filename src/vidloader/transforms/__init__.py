@@ -1,19 +1,46 @@
-"""Clip transforms for the loader (``transform(video_u8, seeds=...)``) and their crop-box helpers.
+"""Clip transforms for the loader and their crop-box helpers.
 
-Both transforms end in one call of ``vidloader.ops.clip_resized_crop_normalize``: uint8 ``[B, T, H, W, 3]``
-in, normalised ``[B * num_views, ...]`` out in the chosen dtype and layout.
+``TrainClipTransform`` and ``EvalClipTransform`` follow the loader's batched contract
+(``transform(video_u8, *, seeds)``) and end in one call of ``vidloader.ops.clip_resized_crop_normalize``:
+uint8 ``[B, T, H, W, 3]`` in, normalised ``[B * num_views, ...]`` out in the chosen dtype and layout.
+``PerClipTransform`` runs any per-clip callable (a torchvision v2 transform, ``weights.transforms()``) under
+the same contract; ``as_clip_transform`` is how the loader decides which one a callable needs.
 """
 
-from ._boxes import center_crop_boxes, random_resized_crop_boxes, three_crop_boxes
+from ._boxes import (
+    center_crop_boxes,
+    random_resized_crop_boxes,
+    resized_size,
+    source_box,
+    three_crop_boxes,
+)
 from ._denormalize import denormalize
 from ._eval import EvalClipTransform
+from ._per_clip import (
+    BATCHED_MARKER,
+    ClipTransform,
+    PerClipTransform,
+    TransformKind,
+    as_clip_transform,
+    transform_kind,
+)
+from ._presets import normalization_stats
 from ._train import TrainClipTransform
 
 __all__ = [
+    "BATCHED_MARKER",
+    "ClipTransform",
     "EvalClipTransform",
+    "PerClipTransform",
     "TrainClipTransform",
+    "TransformKind",
+    "as_clip_transform",
     "center_crop_boxes",
     "denormalize",
+    "normalization_stats",
     "random_resized_crop_boxes",
+    "resized_size",
+    "source_box",
     "three_crop_boxes",
+    "transform_kind",
 ]

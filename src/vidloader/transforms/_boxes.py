@@ -200,3 +200,74 @@ def three_crop_boxes(
         else:
             rows += [(y_mid, x, ch, cw) for x in (0, x_mid, w_img - cw)]
     return torch.tensor(rows, dtype=torch.int64).view(batch * 3, 4)
+
+
+def check_resize_to(resize: object) -> int | tuple[int, int] | None:
+    """``resize=`` of the clip transforms: None, a short side (int) or an ``(h, w)`` pair, all >= 1."""
+    if resize is None:
+        return None
+    if isinstance(resize, int) and not isinstance(resize, bool) and resize >= 1:
+        return resize
+    if (
+        isinstance(resize, Sequence)
+        and not isinstance(resize, (str, bytes))
+        and len(resize) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in resize)
+    ):
+        return int(resize[0]), int(resize[1])
+    raise ConfigError(
+        f"resize={resize!r} is not allowed; give None, a short side (int >= 1) or an (height, width) pair"
+    )
+
+
+def resized_size(height: int, width: int, resize: int | tuple[int, int]) -> tuple[int, int]:
+    """The frame size after torchvision's ``Resize(resize)``.
+
+    Args:
+        height, width: the source frame size.
+        resize: ``(h, w)``, or the short side.
+
+    Returns:
+        ``(h, w)`` as given, or for an int the short side set to it and the long side
+        ``int(resize * long / short)`` (truncated, as torchvision does).
+    """
+    if not isinstance(resize, int):
+        return resize
+    if width <= height:
+        return int(resize * height / width), resize
+    return resize, int(resize * width / height)
+
+
+def source_box(
+    height: int, width: int, resized: tuple[int, int], box: tuple[int, int, int, int]
+) -> tuple[int, int, int, int]:
+    """A crop box ``(y, x, h, w)`` of the frame resized to ``resized``, as a box of the source frame.
+
+    Args:
+        height, width: the source frame size.
+        resized: the resized frame size the box refers to.
+        box: ``(y, x, h, w)`` in the resized frame.
+
+    Returns:
+        ``(y0, x0, h, w)`` in whole source pixels, inside the source frame, at least 1x1.
+
+    A bilinear resize followed by a crop samples the source on the grid of the crop's region; the fused op
+    samples its box's region on the same kind of grid, so cropping the source at the region and resizing
+    once gives the two-step result. Box edges are whole source pixels, so the region is rounded to them
+    (the result can then differ from the two-step pipeline by up to half a source pixel in position and
+    scale; tests/test_transforms.py measures it against torchvision).
+    """
+    sy, sx = height / resized[0], width / resized[1]
+    y, x, h, w = box
+    y0, x0 = round(y * sy), round(x * sx)
+    y1, x1 = max(y0 + 1, round((y + h) * sy)), max(x0 + 1, round((x + w) * sx))
+    y0, x0 = min(y0, height - 1), min(x0, width - 1)
+    return y0, x0, min(y1, height) - y0, min(x1, width) - x0
+
+
+def check_crop_fits(size: tuple[int, int], resized: tuple[int, int], resize: object) -> None:
+    if size[0] > resized[0] or size[1] > resized[1]:
+        raise ConfigError(
+            f"crop size={size} does not fit the frame resized by resize={resize!r} to {resized}; "
+            "choose a larger resize or a smaller size"
+        )

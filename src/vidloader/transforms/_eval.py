@@ -1,4 +1,5 @@
-"""EvalClipTransform: deterministic center crop or 3-crop + resize + normalise, one fused launch."""
+"""EvalClipTransform: deterministic center crop or 3-crop (optionally after a resize) + resize + normalise,
+one fused launch."""
 
 from __future__ import annotations
 
@@ -8,15 +9,17 @@ from typing import Literal
 import torch
 
 from .._errors import ConfigError
-from ..ops import (
-    check_channel_stats,
-    check_layout,
-    check_out_dtype,
-    check_size,
-    check_video,
-    clip_resized_crop_normalize,
+from ..ops import check_layout, check_out_dtype, check_size, check_video, clip_resized_crop_normalize
+from ._boxes import (
+    center_crop_boxes,
+    check_crop_fits,
+    check_resize_to,
+    check_seeds,
+    resized_size,
+    source_box,
+    three_crop_boxes,
 )
-from ._boxes import center_crop_boxes, check_seeds, three_crop_boxes
+from ._presets import resolve_stats
 
 Layout = Literal["NCTHW", "NTHWC"]
 CROPS: tuple[int, ...] = (1, 3)
@@ -25,36 +28,49 @@ CROPS: tuple[int, ...] = (1, 3)
 class EvalClipTransform:
     """Evaluation views of uint8 ``[B, T, H, W, 3]`` clips: ``crops`` views per clip, clip-major.
 
-    ``crops=1``: the centered square of side ``min(H, W)``; ``crops=3``: three such squares along the long
-    side (left/center/right, or top/center/bottom for portrait frames; SlowFast 3-crop). Each is resized to
-    ``size`` and normalised by the fused op in one launch (boxes repeated per view, the video is not copied).
+    Without ``resize``: ``crops=1`` is the centered square of side ``min(H, W)``; ``crops=3`` three such
+    squares along the long side (left/center/right, or top/center/bottom for portrait frames; SlowFast
+    3-crop). Each is resized to ``size``.
 
-    ``resize_short=S`` reproduces "resize the short side to S, then crop ``size``" with a single resampling:
-    the crop becomes the source-space box that maps onto it, ``round(size * min(H, W) / S)`` pixels per side
-    (integer pixels, so it can differ from the two-step pipeline by a sub-pixel shift/scale). Needs
-    ``S >= max(size)``. Seeds are accepted for the loader's protocol and ignored: evaluation is deterministic.
+    ``resize=(h, w)`` or ``resize=short_side`` reproduces torchvision's ``Resize(resize)`` then
+    ``CenterCrop(size)`` (or three crops of ``size`` along the long side of the resized frame) with a single
+    resampling: each crop of the resized frame is the source box that maps onto it, in whole source pixels
+    (within half a source pixel of the two-step result). ``resize_short=S`` is the older spelling of
+    ``resize=S`` (and needs ``S >= max(size)``).
+
+    All views are normalised by the fused op in one launch (boxes repeated per view, the video is not
+    copied). Seeds are accepted for the loader's protocol and ignored: evaluation is deterministic.
 
     Args:
-        size: output (height, width), or an int for a square.
-        crops: views per clip, 1 or 3.
-        resize_short: the short side a two-step pipeline would resize to first, or None.
-        mean: per-channel mean.
-        std: per-channel std.
-        out_dtype: a float dtype.
+        size: output ``(height, width)``, or an int for a square.
+        crops: 1 (centre) or 3 (start / centre / end of the long side).
+        resize: None, or the frame size the crops are taken from (see above).
+        resize_short: older spelling of ``resize=int``; not with ``resize``.
+        preset, mean, std: normalisation, as in TrainClipTransform (default "pytorchvideo", 0.45 / 0.225;
+            torchvision's presets and ``weights.transforms()`` use ``preset="kinetics"``).
+        out_dtype: torch.float32, torch.float16 or torch.bfloat16.
         layout: "NCTHW" or "NTHWC".
 
     Raises:
-        ConfigError: a bad value (named in the message).
+        ConfigError: any argument outside the above, naming it and the allowed values.
+
+    torchvision's ``VideoClassificationPresetEval(crop_size=(112, 112), resize_size=(128, 171))`` and
+    ``R3D_18_Weights.KINETICS400_V1.transforms()`` are
+    ``EvalClipTransform(size=(112, 112), resize=(128, 171), preset="kinetics")``.
     """
+
+    __vidloader_batched__ = True
 
     def __init__(
         self,
         *,
         size: int | tuple[int, int],
         crops: Literal[1, 3] = 1,
+        resize: int | tuple[int, int] | None = None,
         resize_short: int | None = None,
-        mean: Sequence[float] = (0.45, 0.45, 0.45),
-        std: Sequence[float] = (0.225, 0.225, 0.225),
+        preset: str | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
         out_dtype: torch.dtype = torch.float32,
         layout: Layout = "NCTHW",
     ) -> None:
@@ -70,9 +86,12 @@ class EvalClipTransform:
             raise ConfigError(
                 f"resize_short={resize_short!r} is not allowed; give None or an int >= max(size) = {max(self.size)}"
             )
+        if resize_short is not None and resize is not None:
+            raise ConfigError(f"give either resize={resize!r} or resize_short={resize_short!r}, not both")
         self.resize_short = resize_short
-        self.mean = check_channel_stats("mean", mean)
-        self.std = check_channel_stats("std", std, nonzero=True)
+        self.resize = check_resize_to(resize)
+        self.preset = preset
+        self.mean, self.std = resolve_stats(preset, mean, std)
         self.out_dtype = check_out_dtype(out_dtype)
         self.layout = check_layout(layout)
 
@@ -81,7 +100,25 @@ class EvalClipTransform:
         return self.crops
 
     def boxes(self, batch: int, height: int, width: int) -> torch.Tensor:
-        """int64 ``[batch * num_views, 4]`` boxes (CPU) for ``batch`` clips of ``height x width``."""
+        """The crop boxes a call uses.
+
+        Args:
+            batch: clips in the batch.
+            height, width: the source frame size.
+
+        Returns:
+            int64 ``[batch * num_views, 4]`` source-frame boxes ``(y0, x0, h, w)`` on the CPU.
+
+        Raises:
+            ConfigError: the crop does not fit the resized frame.
+        """
+        if self.resize is not None:
+            resized = resized_size(height, width, self.resize)
+            check_crop_fits(self.size, resized, self.resize)
+            make = center_crop_boxes if self.crops == 1 else three_crop_boxes
+            views = make(resized[0], resized[1], self.size).tolist()
+            rows = [source_box(height, width, resized, tuple(v)) for v in views] * batch
+            return torch.tensor(rows, dtype=torch.int64).view(batch * self.crops, 4)
         short = min(height, width)
         crop: tuple[int, int] | None = None
         if self.resize_short is not None:
@@ -93,6 +130,18 @@ class EvalClipTransform:
         return make([height] * batch, [width] * batch, crop)
 
     def __call__(self, video_u8: torch.Tensor, *, seeds: Sequence[int] | None = None) -> torch.Tensor:
+        """The evaluation views of a batch.
+
+        Args:
+            video_u8: uint8 ``[B, T, H, W, 3]`` on any device.
+            seeds: ignored (checked for length when given).
+
+        Returns:
+            ``[B * crops, 3, T, *size]`` (NCTHW) or ``[B * crops, T, *size, 3]`` of ``out_dtype``, clip-major.
+
+        Raises:
+            ConfigError: a bad video or seeds, or a crop that does not fit the resized frame.
+        """
         video_u8 = check_video(video_u8)
         if seeds is not None:
             check_seeds(seeds, video_u8.shape[0])
@@ -111,6 +160,7 @@ class EvalClipTransform:
 
     def __repr__(self) -> str:
         return (
-            f"EvalClipTransform(size={self.size}, crops={self.crops}, resize_short={self.resize_short}, "
+            f"EvalClipTransform(size={self.size}, crops={self.crops}, resize={self.resize}, "
+            f"resize_short={self.resize_short}, "
             f"mean={self.mean}, std={self.std}, out_dtype={self.out_dtype}, layout={self.layout!r})"
         )

@@ -1,4 +1,5 @@
-"""TrainClipTransform: per-clip random resized crop + flip (+ colour jitter) + normalise, one fused launch."""
+"""TrainClipTransform: per-clip random resized crop (or resize + random crop) + flip (+ colour jitter) +
+normalise, one fused launch."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ from typing import Literal
 import torch
 
 from .._errors import ConfigError
-from ..ops import (
-    check_channel_stats,
-    check_layout,
-    check_out_dtype,
-    check_size,
-    check_video,
-    clip_resized_crop_normalize,
+from ..ops import check_layout, check_out_dtype, check_size, check_video, clip_resized_crop_normalize
+from ._boxes import (
+    check_crop_fits,
+    check_range,
+    check_resize_to,
+    check_seeds,
+    random_resized_crop_box,
+    resized_size,
+    source_box,
 )
-from ._boxes import check_range, check_seeds, random_resized_crop_box
+from ._presets import resolve_stats
 
 Layout = Literal["NCTHW", "NTHWC"]
 
@@ -40,68 +43,125 @@ def _check_jitter_strength(jitter: object) -> tuple[float, float, float] | None:
     return float(jitter[0]), float(jitter[1]), float(jitter[2])
 
 
+def _check_prob(name: str, p: object) -> float:
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+        raise ConfigError(f"{name}={p!r} is not allowed; give a probability in [0, 1]")
+    return float(p)
+
+
 class TrainClipTransform:
     """Training augmentation of uint8 ``[B, T, H, W, 3]`` clips into normalised ``out_dtype`` clips.
 
+    Two crop recipes, both ending in one call of the fused op (crop + bilinear resize without antialias +
+    flip + jitter + ``(x / 255 - mean) / std`` for the whole batch):
+
+    - ``resize=None`` (default): a random resized crop (torchvision ``RandomResizedCrop`` semantics, ``scale``
+      and ``ratio``) resized to ``size``; PyTorchVideo / SlowFast style.
+    - ``resize=(h, w)`` or ``resize=short_side``: torchvision's and PyTorchVideo's "resize to (128, 171),
+      then random crop 112": torchvision ``Resize(resize)`` then ``RandomCrop(size)``. The crop in the
+      resized frame is one box of the source frame, so it runs as a single resampling (whole source pixels:
+      within half a source pixel of the two-step result; see ``source_box``).
+
     Per clip, from ``torch.Generator().manual_seed(seeds[i])`` (a CPU generator, so CPU and GPU batches get
-    identical parameters) and in this order: a crop box with torchvision ``RandomResizedCrop.get_params``
-    semantics, one flip coin (p = 0.5; drawn even when ``flip=False`` so the later draws do not depend on it)
-    and, if ``jitter=(b, c, s)`` is set, brightness, contrast and saturation factors drawn uniformly from
-    ``[max(0, 1 - x), 1 + x]`` like torchvision's ColorJitter (applied in that fixed order). Then one call of
-    the fused op does crop, resize to ``size``, flip, jitter and ``(x / 255 - mean) / std`` for the batch.
+    identical parameters) and in this order: the crop (``RandomResizedCrop.get_params`` draws, or
+    ``RandomCrop.get_params``'s ``randint`` for the top then the left edge), one flip coin (drawn even when
+    flips are off, so later draws do not depend on it) and, if ``jitter=(b, c, s)``, brightness, contrast and
+    saturation factors drawn uniformly from ``[max(0, 1 - x), 1 + x]`` like torchvision's ColorJitter.
 
     Args:
-        size: output (height, width), or an int for a square.
-        scale: range of the crop's share of the frame area.
-        ratio: range of the crop's aspect ratio.
-        flip: random horizontal flips.
-        mean: per-channel mean.
-        std: per-channel std.
-        out_dtype: a float dtype.
-        layout: "NCTHW" or "NTHWC".
-        jitter: (brightness, contrast, saturation) strengths, or None.
+        size: output ``(height, width)``, or an int for a square.
+        resize: None, or the frame size before a plain random crop of ``size`` (see above).
+        scale: area range of the random resized crop (default ``(0.08, 1.0)``); not with ``resize``.
+        ratio: aspect range of the random resized crop (default ``(3/4, 4/3)``); not with ``resize``.
+        flip: False turns horizontal flips off whatever ``hflip_prob`` says.
+        hflip_prob: probability of a horizontal flip (torchvision's ``hflip_prob``; default 0.5).
+        preset: named mean/std: "kinetics" (torchvision's video models: mean (0.43216, 0.394666, 0.37645),
+            std (0.22803, 0.22145, 0.216989)), "imagenet" ((0.485, 0.456, 0.406) / (0.229, 0.224, 0.225)) or
+            "pytorchvideo" (0.45 / 0.225). Not with ``mean``/``std``.
+        mean, std: explicit per-channel statistics for x in [0, 1]. With neither these nor ``preset`` the
+            default is "pytorchvideo" (0.45 / 0.225), which differs from torchvision's Kinetics values: pass
+            ``preset="kinetics"`` to match torchvision's presets.
+        out_dtype: torch.float32, torch.float16 or torch.bfloat16.
+        layout: "NCTHW" (what torchvision's video models take) or "NTHWC".
+        jitter: None or ``(brightness, contrast, saturation)`` strengths >= 0.
 
     Raises:
-        ConfigError: a bad value (named in the message).
+        ConfigError: any argument outside the above, naming it and the allowed values.
+
+    torchvision's ``VideoClassificationPresetTrain(crop_size=(112, 112), resize_size=(128, 171))`` is
+    ``TrainClipTransform(size=(112, 112), resize=(128, 171), hflip_prob=0.5, preset="kinetics")``.
     """
 
     num_views: int = 1
+    __vidloader_batched__ = True
 
     def __init__(
         self,
         *,
         size: int | tuple[int, int],
-        scale: tuple[float, float] = (0.08, 1.0),
-        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        resize: int | tuple[int, int] | None = None,
+        scale: tuple[float, float] | None = None,
+        ratio: tuple[float, float] | None = None,
         flip: bool = True,
-        mean: Sequence[float] = (0.45, 0.45, 0.45),
-        std: Sequence[float] = (0.225, 0.225, 0.225),
+        hflip_prob: float = 0.5,
+        preset: str | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
         out_dtype: torch.dtype = torch.float32,
         layout: Layout = "NCTHW",
         jitter: tuple[float, float, float] | None = None,
     ) -> None:
         self.size = check_size(size)
-        self.scale = check_range("scale", scale)
-        self.ratio = check_range("ratio", ratio)
+        self.resize = check_resize_to(resize)
+        if self.resize is not None and (scale is not None or ratio is not None):
+            raise ConfigError(
+                f"scale={scale!r} / ratio={ratio!r} belong to the random resized crop; with resize={resize!r} "
+                "the crop is a plain random crop of size (leave scale and ratio out)"
+            )
+        self.scale = check_range("scale", (0.08, 1.0) if scale is None else scale)
+        self.ratio = check_range("ratio", (3 / 4, 4 / 3) if ratio is None else ratio)
         if not isinstance(flip, bool):
             raise ConfigError(f"flip={flip!r} is not allowed; choose True or False")
         self.flip = flip
-        self.mean = check_channel_stats("mean", mean)
-        self.std = check_channel_stats("std", std, nonzero=True)
+        self.hflip_prob = _check_prob("hflip_prob", hflip_prob)
+        self.preset = preset
+        self.mean, self.std = resolve_stats(preset, mean, std)
         self.out_dtype = check_out_dtype(out_dtype)
         self.layout = check_layout(layout)
         self.jitter = _check_jitter_strength(jitter)
 
+    def _crop_box(self, g: torch.Generator, height: int, width: int) -> tuple[int, int, int, int]:
+        if self.resize is None:
+            return random_resized_crop_box(g, height, width, self.scale, self.ratio)
+        resized = resized_size(height, width, self.resize)
+        check_crop_fits(self.size, resized, self.resize)
+        (rh, rw), (ch, cw) = resized, self.size
+        i = int(torch.randint(0, rh - ch + 1, size=(1,), generator=g).item())
+        j = int(torch.randint(0, rw - cw + 1, size=(1,), generator=g).item())
+        return source_box(height, width, resized, (i, j, ch, cw))
+
     def draw_params(
         self, height: int, width: int, seeds: Sequence[int]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """The per-clip parameters a call with these seeds uses: CPU ``boxes [B, 4]``, ``flip [B]``, ``jitter``."""
+        """The per-clip parameters a call with these seeds uses.
+
+        Args:
+            height, width: the source frame size.
+            seeds: one int per clip.
+
+        Returns:
+            CPU ``boxes`` int64 ``[B, 4]`` (source-frame ``(y0, x0, h, w)``), ``flip`` bool ``[B]`` and the
+            jitter factors float32 ``[B, 3]`` (None without jitter).
+
+        Raises:
+            ConfigError: bad seeds, or the crop does not fit the resized frame.
+        """
         seed_list = check_seeds(seeds)
         boxes, flips, factors = [], [], []
         for seed in seed_list:
             g = torch.Generator().manual_seed(seed)
-            boxes.append(random_resized_crop_box(g, height, width, self.scale, self.ratio))
-            coin = torch.rand(1, generator=g).item() < 0.5
+            boxes.append(self._crop_box(g, height, width))
+            coin = torch.rand(1, generator=g).item() < self.hflip_prob
             flips.append(self.flip and coin)
             if self.jitter is not None:
                 factors.append(
@@ -121,6 +181,18 @@ class TrainClipTransform:
         )
 
     def __call__(self, video_u8: torch.Tensor, *, seeds: Sequence[int]) -> torch.Tensor:
+        """Augment a batch.
+
+        Args:
+            video_u8: uint8 ``[B, T, H, W, 3]`` on any device.
+            seeds: one int in ``[0, 2**64)`` per clip.
+
+        Returns:
+            ``[B, 3, T, *size]`` (NCTHW) or ``[B, T, *size, 3]`` (NTHWC) of ``out_dtype`` on the video's device.
+
+        Raises:
+            ConfigError: a bad video or seeds, or a crop that does not fit the resized frame.
+        """
         video_u8 = check_video(video_u8)
         seed_list = check_seeds(seeds, video_u8.shape[0])
         boxes, flips, jitter = self.draw_params(video_u8.shape[2], video_u8.shape[3], seed_list)
@@ -138,7 +210,8 @@ class TrainClipTransform:
 
     def __repr__(self) -> str:
         return (
-            f"TrainClipTransform(size={self.size}, scale={self.scale}, ratio={self.ratio}, flip={self.flip}, "
-            f"mean={self.mean}, std={self.std}, out_dtype={self.out_dtype}, layout={self.layout!r}, "
+            f"TrainClipTransform(size={self.size}, resize={self.resize}, scale={self.scale}, ratio={self.ratio}, "
+            f"flip={self.flip}, hflip_prob={self.hflip_prob}, mean={self.mean}, std={self.std}, "
+            f"out_dtype={self.out_dtype}, layout={self.layout!r}, "
             f"jitter={self.jitter})"
         )

@@ -1,0 +1,14 @@
+"""torchvision's video-classification data API over vidloader: change the imports of a torchvision script,
+keep its calls. See docs/migrating.md for what maps to what, argument by argument."""
+
+from ._dataloader import DataLoader
+from ._torchvision import DistributedSampler, Kinetics, RandomClipSampler, UniformClipSampler, VideoClips
+
+__all__ = [
+    "DataLoader",
+    "DistributedSampler",
+    "Kinetics",
+    "RandomClipSampler",
+    "UniformClipSampler",
+    "VideoClips",
+]

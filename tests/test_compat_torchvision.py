@@ -1,0 +1,131 @@
+"""vidloader.compat.torchvision: torchvision's Kinetics / clip samplers / DataLoader signatures over
+VideoLoader, as the 5-line port of torchvision's video classification reference uses them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data.dataloader import default_collate
+from torchvision.transforms import v2
+
+import vidloader as vl
+from vidloader.compat.torchvision import (
+    DataLoader,
+    DistributedSampler,
+    Kinetics,
+    RandomClipSampler,
+    UniformClipSampler,
+)
+from vidloader.dataset import textured_frames, write_video
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("kinetics")
+    for split in ("train", "val"):
+        for c in range(2):
+            for i in range(2):
+                n = 20 + 10 * i  # 20 and 30 frames at 25 fps
+                write_video(
+                    root / split / f"c{c}" / f"v{i}.mp4", textured_frames(n, 32, 48, seed=c + 2 * i), gop=5
+                )
+    return root
+
+
+def kinetics(root: Path, **kw: object) -> Kinetics:
+    args = dict(
+        frames_per_clip=4, split="train", step_between_clips=2, frame_rate=None, cache_dir=root / ".c"
+    )
+    return Kinetics(root, **{**args, **kw})  # type: ignore[arg-type]
+
+
+def test_kinetics_indexes_the_split_like_torchvision(root: Path) -> None:
+    ds = kinetics(root)
+    assert ds.classes == ["c0", "c1"] and ds.class_to_idx == {"c0": 0, "c1": 1}
+    assert [(Path(p).relative_to(root).as_posix(), y) for p, y in ds.samples] == [
+        ("train/c0/v0.mp4", 0),
+        ("train/c0/v1.mp4", 0),
+        ("train/c1/v0.mp4", 1),
+        ("train/c1/v1.mp4", 1),
+    ]
+    # Windows of 4 frames every 2: (20 - 4) // 2 + 1 = 9 and (30 - 4) // 2 + 1 = 14, twice.
+    assert len(ds) == 2 * (9 + 14)
+
+
+def test_random_clip_sampler_is_a_maximum_without_replacement(root: Path) -> None:
+    ds = kinetics(root)
+    loader = DataLoader(ds, batch_size=5, sampler=RandomClipSampler(ds.video_clips, 10), seed=3)
+    assert len(loader.sampler) == loader.num_clips == 2 * (9 + 10)  # min(10, windows) per video
+    starts = [
+        (int(v), int(f)) for b in loader for v, f in zip(b.video_index, b.frame_index[:, 0], strict=True)
+    ]
+    assert len(starts) == len(set(starts)) == 38, "no clip twice in an epoch"
+    assert all(f % 2 == 0 for _, f in starts), "on the window grid"
+
+
+def test_uniform_sampler_collate_fn_and_per_clip_transform(root: Path) -> None:
+    ds = kinetics(
+        root, split="val", transform=v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.CenterCrop(16)])
+    )
+    sampler = UniformClipSampler(ds.video_clips, 3)
+
+    def collate_fn(batch: list) -> object:
+        assert all(len(item) == 4 and item[1].shape == (1, 0) for item in batch)  # video, audio, label, idx
+        return default_collate([(d[0], d[2], d[3]) for d in batch])
+
+    loader = DataLoader(
+        ds, batch_size=4, sampler=sampler, num_workers=1, pin_memory=True, collate_fn=collate_fn
+    )
+    seen = []
+    for video, target, video_idx in loader:
+        assert video.shape[1:] == (4, 3, 16, 16) and video.dtype == torch.float32  # TCHW per clip
+        seen += [(int(i), int(t)) for i, t in zip(video_idx, target, strict=True)]
+    assert seen == [(v, v // 2) for v in range(4) for _ in range(3)], "video order, 3 clips each"
+    assert len(sampler) == 12 and len(loader) == 3
+
+
+def test_distributed_sampler_shards_by_video(root: Path) -> None:
+    ds = kinetics(root)
+    counts = []
+    for rank in range(2):
+        sampler = DistributedSampler(UniformClipSampler(ds.video_clips, 2), num_replicas=2, rank=rank)
+        loader = DataLoader(ds, batch_size=2, sampler=sampler)
+        assert (loader.rank, loader.world_size) == (rank, 2) and len(sampler.dataset) == loader.num_clips
+        counts.append(loader.num_clips)
+        sampler.set_epoch(4)
+        assert loader.epoch == 4
+    assert counts == [4, 4]
+
+
+def test_without_a_sampler_every_window_is_a_clip(root: Path) -> None:
+    ds = kinetics(root, output_format="THWC")
+    loader = DataLoader(ds, batch_size=8, shuffle=False)
+    assert loader.num_clips == len(ds) == 46
+    assert next(iter(loader)).video.shape == (8, 4, 32, 48, 3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(batch_sampler=[[0]]), "batch_sampler= has no vidloader equivalent"),
+        (dict(worker_init_fn=print), "worker_init_fn= has no vidloader equivalent"),
+        (dict(shuffle=True, sampler="s"), "sampler option is mutually exclusive with shuffle"),
+        (dict(sampler=[0, 1]), r"sampler must be a vidloader\.compat\.torchvision clip sampler, got list"),
+    ],
+)
+def test_dataloader_refuses_what_has_no_meaning(root: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(vl.ConfigError, match=message):
+        DataLoader(kinetics(root), **kwargs)
+
+
+def test_kinetics_errors(root: Path) -> None:
+    with pytest.raises(vl.ConfigError, match="download=True is not supported"):
+        kinetics(root, download=True)
+    with pytest.raises(vl.ConfigError, match="num_classes='500' is not allowed"):
+        kinetics(root, num_classes="500")
+    with pytest.raises(vl.ConfigError, match="a transform receives clips as TCHW"):
+        kinetics(root, output_format="THWC", transform=lambda clip: clip)
+    with pytest.raises(vl.ConfigError, match=r"expected a vidloader\.compat\.torchvision VideoClips"):
+        RandomClipSampler(object(), 2)  # type: ignore[arg-type]
