@@ -26,8 +26,8 @@ def tool(name: str) -> str:
 @pytest.mark.parametrize(
     "args",
     [
-        ["check", "src", "tests", "scripts", "benchmarks", "train_example.py"],
-        ["format", "--check", "src", "tests", "scripts", "benchmarks", "train_example.py"],
+        ["check", "src", "tests", "scripts", "benchmarks", "examples", "train_example.py"],
+        ["format", "--check", "src", "tests", "scripts", "benchmarks", "examples", "train_example.py"],
     ],
 )
 def test_ruff(args: list[str]) -> None:
