@@ -26,8 +26,18 @@ def tool(name: str) -> str:
 @pytest.mark.parametrize(
     "args",
     [
-        ["check", "src", "tests", "scripts", "benchmarks", "train_example.py", "train_config.py"],
-        ["format", "--check", "src", "tests", "scripts", "benchmarks", "train_example.py", "train_config.py"],
+        ["check", "src", "tests", "scripts", "benchmarks", "examples", "train_example.py", "train_config.py"],
+        [
+            "format",
+            "--check",
+            "src",
+            "tests",
+            "scripts",
+            "benchmarks",
+            "examples",
+            "train_example.py",
+            "train_config.py",
+        ],
     ],
 )
 def test_ruff(args: list[str]) -> None:
