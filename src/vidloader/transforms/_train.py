@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 
 from .._errors import ConfigError
-from ..ops import clip_resized_crop_normalize
+from ..ops import RaggedClips, clip_resized_crop_normalize, clip_resized_crop_normalize_ragged
 from ..ops._checks import check_channel_stats, check_layout, check_out_dtype, check_size, check_video
 from ._boxes import check_range, check_seeds, random_resized_crop_box
 
@@ -43,6 +43,10 @@ class TrainClipTransform:
     and, if ``jitter=(b, c, s)`` is set, brightness, contrast and saturation factors drawn uniformly from
     ``[max(0, 1 - x), 1 + x]`` like torchvision's ColorJitter (applied in that fixed order). Then one call of
     the fused op does crop, resize to ``size``, flip, jitter and ``(x / 255 - mean) / std`` for the batch.
+
+    Given a :class:`vidloader.ops.RaggedClips` batch (clips of mixed resolutions and aspect ratios, as the
+    loader hands them over), every clip's box is drawn from its own native frame and the ragged op crops and
+    resizes each clip into its slot of the batch in one launch.
     """
 
     num_views: int = 1
@@ -77,8 +81,16 @@ class TrainClipTransform:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """The per-clip parameters a call with these seeds uses: CPU ``boxes [B, 4]``, ``flip [B]``, ``jitter``."""
         seed_list = check_seeds(seeds)
+        return self.draw_params_per_clip([(height, width)] * len(seed_list), seed_list)
+
+    def draw_params_per_clip(
+        self, sizes: Sequence[tuple[int, int]], seeds: Sequence[int]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`draw_params` for clips of their own ``sizes[i] = (H_i, W_i)`` (a ragged batch): each box is
+        drawn from the clip's own native frame, so no clip is stretched to another's aspect ratio."""
+        seed_list = check_seeds(seeds, len(sizes))
         boxes, flips, factors = [], [], []
-        for seed in seed_list:
+        for seed, (height, width) in zip(seed_list, sizes, strict=True):
             g = torch.Generator().manual_seed(seed)
             boxes.append(random_resized_crop_box(g, height, width, self.scale, self.ratio))
             coin = torch.rand(1, generator=g).item() < 0.5
@@ -100,7 +112,20 @@ class TrainClipTransform:
             jitter,
         )
 
-    def __call__(self, video_u8: torch.Tensor, *, seeds: Sequence[int]) -> torch.Tensor:
+    def __call__(self, video_u8: torch.Tensor | RaggedClips, *, seeds: Sequence[int]) -> torch.Tensor:
+        if isinstance(video_u8, RaggedClips):
+            boxes, flips, jitter = self.draw_params_per_clip(video_u8.sizes, seeds)
+            return clip_resized_crop_normalize_ragged(
+                video_u8,
+                boxes,
+                self.size,
+                flips,
+                self.mean,
+                self.std,
+                out_dtype=self.out_dtype,
+                layout=self.layout,
+                jitter=jitter,
+            )
         video_u8 = check_video(video_u8)
         seed_list = check_seeds(seeds, video_u8.shape[0])
         boxes, flips, jitter = self.draw_params(video_u8.shape[2], video_u8.shape[3], seed_list)
