@@ -31,10 +31,14 @@ from ..backends import (
     shared_decode_groups,
 )
 from ..dataset import VideoDataset
-from ..sampling import ClipSpec, SamplingConfig, clip_seed, plan_epoch
+from ..ops import RaggedClips
+from ..sampling import ClipSpec, SamplingConfig, ShortVideo, clip_seed, plan_epoch
 from ._audio import AudioBatcher, audio_samples, split_audio
 from ._batch import ClipBatch
+from ._options import resolve_output_options
 from ._pool import WORKER_TYPES, DecodePool, WorkerType
+from ._ragged import mixed_shape_error, ragged_frames
+from ._short import frame_mask, short_videos
 from ._state import check_state, dataset_fingerprint, make_state
 from ._tasks import decode_group_task, decode_task, prepare_task
 
@@ -111,11 +115,12 @@ class _EmptyBatch(Exception):
 
 class ClipTransform(Protocol):
     """What ``transform=`` takes: uint8 [B,T,H,W,C] on the device plus one seed per clip -> model input,
-    ``num_views`` rows per clip (clip-major)."""
+    ``num_views`` rows per clip (clip-major). When the clips of a batch differ in frame size (mixed
+    datasets) it gets a ``vidloader.ops.RaggedClips`` instead, each clip at its own decoded size."""
 
     num_views: int
 
-    def __call__(self, video: torch.Tensor, *, seeds: list[int]) -> torch.Tensor: ...
+    def __call__(self, video: torch.Tensor | RaggedClips, *, seeds: list[int]) -> torch.Tensor: ...
 
 
 def _dist_defaults(rank: int | None, world_size: int | None) -> tuple[int, int]:
@@ -149,7 +154,7 @@ class VideoLoader:
         drop_last: bool = False,
         device: str | torch.device = "cpu",
         backend: str = "auto",
-        output_layout: str = "NCTHW",
+        output_layout: str | None = None,
         dtype: torch.dtype = torch.uint8,
         resize: int | tuple[int, int] | None = None,
         apply_rotation: bool = False,
@@ -163,6 +168,7 @@ class VideoLoader:
         rank: int | None = None,
         world_size: int | None = None,
         audio: AudioSpec | None = None,
+        short_video: ShortVideo = "pad",
     ) -> None:
         if not isinstance(dataset, VideoDataset):
             raise ConfigError(f"dataset must be a vidloader.VideoDataset, got {type(dataset).__name__}")
@@ -175,6 +181,7 @@ class VideoLoader:
             sampling=sampling,  # type: ignore[arg-type]
             clips_per_video=clips_per_video,
             shuffle=shuffle,
+            short_video=short_video,
         )
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         check_int("seed", seed, minimum=0)
@@ -193,7 +200,8 @@ class VideoLoader:
             raise ConfigError("device='cuda' was asked for but torch sees no CUDA device")
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
-        self.output_layout = check_choice("output_layout", output_layout, LAYOUTS)
+        if output_layout is not None:
+            check_choice("output_layout", output_layout, LAYOUTS)
         if dtype not in DTYPES:
             raise ConfigError(f"dtype={dtype!r} is not allowed; choose one of {[str(d) for d in DTYPES]}")
         self.dtype = dtype
@@ -202,6 +210,10 @@ class VideoLoader:
         if transform is not None and not callable(transform):
             raise ConfigError(f"transform must be callable, got {type(transform).__name__}")
         self.transform = transform
+        # --- #14: dtype / output_layout given together with a transform must agree with it.
+        self.output_layout = resolve_output_options(transform, dtype, output_layout)
+        self._short_videos = short_videos(dataset, self.sampling)
+        # --- end #14
         self.num_workers = check_int("num_workers", num_workers, minimum=0)
         self.worker_type = check_choice("worker_type", worker_type, WORKER_TYPES)
         self.prefetch = check_int("prefetch", prefetch, minimum=1)
@@ -321,6 +333,10 @@ class VideoLoader:
             "skipped_clips": self._stats["skipped_clips"],
             "skipped_batches": self._stats["skipped_batches"],
             "clips_without_audio": self._stats["clips_without_audio"],
+            "short_video": self.sampling.short_video,
+            "short_videos": len(self._short_videos),
+            "padded_clips": self._stats["padded_clips"],
+            "padded_frames": self._stats["padded_frames"],
             "decode_failures": list(self._failed),
             "skipped_files": [s.to_json() for s in self.dataset.skipped],
         }
@@ -392,7 +408,7 @@ class VideoLoader:
                     stream.wait_event(event)
                     # The tensors were made on the side stream; tell the caching allocator the caller's stream
                     # uses them so their memory is not handed out again while the step still reads it.
-                    for t in (batch.video, batch.label, batch.audio, batch.audio_mask):
+                    for t in (batch.video, batch.label, batch.audio, batch.audio_mask, batch.frame_mask):
                         if t is not None and t.is_cuda:
                             t.record_stream(stream)
                 self._yielded = start + b + 1
@@ -632,16 +648,19 @@ class VideoLoader:
 
     def _assemble(self, epoch: int, decoded: list[tuple[ClipSpec, Any]]) -> ClipBatch:
         decoded, spans = split_audio(decoded)
-        shapes = {d.shape for _, d in decoded}
-        if len(shapes) > 1:
-            (c0, d0), other = decoded[0], next((c, d) for c, d in decoded if d.shape != decoded[0][1].shape)
-            raise ConfigError(
-                f"clips in one batch differ in shape: {self.dataset[c0.video_index].path} gives {d0.shape[1:3]} "
-                f"(H, W) but {self.dataset[other[0].video_index].path} gives {other[1].shape[1:3]}; "
-                "pass resize=(height, width) or resize=<short side> to VideoLoader"
-            )
         before = [c for c, _ in decoded]
-        video, decoded = self._frames_on_device(decoded)
+        # --- #14 mixed sizes: a transform gets the clips ragged (each at its own size), else a ConfigError.
+        video: torch.Tensor | RaggedClips
+        if len({d.shape for _, d in decoded}) > 1:
+            if self.transform is None:
+                paths = [self.dataset[c.video_index].path for c, _ in decoded]
+                raise mixed_shape_error(paths, [tuple(d.shape) for _, d in decoded])
+            if any(isinstance(d, PreparedClip) for _, d in decoded):
+                decoded = self._isolate_dali_failures(decoded)
+            video = ragged_frames(decoded, self.device, self._dali_decode) if decoded else torch.empty(0)
+        else:
+            video, decoded = self._frames_on_device(decoded)
+        # --- end #14
         if not decoded:
             raise _EmptyBatch
         clips = [c for c, _ in decoded]
@@ -657,13 +676,17 @@ class VideoLoader:
             "clip_index": torch.tensor([c.clip_index for c in clips], dtype=torch.int64),
             "frame_index": torch.tensor([c.frame_indices for c in clips], dtype=torch.int64),
             "timestamp": torch.tensor(np.array([d.timestamps for _, d in decoded], dtype=np.float64)),
+            "frame_mask": frame_mask(clips),  # #14
         }
+        self._stats["padded_clips"] += sum(c.padded > 0 for c in clips)
+        self._stats["padded_frames"] += sum(c.padded for c in clips)
         views = 1
         if self.transform is not None:
             seeds = [clip_seed(self.seed, epoch, c.video_index, c.clip_index) for c in clips]
             video = self.transform(video, seeds=seeds)
             views = int(getattr(self.transform, "num_views", 1))
         else:
+            assert isinstance(video, torch.Tensor)  # mixed sizes without a transform raised above
             video = video.permute(*_PERMUTE[self.output_layout])
             if self.dtype != torch.uint8:
                 # Float output is scaled to [0, 1]; normalisation belongs to a transform.
@@ -679,6 +702,7 @@ class VideoLoader:
         return ClipBatch(
             video=video,
             label=labels.to(self.device, non_blocking=True),
+            frame_mask=meta.pop("frame_mask").to(self.device, non_blocking=True),
             view_index=view_index,
             audio=audio,
             audio_mask=audio_mask,

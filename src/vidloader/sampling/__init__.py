@@ -1,14 +1,17 @@
 """Pure clip sampling: (dataset, config, seed, epoch, rank, world_size) -> the clips a rank yields."""
 
-from ._config import SAMPLING_MODES, SamplingConfig, SamplingMode
-from ._plan import ClipSpec, clip_seed, plan_epoch, shard_videos, video_clips
+from ._config import SAMPLING_MODES, SHORT_VIDEO, SamplingConfig, SamplingMode, ShortVideo
+from ._plan import ClipSpec, clip_seed, is_short, plan_epoch, shard_videos, video_clips
 
 __all__ = [
     "SAMPLING_MODES",
+    "SHORT_VIDEO",
     "ClipSpec",
     "SamplingConfig",
     "SamplingMode",
+    "ShortVideo",
     "clip_seed",
+    "is_short",
     "plan_epoch",
     "shard_videos",
     "video_clips",

@@ -10,6 +10,8 @@ from .._validate import check_choice, check_int, check_opt_int, check_positive_f
 
 SamplingMode = Literal["random", "uniform", "multiview", "sliding"]
 SAMPLING_MODES: tuple[str, ...] = ("random", "uniform", "multiview", "sliding")
+ShortVideo = Literal["pad", "loop", "skip", "error"]
+SHORT_VIDEO: tuple[str, ...] = ("pad", "loop", "skip", "error")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,6 +23,12 @@ class SamplingConfig:
     - ``sampling``: "random" (``clips_per_video`` independent random clips per video per epoch), "uniform" /
       "multiview" (``clips_per_video`` evenly spaced clips covering the video; one clip sits at the centre),
       "sliding" (consecutive windows every ``clip_step`` sampled frames; default one clip length).
+    - ``short_video``: what a video shorter than one clip (``(frames_per_clip - 1) * frame_stride + 1``
+      frames, or ``(frames_per_clip - 1) / target_fps`` seconds) gives. "pad" (default: every video still
+      contributes, nothing is dropped silently) repeats its last frame, and the clip says how many frames
+      are padding (``ClipSpec.padded``, the loader's ``ClipBatch.frame_mask``); "loop" plays the video again
+      from its first frame, keeping the stride; "skip" gives no clip for it; "error" raises ConfigError
+      naming it.
     """
 
     frames_per_clip: int
@@ -30,6 +38,7 @@ class SamplingConfig:
     sampling: SamplingMode = "random"
     clips_per_video: int = 1
     shuffle: bool = True
+    short_video: ShortVideo = "pad"
 
     def __post_init__(self) -> None:
         check_int("frames_per_clip", self.frames_per_clip, minimum=1)
@@ -42,6 +51,7 @@ class SamplingConfig:
             raise ConfigError(
                 f"give either frame_stride (got {self.frame_stride}) or target_fps (got {self.target_fps}), not both"
             )
+        check_choice("short_video", self.short_video, SHORT_VIDEO)
         if not isinstance(self.shuffle, bool):
             raise ConfigError(f"shuffle must be True or False, got {self.shuffle!r}")
 
