@@ -233,3 +233,43 @@ def test_dtype_and_layout_with_a_transform_agree_or_are_refused(dataset: vl.Vide
     # A custom transform without out_dtype cannot promise a dtype: refused too.
     with pytest.raises(ConfigError, match=r"decides its own output dtype"):
         _loader(dataset, dtype=torch.float32, transform=lambda v, *, seeds: v)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CLI: index and bench on the mixed folder.
+
+
+def test_index_reports_how_mixed_the_folder_is(mixed: Path, tmp_path: Path, capsys: Any) -> None:
+    from vidloader.cli import main
+
+    assert main(["index", str(mixed), "--strict"]) == 0
+    out = capsys.readouterr().out
+    assert "videos:      8" in out
+    assert "96x64 x1" in out and "41x57" not in out and "57x41 x1" in out
+    assert "portrait 2" in out and "landscape 5" in out and "square 1" in out
+    assert "fps:         15 to 60" in out
+    assert "vfr:         1" in out
+    assert "audio:       3 with audio, 5 without" in out
+    assert "frames:      min 6, max 40" in out
+    broken = tmp_path / "broken"
+    (broken / "a").mkdir(parents=True)
+    (broken / "a" / "bad.mp4").write_bytes(b"not a video")
+    _write(broken, "a/good.mp4", MIXED["a/land_h264.mp4"], seed=0, audio=False)
+    assert main(["index", str(broken)]) == 0
+    assert main(["index", str(broken), "--strict"]) == 1
+    assert "bad.mp4" in capsys.readouterr().out
+
+
+def test_bench_times_vidloader_with_the_peers_resize(dataset: vl.VideoDataset) -> None:
+    from vidloader.cli._bench import run_bench
+
+    kw: dict[str, Any] = dict(
+        backends=["vidloader-pyav", "pyav-naive"], frames=4, stride=1, batch_size=2, workers=0, clips=4
+    )
+    report = run_bench(dataset, resize=32, repeats=1, progress=False, **kw)
+    for name in ("vidloader-pyav", "pyav-naive"):
+        row = report["backends"][name]
+        assert "error" not in row, row
+        assert row["clips_per_s"] > 0
+    with pytest.raises(ConfigError, match=r"frame sizes.*give --resize HxW"):
+        run_bench(dataset, resize=None, progress=False, **kw)
