@@ -655,9 +655,10 @@ class VideoLoader:
             if self.transform is None:
                 paths = [self.dataset[c.video_index].path for c, _ in decoded]
                 raise mixed_shape_error(paths, [tuple(d.shape) for _, d in decoded])
-            if any(isinstance(d, PreparedClip) for _, d in decoded):
-                decoded = self._isolate_dali_failures(decoded)
-            video = ragged_frames(decoded, self.device, self._dali_decode) if decoded else torch.empty(0)
+            ragged, decoded = ragged_frames(
+                decoded, self.device, self._dali_decode, self._isolate_dali_failures
+            )
+            video = ragged if ragged is not None else torch.empty(0)
         else:
             video, decoded = self._frames_on_device(decoded)
         # --- end #14

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .._errors import ConfigError
+from .._errors import ConfigError, DecodeError
 from ..backends import PreparedClip
 from ..ops import RaggedClips
 
@@ -35,33 +35,53 @@ def ragged_frames(
     decoded: Sequence[tuple[Any, Any]],
     device: torch.device,
     dali_decode: Callable[[list[PreparedClip]], torch.Tensor],
-) -> RaggedClips:
-    """The batch's frames as RaggedClips on ``device``, clip ``i`` at its own ``(H_i, W_i)``.
+    isolate: Callable[[list[tuple[Any, Any]]], list[tuple[Any, Any]]],
+) -> tuple[RaggedClips | None, list[tuple[Any, Any]]]:
+    """The batch's frames as RaggedClips on ``device`` (clip ``i`` at its own ``(H_i, W_i)``), and the
+    (clip, frames) pairs it holds.
 
-    Host frames go through one (pinned, for CUDA) packed buffer and one transfer; DALI clips are decoded
-    in groups of one output size (a DALI batch must be uniform to become one tensor) and copied into their
-    slots on the device.
+    DALI clips are decoded first, in groups of one output size (a DALI batch must be uniform to become one
+    tensor); a group that fails goes through ``isolate``, which raises or drops the clips that fail alone
+    (on_error), so only they are lost. Host frames then go through one packed buffer (pinned for CUDA) and
+    one transfer, and the DALI frames are copied into their slots on the device. None when nothing is left.
     """
-    shapes = [tuple(d.shape) for _, d in decoded]
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, (_, d) in enumerate(decoded):
+        if isinstance(d, PreparedClip):
+            groups.setdefault(tuple(d.shape), []).append(i)
+    dali: dict[int, torch.Tensor] = {}  # row in `decoded` -> its frames on the device
+    dropped: set[int] = set()
+    for rows in groups.values():
+        group = [decoded[i] for i in rows]
+        try:
+            frames = dali_decode([d for _, d in group])
+        except DecodeError:
+            kept = {id(d) for _, d in isolate(group)}
+            dropped |= {i for i in rows if id(decoded[i][1]) not in kept}
+            rows = [i for i in rows if i not in dropped]
+            if not rows:
+                continue
+            frames = dali_decode([decoded[i][1] for i in rows])
+        for k, i in enumerate(rows):
+            dali[i] = frames[k]
+    keep = [i for i in range(len(decoded)) if i not in dropped]
+    if not keep:
+        return None, []
+    shapes = [tuple(decoded[i][1].shape) for i in keep]
     lengths = {s[0] for s in shapes}
     if len(lengths) != 1:
         raise ConfigError(f"clips in one batch have different frame counts {sorted(lengths)}")
     sizes = [(int(s[1]), int(s[2])) for s in shapes]
     frames_per_clip = lengths.pop()
-    if all(isinstance(d, PreparedClip) for _, d in decoded):
+    if all(i in dali for i in keep):  # frames born on the device: nothing to send from the host
         out = RaggedClips.empty(sizes, frames_per_clip, device=device)
     else:
         host = RaggedClips.empty(sizes, frames_per_clip, pin_memory=device.type == "cuda")
-        for i, (_, d) in enumerate(decoded):
-            if not isinstance(d, PreparedClip):
-                host.clip(i).numpy()[...] = d.frames
+        for j, i in enumerate(keep):
+            if i not in dali:
+                host.clip(j).numpy()[...] = decoded[i][1].frames
         out = host.to(device, non_blocking=True)
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, (_, d) in enumerate(decoded):
-        if isinstance(d, PreparedClip):
-            groups.setdefault(sizes[i], []).append(i)
-    for rows in groups.values():
-        frames = dali_decode([decoded[i][1] for i in rows]).to(device)
-        for k, i in enumerate(rows):
-            out.clip(i).copy_(frames[k])
-    return out
+    for j, i in enumerate(keep):
+        if i in dali:
+            out.clip(j).copy_(dali[i])
+    return out, [decoded[i] for i in keep]
