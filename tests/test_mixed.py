@@ -5,6 +5,7 @@ not depend on file order; conflicting options are refused."""
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,40 @@ def test_dali_cpu_on_mixed_vp9(mixed: Path, tmp_path: Path) -> None:
     # DALI converts YUV to RGB with its own kernels: normalised values agree to a few grey levels.
     diff = (a[0].video - b[0].video).abs().mean() * 0.225 * 255
     assert float(diff) < 4.0
+
+
+def _corrupt_packet(src: Path, dst: Path, frame: int) -> None:
+    """Overwrite one frame's packet payload: the file still probes, that frame does not decode (as in
+    test_dali.py)."""
+    import av
+
+    with av.open(str(src)) as c:
+        packets = sorted((p for p in c.demux(video=0) if p.size), key=lambda p: p.pts)
+    target = packets[frame]
+    data = bytearray(src.read_bytes())
+    start = int(target.pos) + 8
+    data[start : start + target.size - 8] = b"\xff" * (target.size - 8)
+    dst.write_bytes(bytes(data))
+
+
+def test_dali_cpu_mixed_batch_loses_only_the_failing_clips(mixed: Path, tmp_path: Path) -> None:
+    pytest.importorskip("nvidia.dali", reason="nvidia-dali is not installed")
+    bad = tmp_path / "bad_portrait.webm"
+    _corrupt_packet(mixed / "b/portrait_vp9.webm", bad, frame=2)
+    paths = [mixed / "b/land_vp9.webm", bad, mixed / "b/odd_vp9.webm"]
+    ds = vl.VideoDataset.from_paths(paths, labels=[0, 1, 2], cache_dir=tmp_path / "c", progress=False)
+    kw: dict[str, Any] = dict(
+        backend="dali", transform=EvalClipTransform(size=16), sampling="sliding", shuffle=False, batch_size=6
+    )
+    skip = _loader(ds, on_error="skip", **kw)
+    rows = [int(v) for b in skip for v in b.video_index]
+    failures = skip.stats["decode_failures"]
+    assert failures and {f["path"] for f in failures} == {str(bad)}
+    # The good files lose nothing: 30 frames of land (3 windows) and 24 of odd (3 windows).
+    assert rows.count(0) == 3 and rows.count(2) == 3
+    assert rows.count(1) + len(failures) == 3
+    with pytest.raises(vl.DecodeError, match=re.escape(str(bad))):
+        list(_loader(ds, on_error="raise", **kw))
 
 
 # ---------------------------------------------------------------------------------------------------------------
