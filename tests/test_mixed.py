@@ -308,3 +308,25 @@ def test_bench_times_vidloader_with_the_peers_resize(dataset: vl.VideoDataset) -
         assert row["clips_per_s"] > 0
     with pytest.raises(ConfigError, match=r"frame sizes.*give --resize HxW"):
         run_bench(dataset, resize=None, progress=False, **kw)
+
+
+def test_process_workers_hand_mixed_clips_to_the_transform(dataset: vl.VideoDataset) -> None:
+    kw: dict[str, Any] = dict(transform=EvalClipTransform(size=16), sampling="uniform", shuffle=False)
+    threads = [b.video for b in _loader(dataset, **kw)]
+    procs = [b.video for b in _loader(dataset, num_workers=1, worker_type="process", **kw)]
+    assert len(threads) == len(procs) == 3
+    assert all(torch.equal(a, b) for a, b in zip(threads, procs, strict=True))
+
+
+def test_clip_batch_checks_frame_mask() -> None:
+    kw: dict[str, Any] = dict(
+        video=torch.zeros(2, 3, 4, 2, 2),
+        label=torch.zeros(2, dtype=torch.int64),
+        video_index=torch.zeros(2, dtype=torch.int64),
+        clip_index=torch.zeros(2, dtype=torch.int64),
+        frame_index=torch.zeros(2, 4, dtype=torch.int64),
+        timestamp=torch.zeros(2, 4, dtype=torch.float64),
+    )
+    assert "frame_mask=(2, 4) bool" in repr(vl.ClipBatch(**kw, frame_mask=torch.ones(2, 4, dtype=torch.bool)))
+    with pytest.raises(ConfigError, match=r"frame_mask must be bool \(2, 4\).*torch.int64 \(2, 4\)"):
+        vl.ClipBatch(**kw, frame_mask=torch.ones(2, 4, dtype=torch.int64))
