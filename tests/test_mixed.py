@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import vidloader as vl
-from vidloader._errors import ConfigError
+from vidloader._errors import ConfigError, StateMismatchError
 from vidloader.backends import AudioSpec, PyAVBackend
 from vidloader.dataset import textured_frames, write_video
 from vidloader.transforms import EvalClipTransform, TrainClipTransform
@@ -330,3 +330,12 @@ def test_clip_batch_checks_frame_mask() -> None:
     assert "frame_mask=(2, 4) bool" in repr(vl.ClipBatch(**kw, frame_mask=torch.ones(2, 4, dtype=torch.bool)))
     with pytest.raises(ConfigError, match=r"frame_mask must be bool \(2, 4\).*torch.int64 \(2, 4\)"):
         vl.ClipBatch(**kw, frame_mask=torch.ones(2, 4, dtype=torch.int64))
+
+
+def test_short_video_is_part_of_the_state_fingerprint(dataset: vl.VideoDataset) -> None:
+    t = TrainClipTransform(size=8)
+    state = _loader(dataset, transform=t).state_dict()
+    assert "short_video" not in state["config"]  # "pad", the earlier behaviour: older states still load
+    _loader(dataset, transform=t).load_state_dict(state)
+    with pytest.raises(StateMismatchError, match=r"short_video was None .* but is 'loop' now"):
+        _loader(dataset, transform=t, short_video="loop").load_state_dict(state)

@@ -63,4 +63,8 @@ class SamplingConfig:
         return self.frames_per_clip * (self.frame_stride if self.target_fps is None else 1)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if out["short_video"] == "pad":
+            # "pad" is what every earlier version did: leaving it out keeps their saved states loadable.
+            del out["short_video"]
+        return out
