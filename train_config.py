@@ -30,6 +30,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "val_manifest": None,
         "demo": True,  # build the embedded demo dataset at `root` when it is missing
         "demo_seed": 0,
+        "demo_mixed": False,  # the demo with mixed frame sizes, aspect ratios, fps and short clips
         "on_error": "skip",
     },
     "loader": {"batch_size": 8, "frames_per_clip": 8, "frame_stride": 2, "num_workers": 2, "seed": 0},

@@ -77,7 +77,7 @@ def build_datasets(cfg: dict[str, Any], rank: int) -> tuple[vl.VideoDataset, vl.
             )
         if rank == 0:
             # Returns at once when the demo is there and current; rebuilds it when the generator changed.
-            vl.make_demo_dataset(root, seed=d["demo_seed"], progress=True)
+            vl.make_demo_dataset(root, seed=d["demo_seed"], mixed=d["demo_mixed"], progress=True)
         if dist.is_initialized():
             dist.barrier()
     if not (root / "train").is_dir():

@@ -113,6 +113,24 @@ def main() -> int:
         if ln.strip().startswith(("fused op", "torch chain", "torchvision", "GB/s", "copy bandwidth")):
             rows.append((f"ops: {ln.split('  ')[0].strip()}", " ".join(ln.split()[1:])))
 
+    # Ragged (mixed frame sizes) vs uniform batch of the same total pixels, Triton kernel (issue 14).
+    rc, out = run(
+        [
+            sys.executable,
+            "benchmarks/bench_ragged.py",
+            "--device",
+            "cuda",
+            "--repeats",
+            "5" if args.quick else "50",
+        ]
+    )
+    section = ""
+    for ln in out.splitlines():
+        if ln.startswith(("random resized", "whole frames")):
+            section = ln.split(":")[0]
+        elif ln.startswith("| ragged op (mixed input)"):
+            rows.append((f"ragged vs uniform: {section}", " ".join(ln.strip("| ").split("|")[1:]).strip()))
+
     with tempfile.TemporaryDirectory() as tmp:
         workloads = ["1080p-gop250"] if args.quick else ["1080p-gop250", "1080p-gop30"]
         for wl in workloads:

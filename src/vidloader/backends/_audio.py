@@ -4,6 +4,7 @@ Decoding stays at the stream's own sample rate; resampling and features happen p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -12,7 +13,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._errors import ConfigError, DecodeError
-from .._validate import check_choice, check_int
+from .._validate import check_choice, check_int, check_positive_float
 from ..dataset import VideoInfo, enable_ffmpeg_log
 from ._base import open_input
 
@@ -39,6 +40,8 @@ class AudioSpec:
     hop_length: int = 160
     stream: int | None = None
     required: bool = False
+    # Seconds of audio per clip; None: the longest nominal clip span in the dataset (see docs/audio.md).
+    duration: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "n_mels", "n_fft", "hop_length"):
@@ -51,6 +54,9 @@ class AudioSpec:
             check_int("AudioSpec.stream", self.stream, minimum=0)
         if not isinstance(self.required, bool):
             raise ConfigError(f"AudioSpec.required must be True or False, got {self.required!r}")
+        seconds = check_positive_float("AudioSpec.duration", self.duration, allow_none=True)
+        if seconds is not None and not math.isfinite(seconds):
+            raise ConfigError(f"AudioSpec.duration must be a finite number of seconds, got {self.duration!r}")
 
 
 @dataclass(frozen=True)

@@ -240,11 +240,21 @@ def run_bench(
             f"the dataset gives {len(plan)} clips; the benchmark needs at least {2 * batch_size}"
         )
     plan = plan[: n_batches * batch_size]
+    from ..backends import output_size
+
+    native = {output_size(dataset[c.video_index], None, apply_rotation=False) for c in plan}
+    if resize is None and len(native) > 1:
+        raise ConfigError(
+            f"the clips come in {len(native)} frame sizes (e.g. {sorted(native)[:3]}) and a batch needs one: "
+            "give --resize HxW, or --resize <short side> (every clip is then resized to the first clip's "
+            "size, for vidloader and the peers alike)"
+        )
     hw = None
     if resize is not None:
-        from ..backends import output_size
-
         hw = output_size(dataset[plan[0].video_index], resize, apply_rotation=False)
+        # Every row resizes to this one size, vidloader's too: on mixed data a short side alone would give
+        # each clip its own size (vidloader's batch would not stack) and time different work than the peers.
+        kw["resize"] = hw
     check_clips = plan[:2]
     refs = [_reference(dataset[c.video_index], c.frame_indices) for c in check_clips]
     results: dict[str, Any] = {}
@@ -273,15 +283,16 @@ def run_bench(
                     raise RuntimeError("vidloader's plan differs from the benchmark's clip list")
                 # Checked through a loader like the timed one (same backend and path, full size), so the
                 # check covers what the benchmark times, batch buffer included.
+                # One clip per batch: at full size the check clips of a mixed folder differ in shape.
                 check = VideoLoader(
                     dataset,
                     backend="dali" if name == "vidloader-dali" else "pyav",
                     device=device,
-                    **{**kw, "resize": None, "batch_size": len(check_clips), "num_workers": 0},
+                    **{**kw, "resize": None, "batch_size": 1, "num_workers": 0},
                 )
                 if check.clip_plan(0)[: len(check_clips)] != check_clips:
                     raise RuntimeError("vidloader's check plan differs from the benchmark's clip list")
-                got = list(next(iter(check)).video.cpu().numpy())
+                got = [b.video[0].cpu().numpy() for _, b in zip(check_clips, check, strict=False)]
                 check.close()
 
                 def make_iter(loader: Any = loader, pool: Any = None) -> Any:
@@ -289,14 +300,13 @@ def run_bench(
                     return iter(loader)
             elif hasattr(peer := PEERS[name](), "batches"):
                 pool = None
-                first = next(
-                    iter(
-                        peer.batches(
-                            dataset, check_clips, batch_size=len(check_clips), resize=None, workers=0
-                        )
+                got = []
+                # One clip at a time: at full size the check clips of a mixed folder differ in shape.
+                for check_clip in check_clips:
+                    first = next(
+                        iter(peer.batches(dataset, [check_clip], batch_size=1, resize=None, workers=0))
                     )
-                )
-                got = list(np.asarray(first.cpu()) if hasattr(first, "cpu") else first)
+                    got.append((np.asarray(first.cpu()) if hasattr(first, "cpu") else first)[0])
 
                 def make_iter(loader: Any = peer, pool: Any = None) -> Any:
                     return loader.batches(dataset, plan, batch_size=batch_size, resize=hw, workers=workers)

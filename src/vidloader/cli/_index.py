@@ -1,19 +1,71 @@
-"""`vidloader index`: what a dataset holds, and which files cannot be used and why."""
+"""`vidloader index`: what a dataset holds (sizes, aspect ratios, frame rates, VFR, audio), and which files
+cannot be used and why."""
 
 from __future__ import annotations
 
-from ..dataset import VideoDataset
+import itertools
+from collections import Counter
+from fractions import Fraction
+from typing import Any
+
+from ..dataset import VideoDataset, VideoInfo
+
+
+def is_vfr(info: VideoInfo) -> bool:
+    """Frame gaps that differ by more than timestamp rounding (2 ticks) and 10% of the median gap."""
+    pts = info.frame_pts[info.first_frame : info.first_frame + info.num_frames]
+    gaps = sorted(b - a for a, b in itertools.pairwise(pts))
+    if len(gaps) < 2:
+        return False
+    return gaps[-1] - gaps[0] > max(2, 0.1 * gaps[len(gaps) // 2])
+
+
+def _aspect(info: VideoInfo) -> str:
+    ratio = Fraction(info.width, info.height).limit_denominator(20)
+    return f"{ratio.numerator}:{ratio.denominator}"
+
+
+def _top(counts: Counter[Any], n: int = 6) -> str:
+    items = [f"{k} x{v}" for k, v in counts.most_common(n)]
+    return ", ".join(items) + (f", ... ({len(counts)} distinct)" if len(counts) > n else "")
+
+
+def mixed_summary(ds: VideoDataset) -> dict[str, Any]:
+    """How mixed the dataset is: the numbers ``vidloader index`` prints, JSON-safe."""
+    videos = list(ds)
+    fps = [v.fps for v in videos]
+    frames = [v.num_frames for v in videos]
+    return {
+        "resolutions": Counter(f"{v.width}x{v.height}" for v in videos),
+        "aspect_ratios": Counter(_aspect(v) for v in videos),
+        "orientation": Counter(
+            "portrait" if v.height > v.width else "landscape" if v.width > v.height else "square"
+            for v in videos
+        ),
+        "fps_range": (min(fps), max(fps)) if fps else None,
+        "frames_range": (min(frames), max(frames)) if frames else None,
+        "vfr": sum(is_vfr(v) for v in videos),
+        "with_audio": sum(v.has_audio for v in videos),
+    }
 
 
 def format_summary(ds: VideoDataset) -> str:
+    if not len(ds):
+        lines = ["videos:      0", f"unreadable:  {len(ds.skipped)}"]
+        return "\n".join(lines + [f"  {f.path}: {f.reason}" for f in ds.skipped])
     s = ds.summary()
+    m = mixed_summary(ds)
     d = s["duration_s"]
     lines = [
         f"videos:      {s['videos']}",
         f"classes:     {s['classes']} ({', '.join(ds.classes[:8])}{', ...' if len(ds.classes) > 8 else ''})",
         f"codecs:      {s['codecs']}",
-        f"resolutions: {s['resolutions']}",
-        f"fps:         {s['fps']}",
+        f"resolutions: {_top(m['resolutions'])}",
+        f"aspect:      {_top(m['aspect_ratios'])}; {', '.join(f'{k} {v}' for k, v in m['orientation'].items())}",
+        f"fps:         {m['fps_range'][0]:.3g} to {m['fps_range'][1]:.3g} ({_top(Counter(s['fps']))})",
+        f"vfr:         {m['vfr']}",
+        f"frames:      min {m['frames_range'][0]}, max {m['frames_range'][1]}",
+        f"audio:       {m['with_audio']} with audio, {s['videos'] - m['with_audio']} without",
         f"duration:    min {d['min']:.2f}s, max {d['max']:.2f}s, total {d['total']:.1f}s ({d['total'] / 3600:.2f}h)",
         f"unreadable:  {len(s['skipped'])}",
     ]

@@ -40,7 +40,11 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     if args.dir:
         args.data = args.dir
-    print(format_summary(_dataset(args)))
+    ds = _dataset(args)
+    print(format_summary(ds))
+    if args.strict and ds.skipped:
+        print(f"--strict: {len(ds.skipped)} unreadable files", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -133,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="summarise a dataset and list unreadable files")
     p.add_argument("dir", nargs="?")
     data_args(p)
+    p.add_argument("--strict", action="store_true", help="exit with status 1 when any file is unreadable")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("bench", help="clips/s of vidloader vs peers on the same clip list")

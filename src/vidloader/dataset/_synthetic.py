@@ -159,11 +159,14 @@ def textured_frames(n: int, height: int, width: int, *, seed: int = 0) -> np.nda
     return out
 
 
-def _demo_clip(label: str, rng: np.random.Generator, *, size: int, frames: int) -> np.ndarray:
-    """One demo clip. Every class has the same per-frame distribution of position, size, colour and
-    background (motion wraps round the frame; orbits start at a uniform angle), so the label exists only
-    in how frames follow each other."""
-    h = w = size
+def _demo_clip(
+    label: str, rng: np.random.Generator, *, size: int, frames: int, width: int | None = None
+) -> np.ndarray:
+    """One demo clip, ``size x width`` (square by default). Every class has the same per-frame distribution
+    of position, size, colour and background (motion wraps round the frame; orbits start at a uniform
+    angle), so the label exists only in how frames follow each other."""
+    h, w = size, size if width is None else width
+    size = min(h, w)
     bg_lo = rng.integers(0, 90)
     bg = rng.integers(bg_lo, bg_lo + 80, size=(h // 4 + 1, w // 4 + 1, 3)).astype(np.uint8)
     bg = np.kron(bg, np.ones((4, 4, 1), dtype=np.uint8))[:h, :w]
@@ -195,6 +198,15 @@ def _demo_clip(label: str, rng: np.random.Generator, *, size: int, frames: int) 
     return out
 
 
+def _mixed_geometry(rng: np.random.Generator, size: int, frames: int, k: int) -> tuple[int, int, int, int]:
+    """(height, width, frames, fps) of the ``k``-th clip of the mixed demo; even sizes (H.264 4:2:0)."""
+    short = 2 * round(size * float(rng.uniform(0.8, 1.5)) / 2)
+    long = 2 * round(short * float(rng.choice([1.0, 4 / 3, 16 / 9])) / 2)
+    h, w = (long, short) if rng.random() < 0.3 else (short, long)
+    n = max(2, frames // 3) if k % 7 == 6 else frames
+    return h, w, n, int(rng.choice([15, 24, 30, 60]))
+
+
 def make_demo_dataset(
     root: str | Path,
     *,
@@ -205,8 +217,13 @@ def make_demo_dataset(
     frames: int = 32,
     fps: int = 15,
     progress: bool = True,
+    mixed: bool = False,
 ) -> Path:
     """Write the synthetic action dataset to ``root/{train,val}/<class>/*.mp4`` (deterministic from seed).
+
+    ``mixed=True`` makes it look like scraped data: each clip gets its own frame size (landscape, portrait
+    and square, ``size`` on the short side give or take), frame rate (15 to 60 fps) and every seventh clip
+    is short (a third of ``frames``), so a loader has to handle mixed resolutions and short videos.
 
     Returns ``root``. Existing complete datasets (a ``.complete`` marker) are left as they are.
 
@@ -228,7 +245,8 @@ def make_demo_dataset(
     root = Path(root)
     marker = root / ".complete"
     # The marker records how the data was made, so a changed generator or argument rebuilds it.
-    stamp = f"{_DEMO_VERSION} seed={seed} train={train_per_class} val={val_per_class} size={size} frames={frames} fps={fps}\n"
+    stamp = f"{_DEMO_VERSION} seed={seed} train={train_per_class} val={val_per_class} size={size} frames={frames} fps={fps}"
+    stamp += " mixed\n" if mixed else "\n"
     if marker.exists() and marker.read_text() == stamp:
         return root
     for old in root.glob("*/*/*.mp4"):
@@ -239,10 +257,13 @@ def make_demo_dataset(
         for label in DEMO_CLASSES
         for i in range(n)
     ]
-    for split, label, i in tqdm(jobs, desc="demo data", disable=not progress, unit="clip"):
+    for k, (split, label, i) in enumerate(tqdm(jobs, desc="demo data", disable=not progress, unit="clip")):
         clip_seed = [seed, ("train", "val").index(split), DEMO_CLASSES.index(label), i]
         rng = np.random.default_rng(clip_seed)
-        clip = _demo_clip(label, rng, size=size, frames=frames)
-        write_video(root / split / label / f"{label}_{i:04d}.mp4", clip, fps=fps, gop=16, bframes=2)
+        h, w, n, rate = size, size, frames, fps
+        if mixed:
+            h, w, n, rate = _mixed_geometry(np.random.default_rng([*clip_seed, 1]), size, frames, k)
+        clip = _demo_clip(label, rng, size=h, width=w, frames=n)
+        write_video(root / split / label / f"{label}_{i:04d}.mp4", clip, fps=rate, gop=16, bframes=2)
     marker.write_text(stamp)
     return root

@@ -9,14 +9,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._errors import ConfigError, DecodeError
+from .._errors import DecodeError
 from ..backends import DALIBackend, PreparedClip, output_size
 from ..dataset import VideoDataset
+from ..ops import RaggedClips
 from ..sampling import ClipSpec, clip_seed
 from ._audio import AudioBatcher, split_audio
 from ._batch import ClipBatch
 from ._config import LoaderConfig
+from ._ragged import mixed_shape_error, ragged_frames
 from ._scheduler import DecodedBatch
+from ._short import frame_mask
 from ._stats import LoaderStats
 
 _PERMUTE = {"NTHWC": (0, 1, 2, 3, 4), "NCTHW": (0, 4, 1, 2, 3), "NTCHW": (0, 1, 4, 2, 3)}
@@ -98,7 +101,7 @@ class Assembler:
             for c in clips
         }
         if len(sizes) != 1:
-            return None, none  # mixed sizes: the assembly step reports them
+            return None, none  # mixed sizes: packed ragged (or reported) by the assembly step
         (h, w), t = sizes.pop(), cfg.sampling.frames_per_clip
         dims = {"T": t, "H": h, "W": w, "C": 3}
         shape = (len(clips), *(dims[k] for k in self.layout[1:]))
@@ -109,8 +112,17 @@ class Assembler:
     def __call__(self, epoch: int, batch: DecodedBatch) -> tuple[ClipBatch, int] | None:
         """The ClipBatch of a decoded batch and how many clips it holds; None when DALI failed on all."""
         items, spans = split_audio(list(zip(batch.clips, batch.results, strict=True)))
-        self._check_shapes(items)
-        video, kept = self._frames_on_device(batch, [d for _, d in items])
+        video: torch.Tensor | RaggedClips | None
+        if len({d.shape for _, d in items}) > 1:
+            # Mixed frame sizes: a transform gets the clips ragged (each at its own size), else an error.
+            if self.config.transform is None:
+                paths = [self.dataset[c.video_index].path for c, _ in items]
+                raise mixed_shape_error(paths, [tuple(d.shape) for _, d in items])
+            video, kept = ragged_frames(
+                [d for _, d in items], self.config.device, lambda rows: self._decode_rows(batch, items, rows)
+            )
+        else:
+            video, kept = self._frames_on_device(batch, [d for _, d in items])
         if video is None:
             return None
         clips = [items[i][0] for i in kept]
@@ -122,16 +134,16 @@ class Assembler:
             self.stats.counts["clips_without_audio"] += sum(not s.present for s in spans)
         return self._finish(epoch, clips, timestamps, video, audio, audio_mask), len(clips)
 
-    def _check_shapes(self, items: list[tuple[ClipSpec, Any]]) -> None:
-        first = items[0][1].shape
-        other = next(((c, d) for c, d in items if d.shape != first), None)
-        if other is not None:
-            p0 = self.dataset[items[0][0].video_index].path
-            p1 = self.dataset[other[0].video_index].path
-            raise ConfigError(
-                f"clips in one batch differ in shape: {p0} gives {first[1:3]} (H, W) but {p1} gives "
-                f"{other[1].shape[1:3]}; pass resize=(height, width) or resize=<short side> to VideoLoader"
-            )
+    def _decode_rows(
+        self, batch: DecodedBatch, items: list[tuple[ClipSpec, Any]], rows: list[int]
+    ) -> tuple[list[int], torch.Tensor | None]:
+        """One DALI call for the PreparedClips at ``rows`` (bisected on failure): the rows kept, frames."""
+
+        def fail(k: int, err: DecodeError) -> None:
+            self.stats.fail(batch.clips[rows[k]], err)
+
+        kept, frames = decode_isolating(self.backend, [items[i][1] for i in rows], self.config.resize, fail)
+        return [rows[k] for k in kept], frames
 
     def _frames_on_device(
         self, batch: DecodedBatch, items: list[Any]
@@ -183,7 +195,7 @@ class Assembler:
         epoch: int,
         clips: list[ClipSpec],
         timestamps: list[tuple[float, ...]],
-        video: torch.Tensor,
+        video: torch.Tensor | RaggedClips,
         audio: torch.Tensor | None,
         audio_mask: torch.Tensor | None,
     ) -> ClipBatch:
@@ -194,13 +206,18 @@ class Assembler:
             "clip_index": torch.tensor([c.clip_index for c in clips], dtype=torch.int64),
             "frame_index": torch.tensor([c.frame_indices for c in clips], dtype=torch.int64),
             "timestamp": torch.tensor(np.array(timestamps, dtype=np.float64)),
+            "frame_mask": frame_mask(clips),
         }
+        self.stats.counts["padded_clips"] += sum(c.padded > 0 for c in clips)
+        self.stats.counts["padded_frames"] += sum(c.padded for c in clips)
         views = 1
         if cfg.transform is not None:
             seeds = [clip_seed(cfg.seed, epoch, c.video_index, c.clip_index) for c in clips]
             video = cfg.transform(video, seeds=seeds)
             views = int(getattr(cfg.transform, "num_views", 1))
         else:
+            if isinstance(video, RaggedClips):  # refused in __call__: without a transform sizes must agree
+                raise TypeError("a ragged batch needs a transform")
             video = video.permute(*_PERMUTE[cfg.output_layout])
             if cfg.dtype != torch.uint8:
                 # Float output is scaled to [0, 1]; normalisation belongs to a transform.
@@ -213,9 +230,11 @@ class Assembler:
             view_index = torch.arange(views).repeat(len(clips))
             if audio is not None and audio_mask is not None:
                 audio, audio_mask = audio.repeat_interleave(views, 0), audio_mask.repeat_interleave(views)
+        mask = meta.pop("frame_mask").to(cfg.device, non_blocking=True)
         return ClipBatch(
             video=video,
             label=labels.to(cfg.device, non_blocking=True),
+            frame_mask=mask,
             view_index=view_index,
             audio=audio,
             audio_mask=audio_mask,

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ..backends import AudioSpan, AudioSpec
-from ..dataset import VideoDataset
+from ..dataset import VideoDataset, VideoInfo
 from ..sampling import SamplingConfig
 
 # Added to mel power before the log so silence (zero padding, files without audio) stays finite.
@@ -31,34 +31,39 @@ def split_audio(decoded: list[tuple[Any, Any]]) -> tuple[list[tuple[Any, Any]], 
     return [(c, d.frames) for c, d in decoded], [d.audio for _, d in decoded]
 
 
-def _video_fps(dataset: VideoDataset) -> float:
-    for info in dataset:
-        if info.fps > 0:
-            return float(info.fps)
-        n = len(info.frame_pts)
-        if n > 1 and info.frame_pts[-1] > info.frame_pts[0]:
-            return float((n - 1) / ((info.frame_pts[-1] - info.frame_pts[0]) * info.time_base))
-    return 25.0  # no video to go by: the number only sizes an empty loader's audio
+def _video_fps(info: VideoInfo) -> float | None:
+    if info.fps > 0:
+        return float(info.fps)
+    n = len(info.frame_pts)
+    if n > 1 and info.frame_pts[-1] > info.frame_pts[0]:
+        return float((n - 1) / ((info.frame_pts[-1] - info.frame_pts[0]) * info.time_base))
+    return None
 
 
 def audio_samples(spec: AudioSpec, sampling: SamplingConfig, dataset: VideoDataset) -> int:
-    """Samples per clip, fixed per loader so batches stack: the nominal clip duration at spec.sample_rate.
+    """Samples per clip, fixed per loader so batches stack.
 
-    With target_fps that is frames_per_clip / target_fps; otherwise frames_per_clip x frame_stride frames at
-    the fps of the dataset's first video (fps differs per video, the batch shape cannot).
+    ``spec.duration`` seconds if set; else with target_fps ``frames_per_clip / target_fps``; else the longest
+    nominal clip span over the dataset's videos, ``frames_per_clip x frame_stride / fps`` at each video's
+    own fps (the maximum, so it does not depend on the order of the files, and no clip's own span is cut).
+    Each clip's audio is its own span; the samples after it are zeros.
 
     Args:
         spec: the loader's AudioSpec.
         sampling: the loader's clip sampling.
-        dataset: the videos (the first one with a known fps sets the rate in stride mode).
+        dataset: the videos (their lowest fps sets the length in stride mode).
 
     Returns:
         Samples per clip at ``spec.sample_rate`` (at least 1).
     """
-    if sampling.target_fps is not None:
+    if spec.duration is not None:
+        seconds = float(spec.duration)
+    elif sampling.target_fps is not None:
         seconds = sampling.frames_per_clip / sampling.target_fps
     else:
-        seconds = sampling.frames_per_clip * sampling.frame_stride / _video_fps(dataset)
+        rates = [fps for fps in map(_video_fps, dataset) if fps is not None]
+        # 25: no video to go by; the number only sizes an empty loader's audio.
+        seconds = sampling.frames_per_clip * sampling.frame_stride / min(rates, default=25.0)
     return max(1, round(seconds * spec.sample_rate))
 
 

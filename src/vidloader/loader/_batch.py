@@ -48,6 +48,9 @@ class ClipBatch:
     view_index: torch.Tensor | None = None
     audio: torch.Tensor | None = None
     audio_mask: torch.Tensor | None = None
+    # bool [B, T] on the loader's device: False for frames that only repeat the last frame of a video shorter
+    # than the clip (short_video="pad"); a model can drop them from attention or pooling.
+    frame_mask: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         b = self.video.shape[0]
@@ -62,6 +65,13 @@ class ClipBatch:
         if self.frame_index.ndim != 2 or self.timestamp.shape != self.frame_index.shape:
             raise ConfigError(
                 f"frame_index {tuple(self.frame_index.shape)} and timestamp {tuple(self.timestamp.shape)} must both be [B, T]"
+            )
+        if self.frame_mask is not None and (
+            self.frame_mask.dtype != torch.bool or self.frame_mask.shape != self.frame_index.shape
+        ):
+            raise ConfigError(
+                f"frame_mask must be bool {tuple(self.frame_index.shape)} like frame_index, got "
+                f"{self.frame_mask.dtype} {tuple(self.frame_mask.shape)}"
             )
 
     def __len__(self) -> int:

@@ -10,8 +10,9 @@ import torch
 from .._errors import ConfigError
 from .._validate import check_choice, check_int
 from ..backends import BACKENDS, AudioSpec, ResizeArg, check_resize
-from ..sampling import SamplingConfig
+from ..sampling import SamplingConfig, ShortVideo
 from ..transforms import ClipTransform, as_clip_transform
+from ._options import resolve_output_options
 
 Layout = Literal["NCTHW", "NTCHW", "NTHWC"]
 LAYOUTS: tuple[str, ...] = ("NCTHW", "NTCHW", "NTHWC")
@@ -81,7 +82,7 @@ class LoaderConfig:
     drop_last: bool = False
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     backend: str = "auto"
-    output_layout: Layout = "NCTHW"
+    output_layout: Layout | None = None
     dtype: torch.dtype = torch.uint8
     resize: ResizeArg = None
     apply_rotation: bool = False
@@ -105,7 +106,8 @@ class LoaderConfig:
         _check_bool("drop_last", self.drop_last)
         object.__setattr__(self, "device", _check_device(self.device))
         check_choice("backend", self.backend, BACKENDS)
-        check_choice("output_layout", self.output_layout, LAYOUTS)
+        if self.output_layout is not None:
+            check_choice("output_layout", self.output_layout, LAYOUTS)
         if self.dtype not in DTYPES:
             raise ConfigError(
                 f"dtype={self.dtype!r} is not allowed; choose one of {[str(d) for d in DTYPES]}"
@@ -114,6 +116,9 @@ class LoaderConfig:
         object.__setattr__(self, "apply_rotation", bool(self.apply_rotation))
         # Batched (vidloader) or per-clip (torchvision) transform: decided once, here.
         object.__setattr__(self, "transform", as_clip_transform(self.transform, self.transform_kind))
+        # dtype / output_layout given with a transform must agree with it (else refused, saying which wins).
+        layout = resolve_output_options(self.transform, self.dtype, self.output_layout)
+        object.__setattr__(self, "output_layout", layout)
         check_int("num_workers", self.num_workers, minimum=0)
         check_choice("worker_type", self.worker_type, WORKER_TYPES)
         check_int("prefetch", self.prefetch, minimum=1)
@@ -142,6 +147,7 @@ class LoaderConfig:
         clips_per_video: int = 1,
         clips_per_video_mode: str = "exact",
         shuffle: bool = True,
+        short_video: ShortVideo = "pad",
         rank: int | None = None,
         world_size: int | None = None,
         **options: Any,
@@ -150,7 +156,7 @@ class LoaderConfig:
 
         Args:
             frames_per_clip, frame_stride, target_fps, clip_step, sampling, clips_per_video,
-                clips_per_video_mode, shuffle: the clip sampling (see ``SamplingConfig``).
+                clips_per_video_mode, shuffle, short_video: the clip sampling (see ``SamplingConfig``).
             rank, world_size: None takes torch.distributed's when it is initialised, else (0, 1).
             **options: the other fields of LoaderConfig.
 
@@ -169,6 +175,7 @@ class LoaderConfig:
             clips_per_video=clips_per_video,
             clips_per_video_mode=clips_per_video_mode,  # type: ignore[arg-type]
             shuffle=shuffle,
+            short_video=short_video,
         )
         rank, world_size = dist_defaults(rank, world_size)
         return cls(sampling=samp, rank=rank, world_size=world_size, **options)

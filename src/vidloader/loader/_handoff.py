@@ -88,7 +88,7 @@ class Handoff:
             return batch
         current = self.streams.current()
         self.streams.wait(current, event)
-        for t in (batch.video, batch.label, batch.audio, batch.audio_mask):
+        for t in (batch.video, batch.label, batch.audio, batch.audio_mask, batch.frame_mask):
             if t is not None and self.streams.owns(t):
                 self.streams.keep_alive(t, current)
         return batch

@@ -15,7 +15,7 @@ from .._errors import ConfigError
 from .._validate import check_int
 from ..backends import AudioSpec, resolve_backend
 from ..dataset import VideoDataset
-from ..sampling import ClipSpec, plan_epoch
+from ..sampling import ClipSpec, ShortVideo, plan_epoch
 from . import _handoff
 from ._assemble import Assembler
 from ._audio import AudioBatcher, audio_samples
@@ -24,6 +24,7 @@ from ._config import ConfigAttributes, LoaderConfig, OnError, WorkerType
 from ._pool import DecodePool
 from ._prefetch import Prefetcher
 from ._scheduler import Scheduler, Stopped
+from ._short import short_videos
 from ._state import EpochCursor, check_state, dataset_fingerprint, make_state
 from ._stats import LoaderStats
 from ._tasks import TaskMaker
@@ -53,8 +54,10 @@ class VideoLoader(ConfigAttributes):
         drop_last: leave out a last, smaller batch.
         device: where batches are delivered: "cpu" or "cuda[:N]".
         backend: "auto" (DALI on CUDA when it can run, else PyAV), "pyav" or "dali".
-        output_layout: "NCTHW", "NTCHW" or "NTHWC" (without a transform).
-        dtype: torch.uint8, or a float type (scaled to [0, 1]) (without a transform).
+        output_layout: "NCTHW" (default), "NTCHW" or "NTHWC" without a transform; with one it must be None or
+            the transform's own ``layout`` (the transform decides; anything else is refused).
+        dtype: torch.uint8, or a float type (scaled to [0, 1]), without a transform; with one it must be
+            uint8 (the default) or the transform's ``out_dtype`` (anything else is refused).
         resize: None, a short side (int) or (height, width).
         apply_rotation: apply the rotation in a file's display matrix.
         transform: None, a batched vidloader transform (``TrainClipTransform``, ``EvalClipTransform``, or
@@ -74,6 +77,8 @@ class VideoLoader(ConfigAttributes):
         shared_decode: decode clips of one video that one pass serves together (PyAV).
         rank, world_size: this process's shard (default: torch.distributed's, else 0 of 1).
         audio: an ``AudioSpec`` to deliver audio with each clip, or None.
+        short_video: "pad" (default), "loop", "skip" or "error": what a video shorter than one clip gives
+            (see ``SamplingConfig``); padded frames are False in ``ClipBatch.frame_mask``.
 
     Raises:
         ConfigError: an option is not allowed (the message names it and the allowed values).
@@ -97,7 +102,7 @@ class VideoLoader(ConfigAttributes):
         drop_last: bool = False,
         device: str | torch.device = "cpu",
         backend: str = "auto",
-        output_layout: str = "NCTHW",
+        output_layout: str | None = None,
         dtype: torch.dtype = torch.uint8,
         resize: int | tuple[int, int] | None = None,
         apply_rotation: bool = False,
@@ -112,6 +117,7 @@ class VideoLoader(ConfigAttributes):
         rank: int | None = None,
         world_size: int | None = None,
         audio: AudioSpec | None = None,
+        short_video: ShortVideo = "pad",
     ) -> None:
         if not isinstance(dataset, VideoDataset):
             raise ConfigError(f"dataset must be a vidloader.VideoDataset, got {type(dataset).__name__}")
@@ -126,6 +132,7 @@ class VideoLoader(ConfigAttributes):
         self._audio = (
             None if audio is None else AudioBatcher(audio, audio_samples(audio, cfg.sampling, dataset))
         )
+        self._short_videos = short_videos(dataset, cfg.sampling)
         self._pool = DecodePool(num_workers=cfg.num_workers, worker_type=cfg.worker_type)
         self._dataset_fp = dataset_fingerprint(dataset.fingerprint_items())
         self._cursor = EpochCursor()
@@ -237,8 +244,9 @@ class VideoLoader(ConfigAttributes):
     def stats(self) -> dict[str, Any]:
         """JSON-serialisable counters: clips, batches, skipped files and clips with reasons, fallbacks,
         shared decodes, clips without audio and decodes abandoned past their deadline."""
+        short = {"short_video": self.config.sampling.short_video, "short_videos": len(self._short_videos)}
         return self._stats.to_json(
-            backend=self.backend.name, skipped_files=[s.to_json() for s in self.dataset.skipped]
+            backend=self.backend.name, skipped_files=[s.to_json() for s in self.dataset.skipped], short=short
         )
 
     # ---- iteration -----------------------------------------------------------------------------------
@@ -248,7 +256,7 @@ class VideoLoader(ConfigAttributes):
 
         Raises:
             DecodeError: a clip failed under on_error="raise" (names the file and the reason).
-            ConfigError: clips of one batch differ in frame size and no resize was given.
+            ConfigError: clips of one batch differ in frame size and there is no transform to take them.
         """
         epoch, start = self._cursor.begin()
         plan = self._plan(epoch)

@@ -20,6 +20,8 @@ COUNTERS = (
     "skipped_batches",
     "clips_without_audio",
     "abandoned_decodes",
+    "padded_clips",
+    "padded_frames",
 )
 _MAX_FAILURES = 1000  # listed with reasons; the counter keeps counting past it
 
@@ -54,9 +56,13 @@ class LoaderStats:
             self._warned_fallback.add(path)
             log.warning("vidloader: %s decodes on the CPU (PyAV) instead of DALI: %s", path, reason)
 
-    def to_json(self, *, backend: str, skipped_files: list[dict[str, Any]]) -> dict[str, Any]:
+    def to_json(
+        self, *, backend: str, skipped_files: list[dict[str, Any]], short: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The counters, failures and skipped files as a JSON-safe dict (``short``: the short-video facts)."""
         out: dict[str, Any] = {"backend": backend}
         out.update({k: self.counts[k] for k in COUNTERS})
+        out.update(short or {})
         out["decode_failures"] = list(self.failures)
         out["skipped_files"] = skipped_files
         return out

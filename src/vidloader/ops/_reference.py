@@ -87,23 +87,100 @@ def resized_crop_normalize_reference(
     out = torch.empty(shape, dtype=out_dtype, device=video.device)
     if out.numel() == 0:
         return out
-    scale_l, shift_l = normalize_affine(mean, std, unit_input=jitter is not None)
-    scale = torch.tensor(scale_l, dtype=torch.float32, device=video.device).view(1, 3, 1, 1)
-    shift = torch.tensor(shift_l, dtype=torch.float32, device=video.device).view(1, 3, 1, 1)
+    scale, shift = _affine(mean, std, jitter is not None, video.device)
     box_rows = boxes.tolist()
     flips = flip.tolist()
     factors = jitter.tolist() if jitter is not None else None
     for n in range(n_out):
-        y0, x0, h, w = box_rows[n]
-        # NCHW float32: torch's generic bilinear kernel is ~1.8x faster than its channels-last one at C=3.
-        crop = torch.empty((t_len, 3, h, w), dtype=torch.float32, device=video.device)
-        crop.copy_(video[n // views, :, y0 : y0 + h, x0 : x0 + w, :].permute(0, 3, 1, 2))
-        res = F.interpolate(crop, size=(out_h, out_w), mode="bilinear", align_corners=False, antialias=False)
+        write_row(
+            video[n // views],
+            box_rows[n],
+            bool(flips[n]),
+            None if factors is None else factors[n],
+            _row_dst(out[n], layout),
+            scale,
+            shift,
+        )
+    return out
+
+
+def _affine(
+    mean: list[float], std: list[float], unit_input: bool, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    scale_l, shift_l = normalize_affine(mean, std, unit_input=unit_input)
+    scale = torch.tensor(scale_l, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    shift = torch.tensor(shift_l, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    return scale, shift
+
+
+def _row_dst(row: torch.Tensor, layout: str) -> torch.Tensor:
+    """One output clip as a ``[T, 3, H', W']`` view, whatever the layout."""
+    return row.permute(1, 0, 2, 3) if layout == "NCTHW" else row.permute(0, 3, 1, 2)
+
+
+def write_row(
+    clip: torch.Tensor,
+    box: list[int],
+    flip: bool,
+    factors: list[float] | None,
+    dst: torch.Tensor,
+    scale: torch.Tensor,
+    shift: torch.Tensor,
+) -> None:
+    """Crop ``box`` of uint8 ``clip [T, H, W, 3]``, resize to ``dst``'s size, flip, jitter, normalise into
+    ``dst`` (a ``[T, 3, H', W']`` view of the output)."""
+    y0, x0, h, w = box
+    t_len, out_h, out_w = dst.shape[0], dst.shape[2], dst.shape[3]
+    # NCHW float32: torch's generic bilinear kernel is ~1.8x faster than its channels-last one at C=3.
+    crop = torch.empty((t_len, 3, h, w), dtype=torch.float32, device=clip.device)
+    crop.copy_(clip[:, y0 : y0 + h, x0 : x0 + w, :].permute(0, 3, 1, 2))
+    res = F.interpolate(crop, size=(out_h, out_w), mode="bilinear", align_corners=False, antialias=False)
+    if flip:
+        res = res.flip(-1)
+    if factors is not None:
+        _color_jitter_(res.div_(255.0), *factors)
+    # One write: normalise, cast to out_dtype and scatter into the output layout together.
+    torch.addcmul(shift, res, scale, out=dst)
+
+
+def ragged_resized_crop_normalize_reference(
+    data: torch.Tensor,
+    geometry: torch.Tensor,
+    frames: int,
+    boxes: torch.Tensor,
+    size: list[int],
+    flip: torch.Tensor,
+    mean: list[float],
+    std: list[float],
+    out_dtype: torch.dtype,
+    layout: str,
+    jitter: torch.Tensor | None,
+    views: int,
+    dest: torch.Tensor | None,
+) -> torch.Tensor:
+    """The ragged op: input clip ``i`` is ``data[offset_i :]`` viewed as ``[frames, H_i, W_i, 3]`` with
+    ``geometry[i] = (offset_i, H_i, W_i)``; output row ``n`` is clip ``n // views`` cropped to ``boxes[n]``,
+    resized into ``dest[n] = (y0, x0, h, w)`` of the ``size`` canvas (the whole canvas when ``dest`` is None),
+    flipped (the whole canvas) if ``flip[n]``, jittered and normalised; canvas pixels outside ``dest[n]`` are
+    0 (the normalised mean colour). Arguments are assumed validated."""
+    n_out = boxes.shape[0]
+    out_h, out_w = int(size[0]), int(size[1])
+    shape = (n_out, 3, frames, out_h, out_w) if layout == "NCTHW" else (n_out, frames, out_h, out_w, 3)
+    out = (torch.empty if dest is None else torch.zeros)(shape, dtype=out_dtype, device=data.device)
+    if out.numel() == 0:
+        return out
+    scale, shift = _affine(mean, std, jitter is not None, data.device)
+    geo, box_rows, flips = geometry.tolist(), boxes.tolist(), flip.tolist()
+    factors = jitter.tolist() if jitter is not None else None
+    dests = dest.tolist() if dest is not None else [[0, 0, out_h, out_w]] * n_out
+    for n in range(n_out):
+        off, h, w = geo[n // views]
+        clip = data[off : off + frames * h * w * 3].view(frames, h, w, 3)
+        dy, dx, dh, dw = dests[n]
         if flips[n]:
-            res = res.flip(-1)
-        if factors is not None:
-            _color_jitter_(res.div_(255.0), *factors[n])
-        dst = out[n].permute(1, 0, 2, 3) if layout == "NCTHW" else out[n].permute(0, 3, 1, 2)
-        # One write: normalise, cast to out_dtype and scatter into the output layout together.
-        torch.addcmul(shift, res, scale, out=dst)
+            dx = out_w - dx - dw  # mirroring the canvas mirrors where the picture sits on it
+        dst = _row_dst(out[n], layout)[:, :, dy : dy + dh, dx : dx + dw]
+        write_row(
+            clip, box_rows[n], bool(flips[n]), None if factors is None else factors[n], dst, scale, shift
+        )
     return out

@@ -14,6 +14,8 @@ SamplingMode = Literal["random", "uniform", "multiview", "sliding"]
 SAMPLING_MODES: tuple[str, ...] = ("random", "uniform", "multiview", "sliding")
 ClipsPerVideoMode = Literal["exact", "without_replacement"]
 CLIPS_PER_VIDEO_MODES: tuple[str, ...] = ("exact", "without_replacement")
+ShortVideo = Literal["pad", "loop", "skip", "error"]
+SHORT_VIDEO: tuple[str, ...] = ("pad", "loop", "skip", "error")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +49,12 @@ class SamplingConfig:
               the longest like "sliding").
         shuffle: shuffle the videos' order (and, with several clips per video, the clips across the
             rank's whole epoch).
+        short_video: what a video shorter than one clip (``(frames_per_clip - 1) * frame_stride + 1``
+            frames, or ``(frames_per_clip - 1) / target_fps`` seconds) gives. "pad" (default: every video
+            still contributes, nothing is dropped silently) repeats its last frame, and the clip says how many
+            frames are padding (``ClipSpec.padded``, the loader's ``ClipBatch.frame_mask``); "loop" plays the
+            video again from its first frame, keeping the stride; "skip" gives no clip for it; "error" raises
+            ConfigError naming it.
 
     Raises:
         ConfigError: a value outside the above, naming it and the allowed ones.
@@ -60,6 +68,7 @@ class SamplingConfig:
     clips_per_video: int = 1
     clips_per_video_mode: ClipsPerVideoMode = "exact"
     shuffle: bool = True
+    short_video: ShortVideo = "pad"
 
     def __post_init__(self) -> None:
         check_int("frames_per_clip", self.frames_per_clip, minimum=1)
@@ -86,6 +95,7 @@ class SamplingConfig:
             raise ConfigError(
                 f"give either frame_stride (got {self.frame_stride}) or target_fps (got {self.target_fps}), not both"
             )
+        check_choice("short_video", self.short_video, SHORT_VIDEO)
         if not isinstance(self.shuffle, bool):
             raise ConfigError(f"shuffle must be True or False, got {self.shuffle!r}")
 
@@ -104,7 +114,10 @@ class SamplingConfig:
     def to_json(self) -> dict[str, Any]:
         """The fields as a JSON-safe dict (what loader state records and checks on resume)."""
         d = asdict(self)
+        # Fields left out at their defaults so states saved before they existed still load ("pad" is what
+        # every earlier version did).
         if d["clips_per_video_mode"] == "exact":
-            # Left out at its default so states saved before the field existed still load.
             del d["clips_per_video_mode"]
+        if d["short_video"] == "pad":
+            del d["short_video"]
         return d

@@ -18,15 +18,24 @@ _TAG_CLIPS, _TAG_ORDER, _TAG_CLIP_SHUFFLE = 1, 2, 3
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """One clip: ``frame_indices`` index the decoded frames of the video's stream (presentation order)."""
+    """One clip: ``frame_indices`` index the decoded frames of the video's stream (presentation order).
+
+    ``padded``: how many trailing frames only repeat the video's last frame because the video is shorter
+    than the clip (``short_video="pad"``); the loader turns it into ``ClipBatch.frame_mask``.
+    """
 
     video_index: int
     clip_index: int
     frame_indices: tuple[int, ...]
+    padded: int = 0
 
     def __post_init__(self) -> None:
         if not self.frame_indices:
             raise ConfigError("a clip needs at least one frame index")
+        if not 0 <= self.padded < len(self.frame_indices):
+            raise ConfigError(
+                f"padded={self.padded} must be in [0, {len(self.frame_indices)}) (at least one real frame)"
+            )
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -49,10 +58,16 @@ def clip_seed(seed: int, epoch: int, video_index: int, clip_index: int) -> int:
     return int(state) & (2**63 - 1)
 
 
-def _index_clip(info: VideoInfo, start: int, cfg: SamplingConfig) -> tuple[int, ...]:
-    last = info.first_frame + info.num_frames - 1
+def _index_clip(info: VideoInfo, start: int, cfg: SamplingConfig) -> tuple[tuple[int, ...], int]:
+    """Frame indices of the clip starting at ``start`` and how many of them are padding."""
+    first, n = info.first_frame, info.num_frames
+    last = first + n - 1
+    wanted = [start + k * cfg.frame_stride for k in range(cfg.frames_per_clip)]
+    if cfg.short_video == "loop":
+        # The video played again from its first frame: the stride between frames is kept.
+        return tuple(first + (i - first) % n for i in wanted), 0
     # Past the end a clip repeats the last frame (padding for videos shorter than a clip).
-    return tuple(min(start + k * cfg.frame_stride, last) for k in range(cfg.frames_per_clip))
+    return tuple(min(i, last) for i in wanted), sum(i > last for i in wanted)
 
 
 def _period(cfg: SamplingConfig) -> Fraction:
@@ -62,9 +77,31 @@ def _period(cfg: SamplingConfig) -> Fraction:
     return 1 / Fraction(cfg.target_fps).limit_denominator(1_000_000)
 
 
-def _time_clip(info: VideoInfo, t0: Fraction, cfg: SamplingConfig) -> tuple[int, ...]:
+def _time_span(info: VideoInfo) -> tuple[Fraction, Fraction]:
+    """Presentation times of the video's first and last frame."""
+    lo = info.frame_pts[info.first_frame] * info.time_base
+    return lo, info.frame_pts[info.first_frame + info.num_frames - 1] * info.time_base
+
+
+def _time_clip(info: VideoInfo, t0: Fraction, cfg: SamplingConfig) -> tuple[tuple[int, ...], int]:
     period = _period(cfg)
-    return tuple(info.frame_at_time(t0 + k * period) for k in range(cfg.frames_per_clip))
+    times = [t0 + k * period for k in range(cfg.frames_per_clip)]
+    lo, hi = _time_span(info)
+    if cfg.short_video == "loop":
+        # One loop lasts the video's span plus one mean frame duration, so the last frame shows for a frame.
+        n = info.num_frames
+        cycle = (hi - lo) * n / (n - 1) if n > 1 else period
+        times = [lo + (t - lo) % cycle for t in times]
+        return tuple(info.frame_at_time(t) for t in times), 0
+    return tuple(info.frame_at_time(t) for t in times), sum(t > hi for t in times)
+
+
+def is_short(info: VideoInfo, cfg: SamplingConfig) -> bool:
+    """Whether ``info`` is shorter than one clip of ``cfg`` (what ``short_video`` decides about)."""
+    if cfg.target_fps is not None:
+        lo, hi = _time_span(info)
+        return hi - lo < (cfg.frames_per_clip - 1) * _period(cfg)
+    return info.num_frames < (cfg.frames_per_clip - 1) * cfg.frame_stride + 1
 
 
 def _starts(info: VideoInfo, cfg: SamplingConfig, rng: np.random.Generator | None) -> list[Fraction]:
@@ -73,8 +110,7 @@ def _starts(info: VideoInfo, cfg: SamplingConfig, rng: np.random.Generator | Non
     timed = cfg.target_fps is not None
     lo: Fraction
     if timed:
-        lo = info.frame_pts[info.first_frame] * info.time_base
-        hi = info.frame_pts[info.first_frame + info.num_frames - 1] * info.time_base
+        lo, hi = _time_span(info)
         unit = _period(cfg)
         room = hi - lo - (cfg.frames_per_clip - 1) * unit
     else:
@@ -105,12 +141,6 @@ def _windows(lo: Fraction, room: Fraction, step: Fraction) -> list[Fraction]:
     return [lo + i * step for i in range(int(room // step) + 1)]
 
 
-def _max_clips(info: VideoInfo, cfg: SamplingConfig) -> int:
-    """Clips a video gives in any epoch of a windowed plan (used to pad ranks to the same count)."""
-    n = len(_starts(info, cfg, None))
-    return n if cfg.sampling == "sliding" else min(n, cfg.clips_per_video)
-
-
 def video_clips(
     info: VideoInfo, video_index: int, cfg: SamplingConfig, *, seed: int, epoch: int
 ) -> list[ClipSpec]:
@@ -125,13 +155,37 @@ def video_clips(
     Returns:
         The clips in start order, ``clip_index`` 0, 1, ...: ``clips_per_video`` of them for "random" (at most
         that many with ``clips_per_video_mode="without_replacement"``) and "uniform", every window for "sliding".
+
+    Raises:
+        ConfigError: the video is shorter than one clip and ``cfg.short_video == "error"``.
     """
+    if cfg.short_video in ("skip", "error") and is_short(info, cfg):
+        if cfg.short_video == "skip":
+            return []
+        raise ConfigError(
+            f"{info.path} is shorter than one clip ({info.num_frames} frames, {info.duration:.3f}s; a clip of "
+            f"{cfg.frames_per_clip} frames needs more) and short_video='error'; choose short_video='pad', "
+            "'loop' or 'skip', or shorten the clip"
+        )
     rng = _rng(seed, epoch, video_index, _TAG_CLIPS) if cfg.sampling == "random" else None
     clips = []
     for ci, s in enumerate(_starts(info, cfg, rng)):
-        idx = _time_clip(info, s, cfg) if cfg.target_fps is not None else _index_clip(info, int(s), cfg)
-        clips.append(ClipSpec(video_index=video_index, clip_index=ci, frame_indices=idx))
+        if cfg.target_fps is not None:
+            idx, padded = _time_clip(info, s, cfg)
+        else:
+            idx, padded = _index_clip(info, int(s), cfg)
+        clips.append(ClipSpec(video_index=video_index, clip_index=ci, frame_indices=idx, padded=padded))
     return clips
+
+
+def _clip_count(info: VideoInfo, cfg: SamplingConfig) -> int:
+    """How many clips ``video_clips`` gives for ``info`` (the same for every seed and epoch)."""
+    if cfg.short_video == "skip" and is_short(info, cfg):
+        return 0
+    if not cfg.windowed:
+        return cfg.clips_per_video
+    n = len(_starts(info, cfg, None))
+    return n if cfg.sampling == "sliding" else min(n, cfg.clips_per_video)
 
 
 def _check_rank(seed: int, epoch: int, rank: int, world_size: int) -> None:
@@ -203,17 +257,23 @@ def plan_epoch(
         len(videos), seed=seed, epoch=epoch, rank=rank, world_size=world_size, shuffle=cfg.shuffle
     )
     clips = [c for v in mine for c in video_clips(videos[v], v, cfg, seed=seed, epoch=epoch)]
-    if cfg.windowed and world_size > 1:
-        # Window counts vary with video length; pad every rank to the longest so DDP steps stay in lockstep.
+    if (cfg.windowed or cfg.short_video == "skip") and world_size > 1:
+        # Window counts vary with video length (and skipped short videos give none); pad every rank to the
+        # longest so DDP steps stay in lockstep.
         target = max(
             sum(
-                _max_clips(videos[v], cfg)
+                _clip_count(videos[v], cfg)
                 for v in shard_videos(
                     len(videos), seed=seed, epoch=epoch, rank=r, world_size=world_size, shuffle=cfg.shuffle
                 )
             )
             for r in range(world_size)
         )
+        if target > 0 and not clips:
+            raise ConfigError(
+                f"rank {rank} has no clips: every video it got is shorter than a clip and "
+                "short_video='skip'; use short_video='pad' or 'loop', or fewer ranks"
+            )
         clips = [clips[i % len(clips)] for i in range(target)]
     if cfg.shuffle and len(clips) > 1 and (cfg.clips_per_video > 1 or cfg.windowed):
         perm = _rng(seed, epoch, rank, world_size, _TAG_CLIP_SHUFFLE).permutation(len(clips))

@@ -4,7 +4,9 @@
 (``transform(video_u8, *, seeds)``) and end in one call of ``vidloader.ops.clip_resized_crop_normalize``:
 uint8 ``[B, T, H, W, 3]`` in, normalised ``[B * num_views, ...]`` out in the chosen dtype and layout.
 ``PerClipTransform`` runs any per-clip callable (a torchvision v2 transform, ``weights.transforms()``) under
-the same contract; ``as_clip_transform`` is how the loader decides which one a callable needs.
+the same contract; ``as_clip_transform`` is how the loader decides which one a callable needs. Given a
+``vidloader.ops.RaggedClips`` batch (clips of mixed frame sizes) the two built-in transforms compute every
+clip's boxes from its own size and call ``clip_resized_crop_normalize_ragged`` instead, still one launch.
 """
 
 from ._boxes import (

@@ -9,7 +9,15 @@ from typing import Literal
 import torch
 
 from .._errors import ConfigError
-from ..ops import check_layout, check_out_dtype, check_size, check_video, clip_resized_crop_normalize
+from ..ops import (
+    RaggedClips,
+    check_layout,
+    check_out_dtype,
+    check_size,
+    check_video,
+    clip_resized_crop_normalize,
+    clip_resized_crop_normalize_ragged,
+)
 from ._boxes import (
     center_crop_boxes,
     check_crop_fits,
@@ -38,8 +46,14 @@ class EvalClipTransform:
     (within half a source pixel of the two-step result). ``resize_short=S`` is the older spelling of
     ``resize=S`` (and needs ``S >= max(size)``).
 
+    ``letterbox=True`` (``crops=1``, no ``resize``/``resize_short``) keeps the whole frame instead: it is
+    resized to fit inside ``size`` with its aspect ratio kept, centred, and the bars are 0 (the mean colour
+    after normalising).
+
     All views are normalised by the fused op in one launch (boxes repeated per view, the video is not
-    copied). Seeds are accepted for the loader's protocol and ignored: evaluation is deterministic.
+    copied). Given a ``vidloader.ops.RaggedClips`` batch (mixed resolutions and aspect ratios), each clip's
+    boxes come from its own frame size and the ragged op fills the batch in one launch. Seeds are accepted
+    for the loader's protocol and ignored: evaluation is deterministic.
 
     Args:
         size: output ``(height, width)``, or an int for a square.
@@ -50,6 +64,7 @@ class EvalClipTransform:
             torchvision's presets and ``weights.transforms()`` use ``preset="kinetics"``).
         out_dtype: torch.float32, torch.float16 or torch.bfloat16.
         layout: "NCTHW" or "NTHWC".
+        letterbox: fit the whole frame inside ``size`` (aspect kept, zero bars) instead of cropping.
 
     Raises:
         ConfigError: any argument outside the above, naming it and the allowed values.
@@ -73,6 +88,7 @@ class EvalClipTransform:
         std: Sequence[float] | None = None,
         out_dtype: torch.dtype = torch.float32,
         layout: Layout = "NCTHW",
+        letterbox: bool = False,
     ) -> None:
         self.size = check_size(size)
         if isinstance(crops, bool) or crops not in CROPS:
@@ -94,6 +110,15 @@ class EvalClipTransform:
         self.mean, self.std = resolve_stats(preset, mean, std)
         self.out_dtype = check_out_dtype(out_dtype)
         self.layout = check_layout(layout)
+        if not isinstance(letterbox, bool):
+            raise ConfigError(f"letterbox={letterbox!r} is not allowed; choose True or False")
+        if letterbox and (self.crops != 1 or resize_short is not None or resize is not None):
+            raise ConfigError(
+                f"letterbox=True keeps the whole frame, so it cannot be combined with crops={self.crops}, "
+                f"resize={resize!r} or resize_short={resize_short!r}; use letterbox=True alone, or crops / "
+                "resize without it"
+            )
+        self.letterbox = letterbox
 
     @property
     def num_views(self) -> int:
@@ -112,28 +137,67 @@ class EvalClipTransform:
         Raises:
             ConfigError: the crop does not fit the resized frame.
         """
-        if self.resize is not None:
-            resized = resized_size(height, width, self.resize)
-            check_crop_fits(self.size, resized, self.resize)
-            make = center_crop_boxes if self.crops == 1 else three_crop_boxes
-            views = make(resized[0], resized[1], self.size).tolist()
-            rows = [source_box(height, width, resized, tuple(v)) for v in views] * batch
-            return torch.tensor(rows, dtype=torch.int64).view(batch * self.crops, 4)
-        short = min(height, width)
-        crop: tuple[int, int] | None = None
-        if self.resize_short is not None:
-            crop = (
-                max(1, min(height, round(self.size[0] * short / self.resize_short))),
-                max(1, min(width, round(self.size[1] * short / self.resize_short))),
-            )
-        make = center_crop_boxes if self.crops == 1 else three_crop_boxes
-        return make([height] * batch, [width] * batch, crop)
+        return self.boxes_per_clip([(height, width)] * batch)
 
-    def __call__(self, video_u8: torch.Tensor, *, seeds: Sequence[int] | None = None) -> torch.Tensor:
+    def boxes_per_clip(self, sizes: Sequence[tuple[int, int]]) -> torch.Tensor:
+        """The crop boxes for clips of their own sizes (a ragged batch).
+
+        Args:
+            sizes: ``(H_i, W_i)`` of each clip's frames.
+
+        Returns:
+            int64 ``[len(sizes) * num_views, 4]`` source-frame boxes ``(y0, x0, h, w)`` on the CPU.
+
+        Raises:
+            ConfigError: the crop does not fit a resized frame.
+        """
+        if self.letterbox:
+            return torch.tensor([(0, 0, h, w) for h, w in sizes], dtype=torch.int64).view(len(sizes), 4)
+        make = center_crop_boxes if self.crops == 1 else three_crop_boxes
+        out = []
+        for height, width in sizes:
+            if self.resize is not None:
+                resized = resized_size(height, width, self.resize)
+                check_crop_fits(self.size, resized, self.resize)
+                views = make(resized[0], resized[1], self.size).tolist()
+                rows = [source_box(height, width, resized, tuple(v)) for v in views]
+                out.append(torch.tensor(rows, dtype=torch.int64).view(self.crops, 4))
+                continue
+            crop: tuple[int, int] | None = None
+            if self.resize_short is not None:
+                short = min(height, width)
+                crop = (
+                    max(1, min(height, round(self.size[0] * short / self.resize_short))),
+                    max(1, min(width, round(self.size[1] * short / self.resize_short))),
+                )
+            out.append(make([height], [width], crop))
+        return torch.cat(out) if out else torch.zeros((0, 4), dtype=torch.int64)
+
+    def letterbox_rects(self, sizes: Sequence[tuple[int, int]]) -> torch.Tensor:
+        """Canvas rectangles for ``letterbox=True``.
+
+        Args:
+            sizes: ``(H_i, W_i)`` of each clip's frames.
+
+        Returns:
+            int64 ``[B, 4]`` rectangles ``(y0, x0, h, w)``: each whole frame fitted inside ``size`` with its
+            aspect ratio kept (the long side fills the canvas), centred.
+        """
+        out_h, out_w = self.size
+        rows = []
+        for h, w in sizes:
+            scale = min(out_h / h, out_w / w)
+            dh, dw = max(1, min(out_h, round(h * scale))), max(1, min(out_w, round(w * scale)))
+            rows.append(((out_h - dh) // 2, (out_w - dw) // 2, dh, dw))
+        return torch.tensor(rows, dtype=torch.int64).view(len(rows), 4)
+
+    def __call__(
+        self, video_u8: torch.Tensor | RaggedClips, *, seeds: Sequence[int] | None = None
+    ) -> torch.Tensor:
         """The evaluation views of a batch.
 
         Args:
-            video_u8: uint8 ``[B, T, H, W, 3]`` on any device.
+            video_u8: uint8 ``[B, T, H, W, 3]`` on any device, or a ``RaggedClips`` batch of mixed sizes.
             seeds: ignored (checked for length when given).
 
         Returns:
@@ -142,7 +206,13 @@ class EvalClipTransform:
         Raises:
             ConfigError: a bad video or seeds, or a crop that does not fit the resized frame.
         """
+        if isinstance(video_u8, RaggedClips):
+            if seeds is not None:
+                check_seeds(seeds, len(video_u8))
+            return self._ragged(video_u8)
         video_u8 = check_video(video_u8)
+        if self.letterbox:
+            return self._ragged(RaggedClips.from_batch(video_u8))
         if seeds is not None:
             check_seeds(seeds, video_u8.shape[0])
         batch, _, height, width, _ = video_u8.shape
@@ -158,9 +228,23 @@ class EvalClipTransform:
             views=self.crops,
         )
 
+    def _ragged(self, clips: RaggedClips) -> torch.Tensor:
+        return clip_resized_crop_normalize_ragged(
+            clips,
+            self.boxes_per_clip(clips.sizes),
+            self.size,
+            None,
+            self.mean,
+            self.std,
+            out_dtype=self.out_dtype,
+            layout=self.layout,
+            views=self.crops,
+            dest=self.letterbox_rects(clips.sizes) if self.letterbox else None,
+        )
+
     def __repr__(self) -> str:
         return (
             f"EvalClipTransform(size={self.size}, crops={self.crops}, resize={self.resize}, "
-            f"resize_short={self.resize_short}, "
-            f"mean={self.mean}, std={self.std}, out_dtype={self.out_dtype}, layout={self.layout!r})"
+            f"resize_short={self.resize_short}, mean={self.mean}, std={self.std}, "
+            f"out_dtype={self.out_dtype}, layout={self.layout!r}, letterbox={self.letterbox})"
         )

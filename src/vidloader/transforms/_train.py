@@ -10,7 +10,15 @@ from typing import Literal
 import torch
 
 from .._errors import ConfigError
-from ..ops import check_layout, check_out_dtype, check_size, check_video, clip_resized_crop_normalize
+from ..ops import (
+    RaggedClips,
+    check_layout,
+    check_out_dtype,
+    check_size,
+    check_video,
+    clip_resized_crop_normalize,
+    clip_resized_crop_normalize_ragged,
+)
 from ._boxes import (
     check_crop_fits,
     check_range,
@@ -67,6 +75,10 @@ class TrainClipTransform:
     ``RandomCrop.get_params``'s ``randint`` for the top then the left edge), one flip coin (drawn even when
     flips are off, so later draws do not depend on it) and, if ``jitter=(b, c, s)``, brightness, contrast and
     saturation factors drawn uniformly from ``[max(0, 1 - x), 1 + x]`` like torchvision's ColorJitter.
+
+    Given a ``vidloader.ops.RaggedClips`` batch (clips of mixed resolutions and aspect ratios, as the loader
+    hands them over), every clip's box is drawn from its own native frame and the ragged op crops and resizes
+    each clip into its slot of the batch in one launch.
 
     Args:
         size: output ``(height, width)``, or an int for a square.
@@ -157,8 +169,27 @@ class TrainClipTransform:
             ConfigError: bad seeds, or the crop does not fit the resized frame.
         """
         seed_list = check_seeds(seeds)
+        return self.draw_params_per_clip([(height, width)] * len(seed_list), seed_list)
+
+    def draw_params_per_clip(
+        self, sizes: Sequence[tuple[int, int]], seeds: Sequence[int]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``draw_params`` for clips of their own sizes (a ragged batch): each box is drawn from the clip's
+        own native frame, so no clip is stretched to another's aspect ratio.
+
+        Args:
+            sizes: ``(H_i, W_i)`` of each clip's frames.
+            seeds: one int per clip.
+
+        Returns:
+            As ``draw_params``.
+
+        Raises:
+            ConfigError: bad seeds, or the crop does not fit a resized frame.
+        """
+        seed_list = check_seeds(seeds, len(sizes))
         boxes, flips, factors = [], [], []
-        for seed in seed_list:
+        for seed, (height, width) in zip(seed_list, sizes, strict=True):
             g = torch.Generator().manual_seed(seed)
             boxes.append(self._crop_box(g, height, width))
             coin = torch.rand(1, generator=g).item() < self.hflip_prob
@@ -180,11 +211,11 @@ class TrainClipTransform:
             jitter,
         )
 
-    def __call__(self, video_u8: torch.Tensor, *, seeds: Sequence[int]) -> torch.Tensor:
+    def __call__(self, video_u8: torch.Tensor | RaggedClips, *, seeds: Sequence[int]) -> torch.Tensor:
         """Augment a batch.
 
         Args:
-            video_u8: uint8 ``[B, T, H, W, 3]`` on any device.
+            video_u8: uint8 ``[B, T, H, W, 3]`` on any device, or a ``RaggedClips`` batch of mixed sizes.
             seeds: one int in ``[0, 2**64)`` per clip.
 
         Returns:
@@ -193,6 +224,19 @@ class TrainClipTransform:
         Raises:
             ConfigError: a bad video or seeds, or a crop that does not fit the resized frame.
         """
+        if isinstance(video_u8, RaggedClips):
+            boxes, flips, jitter = self.draw_params_per_clip(video_u8.sizes, seeds)
+            return clip_resized_crop_normalize_ragged(
+                video_u8,
+                boxes,
+                self.size,
+                flips,
+                self.mean,
+                self.std,
+                out_dtype=self.out_dtype,
+                layout=self.layout,
+                jitter=jitter,
+            )
         video_u8 = check_video(video_u8)
         seed_list = check_seeds(seeds, video_u8.shape[0])
         boxes, flips, jitter = self.draw_params(video_u8.shape[2], video_u8.shape[3], seed_list)
