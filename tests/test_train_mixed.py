@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from vidloader._config import load_config
 
 import vidloader as vl
-from vidloader._config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))

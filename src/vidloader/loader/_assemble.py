@@ -84,7 +84,7 @@ class Assembler:
             stats,
         )
         # A transform takes NTHWC; without one, workers write straight into the output layout.
-        self.layout = "NTHWC" if config.transform is not None else config.output_layout
+        self.layout = "NTHWC" if config.transform is not None else config.layout
 
     def buffers(self, clips: list[ClipSpec]) -> tuple[torch.Tensor | None, list[np.ndarray | None]]:
         """A fresh host batch that thread workers fill in place, already in the output layout (pinned for
@@ -218,7 +218,7 @@ class Assembler:
         else:
             if isinstance(video, RaggedClips):  # refused in __call__: without a transform sizes must agree
                 raise TypeError("a ragged batch needs a transform")
-            video = video.permute(*_PERMUTE[cfg.output_layout])
+            video = video.permute(*_PERMUTE[cfg.layout])
             if cfg.dtype != torch.uint8:
                 # Float output is scaled to [0, 1]; normalisation belongs to a transform.
                 video = video.to(cfg.dtype).div_(255)

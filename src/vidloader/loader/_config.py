@@ -181,6 +181,11 @@ class LoaderConfig:
         return cls(sampling=samp, rank=rank, world_size=world_size, **options)
 
     @property
+    def layout(self) -> str:
+        """The layout batches come out in: ``output_layout``, resolved against the transform."""
+        return self.output_layout or "NCTHW"
+
+    @property
     def inline(self) -> bool:
         """num_workers=0: one decode at a time and no prefetch thread (batches are made in the caller)."""
         return self.num_workers == 0

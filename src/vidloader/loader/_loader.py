@@ -160,19 +160,6 @@ class VideoLoader(ConfigAttributes):
         b = self.config.batch_size
         return n_clips // b if self.config.drop_last else -(-n_clips // b)
 
-    # ---- sizes (issue 16): the epoch in progress while one is, else the next one ---------------------
-
-    @property
-    def _current_epoch(self) -> int:
-        return self._epoch if self._in_epoch else self._next_epoch
-
-    @property
-    def num_clips(self) -> int:
-        """Clips this rank yields in the current epoch (the one being iterated, else the next one), counting
-        every clip of the plan, including ones that a resume skips or ``on_error="skip"`` drops; views of
-        a multi-view transform are not counted (a batch has ``num_views`` rows per clip)."""
-        return len(self._plan(self._current_epoch))
-
     @property
     def _current_epoch(self) -> int:
         """The epoch being iterated while a pass runs, else the next one."""

@@ -10,6 +10,7 @@ from typing import Any, Literal, Protocol
 import torch
 
 from .._errors import ConfigError
+from ..ops import RaggedClips
 from ._boxes import check_seeds
 
 TransformKind = Literal["auto", "batched", "per_clip"]
@@ -33,7 +34,7 @@ class ClipTransform(Protocol):
 
     num_views: int
 
-    def __call__(self, video: torch.Tensor, *, seeds: list[int]) -> torch.Tensor: ...
+    def __call__(self, video: torch.Tensor | RaggedClips, *, seeds: list[int]) -> torch.Tensor: ...
 
 
 def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
@@ -115,11 +116,12 @@ class PerClipTransform:
             raise ConfigError(f"transform must be callable, got {type(fn).__name__}")
         self.fn = fn
 
-    def __call__(self, video: torch.Tensor, *, seeds: Sequence[int]) -> torch.Tensor:
+    def __call__(self, video: torch.Tensor | RaggedClips, *, seeds: Sequence[int]) -> torch.Tensor:
         """Apply ``fn`` to every clip of ``video`` and stack the results.
 
         Args:
-            video: uint8 ``[B, T, H, W, C]``.
+            video: uint8 ``[B, T, H, W, C]``, or a ``RaggedClips`` batch whose clips differ in frame size
+                (each clip then reaches ``fn`` at its own decoded size, as torchvision expects).
             seeds: one int per clip.
 
         Returns:
@@ -129,8 +131,11 @@ class PerClipTransform:
             ConfigError: wrong seeds, ``fn`` returned something that is not a tensor, or clips came back
                 with different shapes.
         """
-        seed_list = check_seeds(seeds, video.shape[0])
-        clips = video.permute(0, 1, 4, 2, 3).contiguous()  # one copy per batch, to [B, T, C, H, W]
+        seed_list = check_seeds(seeds, len(video))
+        if isinstance(video, RaggedClips):
+            clips = [video.clip(i).permute(0, 3, 1, 2).contiguous() for i in range(len(video))]
+        else:
+            clips = list(video.permute(0, 1, 4, 2, 3).contiguous())  # one copy per batch, [B, T, C, H, W]
         out = []
         for clip, seed in zip(clips, seed_list, strict=True):
             with torch.random.fork_rng(devices=[]):
