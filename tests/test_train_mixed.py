@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from vidloader._config import load_config
 
 import vidloader as vl
 
@@ -16,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 import train_example  # noqa: E402
+from train_config import load_config  # noqa: E402
 
 from test_train import TINY  # noqa: E402
 
