@@ -43,7 +43,17 @@ TOOLS = ROOT / ".cache" / f"uv-{UV_VERSION}"
 # here because its 2.11.1 wheel imported with an OSError against torch 2.11.0 (a symbol torch lacks).
 # Bump when the install steps below change, so environments made the old way are rebuilt.
 RECIPE = "2"
-SMOKE = ("torch", "torchvision", "torchaudio", "av", "nvidia.dali", "nvidia.dali.fn", "triton", "cv2", "decord")
+SMOKE = (
+    "torch",
+    "torchvision",
+    "torchaudio",
+    "av",
+    "nvidia.dali",
+    "nvidia.dali.fn",
+    "triton",
+    "cv2",
+    "decord",
+)
 
 
 def lock_path(version: str | None = None) -> Path:
@@ -98,10 +108,14 @@ def _pip(*args: str) -> None:
 
 def build_env(want: dict[str, str]) -> None:
     if VENV.exists():
-        print(f"[dev] {VENV} does not match the lock, this Python or a finished install: rebuilding", flush=True)
+        print(
+            f"[dev] {VENV} does not match the lock, this Python or a finished install: rebuilding", flush=True
+        )
         shutil.rmtree(VENV)
     t0 = time.time()
-    print(f"[dev] creating {VENV} from {lock_path().relative_to(ROOT)} (first time: a few minutes)", flush=True)
+    print(
+        f"[dev] creating {VENV} from {lock_path().relative_to(ROOT)} (first time: a few minutes)", flush=True
+    )
     venv.EnvBuilder(with_pip=True).create(VENV)
     _pip("install", "-q", "--no-deps", "-r", str(lock_path()))
     # The project itself, against the locked setuptools, so the build needs nothing outside the lock either.
@@ -139,7 +153,9 @@ def lock(argv: list[str]) -> int:
     uv = TOOLS / "bin" / "uv"
     if not uv.exists():
         venv.EnvBuilder(with_pip=True).create(TOOLS)
-        subprocess.check_call([str(TOOLS / "bin" / "python"), "-m", "pip", "install", "-q", f"uv=={UV_VERSION}"])
+        subprocess.check_call(
+            [str(TOOLS / "bin" / "python"), "-m", "pip", "install", "-q", f"uv=={UV_VERSION}"]
+        )
     for version in LOCKED_PYTHONS:
         out = lock_path(version)
         old = out.read_text().splitlines() if out.exists() else []
@@ -153,7 +169,13 @@ def lock(argv: list[str]) -> int:
             cmd += [f"--extra={e}" for e in EXTRAS]
             cmd += ["--python-version", version, "--python-platform", "x86_64-manylinux_2_28"]
             cmd += ["--annotation-style", "line", "--index-url", "https://pypi.org/simple"]
-            cmd += ["--exclude-newer", f"{date}T00:00:00Z", "-o", str(body), *(["--upgrade"] if upgrade else [])]
+            cmd += [
+                "--exclude-newer",
+                f"{date}T00:00:00Z",
+                "-o",
+                str(body),
+                *(["--upgrade"] if upgrade else []),
+            ]
             subprocess.check_call(cmd, cwd=ROOT)
             header = [
                 f"# Every package vidloader installs on Python {version}, Linux x86_64: extras {', '.join(EXTRAS)}.",
@@ -167,7 +189,12 @@ def lock(argv: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     jobs = {
-        "demo": [str(PY), str(ROOT / "train_example.py"), "--config", str(ROOT / "configs" / "demo_cpu.yaml")],
+        "demo": [
+            str(PY),
+            str(ROOT / "train_example.py"),
+            "--config",
+            str(ROOT / "configs" / "demo_cpu.yaml"),
+        ],
         "test": [str(PY), "-m", "pytest", "-q", str(ROOT / "tests")],
         "api": [str(PY), str(ROOT / "scripts" / "api_docs.py")],
     }
@@ -181,7 +208,9 @@ def main(argv: list[str]) -> int:
             build_env(want)
         return 0
     if not argv or argv[0] not in jobs:
-        print(f"usage: python3 scripts/dev.py {{{'|'.join([*jobs, 'check', 'lock'])}}} [args]", file=sys.stderr)
+        print(
+            f"usage: python3 scripts/dev.py {{{'|'.join([*jobs, 'check', 'lock'])}}} [args]", file=sys.stderr
+        )
         return 2
     ensure_env()
     return subprocess.call(jobs[argv[0]] + argv[1:], cwd=ROOT)
