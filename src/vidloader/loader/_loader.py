@@ -121,7 +121,7 @@ class VideoLoader(ConfigAttributes):
     ) -> None:
         if not isinstance(dataset, VideoDataset):
             raise ConfigError(f"dataset must be a vidloader.VideoDataset, got {type(dataset).__name__}")
-        options = dict(locals())
+        options = dict(locals())  # every keyword is a LoaderConfig option (or a sampling one)
         del options["self"], options["dataset"]
         self.config = LoaderConfig.from_kwargs(**options)
         self.dataset = dataset
@@ -138,7 +138,7 @@ class VideoLoader(ConfigAttributes):
         self._cursor = EpochCursor()
         self._stats = LoaderStats(on_error=cfg.on_error)
         self._plan_cache: tuple[int, list[ClipSpec]] | None = None
-        self._prefetcher: Prefetcher | None = None
+        self._prefetchers: set[Prefetcher] = set()  # passes still running ahead of their callers
 
     # ---- plan ----------------------------------------------------------------------------------------
 
@@ -252,13 +252,15 @@ class VideoLoader(ConfigAttributes):
         stop = threading.Event()
         handoff = _handoff.Handoff(_handoff.streams_for(self.config.device))
         produced = self._produce(epoch, start, batches, stop, handoff)
+        prefetcher = None
         if self.config.inline:
             items: Iterator[Any] = produced
         else:
-            self._prefetcher = Prefetcher(
+            prefetcher = Prefetcher(
                 produced, depth=self.config.prefetch, stop=stop, join_timeout=self.config.decode_timeout
             )
-            items = iter(self._prefetcher)
+            self._prefetchers.add(prefetcher)
+            items = iter(prefetcher)
         try:
             for position, batch, event in items:
                 ready = handoff.ready(batch, event)
@@ -266,8 +268,10 @@ class VideoLoader(ConfigAttributes):
                 yield ready
         finally:
             stop.set()
-            self._stop_prefetch()
-            if self.config.inline:
+            if prefetcher is not None:
+                prefetcher.close()
+                self._prefetchers.discard(prefetcher)
+            else:
                 produced.close()
         self._cursor.end()
 
@@ -303,14 +307,12 @@ class VideoLoader(ConfigAttributes):
                 counts["clips"] += n_clips
                 yield decoded.index + 1, batch, event
 
-    def _stop_prefetch(self) -> None:
-        if self._prefetcher is not None:
-            self._prefetcher.close()
-            self._prefetcher = None
-
     def close(self) -> None:
-        """Stop a pass still prefetching and shut the decode workers down (a later pass starts new ones)."""
-        self._stop_prefetch()
+        """Stop passes still prefetching (their threads are joined) and shut the decode workers down; a
+        later pass starts new ones."""
+        for prefetcher in list(self._prefetchers):
+            prefetcher.close()
+        self._prefetchers.clear()
         self._pool.close()
 
     def __del__(self) -> None:

@@ -77,7 +77,7 @@ def _with_audio(
     return WithAudio(result, decode_audio_span(info, t0, t1, audio))
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: its args hold numpy rows
 class DecodeUnit:
     """One call for the workers and the batch positions (``members``) it decodes, in order.
 
