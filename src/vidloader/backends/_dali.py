@@ -79,7 +79,7 @@ def remux_segment(info: VideoInfo, frame_indices: Sequence[int]) -> tuple[bytes,
 
     wanted = sorted({info.frame_pts[i] for i in frame_indices})
     k = max(bisect.bisect_right(info.keyframe_pts, wanted[0]) - 1, 0)
-    with open_input(info.path) as src:
+    with open_input(info) as src:
         stream = src.streams[info.stream_index]
         while True:
             key = info.keyframe_pts[k]

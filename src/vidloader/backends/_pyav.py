@@ -86,7 +86,7 @@ class PyAVBackend:
         if apply_rotation and info.rotation in (90, 270):
             out_h, out_w = output_size(info, resize, apply_rotation=True)[::-1]
         try:
-            container = open_input(info.path)
+            container = open_input(info)
         except (av.error.FFmpegError, OSError) as exc:
             raise DecodeError(info.path, f"cannot open ({exc})") from exc
         try:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .._errors import ProbeError
+from ._files import open_source, source_size
 from ._info import VideoInfo
 
 # FFmpeg log lines that mean the file is damaged even though demuxing did not raise
@@ -33,19 +33,13 @@ def probe_video(path: str | Path, *, video_stream: int | None = None) -> VideoIn
     import av
 
     path = str(path)
-    if not os.path.exists(path):
-        raise ProbeError(path, "file does not exist")
-    if os.path.isdir(path):
-        raise ProbeError(path, "is a directory, not a video file")
-    size = os.path.getsize(path)
-    if size == 0:
-        raise ProbeError(path, "file is empty (0 bytes)")
+    size = source_size(path)
     messages: list[tuple[int, str]] = []
     logs: list = []
     enable_ffmpeg_log()
     try:
         with av.logging.Capture(local=True) as logs:
-            container = av.open(path, metadata_errors="ignore")
+            container = av.open(open_source(path, cached=False), metadata_errors="ignore")
             try:
                 info = _probe_open(container, path, size, video_stream)
             finally:

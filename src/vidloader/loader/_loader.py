@@ -30,7 +30,7 @@ from ..backends import (
     resolve_backend,
     shared_decode_groups,
 )
-from ..dataset import VideoDataset
+from ..dataset import VideoDataset, store_stats
 from ..sampling import ClipSpec, SamplingConfig, clip_seed, plan_epoch
 from ._audio import AudioBatcher, audio_samples, split_audio
 from ._batch import ClipBatch
@@ -323,6 +323,8 @@ class VideoLoader:
             "clips_without_audio": self._stats["clips_without_audio"],
             "decode_failures": list(self._failed),
             "skipped_files": [s.to_json() for s in self.dataset.skipped],
+            # Remote reads of this process (range requests, bytes, retries); process workers count in theirs.
+            "store": store_stats(),
         }
 
     # ---- iteration -----------------------------------------------------------------------------------
