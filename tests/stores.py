@@ -32,15 +32,37 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class S3Server:
+    """moto's S3 server on loopback; ``latency`` seconds are added to every request it serves."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.latency = 0.0
+        self.requests = 0
+
+    def wrap(self, app: Any) -> Any:
+        def delayed(environ: Any, start_response: Any) -> Any:
+            self.requests += 1
+            if self.latency:
+                time.sleep(self.latency)
+            return app(environ, start_response)
+
+        return delayed
+
+
 @contextlib.contextmanager
-def s3_server() -> Iterator[str]:
-    """Start moto's S3 server on loopback and point the AWS variables at it; yields the endpoint URL."""
+def s3_server() -> Iterator[S3Server]:
+    """Start moto's S3 server on loopback and point the AWS variables at it (as a user's on-premises store
+    through AWS_ENDPOINT_URL)."""
     from moto.server import ThreadedMotoServer
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
+    handle = S3Server(endpoint)
+    # werkzeug's server looks its WSGI app up per request: wrapping it adds the latency server-side.
+    server._server.app = handle.wrap(server._server.app)  # type: ignore[union-attr]
     env = {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -50,7 +72,7 @@ def s3_server() -> Iterator[str]:
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        yield endpoint
+        yield handle
     finally:
         server.stop()
         for k, v in saved.items():

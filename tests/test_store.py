@@ -17,14 +17,16 @@ import fsspec
 import numpy as np
 import pytest
 import torch
-from media import CODEC_MEDIA, media_fixture, probe_cache_env  # noqa: F401
-from stores import FlakyFileSystem, RangeHTTPServer, s3_server
 
 import vidloader as vl
+from media import CODEC_MEDIA, media_fixture, probe_cache_env  # noqa: F401
+from stores import FlakyFileSystem, RangeHTTPServer, s3_server
+from vidloader._redact import redact
 from vidloader.backends import PyAVBackend, decode_audio_span, remux_segment
 from vidloader.backends._audio import AudioSpec
 from vidloader.cli import main as cli_main
 from vidloader.dataset import (
+    clear_store_cache,
     configure_store,
     is_remote,
     open_source,
@@ -35,14 +37,13 @@ from vidloader.dataset import (
     textured_frames,
     write_video,
 )
-from vidloader._redact import redact
 
 NAMES = ("h264", "vp9", "audio")
 BUCKET = "media"
 
 
 @pytest.fixture(scope="module")
-def local_set(media) -> dict[str, Path]:  # noqa: F811
+def local_set(media) -> dict[str, Path]:
     return {n: media.path(n) for n in NAMES}
 
 
@@ -57,13 +58,13 @@ def shard(local_set: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="module")
 def s3(local_set: dict[str, Path], shard: Path) -> Iterator[str]:
-    with s3_server() as endpoint:
+    with s3_server() as server:
         fs = fsspec.filesystem("s3")
         fs.mkdir(BUCKET)
         for n, p in local_set.items():
             fs.put_file(str(p), f"{BUCKET}/videos/{n}{p.suffix}")
         fs.put_file(str(shard), f"{BUCKET}/shards/shard-000.tar")
-        yield endpoint
+        yield server.endpoint
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +183,7 @@ def test_clip_reads_its_gops_not_the_file(s3, tmp_path) -> None:
 
 
 @pytest.mark.parametrize("name", CODEC_MEDIA)
-def test_every_codec_decodes_the_same_remotely(name, media, s3) -> None:  # noqa: F811
+def test_every_codec_decodes_the_same_remotely(name, media, s3) -> None:
     path = media.path(name)
     fsspec.filesystem("s3").put_file(str(path), f"{BUCKET}/codecs/{path.name}")
     local = media.probe(name)
@@ -232,7 +233,7 @@ def test_missing_and_denied_objects_fail_or_skip_by_file(local_set, shard, s3, h
 
 
 def test_tar_member_errors(local_set, shard, s3, http) -> None:
-    with pytest.raises(vl.ProbeError, match="the tar shard has no member 'videos/nope.mp4'"):
+    with pytest.raises(vl.ProbeError, match=r"the tar shard has no member 'videos/nope\.mp4'"):
         vl.probe_video(tar_member_url(f"s3://{BUCKET}/shards/shard-000.tar", "videos/nope.mp4"))
     with pytest.raises(vl.ProbeError, match="not an uncompressed tar shard"):
         vl.probe_video(tar_member_url(f"s3://{BUCKET}/videos/h264.mp4", "x.mp4"))
@@ -303,7 +304,10 @@ def test_is_remote(path: str, remote: bool) -> None:
 
 
 def test_redact() -> None:
-    assert redact("https://h/a.mp4?X-Amz-Signature=abc&X-Amz-Date=1") == "https://h/a.mp4?X-Amz-Signature=***&X-Amz-Date=1"
+    assert (
+        redact("https://h/a.mp4?X-Amz-Signature=abc&X-Amz-Date=1")
+        == "https://h/a.mp4?X-Amz-Signature=***&X-Amz-Date=1"
+    )
     assert redact("https://u:p@h/a.mp4") == "https://***@h/a.mp4"
     assert redact("https://h/a.mp4?sig=zz&token=yy") == "https://h/a.mp4?sig=***&token=***"
     assert redact("s3://bucket/key.mp4") == "s3://bucket/key.mp4"
@@ -311,3 +315,21 @@ def test_redact() -> None:
         configure_store(block=1)
     with pytest.raises(vl.ConfigError, match="retries must be >= 0"):
         configure_store(retries=-1)
+
+
+def test_object_gone_after_indexing_skips_its_clips(local_set, shard, s3, http, tmp_path) -> None:
+    fs = fsspec.filesystem("s3")
+    fs.put_file(str(local_set["vp9"]), f"{BUCKET}/gone/vp9.webm")
+    paths = [urls("s3", local_set, shard, http)[0], f"s3://{BUCKET}/gone/vp9.webm"]
+    ds = vl.VideoDataset.from_paths(paths, labels=[0, 1], use_cache=False)
+    fs.rm(f"{BUCKET}/gone/vp9.webm")
+    clear_store_cache()  # a fresh worker: nothing of the file is cached
+    loader = vl.VideoLoader(
+        ds, batch_size=2, frames_per_clip=4, clips_per_video=2, backend="pyav", num_workers=0, on_error="skip"
+    )
+    labels = torch.cat([b.label for b in loader])
+    assert labels.tolist() == [0, 0]
+    failures = loader.stats["decode_failures"]
+    assert {f["path"] for f in failures} == {paths[1]} and len(failures) == 2
+    assert "object not found" in failures[0]["reason"]
+    assert loader.stats["store"]["failures"] >= 1

@@ -123,7 +123,9 @@ def _bytes(text: str) -> int:
     try:
         value = float(num) * units[t[len(num) :]]
     except (ValueError, KeyError):
-        raise ConfigError(f"--shard-size {text!r} is not allowed; give bytes or a size like 512MB, 1GB, 2GiB") from None
+        raise ConfigError(
+            f"--shard-size {text!r} is not allowed; give bytes or a size like 512MB, 1GB, 2GiB"
+        ) from None
     if value < 1:
         raise ConfigError(f"--shard-size {text!r} must be at least one byte")
     return int(value)

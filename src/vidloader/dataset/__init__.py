@@ -4,6 +4,7 @@ from ._cache import ProbeCache, default_cache_dir
 from ._dataset import VIDEO_EXTENSIONS, SkippedFile, VideoDataset, probe_many
 from ._files import (
     RangeFile,
+    clear_store_cache,
     is_remote,
     join_location,
     open_source,
@@ -30,6 +31,7 @@ __all__ = [
     "StoreConfig",
     "VideoDataset",
     "VideoInfo",
+    "clear_store_cache",
     "configure_store",
     "default_cache_dir",
     "enable_ffmpeg_log",

@@ -14,8 +14,8 @@ from .._errors import ConfigError, ProbeError
 from .._redact import redact
 from .._validate import check_choice
 from ._cache import ProbeCache
-from ._info import VideoInfo
 from ._files import register_tar_members
+from ._info import VideoInfo
 from ._manifest import ManifestRow, labels_to_ints, read_manifest
 from ._probe import probe_video
 
@@ -239,8 +239,8 @@ class VideoDataset(Sequence[VideoInfo]):
             video_stream=video_stream,
             progress=progress,
         )
-        for i, res in zip(todo, probed, strict=True):
-            infos[i] = res
+        for i, found in zip(todo, probed, strict=True):
+            infos[i] = found
         videos: list[VideoInfo] = []
         skipped: list[SkippedFile] = []
         for p, label, (start, end), res in zip(paths, labels, segments, infos, strict=True):

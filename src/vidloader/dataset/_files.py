@@ -228,6 +228,15 @@ def open_source(path: str, *, gop_bytes: int | None = None, cached: bool = True)
     return RangeFile(src)
 
 
+def clear_store_cache() -> None:
+    """Forget this process's open remote files, their cached blocks, sizes and tar offsets (the next read
+    of each starts cold: benchmarks, or objects replaced in place)."""
+    with _lock:
+        _sources.clear()
+        _targets.clear()
+        _tar_members.clear()
+
+
 def source_size(path: str) -> int:
     """Size in bytes of a file that can be probed.
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from .._errors import ConfigError
 from .._validate import check_int
 from ._dataset import VideoDataset
-from ._files import is_remote, read_bytes
+from ._files import is_remote, read_bytes, source_size
 from ._info import VideoInfo
 
 
@@ -38,7 +38,11 @@ def _member_names(dataset: VideoDataset) -> dict[str, str]:
     for v in dataset:
         if v.path in names:
             continue
-        if root and not is_remote(v.path) and os.path.abspath(v.path).startswith(os.path.abspath(root) + os.sep):
+        if (
+            root
+            and not is_remote(v.path)
+            and os.path.abspath(v.path).startswith(os.path.abspath(root) + os.sep)
+        ):
             name = os.path.relpath(v.path, root).replace(os.sep, "/")
         else:
             name = f"{len(names):08d}-{os.path.basename(v.path.split('?', 1)[0].split('::', 1)[0])}"
@@ -105,24 +109,24 @@ def write_shards(
     if manifest.exists():
         raise ConfigError(f"{manifest} already exists; give an empty --out folder")
     names = _member_names(dataset)
+    groups: list[list[str]] = []
+    filled = 0
+    for path in names:
+        size = source_size(path) + 1024  # with its header and padding
+        if not groups or (filled and filled + size > shard_bytes):
+            groups.append([])
+            filled = 0
+        groups[-1].append(path)
+        filled += size
     where: dict[str, str] = {}  # source path -> shard file name
     shards: list[Path] = []
-    tar: tarfile.TarFile | None = None
-    filled = total = 0
-    for path, name in names.items():
-        size = os.path.getsize(path) if not is_remote(path) else None
-        if tar is None or (filled and filled + (size or 0) > shard_bytes):
-            if tar is not None:
-                tar.close()
-            shards.append(out / f"{prefix}-{len(shards):06d}.tar")
-            tar = tarfile.open(shards[-1], mode="w", format=tarfile.PAX_FORMAT)
-            filled = 0
-        added = _add(tar, name, path)
-        filled += added + 1024  # header and padding
-        total += added
-        where[path] = shards[-1].name
-    if tar is not None:
-        tar.close()
+    total = 0
+    for group in groups:
+        shards.append(out / f"{prefix}-{len(shards):06d}.tar")
+        with tarfile.open(shards[-1], mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for path in group:
+                total += _add(tar, names[path], path)
+                where[path] = shards[-1].name
     offsets = {s.name: _offsets(s) for s in shards}
     labels = _label_text(dataset)
     with manifest.open("w") as f:

@@ -217,7 +217,9 @@ def call_with_retries(fn: Callable[[], _T], *, url: str, what: str) -> _T:
             if kind == "transient" and attempt < cfg.retries:
                 count("retries")
                 wait = min(cfg.backoff * 2**attempt, 5.0) * random.uniform(0.5, 1.0)
-                log.debug("vidloader: retrying %s of %s in %.2fs: %s", what, redact(url), wait, redact(str(exc)))
+                log.debug(
+                    "vidloader: retrying %s of %s in %.2fs: %s", what, redact(url), wait, redact(str(exc))
+                )
                 time.sleep(wait)
                 attempt += 1
                 continue
