@@ -211,3 +211,28 @@ class FlakyFileSystem(AbstractFileSystem):
 
 
 fsspec.register_implementation("flaky", FlakyFileSystem, clobber=True)
+
+
+def serve_main(argv: list[str] | None = None) -> int:
+    """``python tests/stores.py --root DIR --latency S``: both servers in their own process (as a store on
+    another machine: their CPU and GIL are not the client's); prints one JSON line with the endpoints and
+    serves until stdin closes. Clients set AWS_ENDPOINT_URL themselves."""
+    import argparse
+    import json
+    import logging
+    import sys
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--latency", type=float, default=0.0)
+    args = ap.parse_args(argv)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with s3_server() as s3, RangeHTTPServer(Path(args.root)) as http:
+        s3.latency = http.latency = args.latency
+        print(json.dumps({"s3": s3.endpoint, "http": http.url}), flush=True)
+        sys.stdin.read()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(serve_main())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import tarfile
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -333,3 +334,21 @@ def test_object_gone_after_indexing_skips_its_clips(local_set, shard, s3, http, 
     assert {f["path"] for f in failures} == {paths[1]} and len(failures) == 2
     assert "object not found" in failures[0]["reason"]
     assert loader.stats["store"]["failures"] >= 1
+
+
+def test_csv_manifest_with_shard_and_member_columns(local_set, shard, tmp_path) -> None:
+    rel = os.path.relpath(shard, tmp_path)  # shards are named relative to the manifest
+    members = {f"videos/{n}{p.suffix}": p for n, p in local_set.items()}
+    lines = "".join(f"{rel},{m},{m.split('/')[1].split('.')[0]}\n" for m in members)
+    (tmp_path / "m.csv").write_text("shard,member,label\n" + lines)
+    ds = vl.VideoDataset.from_manifest(tmp_path / "m.csv", use_cache=False)
+    assert ds.classes == ("audio", "h264", "vp9") and len(ds) == 3
+    for v in ds:
+        member, where = v.path[len("tar://") :].split("::")
+        assert Path(where).resolve() == shard.resolve()
+        assert v.frame_pts == vl.probe_video(members[member]).frame_pts
+    (tmp_path / "m2.csv").write_text("shard,member,label\n,x.mp4,a\n")
+    with pytest.raises(
+        vl.ConfigError, match=r"m2\.csv:2: a row without 'path' needs both 'shard' and 'member'"
+    ):
+        vl.VideoDataset.from_manifest(tmp_path / "m2.csv")

@@ -19,7 +19,11 @@ __all__ = [
 
 
 class VidloaderError(Exception):
-    """Base class of every error raised by vidloader."""
+    """Base class of every error raised by vidloader. Its message never shows a URL's signature or
+    password (see ``vidloader._redact``)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(VidloaderError, ValueError):

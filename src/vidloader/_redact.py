@@ -1,10 +1,12 @@
 """Redaction of secrets that can ride inside a URL: signed-URL query parameters and ``user:password@``.
 
-Every message vidloader builds from a path or a store's error goes through ``redact`` (errors, log lines,
-skip reports), so a pre-signed URL in a manifest never leaks its signature into logs."""
+Every message vidloader builds from a path or a store's error goes through ``redact``: error messages (in
+``VidloaderError``), skip reports, and every record of the ``vidloader`` logger (a filter installed here),
+so a pre-signed URL in a manifest never leaks its signature into logs."""
 
 from __future__ import annotations
 
+import logging
 import re
 
 __all__ = ["redact"]
@@ -28,3 +30,15 @@ def redact(text: str) -> str:
     text = _USERINFO.sub(r"\g<scheme>***@", text)
     text = _SECRET_PARAM.sub(r"\g<key>***", text)
     return _ACCESS_KEY_ID.sub("***", text)
+
+
+class _RedactRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+logging.getLogger("vidloader").addFilter(_RedactRecords())

@@ -26,10 +26,10 @@ def open_input(video: str | VideoInfo) -> Any:
     import av
     import av.logging
 
+    source, options = _source(video)
     # Without the first frame FFmpeg warns that the pixel format is unspecified: true and harmless here
     # (the decoder reads it from the bitstream), so the stream-info pass's messages are not shown.
     with av.logging.Capture(local=True):
-        source, options = _source(video)
         return av.open(source, metadata_errors="ignore", options=options)
 
 

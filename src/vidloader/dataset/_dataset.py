@@ -14,9 +14,8 @@ from .._errors import ConfigError, ProbeError
 from .._redact import redact
 from .._validate import check_choice
 from ._cache import ProbeCache
-from ._files import register_tar_members
 from ._info import VideoInfo
-from ._manifest import ManifestRow, labels_to_ints, read_manifest
+from ._manifest import known_info, labels_to_ints, read_manifest
 from ._probe import probe_video
 
 log = logging.getLogger("vidloader")
@@ -164,7 +163,7 @@ class VideoDataset(Sequence[VideoInfo]):
         check_choice("on_error", on_error, ON_ERROR_CHOICES)
         rows = read_manifest(path)
         labels, classes = labels_to_ints([r.label for r in rows])
-        known = [_known_info(r) for r in rows]
+        known = [known_info(r) for r in rows]
         return cls._build(
             [r.path for r in rows],
             labels,
@@ -273,8 +272,13 @@ def probe_many(
     """Probe files in parallel (threads: demuxing is I/O-bound and PyAV drops the GIL), through the cache."""
     from tqdm import tqdm
 
+    workers = num_workers or min(8, (os.cpu_count() or 2) * 2)
     cache = ProbeCache(cache_dir) if use_cache else None
-    keys = [ProbeCache.key(p, video_stream) for p in paths]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        # A remote file's key needs its size and ETag: one request each, made in parallel.
+        keys = (
+            list(pool.map(lambda p: ProbeCache.key(p, video_stream), paths)) if cache else [None] * len(paths)
+        )
     cached = cache.get_many([k for k in keys if k]) if cache else {}
     results: list[VideoInfo | ProbeError | None] = [None] * len(paths)
     todo: list[int] = []
@@ -290,7 +294,6 @@ def probe_many(
         except ProbeError as exc:
             return exc
 
-    workers = num_workers or min(8, (os.cpu_count() or 2) * 2)
     fresh: dict[str, VideoInfo] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         bar = tqdm(total=len(todo), desc="indexing", unit="file", disable=not progress or len(todo) < 2)
@@ -310,16 +313,3 @@ def probe_many(
 def _rebase(info: VideoInfo, path: str) -> VideoInfo:
     # The cache is keyed by absolute path; keep the spelling the caller used.
     return replace(info, path=path)
-
-
-def _known_info(row: ManifestRow) -> VideoInfo | ConfigError | None:
-    """The VideoInfo a manifest row carries (label set later), registering a tar member's offsets."""
-    if row.member is not None:
-        shard, member, offset, size = row.member
-        register_tar_members(shard, {member: (offset, size)})
-    if row.info is None:
-        return None
-    try:
-        return VideoInfo.from_json({**row.info, "path": row.path, "label": -1})
-    except (TypeError, ValueError) as exc:  # missing or extra keys, or values VideoInfo refuses
-        return ConfigError(f"{redact(row.path)}: the manifest's info is not a VideoInfo record ({exc})")

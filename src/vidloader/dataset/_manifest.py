@@ -16,7 +16,8 @@ from typing import Any
 
 from .._errors import ConfigError, StoreError
 from .._redact import redact
-from ._files import is_remote, join_location, read_bytes, tar_member_url
+from ._files import is_remote, join_location, read_bytes, register_tar_members, tar_member_url
+from ._info import VideoInfo
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,19 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
     if not rows:
         raise ConfigError(f"manifest {redact(location)} has no rows")
     return rows
+
+
+def known_info(row: ManifestRow) -> VideoInfo | ConfigError | None:
+    """The VideoInfo a manifest row carries (label set later), registering a tar member's offsets."""
+    if row.member is not None:
+        shard, member, offset, size = row.member
+        register_tar_members(shard, {member: (offset, size)})
+    if row.info is None:
+        return None
+    try:
+        return VideoInfo.from_json({**row.info, "path": row.path, "label": -1})
+    except (TypeError, ValueError) as exc:  # missing or extra keys, or values VideoInfo refuses
+        return ConfigError(f"{redact(row.path)}: the manifest's info is not a VideoInfo record ({exc})")
 
 
 def labels_to_ints(labels: list[str]) -> tuple[list[int], tuple[str, ...]]:
