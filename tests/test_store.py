@@ -352,3 +352,15 @@ def test_csv_manifest_with_shard_and_member_columns(local_set, shard, tmp_path) 
         vl.ConfigError, match=r"m2\.csv:2: a row without 'path' needs both 'shard' and 'member'"
     ):
         vl.VideoDataset.from_manifest(tmp_path / "m2.csv")
+
+
+def test_shard_cli_refuses_bad_sizes_and_used_folders(local_set, tmp_path, capsys) -> None:
+    root = tmp_path / "data" / "a"
+    root.mkdir(parents=True)
+    (root / "v.mp4").write_bytes(local_set["h264"].read_bytes())
+    out = tmp_path / "out"
+    assert cli_main(["shard", "--data", str(root.parent), "--out", str(out), "--shard-size", "lots"]) == 2
+    assert "--shard-size 'lots' is not allowed" in capsys.readouterr().err
+    assert cli_main(["shard", "--data", str(root.parent), "--out", str(out), "--shard-size", "2MiB"]) == 0
+    assert cli_main(["shard", "--data", str(root.parent), "--out", str(out)]) == 2
+    assert "manifest.jsonl already exists" in capsys.readouterr().err
