@@ -7,6 +7,7 @@ from ._errors import (
     DecodeError,
     ProbeError,
     StateMismatchError,
+    StoreError,
     VideoError,
     VidloaderError,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "SamplingConfig",
     "SkippedFile",
     "StateMismatchError",
+    "StoreError",
     "VideoDataset",
     "VideoError",
     "VideoInfo",

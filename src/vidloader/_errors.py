@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ._redact import redact
+
 __all__ = [
     "BackendUnavailableError",
     "ConfigError",
     "DecodeError",
     "ProbeError",
     "StateMismatchError",
+    "StoreError",
     "VideoError",
     "VidloaderError",
 ]
 
 
 class VidloaderError(Exception):
-    """Base class of every error raised by vidloader."""
+    """Base class of every error raised by vidloader. Its message never shows a URL's signature or
+    password (see ``vidloader._redact``)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(VidloaderError, ValueError):
@@ -27,8 +34,9 @@ class VideoError(VidloaderError):
     """A problem with one media file; carries the file and the reason."""
 
     def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = str(path)
-        self.reason = reason
+        # A signed URL's signature or a user:password@ must never reach a log line or a skip report.
+        self.path = redact(str(path))
+        self.reason = redact(reason)
         super().__init__(f"{self.path}: {reason}")
 
     def __reduce__(self):
@@ -42,6 +50,12 @@ class ProbeError(VideoError):
 
 class DecodeError(VideoError):
     """Frames of a clip could not be decoded from a file that probed fine."""
+
+
+class StoreError(VideoError, OSError):
+    """Reading a file from its store failed: the object is missing, the read was denied, or transient
+    errors (5xx, timeouts, resets) outlasted the retries. An OSError too, so code that treats unreadable
+    files as OSError (the probe, a decoder's open) handles it as one."""
 
 
 class BackendUnavailableError(VidloaderError, RuntimeError):

@@ -155,7 +155,7 @@ def decode_audio_span(
         return _absent(info, t0, t1, spec, "the file has no audio stream")
     enable_ffmpeg_log()
     try:
-        container = open_input(info.path)
+        container = open_input(info)
     except (av.error.FFmpegError, OSError) as exc:
         raise DecodeError(info.path, f"cannot open for audio ({exc})") from exc
     try:

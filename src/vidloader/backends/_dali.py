@@ -86,7 +86,7 @@ def remux_segment(info: VideoInfo, frame_indices: Sequence[int]) -> tuple[bytes,
     import av
 
     wanted = sorted({info.frame_pts[i] for i in frame_indices})
-    with open_input(info.path) as src:
+    with open_input(info) as src:
         stream = src.streams[info.stream_index]
         first_key = info.keyframe_pts[0] if info.keyframe_pts else None
         for key in keyframes_to_try(info.keyframe_pts, wanted[0]):

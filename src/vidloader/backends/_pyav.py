@@ -166,7 +166,7 @@ class PyAVBackend:
 
         k = max(bisect.bisect_right(info.keyframe_pts, wanted[0]) - 1, 0)
         try:
-            container = open_input(info.path)
+            container = open_input(info)
         except (av.error.FFmpegError, OSError) as exc:
             raise DecodeError(info.path, f"cannot open ({exc})") from exc
         try:

@@ -1,4 +1,4 @@
-"""The `vidloader` command: index, bench, inspect."""
+"""The `vidloader` command: index, bench, shard, inspect."""
 
 from __future__ import annotations
 
@@ -120,6 +120,35 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bytes(text: str) -> int:
+    units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+    t = text.strip().upper()
+    num = t.rstrip("KMGIB")
+    try:
+        value = float(num) * units[t[len(num) :]]
+    except (ValueError, KeyError):
+        raise ConfigError(
+            f"--shard-size {text!r} is not allowed; give bytes or a size like 512MB, 1GB, 2GiB"
+        ) from None
+    if value < 1:
+        raise ConfigError(f"--shard-size {text!r} must be at least one byte")
+    return int(value)
+
+
+def cmd_shard(args: argparse.Namespace) -> int:
+    from ..dataset import write_shards
+
+    ds = _dataset(args)
+    report = write_shards(ds, args.out, shard_bytes=_bytes(args.shard_size), prefix=args.prefix)
+    print(
+        f"wrote {len(report.shards)} shard(s), {report.members} member(s), {report.rows} row(s), "
+        f"{report.bytes / 1e6:.1f} MB into {args.out}; manifest: {report.manifest}"
+    )
+    for s in ds.skipped:
+        print(f"skipped {s.path}: {s.reason}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="vidloader", description="Index, benchmark and inspect video datasets.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -178,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ceiling-seconds", type=float, default=10.0, help="how long the ceiling decodes")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("shard", help="pack a folder or manifest into tar shards plus a manifest")
+    data_args(p)
+    p.add_argument("--out", required=True, help="an empty local folder for the shards and manifest.jsonl")
+    p.add_argument("--shard-size", default="1GB", help="target bytes per shard (512MB, 1GB, 2GiB, ...)")
+    p.add_argument("--prefix", default="shard", help="shard file name prefix")
+    p.set_defaults(func=cmd_shard)
 
     p = sub.add_parser("inspect", help="contact sheet of what the loader yields")
     data_args(p)

@@ -31,6 +31,8 @@ WORKLOADS: dict[str, Workload] = {
     "360p-gop250": Workload(files=8, seconds=10, width=640, height=360, gop=250),
     "1080p-gop30": Workload(files=4, seconds=10, width=1920, height=1080, gop=30),
     "1080p-gop250": Workload(files=4, seconds=10, width=1920, height=1080, gop=250),
+    # Long enough that a clip's GOPs are a small part of each file (benchmarks/remote.py: bytes per clip).
+    "1080p-gop250-32s": Workload(files=2, seconds=32, width=1920, height=1080, gop=250),
     "long-10min": Workload(files=1, seconds=600, width=640, height=360, gop=250),
     # VP9: the codec DALI's CPU decoder has, so DALI paths (ours and DALI's reader) can be compared on a CPU.
     "tiny-vp9": Workload(files=3, seconds=2.4, width=96, height=64, gop=25, codec="libvpx-vp9"),

@@ -3,9 +3,22 @@
 from ._cache import ProbeCache, default_cache_dir
 from ._dataset import VIDEO_EXTENSIONS, SkippedFile, VideoDataset, probe_many
 from ._ffmpeg_log import enable_ffmpeg_log, ffmpeg_errors, forward_ffmpeg_log
+from ._files import (
+    RangeFile,
+    clear_store_cache,
+    is_remote,
+    join_location,
+    open_source,
+    read_bytes,
+    register_tar_members,
+    source_size,
+    tar_member_url,
+)
 from ._info import VideoInfo
 from ._manifest import ManifestRow, labels_to_ints, read_manifest
 from ._probe import probe_video
+from ._shards import ShardReport, write_shards
+from ._store import StoreConfig, configure_store, reset_store_stats, store_config, store_stats
 from ._synthetic import DEMO_CLASSES, make_demo_dataset, textured_frames, write_video
 
 __all__ = [
@@ -13,18 +26,34 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "ManifestRow",
     "ProbeCache",
+    "RangeFile",
+    "ShardReport",
     "SkippedFile",
+    "StoreConfig",
     "VideoDataset",
     "VideoInfo",
+    "clear_store_cache",
+    "configure_store",
     "default_cache_dir",
     "enable_ffmpeg_log",
     "ffmpeg_errors",
     "forward_ffmpeg_log",
+    "is_remote",
+    "join_location",
     "labels_to_ints",
     "make_demo_dataset",
+    "open_source",
     "probe_many",
     "probe_video",
+    "read_bytes",
     "read_manifest",
+    "register_tar_members",
+    "reset_store_stats",
+    "source_size",
+    "store_config",
+    "store_stats",
+    "tar_member_url",
     "textured_frames",
+    "write_shards",
     "write_video",
 ]

@@ -1,4 +1,5 @@
-"""Probe cache: VideoInfo records keyed by (absolute path, size, mtime, stream choice) in one SQLite file.
+"""Probe cache: VideoInfo records keyed by (absolute path or URL, size, mtime or ETag, stream choice) in one
+SQLite file.
 
 The cache lives outside the data folder (default ~/.cache/vidloader, or $VIDLOADER_CACHE_DIR) so read-only
 datasets index once; a changed file (size or mtime) is simply a miss.
@@ -12,6 +13,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from ._files import source_key
 from ._info import VideoInfo
 
 _SCHEMA_VERSION = 2
@@ -53,11 +55,8 @@ class ProbeCache:
 
     @staticmethod
     def key(path: str, video_stream: int | None) -> str | None:
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        return json.dumps([os.path.abspath(path), st.st_size, st.st_mtime_ns, video_stream])
+        found = source_key(path)
+        return None if found is None else json.dumps([*found, video_stream])
 
     def get_many(self, keys: list[str]) -> dict[str, VideoInfo]:
         if self._db is None or not keys:

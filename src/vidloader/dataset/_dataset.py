@@ -6,15 +6,16 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from .._errors import ConfigError, ProbeError
+from .._redact import redact
 from .._validate import check_choice
 from ._cache import ProbeCache
 from ._info import VideoInfo
-from ._manifest import labels_to_ints, read_manifest
+from ._manifest import known_info, labels_to_ints, read_manifest
 from ._probe import probe_video
 
 log = logging.getLogger("vidloader")
@@ -191,10 +192,12 @@ class VideoDataset(Sequence[VideoInfo]):
         video_stream: int | None = None,
         progress: bool = True,
     ) -> VideoDataset:
-        """CSV (``path,label[,start_sec,end_sec]`` header) or JSONL with those keys."""
+        """CSV (``path,label[,start_sec,end_sec]`` header) or JSONL with those keys, local or at any fsspec
+        URL; rows may name tar shard members and carry probed info (see ``read_manifest``)."""
         check_choice("on_error", on_error, ON_ERROR_CHOICES)
         rows = read_manifest(path)
         labels, classes = labels_to_ints([r.label for r in rows])
+        known = [known_info(r) for r in rows]
         return cls._build(
             [r.path for r in rows],
             labels,
@@ -207,6 +210,7 @@ class VideoDataset(Sequence[VideoInfo]):
             video_stream,
             progress,
             str(path),
+            known,
         )
 
     @classmethod
@@ -255,28 +259,38 @@ class VideoDataset(Sequence[VideoInfo]):
         video_stream,
         progress,
         root,
+        known: Sequence[VideoInfo | ConfigError | None] | None = None,
     ) -> VideoDataset:
-        infos = probe_many(
-            paths,
+        # Rows whose manifest carried their probed info (a shard manifest) are not probed again.
+        infos: list[VideoInfo | ProbeError | ConfigError | None] = list(known or [None] * len(paths))
+        todo = [i for i, k in enumerate(infos) if k is None]
+        probed = probe_many(
+            [paths[i] for i in todo],
             cache_dir=cache_dir,
             use_cache=use_cache,
             num_workers=num_workers,
             video_stream=video_stream,
             progress=progress,
         )
+        for i, found in zip(todo, probed, strict=True):
+            infos[i] = found
         videos: list[VideoInfo] = []
         skipped: list[SkippedFile] = []
         for p, label, (start, end), res in zip(paths, labels, segments, infos, strict=True):
             try:
-                if isinstance(res, ProbeError):
-                    raise res
-                videos.append(res.with_segment(label=label, start=start, end=end))
+                if not isinstance(res, VideoInfo):
+                    raise res or ConfigError(f"{redact(p)}: neither probed nor known")
+                if res.start is not None or res.end is not None:
+                    videos.append(replace(res, label=label))  # a known segment, as probed and cut
+                else:
+                    videos.append(res.with_segment(label=label, start=start, end=end))
             except (ProbeError, ConfigError) as exc:
                 if on_error == "raise":
                     raise
                 reason = exc.reason if isinstance(exc, ProbeError) else str(exc)
-                log.warning("vidloader: skipping %s: %s", p, reason)
-                skipped.append(SkippedFile(p, reason))
+                # A signed URL's signature stays out of logs and skip reports.
+                log.warning("vidloader: skipping %s: %s", redact(p), redact(reason))
+                skipped.append(SkippedFile(redact(p), redact(reason)))
         return cls(videos=videos, classes=classes, skipped=skipped, root=root)
 
 
@@ -304,8 +318,13 @@ def probe_many(
     """
     from tqdm import tqdm
 
+    workers = num_workers or min(8, (os.cpu_count() or 2) * 2)
     cache = ProbeCache(cache_dir) if use_cache else None
-    keys = [ProbeCache.key(p, video_stream) for p in paths]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        # A remote file's key needs its size and ETag: one request each, made in parallel.
+        keys = (
+            list(pool.map(lambda p: ProbeCache.key(p, video_stream), paths)) if cache else [None] * len(paths)
+        )
     cached = cache.get_many([k for k in keys if k]) if cache else {}
     results: list[VideoInfo | ProbeError | None] = [None] * len(paths)
     todo: list[int] = []
@@ -321,7 +340,6 @@ def probe_many(
         except ProbeError as exc:
             return exc
 
-    workers = num_workers or min(8, (os.cpu_count() or 2) * 2)
     fresh: dict[str, VideoInfo] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         bar = tqdm(total=len(todo), desc="indexing", unit="file", disable=not progress or len(todo) < 2)
@@ -340,6 +358,4 @@ def probe_many(
 
 def _rebase(info: VideoInfo, path: str) -> VideoInfo:
     # The cache is keyed by absolute path; keep the spelling the caller used.
-    from dataclasses import replace
-
     return replace(info, path=path)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from .._errors import ProbeError
 from ._ffmpeg_log import enable_ffmpeg_log, ffmpeg_errors, forward_ffmpeg_log
+from ._files import open_source, source_size
 from ._info import VideoInfo
 
 log = logging.getLogger("vidloader")
@@ -38,18 +38,12 @@ def probe_video(path: str | Path, *, video_stream: int | None = None) -> VideoIn
     import av
 
     path = str(path)
-    if not os.path.exists(path):
-        raise ProbeError(path, "file does not exist")
-    if os.path.isdir(path):
-        raise ProbeError(path, "is a directory, not a video file")
-    size = os.path.getsize(path)
-    if size == 0:
-        raise ProbeError(path, "file is empty (0 bytes)")
+    size = source_size(path)
     logs: list = []
     enable_ffmpeg_log()
     try:
         with av.logging.Capture(local=True) as logs:
-            container = av.open(path, metadata_errors="ignore")
+            container = av.open(open_source(path, cached=False), metadata_errors="ignore")
             try:
                 return _probe_open(container, path, size, video_stream, logs)
             finally:

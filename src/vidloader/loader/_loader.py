@@ -14,7 +14,7 @@ import torch
 from .._errors import ConfigError
 from .._validate import check_int
 from ..backends import AudioSpec, resolve_backend
-from ..dataset import VideoDataset
+from ..dataset import VideoDataset, store_stats
 from ..sampling import ClipSpec, ShortVideo, plan_epoch
 from . import _handoff
 from ._assemble import Assembler
@@ -230,10 +230,16 @@ class VideoLoader(ConfigAttributes):
     @property
     def stats(self) -> dict[str, Any]:
         """JSON-serialisable counters: clips, batches, skipped files and clips with reasons, fallbacks,
-        shared decodes, clips without audio and decodes abandoned past their deadline."""
-        short = {"short_video": self.config.sampling.short_video, "short_videos": len(self._short_videos)}
+        shared decodes, clips without audio, decodes abandoned past their deadline, short videos and
+        remote-store reads."""
+        extra = {
+            "short_video": self.config.sampling.short_video,
+            "short_videos": len(self._short_videos),
+            # Remote reads of this process (range requests, bytes, retries); process workers count in theirs.
+            "store": store_stats(),
+        }
         return self._stats.to_json(
-            backend=self.backend.name, skipped_files=[s.to_json() for s in self.dataset.skipped], short=short
+            backend=self.backend.name, skipped_files=[s.to_json() for s in self.dataset.skipped], short=extra
         )
 
     # ---- iteration -----------------------------------------------------------------------------------

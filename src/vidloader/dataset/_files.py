@@ -1,0 +1,283 @@
+"""One file layer under every read of a video: probing, PyAV decode, audio and the DALI segment cut.
+
+Local paths stay paths (FFmpeg opens them itself: the fast path). Any other fsspec URL (``s3://``,
+``gs://``, ``https://``, ...) and any member of an uncompressed tar shard (``tar://<member>::<shard URL>``)
+becomes a seekable file object whose reads are byte ranges through fsspec's block cache: the container
+header and the GOPs a clip needs are fetched, never the whole file. A small per-process table keeps
+opened files (size, tar offsets and cached blocks), so the next clip of the same file re-reads nothing it
+already has. Requests go through ``call_with_retries`` (backoff, counted in ``store_stats``)."""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import tarfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._errors import ProbeError, StoreError
+from .._redact import redact
+from ._store import call_with_retries, count, filesystem, store_config
+
+_TAR = "tar://"
+
+
+def is_remote(path: str) -> bool:
+    """True for a URL with a protocol (``s3://``, ``https://``, ``tar://...::...``); False for a local path."""
+    head = str(path).split("::", 1)[0]
+    protocol, sep, _ = head.partition("://")
+    return bool(sep) and len(protocol) > 1 and protocol.replace("+", "").replace("-", "").isalnum()
+
+
+def tar_member_url(shard: str, member: str) -> str:
+    """The URL of ``member`` inside the uncompressed tar ``shard`` (fsspec's chained-URL spelling)."""
+    return f"{_TAR}{member}::{shard}"
+
+
+def join_location(base: str, relative: str) -> str:
+    """``relative`` resolved against the folder of ``base`` (a local path or a URL); absolute paths and
+    URLs are returned as they are."""
+    if is_remote(relative):
+        return relative
+    if is_remote(base):
+        return posixpath.join(posixpath.dirname(base.split("?", 1)[0]), relative)
+    rel = Path(relative)
+    return str(rel if rel.is_absolute() else Path(base).parent / rel)
+
+
+@dataclass(frozen=True)
+class _Target:
+    url: str  # as the user spelled it (may hold a signature: never printed unredacted)
+    fs: Any
+    fs_path: str
+    offset: int  # where the file starts inside the object (a tar member's data)
+    size: int
+    tag: str  # ETag or mtime: a changed object is a different probe-cache key
+
+
+_lock = threading.Lock()
+_targets: OrderedDict[str, _Target] = OrderedDict()
+_tar_members: dict[str, dict[str, tuple[int, int]]] = {}
+_sources: OrderedDict[str, _Source] = OrderedDict()
+_MAX_TARGETS = 4096
+
+
+def register_tar_members(shard: str, members: dict[str, tuple[int, int]]) -> None:
+    """Known (data offset, size) of members of ``shard`` (from a shard manifest), so this process need
+    not scan the shard's tar headers to find them."""
+    with _lock:
+        _tar_members.setdefault(shard, {}).update(members)
+
+
+def _resolve(url: str) -> _Target:
+    with _lock:
+        hit = _targets.get(url)
+        if hit is not None:
+            _targets.move_to_end(url)
+            return hit
+    if url.startswith(_TAR) and "::" in url:
+        member, shard_url = url[len(_TAR) :].split("::", 1)
+        shard = _resolve(shard_url)
+        with _lock:
+            known = _tar_members.get(shard_url, {}).get(member)
+        if known is None:
+            known = _scan_tar(shard).get(member)
+        if known is None:
+            raise StoreError(url, f"the tar shard has no member {member!r}")
+        offset, size = known
+        if offset + size > shard.size:
+            raise StoreError(url, f"member runs past the end of the shard ({shard.size} bytes)")
+        target = _Target(url, shard.fs, shard.fs_path, shard.offset + offset, size, f"{shard.tag}:{offset}")
+    else:
+        fs, fs_path = filesystem(url)
+        info = call_with_retries(lambda: fs.info(fs_path), url=url, what="stat")
+        if info.get("type") == "directory":
+            raise StoreError(url, "is a directory, not a file")
+        if info.get("size") is None:
+            raise StoreError(url, "the store reports no size for it; range reads need one")
+        tag = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or ""
+        target = _Target(url, fs, fs_path, 0, int(info["size"]), str(tag))
+    with _lock:
+        _targets[url] = target
+        while len(_targets) > _MAX_TARGETS:
+            _targets.popitem(last=False)
+    return target
+
+
+def _scan_tar(shard: _Target) -> dict[str, tuple[int, int]]:
+    """Offsets of every regular member, read from the tar headers with small range reads."""
+    src = _Source(shard, block=64 * 1024, max_blocks=4)
+    members: dict[str, tuple[int, int]] = {}
+    try:
+        with tarfile.open(fileobj=RangeFile(src), mode="r:") as tar:
+            for ti in tar:
+                if ti.isfile():
+                    members[ti.name] = (ti.offset_data, ti.size)
+    except tarfile.TarError as exc:
+        raise StoreError(shard.url, f"not an uncompressed tar shard ({exc})") from exc
+    with _lock:
+        _tar_members.setdefault(shard.url, {}).update(members)
+    return members
+
+
+class _Source:
+    """One remote file's range reads through fsspec's BlockCache (shared by every RangeFile on it)."""
+
+    def __init__(self, target: _Target, *, block: int, max_blocks: int) -> None:
+        import fsspec.caching
+
+        self.target = target
+        self.cache = fsspec.caching.BlockCache(block, self._fetch, target.size, max_blocks)
+        count("opens")
+
+    def _fetch(self, start: int, end: int) -> bytes:
+        t = self.target
+        start, end = max(start, 0), min(end, t.size)
+        if start >= end:
+            return b""
+
+        def get() -> bytes:
+            data = t.fs.cat_file(t.fs_path, start=t.offset + start, end=t.offset + end)
+            if len(data) != end - start:
+                # A dropped connection can end a body early; it is worth another try.
+                raise ConnectionError(f"range read returned {len(data)} of {end - start} bytes")
+            return data
+
+        data = call_with_retries(get, url=t.url, what=f"range read of bytes {start}-{end}")
+        count("requests")
+        count("bytes", len(data))
+        return data
+
+
+class RangeFile(io.RawIOBase):
+    """A read-only, seekable view of a remote file; reads are served by its source's block cache."""
+
+    def __init__(self, source: _Source) -> None:
+        super().__init__()
+        self._src = source
+        self._pos = 0
+        self.name = redact(source.target.url)
+
+    @property
+    def size(self) -> int:
+        return self._src.target.size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._pos = max(base + offset, 0)
+        return self._pos
+
+    def read(self, n: int | None = -1) -> bytes:
+        end = self.size if n is None or n < 0 else min(self._pos + n, self.size)
+        data = self._src.cache._fetch(self._pos, end) if end > self._pos else b""
+        self._pos += len(data)
+        return data
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def open_source(path: str, *, gop_bytes: int | None = None, cached: bool = True) -> str | RangeFile:
+    """What to hand ``av.open``: the path itself when local, else a RangeFile on the remote file.
+
+    Args:
+        path: a local path or an fsspec URL (``tar://member::shard`` for a tar member).
+        gop_bytes: the file's average bytes per GOP, which sizes its range reads (``StoreConfig``).
+        cached: share the file's block cache with later opens in this process (decode); False for a
+            one-off sequential read (probing), which would only push useful blocks out.
+
+    Raises:
+        StoreError: the object is missing, denied, or unreachable past the retries.
+        ConfigError: the URL's protocol needs a package that is not installed.
+    """
+    if not is_remote(path):
+        return path
+    cfg = store_config()
+    if not cached:
+        return RangeFile(_Source(_resolve(path), block=cfg.block_for(gop_bytes) * 4, max_blocks=2))
+    with _lock:
+        src = _sources.get(path)
+        if src is not None:
+            _sources.move_to_end(path)
+    if src is None:
+        block = cfg.block_for(gop_bytes)
+        src = _Source(_resolve(path), block=block, max_blocks=max(4, cfg.cache_bytes // block))
+        with _lock:
+            _sources[path] = src
+            while len(_sources) > cfg.open_files:
+                # Dropped, not closed: a container still reading it keeps it alive until it is done.
+                _sources.popitem(last=False)
+    return RangeFile(src)
+
+
+def clear_store_cache() -> None:
+    """Forget this process's open remote files, their cached blocks, sizes and tar offsets (the next read
+    of each starts cold: benchmarks, or objects replaced in place)."""
+    with _lock:
+        _sources.clear()
+        _targets.clear()
+        _tar_members.clear()
+
+
+def source_size(path: str) -> int:
+    """Size in bytes of a file that can be probed.
+
+    Raises:
+        ProbeError: missing, a directory, empty, denied or unreachable (with the store's reason)."""
+    if not is_remote(path):
+        if not os.path.exists(path):
+            raise ProbeError(path, "file does not exist")
+        if os.path.isdir(path):
+            raise ProbeError(path, "is a directory, not a video file")
+        size = os.path.getsize(path)
+    else:
+        try:
+            size = _resolve(path).size
+        except StoreError as exc:
+            raise ProbeError(path, exc.reason) from exc
+    if size == 0:
+        raise ProbeError(path, "file is empty (0 bytes)")
+    return size
+
+
+def source_key(path: str) -> list | None:
+    """What identifies a file's current content for the probe cache: [location, size, mtime or ETag]; None
+    when it cannot be read (the probe then reports why)."""
+    if not is_remote(path):
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return [os.path.abspath(path), st.st_size, st.st_mtime_ns]
+    try:
+        t = _resolve(path)
+    except StoreError:
+        return None
+    # Redacted: a re-signed URL of the same object is the same entry, and no signature lands on disk.
+    return [redact(path), t.size, t.tag]
+
+
+def read_bytes(path: str) -> bytes:
+    """The whole file (a manifest, or a video being packed into a shard), local or remote."""
+    if not is_remote(path):
+        with open(path, "rb") as f:
+            return f.read()
+    return RangeFile(_Source(_resolve(path), block=8 << 20, max_blocks=1)).readall()
