@@ -72,8 +72,9 @@ class VideoLoader(ConfigAttributes):
         prefetch: batches made ahead of the caller.
         on_error: "raise" a ``DecodeError`` for a clip that fails, or "skip" it (counted in ``stats``).
         decode_timeout: seconds a batch's decode may take (one deadline for the whole batch, counted from
-            when the loader starts waiting for it); decodes still running then are abandoned, their
-            workers replaced, and their clips fail as a ``DecodeError``.
+            when the loader starts waiting for it and its workers are up); decodes still running then are
+            abandoned, their workers replaced, and their clips fail as a ``DecodeError``; clips that
+            could not start because every worker was stuck get a fresh deadline.
         shared_decode: decode clips of one video that one pass serves together (PyAV).
         rank, world_size: this process's shard (default: torch.distributed's, else 0 of 1).
         audio: an ``AudioSpec`` to deliver audio with each clip, or None.

@@ -8,8 +8,10 @@ import contextlib
 import itertools
 import logging
 import multiprocessing as mp
+import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -19,6 +21,15 @@ from ._config import WORKER_TYPES
 
 log = logging.getLogger("vidloader")
 _names = itertools.count()
+# A spawned worker imports torch and PyAV before its first decode: seconds, far more on a loaded machine.
+# Deadlines do not run while workers start, up to this long.
+STARTUP_LIMIT_S = 600.0
+
+
+def _warm_up() -> int:
+    # Held briefly, so the next warm-up goes to another process than the one that took this.
+    time.sleep(0.05)
+    return os.getpid()
 
 
 class ThreadWorkers:
@@ -90,6 +101,9 @@ class ThreadWorkers:
                     replaced += 1
         return replaced
 
+    def starting(self) -> bool:
+        return False  # threads start at once
+
     def alive(self) -> int:
         """Live (not retired) threads; a dead one is replaced here, so the pool keeps its size."""
         with self._lock:
@@ -122,11 +136,35 @@ class ProcessWorkers:
     def __init__(self, num_processes: int) -> None:
         self._size = num_processes
         self._executor: ProcessPoolExecutor | None = None
+        self._warmups: list[Future] = []
+        self._started = 0.0
+        self._ready = False
 
     def _ensure(self) -> ProcessPoolExecutor:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(max_workers=self._size, mp_context=mp.get_context("spawn"))
+            self._started, self._ready = time.monotonic(), False
+            # Queued first; each returns the pid that ran it: see starting().
+            self._warmups = [self._executor.submit(_warm_up) for _ in range(self._size)]
         return self._executor
+
+    def starting(self) -> bool:
+        """Whether fresh worker processes are still starting (their first calls are not late yet): until
+        every process has run a warm-up call, or STARTUP_LIMIT_S has passed."""
+        if self._ready or self._executor is None or time.monotonic() - self._started > STARTUP_LIMIT_S:
+            return False
+        done = [f for f in self._warmups if f.done()]
+        pids = {f.result() for f in done if not f.cancelled() and f.exception() is None}
+        if len(pids) >= self._size:
+            self._ready = True
+            return False
+        if len(done) == len(self._warmups):
+            # The processes already up took every warm-up: ask again until the others answer too.
+            try:
+                self._warmups.append(self._executor.submit(_warm_up))
+            except (BrokenProcessPool, RuntimeError):
+                return False  # the pool broke or closed: its calls report that themselves
+        return True
 
     def submit(self, fn: Callable, *args: Any) -> Future:
         try:
@@ -204,6 +242,10 @@ class DecodePool:
         if n:
             log.warning("vidloader: %d decode worker(s) stuck past the deadline were replaced", n)
         return n
+
+    def starting(self) -> bool:
+        """Whether workers are still starting up (spawned processes); deadlines wait for them."""
+        return self._workers is not None and self._workers.starting()
 
     @property
     def _executor(self) -> ProcessPoolExecutor | None:

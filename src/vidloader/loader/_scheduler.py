@@ -190,6 +190,8 @@ class Scheduler:
         """Until every future is done or the deadline passes, waking to check the consumer and workers."""
         todo = [f for f in futures if not f.done()]
         while todo:
+            if self.pool.starting():  # the clock starts once the workers are up
+                deadline = max(deadline, time.monotonic() + self.timeout)
             left = deadline - time.monotonic()
             if left <= 0:
                 return
