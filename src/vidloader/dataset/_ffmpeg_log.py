@@ -16,6 +16,8 @@ _SEEN_LIMIT = 100_000  # a long run over millions of damaged files must not grow
 
 
 def enable_ffmpeg_log() -> None:
+    """Route FFmpeg's warnings and errors through PyAV (once per process), so damage FFmpeg only logs can
+    be caught by ``av.logging.Capture``; idempotent."""
     import av.logging
 
     # PyAV installs no FFmpeg log callback by default; without one, damage that FFmpeg only logs (a
@@ -31,7 +33,14 @@ def enable_ffmpeg_log() -> None:
 
 
 def ffmpeg_errors(logs: Iterable[tuple]) -> list[str]:
-    """The ERROR-or-worse lines of an ``av.logging.Capture``."""
+    """The ERROR-or-worse lines of an ``av.logging.Capture``.
+
+    Args:
+        logs: the captured records ``(level, source, message)``.
+
+    Returns:
+        Their messages, stripped, in order.
+    """
     import av.logging
 
     return [str(m[2]).strip() for m in logs if m[0] is not None and m[0] <= av.logging.ERROR]
@@ -40,7 +49,12 @@ def ffmpeg_errors(logs: Iterable[tuple]) -> list[str]:
 def forward_ffmpeg_log(path: str, logs: Iterable[tuple]) -> None:
     """Log what FFmpeg said about ``path`` (captured records ``(level, source, message)``) to the
     ``vidloader.ffmpeg`` logger, each message once per file: FFmpeg's errors and warnings at DEBUG, since
-    vidloader acts on the ones that matter (a DecodeError, a skipped clip, a partial index) and says so."""
+    vidloader acts on the ones that matter (a DecodeError, a skipped clip, a partial index) and says so.
+
+    Args:
+        path: the file the records are about.
+        logs: the captured records.
+    """
     if not ffmpeg_log.isEnabledFor(logging.DEBUG):
         return
     for level, source, message in logs:

@@ -27,20 +27,42 @@ _TAR = "tar://"
 
 
 def is_remote(path: str) -> bool:
-    """True for a URL with a protocol (``s3://``, ``https://``, ``tar://...::...``); False for a local path."""
+    """Whether ``path`` is read through the store layer.
+
+    Args:
+        path: a local path or a URL.
+
+    Returns:
+        True for a URL with a protocol (``s3://``, ``https://``, ``tar://...::...``); False for a local path.
+    """
     head = str(path).split("::", 1)[0]
     protocol, sep, _ = head.partition("://")
     return bool(sep) and len(protocol) > 1 and protocol.replace("+", "").replace("-", "").isalnum()
 
 
 def tar_member_url(shard: str, member: str) -> str:
-    """The URL of ``member`` inside the uncompressed tar ``shard`` (fsspec's chained-URL spelling)."""
+    """The URL of a member of an uncompressed tar shard (fsspec's chained-URL spelling).
+
+    Args:
+        shard: the tar file's path or URL.
+        member: the member's name inside it.
+
+    Returns:
+        ``tar://<member>::<shard>``.
+    """
     return f"{_TAR}{member}::{shard}"
 
 
 def join_location(base: str, relative: str) -> str:
-    """``relative`` resolved against the folder of ``base`` (a local path or a URL); absolute paths and
-    URLs are returned as they are."""
+    """``relative`` resolved against the folder of ``base``.
+
+    Args:
+        base: a local path or URL of a file (a manifest).
+        relative: a path relative to its folder, or an absolute path or URL (returned as it is).
+
+    Returns:
+        The resolved location.
+    """
     if is_remote(relative):
         return relative
     if is_remote(base):
@@ -67,8 +89,13 @@ _MAX_TARGETS = 4096
 
 
 def register_tar_members(shard: str, members: dict[str, tuple[int, int]]) -> None:
-    """Known (data offset, size) of members of ``shard`` (from a shard manifest), so this process need
-    not scan the shard's tar headers to find them."""
+    """Record where members of a tar shard lie (from a shard manifest), so this process need not scan the
+    shard's tar headers to find them.
+
+    Args:
+        shard: the tar file's path or URL.
+        members: member name -> (data offset, size) in bytes.
+    """
     with _lock:
         _tar_members.setdefault(shard, {}).update(members)
 
@@ -154,7 +181,11 @@ class _Source:
 
 
 class RangeFile(io.RawIOBase):
-    """A read-only, seekable view of a remote file; reads are served by its source's block cache."""
+    """A read-only, seekable view of a remote file; reads are served by its source's block cache.
+
+    Args:
+        source: the resolved remote file and its block cache (made by ``open_source``).
+    """
 
     def __init__(self, source: _Source) -> None:
         super().__init__()
@@ -240,8 +271,15 @@ def clear_store_cache() -> None:
 def source_size(path: str) -> int:
     """Size in bytes of a file that can be probed.
 
+    Args:
+        path: a local path or URL.
+
+    Returns:
+        The size (> 0).
+
     Raises:
-        ProbeError: missing, a directory, empty, denied or unreachable (with the store's reason)."""
+        ProbeError: missing, a directory, empty, denied or unreachable (with the store's reason).
+    """
     if not is_remote(path):
         if not os.path.exists(path):
             raise ProbeError(path, "file does not exist")
@@ -276,7 +314,18 @@ def source_key(path: str) -> list | None:
 
 
 def read_bytes(path: str) -> bytes:
-    """The whole file (a manifest, or a video being packed into a shard), local or remote."""
+    """The whole file (a manifest, or a video being packed into a shard), local or remote.
+
+    Args:
+        path: a local path or URL.
+
+    Returns:
+        Its bytes.
+
+    Raises:
+        StoreError: a remote file is missing, denied or unreachable after retries.
+        OSError: a local file cannot be read.
+    """
     if not is_remote(path):
         with open(path, "rb") as f:
             return f.read()

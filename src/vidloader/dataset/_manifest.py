@@ -114,8 +114,16 @@ def _row(location: str, where: str, rec: dict) -> ManifestRow:
 def read_manifest(path: str | Path) -> list[ManifestRow]:
     """Rows with paths resolved against the manifest's folder (or URL); labels still as text.
 
+    Args:
+        path: a ``.csv`` (header ``path,label`` or ``shard,member,label``) or ``.jsonl`` manifest, local or
+            remote.
+
+    Returns:
+        The rows, in order.
+
     Raises:
-        ConfigError: the manifest is missing or unreadable, or a row is malformed (named by line)."""
+        ConfigError: the manifest is missing or unreadable, or a row is malformed (named by line).
+    """
     location = str(path)
     suffix = Path(location.split("?", 1)[0]).suffix.lower()
     if suffix not in (".csv", ".jsonl"):

@@ -83,6 +83,12 @@ def store_config() -> StoreConfig:
 def configure_store(**changes: Any) -> StoreConfig:
     """Change this process's StoreConfig (fields as keywords); returns the new one.
 
+    Args:
+        **changes: StoreConfig fields and their new values.
+
+    Returns:
+        The StoreConfig now in force.
+
     Raises:
         ConfigError: an unknown field or a bad value.
     """
@@ -104,6 +110,7 @@ def store_stats() -> dict[str, int]:
 
 
 def reset_store_stats() -> None:
+    """Zero this process's store counters (``store_stats``)."""
     with _stats_lock:
         for k in _STAT_KEYS:
             _stats[k] = 0

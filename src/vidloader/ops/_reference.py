@@ -162,7 +162,25 @@ def ragged_resized_crop_normalize_reference(
     ``geometry[i] = (offset_i, H_i, W_i)``; output row ``n`` is clip ``n // views`` cropped to ``boxes[n]``,
     resized into ``dest[n] = (y0, x0, h, w)`` of the ``size`` canvas (the whole canvas when ``dest`` is None),
     flipped (the whole canvas) if ``flip[n]``, jittered and normalised; canvas pixels outside ``dest[n]`` are
-    0 (the normalised mean colour). Arguments are assumed validated."""
+    0 (the normalised mean colour). Arguments are assumed validated (the op checks them).
+
+    Args:
+        data: the packed uint8 frames of every clip.
+        geometry: int64 ``[B, 3]`` rows ``(offset, H, W)``.
+        frames: frames per clip.
+        boxes: int64 ``[B * views, 4]`` crop boxes ``(y0, x0, h, w)`` in each clip's own frame.
+        size: output ``[height, width]``.
+        flip: bool ``[B * views]``.
+        mean, std: per-channel statistics for x in [0, 1].
+        out_dtype: the output dtype.
+        layout: "NCTHW" or "NTHWC".
+        jitter: float32 ``[B * views, 3]`` brightness/contrast/saturation factors, or None.
+        views: output rows per clip.
+        dest: int64 ``[B * views, 4]`` canvas rectangles (letterbox), or None for the whole canvas.
+
+    Returns:
+        ``[B * views, 3, frames, *size]`` (NCTHW) or ``[B * views, frames, *size, 3]`` of ``out_dtype``.
+    """
     n_out = boxes.shape[0]
     out_h, out_w = int(size[0]), int(size[1])
     shape = (n_out, 3, frames, out_h, out_w) if layout == "NCTHW" else (n_out, frames, out_h, out_w, 3)

@@ -97,7 +97,15 @@ def _time_clip(info: VideoInfo, t0: Fraction, cfg: SamplingConfig) -> tuple[tupl
 
 
 def is_short(info: VideoInfo, cfg: SamplingConfig) -> bool:
-    """Whether ``info`` is shorter than one clip of ``cfg`` (what ``short_video`` decides about)."""
+    """Whether a video is shorter than one clip (what ``short_video`` decides about).
+
+    Args:
+        info: the video.
+        cfg: the sampling.
+
+    Returns:
+        True when one clip of ``cfg`` needs more frames (or seconds) than the video has.
+    """
     if cfg.target_fps is not None:
         lo, hi = _time_span(info)
         return hi - lo < (cfg.frames_per_clip - 1) * _period(cfg)
