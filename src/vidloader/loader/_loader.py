@@ -31,7 +31,7 @@ from ..backends import (
     shared_decode_groups,
 )
 from ..dataset import VideoDataset
-from ..sampling import ClipSpec, SamplingConfig, clip_seed, plan_epoch
+from ..sampling import ClipSpec, SamplingConfig, clip_seed, plan_epoch, resume_plan
 from ._audio import AudioBatcher, audio_samples, split_audio
 from ._batch import ClipBatch
 from ._pool import WORKER_TYPES, DecodePool, WorkerType
@@ -237,24 +237,27 @@ class VideoLoader:
         self._failed_paths: set[str] = set()
         self._fallback_paths: set[str] = set()
         self._fallback = PyAVBackend()
-        self._plan_cache: tuple[int, list[ClipSpec]] | None = None
+        self._plan_cache: tuple[tuple[int, tuple], list[ClipSpec]] | None = None
+        # Earlier world-size stages of the epoch a loaded state resumes (elastic restart), by epoch.
+        self._stages: tuple[int, tuple[tuple[int, int], ...]] = (0, ())
         self._filled: tuple[torch.Tensor | None, list[int]] = (None, [])
 
     # ---- plan --------------------------------------------------------------------------------------
 
+    def _stages_of(self, epoch: int) -> tuple[tuple[int, int], ...]:
+        return self._stages[1] if self._stages[0] == epoch else ()
+
     def _plan(self, epoch: int) -> list[ClipSpec]:
-        if self._plan_cache is None or self._plan_cache[0] != epoch:
-            self._plan_cache = (
-                epoch,
-                plan_epoch(
-                    list(self.dataset),
-                    self.sampling,
-                    seed=self.seed,
-                    epoch=epoch,
-                    rank=self.rank,
-                    world_size=self.world_size,
-                ),
-            )
+        key = (epoch, self._stages_of(epoch))
+        if self._plan_cache is None or self._plan_cache[0] != key:
+
+            def plan(rank: int, world_size: int) -> list[ClipSpec]:
+                return plan_epoch(
+                    self.dataset, self.sampling, seed=self.seed, epoch=epoch, rank=rank, world_size=world_size
+                )
+
+            clips = resume_plan(plan, key[1], rank=self.rank, world_size=self.world_size)
+            self._plan_cache = (key, clips)
         return self._plan_cache[1]
 
     def _num_batches(self, n_clips: int) -> int:
@@ -284,9 +287,9 @@ class VideoLoader:
 
     def _config(self) -> dict[str, Any]:
         cfg = self.sampling.to_json()
+        # No world_size: a state resumes at another one (elastic), see _state.py.
         cfg.update(
             seed=self.seed,
-            world_size=self.world_size,
             batch_size=self.batch_size,
             drop_last=self.drop_last,
         )
@@ -300,10 +303,23 @@ class VideoLoader:
         else:
             # Between passes (also after set_epoch or a finished pass): at the start of the next one.
             epoch, done = self._next_epoch, self._resume_from
-        return make_state(epoch=epoch, batches_yielded=done, config=self._config(), dataset=self._dataset_fp)
+        return make_state(
+            epoch=epoch,
+            batches_yielded=done,
+            config=self._config(),
+            dataset=self._dataset_fp,
+            world_size=self.world_size,
+            stages=self._stages_of(epoch),
+        )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        epoch, done = check_state(state, config=self._config(), dataset=self._dataset_fp)
+        """Resume where ``state`` was saved, also at another world size: then the epoch's clips no rank had
+        consumed are dealt to the ranks there are now (the state of any rank will do: they are equal)."""
+        point = check_state(
+            state, config=self._config(), dataset=self._dataset_fp, world_size=self.world_size
+        )
+        epoch, done = point.epoch, point.batches_yielded
+        self._stages = (epoch, point.stages)
         self._next_epoch = epoch
         self._resume_from = done
         self._epoch, self._yielded = epoch, done

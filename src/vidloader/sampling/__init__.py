@@ -1,6 +1,7 @@
 """Pure clip sampling: (dataset, config, seed, epoch, rank, world_size) -> the clips a rank yields."""
 
 from ._config import SAMPLING_MODES, SamplingConfig, SamplingMode
+from ._elastic import check_stages, deal, remaining, resume_plan
 from ._plan import ClipSpec, clip_seed, plan_epoch, shard_videos, video_clips
 
 __all__ = [
@@ -8,8 +9,12 @@ __all__ = [
     "ClipSpec",
     "SamplingConfig",
     "SamplingMode",
+    "check_stages",
     "clip_seed",
+    "deal",
     "plan_epoch",
+    "remaining",
+    "resume_plan",
     "shard_videos",
     "video_clips",
 ]
