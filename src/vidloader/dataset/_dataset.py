@@ -90,7 +90,7 @@ class VideoDataset(Sequence[VideoInfo]):
         if rows is None:
             return [getattr(v, name) for v in self._videos]
         if name == "path":
-            return [rows.path(i) for i in range(len(rows))]
+            return rows.paths()
         return rows.values(name)
 
     def frame_ranges(self) -> tuple[Any, Any]:

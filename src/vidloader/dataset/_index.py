@@ -210,6 +210,8 @@ def _convert(pa: Any, src: Path, dst: Path) -> None:
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)
+        # The allocator keeps freed row groups for reuse; this process will not convert again.
+        pa.default_memory_pool().release_unused()
 
 
 def read_index_table(path: str | Path, *, cache_dir: str | Path | None = None) -> tuple[Any, IndexMeta]:
@@ -247,11 +249,10 @@ def check_rows(rows: IndexRows, mode: CheckFiles) -> list[tuple[int, str]]:
     """Rows whose local file is gone or differs from what was indexed (size, and mtime under "all")."""
     if mode == "none":
         return []
-    size = rows.column("size_bytes")
-    mtime = rows.column("mtime_ns")
+    size = rows.column("size_bytes").tolist()
+    mtime = rows.column("mtime_ns").tolist()
     bad: list[tuple[int, str]] = []
-    for i in range(len(rows)):
-        p = rows.path(i)
+    for i, p in enumerate(rows.paths()):
         if is_url(p):
             continue  # objects are checked when opened; a stat per object would cost a request each
         try:

@@ -108,6 +108,22 @@ class IndexRows(Sequence[VideoInfo]):
         p = self._cols["path"].get(self._row(i))
         return p if is_url(p) or os.path.isabs(p) else os.path.normpath(os.path.join(self.base_dir, p))
 
+    def paths(self) -> list[str]:
+        """Every row's path, resolved (in bulk, in Arrow: a million rows' fingerprint needs them all)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        col = self.table.column("path")
+        if self._keep is not None:
+            col = col.take(pa.array(self._keep))
+        absolute = pc.or_(pc.starts_with(col, "/"), pc.match_substring(col, "://"))
+        joined = pc.binary_join_element_wise(self.base_dir.rstrip(os.sep), col, os.sep)
+        out = pc.if_else(absolute, col, joined).to_pylist()
+        # relpath wrote relative paths normalised; only those climbing out of the index's folder need it.
+        for i in np.flatnonzero(pc.starts_with(col, "..").to_numpy(zero_copy_only=False)).tolist():
+            out[i] = os.path.normpath(out[i])
+        return out
+
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]

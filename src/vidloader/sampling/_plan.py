@@ -10,13 +10,14 @@ from fractions import Fraction
 import numpy as np
 
 from .._errors import ConfigError
-from ..dataset import VideoInfo
+from ..dataset import VideoDataset, VideoInfo
 from ._config import SamplingConfig
+from ._vector import TAG_CLIPS, stride_clips, uniform01, window_counts
 
-_TAG_CLIPS, _TAG_ORDER, _TAG_CLIP_SHUFFLE = 1, 2, 3
+_TAG_ORDER, _TAG_CLIP_SHUFFLE = 2, 3
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClipSpec:
     """One clip: ``frame_indices`` index the decoded frames of the video's stream (presentation order)."""
 
@@ -57,8 +58,8 @@ def _time_clip(info: VideoInfo, t0: Fraction, cfg: SamplingConfig) -> tuple[int,
     return tuple(info.frame_at_time(t0 + k * period) for k in range(cfg.frames_per_clip))
 
 
-def _starts(info: VideoInfo, cfg: SamplingConfig, rng: np.random.Generator | None) -> list[Fraction]:
-    """Clip starts: frame indices in stride mode, seconds (exact) in target-fps mode."""
+def _starts(info: VideoInfo, cfg: SamplingConfig, key: tuple[int, int, int] | None) -> list[Fraction]:
+    """Clip starts in target-fps mode, seconds (exact); ``key`` is (seed, epoch, video) for random starts."""
     timed = cfg.target_fps is not None
     lo: Fraction
     if timed:
@@ -73,10 +74,11 @@ def _starts(info: VideoInfo, cfg: SamplingConfig, rng: np.random.Generator | Non
     room = max(room, Fraction(0))
     k = cfg.clips_per_video
     if cfg.sampling == "random":
-        assert rng is not None
+        assert key is not None
+        u = uniform01(*key, np.arange(k), TAG_CLIPS)
         if timed:
-            return [lo + Fraction(float(rng.uniform(0.0, float(room)))) if room > 0 else lo for _ in range(k)]
-        return [lo + int(rng.integers(0, int(room) + 1)) for _ in range(k)]
+            return [lo + Fraction(float(x) * float(room)) if room > 0 else lo for x in u]
+        return [lo + min(int(x * (int(room) + 1)), int(room)) for x in u]
     if cfg.sampling in ("uniform", "multiview"):
         offsets = [room / 2] if k == 1 else [room * i / (k - 1) for i in range(k)]
         return [lo + (o if timed else round(o)) for o in offsets]
@@ -90,12 +92,32 @@ def video_clips(
     info: VideoInfo, video_index: int, cfg: SamplingConfig, *, seed: int, epoch: int
 ) -> list[ClipSpec]:
     """The clips of one video for one epoch; depends on (seed, epoch, video_index) only."""
-    rng = _rng(seed, epoch, video_index, _TAG_CLIPS) if cfg.sampling == "random" else None
-    clips = []
-    for ci, s in enumerate(_starts(info, cfg, rng)):
-        idx = _time_clip(info, s, cfg) if cfg.target_fps is not None else _index_clip(info, int(s), cfg)
-        clips.append(ClipSpec(video_index=video_index, clip_index=ci, frame_indices=idx))
-    return clips
+    if cfg.target_fps is None:
+        arrays = (np.array([video_index]), np.array([info.first_frame]), np.array([info.num_frames]))
+        return _specs(*stride_clips(*arrays, cfg, seed=seed, epoch=epoch))
+    key = (seed, epoch, video_index)
+    return [
+        ClipSpec(video_index=video_index, clip_index=ci, frame_indices=_time_clip(info, s, cfg))
+        for ci, s in enumerate(_starts(info, cfg, key))
+    ]
+
+
+def _specs(videos: np.ndarray, clips: np.ndarray, frames: np.ndarray) -> list[ClipSpec]:
+    return [
+        ClipSpec(video_index=v, clip_index=c, frame_indices=tuple(f))
+        for v, c, f in zip(videos.tolist(), clips.tolist(), frames.tolist(), strict=True)
+    ]
+
+
+def _frame_ranges(videos: Sequence[VideoInfo]) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(videos, VideoDataset):
+        first, num = videos.frame_ranges()
+        return np.asarray(first, np.int64), np.asarray(num, np.int64)
+    n = len(videos)
+    return (
+        np.fromiter((v.first_frame for v in videos), np.int64, n),
+        np.fromiter((v.num_frames for v in videos), np.int64, n),
+    )
 
 
 def _check_rank(seed: int, epoch: int, rank: int, world_size: int) -> None:
@@ -109,16 +131,20 @@ def _check_rank(seed: int, epoch: int, rank: int, world_size: int) -> None:
         raise ConfigError(f"rank must be in [0, {world_size}), got {rank!r}")
 
 
+def _padded_order(num_videos: int, *, seed: int, epoch: int, world_size: int, shuffle: bool) -> np.ndarray:
+    if num_videos < 1:
+        raise ConfigError("cannot shard an empty dataset")
+    order = _rng(seed, epoch, _TAG_ORDER).permutation(num_videos) if shuffle else np.arange(num_videos)
+    per_rank = -(-num_videos // world_size)
+    return np.resize(order, per_rank * world_size)  # np.resize repeats from the start: the wrap-round
+
+
 def shard_videos(
     num_videos: int, *, seed: int, epoch: int, rank: int, world_size: int, shuffle: bool
 ) -> list[int]:
     """The epoch's (shuffled) video order, wrapped round to a multiple of world_size, rank's share."""
     _check_rank(seed, epoch, rank, world_size)
-    if num_videos < 1:
-        raise ConfigError("cannot shard an empty dataset")
-    order = _rng(seed, epoch, _TAG_ORDER).permutation(num_videos) if shuffle else np.arange(num_videos)
-    per_rank = -(-num_videos // world_size)
-    padded = np.resize(order, per_rank * world_size)  # np.resize repeats from the start: the wrap-round
+    padded = _padded_order(num_videos, seed=seed, epoch=epoch, world_size=world_size, shuffle=shuffle)
     return [int(v) for v in padded[rank::world_size]]
 
 
@@ -131,24 +157,32 @@ def plan_epoch(
     rank: int = 0,
     world_size: int = 1,
 ) -> list[ClipSpec]:
-    """Every clip rank yields in the epoch, in order. Ranks get equally many clips (hence batches)."""
-    mine = shard_videos(
-        len(videos), seed=seed, epoch=epoch, rank=rank, world_size=world_size, shuffle=cfg.shuffle
-    )
-    clips = [c for v in mine for c in video_clips(videos[v], v, cfg, seed=seed, epoch=epoch)]
-    if cfg.sampling == "sliding" and world_size > 1:
-        # Window counts vary with video length; pad every rank to the longest so DDP steps stay in lockstep.
-        target = max(
-            sum(
-                len(_starts(videos[v], cfg, None))
-                for v in shard_videos(
-                    len(videos), seed=seed, epoch=epoch, rank=r, world_size=world_size, shuffle=cfg.shuffle
-                )
-            )
-            for r in range(world_size)
-        )
-        clips = [clips[i % len(clips)] for i in range(target)]
-    if cfg.shuffle and len(clips) > 1 and (cfg.clips_per_video > 1 or cfg.sampling == "sliding"):
-        perm = _rng(seed, epoch, rank, world_size, _TAG_CLIP_SHUFFLE).permutation(len(clips))
-        clips = [clips[i] for i in perm]
-    return clips
+    """Every clip rank yields in the epoch, in order. Ranks get equally many clips (hence batches).
+
+    In stride mode the plan is computed on arrays of first frames and frame counts (a VideoDataset opened
+    from an index gives them without building a VideoInfo per video); with ``target_fps`` every video of
+    the shard is read for its timestamps.
+    """
+    _check_rank(seed, epoch, rank, world_size)
+    padded = _padded_order(len(videos), seed=seed, epoch=epoch, world_size=world_size, shuffle=cfg.shuffle)
+    mine = padded[rank::world_size]
+    if cfg.target_fps is None:
+        first, num = _frame_ranges(videos)
+        vids, cidx, frames = stride_clips(mine, first[mine], num[mine], cfg, seed=seed, epoch=epoch)
+        produced = n_clips = len(vids)
+        if cfg.sampling == "sliding" and world_size > 1:
+            counts = window_counts(num, cfg)[padded]
+            n_clips = int(np.bincount(np.arange(len(padded)) % world_size, weights=counts).max())
+    else:
+        timed = [c for v in mine.tolist() for c in video_clips(videos[v], v, cfg, seed=seed, epoch=epoch)]
+        produced = n_clips = len(timed)
+        if cfg.sampling == "sliding" and world_size > 1:
+            per_video = [len(_starts(videos[v], cfg, None)) for v in range(len(videos))]
+            n_clips = max(sum(per_video[v] for v in padded[r::world_size]) for r in range(world_size))
+    # Window counts vary with video length: sliding plans pad every rank to the longest (lockstep DDP).
+    sel = np.arange(n_clips) % produced
+    if cfg.shuffle and n_clips > 1 and (cfg.clips_per_video > 1 or cfg.sampling == "sliding"):
+        sel = sel[_rng(seed, epoch, rank, world_size, _TAG_CLIP_SHUFFLE).permutation(n_clips)]
+    if cfg.target_fps is None:
+        return _specs(vids[sel], cidx[sel], frames[sel])
+    return [timed[i] for i in sel.tolist()]
