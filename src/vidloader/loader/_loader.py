@@ -9,7 +9,7 @@ import logging
 import queue
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal, Protocol
@@ -31,7 +31,7 @@ from ..backends import (
     shared_decode_groups,
 )
 from ..dataset import VideoDataset
-from ..sampling import ClipSpec, SamplingConfig, clip_seed, plan_epoch, resume_plan
+from ..sampling import ClipPlan, ClipSpec, SamplingConfig, clip_seed, plan_epoch, resume_plan
 from ._audio import AudioBatcher, audio_samples, split_audio
 from ._batch import ClipBatch
 from ._pool import WORKER_TYPES, DecodePool, WorkerType
@@ -237,7 +237,7 @@ class VideoLoader:
         self._failed_paths: set[str] = set()
         self._fallback_paths: set[str] = set()
         self._fallback = PyAVBackend()
-        self._plan_cache: tuple[tuple[int, tuple], list[ClipSpec]] | None = None
+        self._plan_cache: tuple[tuple[int, tuple], ClipPlan] | None = None
         # Earlier world-size stages of the epoch a loaded state resumes (elastic restart), by epoch.
         self._stages: tuple[int, tuple[tuple[int, int], ...]] = (0, ())
         self._filled: tuple[torch.Tensor | None, list[int]] = (None, [])
@@ -247,17 +247,17 @@ class VideoLoader:
     def _stages_of(self, epoch: int) -> tuple[tuple[int, int], ...]:
         return self._stages[1] if self._stages[0] == epoch else ()
 
-    def _plan(self, epoch: int) -> list[ClipSpec]:
+    def _plan(self, epoch: int) -> ClipPlan:
         key = (epoch, self._stages_of(epoch))
         if self._plan_cache is None or self._plan_cache[0] != key:
 
-            def plan(rank: int, world_size: int) -> list[ClipSpec]:
+            def plan(rank: int, world_size: int) -> ClipPlan:
                 return plan_epoch(
                     self.dataset, self.sampling, seed=self.seed, epoch=epoch, rank=rank, world_size=world_size
                 )
 
             clips = resume_plan(plan, key[1], rank=self.rank, world_size=self.world_size)
-            self._plan_cache = (key, clips)
+            self._plan_cache = (key, ClipPlan.from_specs(clips, self.sampling.frames_per_clip))
         return self._plan_cache[1]
 
     def _num_batches(self, n_clips: int) -> int:
@@ -352,7 +352,7 @@ class VideoLoader:
         self._in_epoch = True
         plan = self._plan(epoch)
         n_batches = self._num_batches(len(plan))
-        batches = [plan[b * self.batch_size : (b + 1) * self.batch_size] for b in range(start, n_batches)]
+        batches = plan.batches(self.batch_size, start, n_batches)  # each made when it is submitted
         produced = self._produce(epoch, batches)
         if self.num_workers == 0:
             for b, batch, _ in produced:
@@ -417,7 +417,7 @@ class VideoLoader:
             stop.set()
             thread.join(timeout=5)
 
-    def _produce(self, epoch: int, batches: list[list[ClipSpec]]) -> Iterator[Any]:
+    def _produce(self, epoch: int, batches: Sequence[list[ClipSpec]]) -> Iterator[Any]:
         futures: dict[int, list[Future]] = {}
         submitted = 0
         side_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from .._errors import ConfigError
-from ._plan import ClipSpec
+from ._clipplan import ClipSpec
 
 PlanFn = Callable[[int, int], Sequence[ClipSpec]]
 
@@ -52,7 +52,7 @@ def check_stages(stages: object) -> list[tuple[int, int]]:
 
 def resume_plan(
     plan: PlanFn, stages: Sequence[tuple[int, int]], *, rank: int, world_size: int
-) -> list[ClipSpec]:
+) -> Sequence[ClipSpec]:
     """The clips ``rank`` yields in the current stage of an epoch.
 
     Args:
@@ -65,7 +65,7 @@ def resume_plan(
         This rank's clips of the current stage, in order (all ranks get equally many).
     """
     if not stages:
-        return list(plan(rank, world_size))
+        return plan(rank, world_size)
     w0, consumed = stages[0]
     left = remaining([plan(r, w0) for r in range(w0)], consumed)
     for w, consumed in stages[1:]:

@@ -4,30 +4,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
 from .._errors import ConfigError
 from ..dataset import VideoDataset, VideoInfo
+from ._clipplan import ClipPlan, ClipSpec
 from ._config import SamplingConfig
 from ._vector import TAG_CLIPS, stride_clips, uniform01, window_counts
 
 _TAG_ORDER, _TAG_CLIP_SHUFFLE = 2, 3
-
-
-@dataclass(frozen=True, slots=True)
-class ClipSpec:
-    """One clip: ``frame_indices`` index the decoded frames of the video's stream (presentation order)."""
-
-    video_index: int
-    clip_index: int
-    frame_indices: tuple[int, ...]
-
-    def __post_init__(self) -> None:
-        if not self.frame_indices:
-            raise ConfigError("a clip needs at least one frame index")
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -94,18 +81,11 @@ def video_clips(
     """The clips of one video for one epoch; depends on (seed, epoch, video_index) only."""
     if cfg.target_fps is None:
         arrays = (np.array([video_index]), np.array([info.first_frame]), np.array([info.num_frames]))
-        return _specs(*stride_clips(*arrays, cfg, seed=seed, epoch=epoch))
+        return list(ClipPlan(*stride_clips(*arrays, cfg, seed=seed, epoch=epoch)))
     key = (seed, epoch, video_index)
     return [
         ClipSpec(video_index=video_index, clip_index=ci, frame_indices=_time_clip(info, s, cfg))
         for ci, s in enumerate(_starts(info, cfg, key))
-    ]
-
-
-def _specs(videos: np.ndarray, clips: np.ndarray, frames: np.ndarray) -> list[ClipSpec]:
-    return [
-        ClipSpec(video_index=v, clip_index=c, frame_indices=tuple(f))
-        for v, c, f in zip(videos.tolist(), clips.tolist(), frames.tolist(), strict=True)
     ]
 
 
@@ -156,7 +136,7 @@ def plan_epoch(
     epoch: int,
     rank: int = 0,
     world_size: int = 1,
-) -> list[ClipSpec]:
+) -> ClipPlan:
     """Every clip rank yields in the epoch, in order. Ranks get equally many clips (hence batches).
 
     In stride mode the plan is computed on arrays of first frames and frame counts (a VideoDataset opened
@@ -184,5 +164,5 @@ def plan_epoch(
     if cfg.shuffle and n_clips > 1 and (cfg.clips_per_video > 1 or cfg.sampling == "sliding"):
         sel = sel[_rng(seed, epoch, rank, world_size, _TAG_CLIP_SHUFFLE).permutation(n_clips)]
     if cfg.target_fps is None:
-        return _specs(vids[sel], cidx[sel], frames[sel])
-    return [timed[i] for i in sel.tolist()]
+        return ClipPlan(vids, cidx, frames).take(sel)
+    return ClipPlan.from_specs([timed[i] for i in sel.tolist()], cfg.frames_per_clip)
