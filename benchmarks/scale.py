@@ -5,8 +5,8 @@ every 50 frames) at 10k, 100k and 1M videos, and probe throughput on real files.
 Per size, every figure measured in a fresh process (so RSS is that of one process):
 - index file size (Parquet, portable) and of the local memory-mapped Arrow copy;
 - open: first open on a machine (Parquet -> Arrow copy) and a later open (memory map only), with
-  ``check_files="none"``, and the stat check of every file (``"all"``; every row names one real file, so
-  this is the best case of a hot metadata cache);
+  ``check_files="none"``, and with the stat check of every file (``"all"``; the synthetic files do not
+  exist, so each stat is a failed lookup in one folder's hot dentry cache: a best case);
 - plan: ``VideoLoader`` construction (dataset fingerprint) and one epoch's clip plan at world size 1;
 - RSS of the main process after open + plan;
 - a worker process (spawn) that opens the index and reads 1000 random rows: its RSS growth over a bare
@@ -16,12 +16,13 @@ Per size, every figure measured in a fresh process (so RSS is that of one proces
 Probe throughput: files/s with 1 and 2 threads, 1 and 2 processes (forkserver) and Ray (2 CPUs), with
 the probe cache off, on copies of the real clips in ../shared/media.
 
-    python benchmarks/scale.py [--sizes 10000,100000,1000000] [--probe-files 120] [--no-ray] [--json out.json]
+    python benchmarks/scale.py [--sizes 10000,100000,1000000] [--probe-files 120] [--no-ray] [--vfr] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pickle
@@ -48,8 +49,8 @@ def rss_mb(kind: str = "VmRSS") -> float:
     raise KeyError(kind)
 
 
-def synthetic_index(n: int, path: Path, real_file: Path) -> None:
-    """n rows naming ``real_file`` (so the stat check runs against a real file), as Parquet."""
+def synthetic_index(n: int, path: Path, real_file: Path, vfr: bool = False) -> None:
+    """n rows, as Parquet: distinct paths ``c<label>/v<i>.mp4`` (which do not exist), facts of ``real_file``."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -58,7 +59,6 @@ def synthetic_index(n: int, path: Path, real_file: Path) -> None:
 
     schema = index_schema()
     st = real_file.stat()
-    rel = os.path.relpath(real_file, path.parent)
     meta = {"version": INDEX_VERSION, "classes": [f"c{i}" for i in range(700)], "skipped": [], "root": None}
     schema = schema.with_metadata({b"vidloader.index": json.dumps(meta).encode()})
     chunk = 65536
@@ -80,7 +80,7 @@ def synthetic_index(n: int, path: Path, real_file: Path) -> None:
                 return pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.tile(values, m)))
 
             cols = {
-                "path": pa.array([rel] * m),
+                "path": pa.array([f"c{i % 700}/v{i:08d}.mp4" for i in range(s, s + m)]),
                 "label": pa.array(ids % 700),
                 "num_frames": pa.array(np.full(m, FRAMES)),
                 "fps": pa.array(np.full(m, 25.0)),
@@ -98,11 +98,15 @@ def synthetic_index(n: int, path: Path, real_file: Path) -> None:
                 "time_base_den": pa.array(np.full(m, TB_DEN)),
                 "first_frame": pa.array(np.zeros(m, np.int64)),
                 "size_bytes": pa.array(np.full(m, st.st_size)),
-                "frame_pts": lists(pts),
+                # Constant rate: stored as pts_start, pts_step; --vfr stores every pts, as a VFR stream needs.
+                "frame_pts": lists(pts if vfr else pts[:0]),
                 "keyframe_pts": lists(keys),
                 "audio_streams": pa.ListArray.from_arrays(
                     pa.array(np.arange(m + 1, dtype=np.int32)), pa.array(np.ones(m, np.int32))
                 ),
+                "pts_start": pa.array(np.zeros(m, np.int64)),
+                "pts_step": pa.array(np.full(m, 0 if vfr else 512)),
+                "total_frames": pa.array(np.full(m, FRAMES)),
                 "mtime_ns": pa.array(np.full(m, st.st_mtime_ns)),
                 "video_stream": pa.nulls(m, pa.int32()),
             }
@@ -123,10 +127,13 @@ def measure_size(index: str, cache: str) -> dict:
     ds = VideoDataset.from_index(index, check_files="none", cache_dir=cache)
     out["open_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    VideoDataset.from_index(index, check_files="all", cache_dir=cache)
+    with contextlib.suppress(vl.ConfigError):  # every file is missing: strict raises after all stats
+        VideoDataset.from_index(index, check_files="all", strict=True, cache_dir=cache)
     out["open_checked_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    loader = vl.VideoLoader(ds, batch_size=32, frames_per_clip=16, frame_stride=2, num_workers=0, backend="pyav")
+    loader = vl.VideoLoader(
+        ds, batch_size=32, frames_per_clip=16, frame_stride=2, num_workers=0, backend="pyav"
+    )
     out["loader_init_s"] = time.perf_counter() - t
     t = time.perf_counter()
     out["batches"] = len(loader)
@@ -196,10 +203,19 @@ def probe_throughput(n_files: int, ray: bool) -> list[dict]:
                 ray_mod.shutdown()
             ok = sum(not isinstance(r, Exception) for r in res)
             rows.append(
-                {"engine": engine, "workers": workers, "files": n_files, "ok": ok, "MB": round(mb, 1), "s": dt,
-                 "files_per_s": n_files / dt}
+                {
+                    "engine": engine,
+                    "workers": workers,
+                    "files": n_files,
+                    "ok": ok,
+                    "MB": round(mb, 1),
+                    "s": dt,
+                    "files_per_s": n_files / dt,
+                }
             )
-            print(f"probe {engine:7s} x{workers}: {n_files / dt:7.1f} files/s ({dt:.2f} s, {ok} ok)", flush=True)
+            print(
+                f"probe {engine:7s} x{workers}: {n_files / dt:7.1f} files/s ({dt:.2f} s, {ok} ok)", flush=True
+            )
     return rows
 
 
@@ -208,6 +224,7 @@ def main() -> int:
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--probe-files", type=int, default=120)
     ap.add_argument("--no-ray", action="store_true")
+    ap.add_argument("--vfr", action="store_true", help="store every frame's pts (variable frame rate rows)")
     ap.add_argument("--json")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -222,13 +239,20 @@ def main() -> int:
         for n in [int(s) for s in args.sizes.split(",")]:
             index, cache = Path(tmp) / f"scale-{n}.parquet", Path(tmp) / f"cache-{n}"
             t = time.perf_counter()
-            synthetic_index(n, index, real)
-            row = {"videos": n, "write_s": time.perf_counter() - t, "parquet_mb": index.stat().st_size / 2**20}
+            synthetic_index(n, index, real, vfr=args.vfr)
+            row = {
+                "videos": n,
+                "write_s": time.perf_counter() - t,
+                "parquet_mb": index.stat().st_size / 2**20,
+            }
             row.update(in_child("size", str(index), str(cache)))
             row["arrow_mb"] = sum(p.stat().st_size for p in (cache / "index").iterdir()) / 2**20
             row.update(in_child("worker", str(index), str(cache)))
             report["sizes"].append(row)
-            print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+            print(
+                json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}),
+                flush=True,
+            )
             shutil.rmtree(cache)
             index.unlink()
     if args.probe_files:

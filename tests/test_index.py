@@ -14,7 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import vidloader as vl
-from media import probe_cache_env  # noqa: F401  (autouse fixture)
+from media import (
+    MediaLibrary,
+    media_fixture,  # noqa: F401  (fixture `media`)
+    probe_cache_env,  # noqa: F401  (autouse fixture)
+)
 from vidloader.cli import main
 from vidloader.dataset import INDEX_VERSION, textured_frames, write_video
 
@@ -45,6 +49,20 @@ def test_round_trip_keeps_every_field_and_stores_relative_paths(folder: Path, tm
     assert [s.path for s in opened.skipped] == [s.path for s in ds.skipped] and "broken" in ds.skipped[0].path
     assert opened.summary() == ds.summary()
     assert opened.fingerprint_items() == ds.fingerprint_items()
+
+
+def test_vfr_keeps_every_pts_and_cfr_stores_a_step(media: MediaLibrary, tmp_path: Path) -> None:
+    paths = [media.path(n) for n in ("vfr", "audio", "short", "rotated")]
+    ds = vl.VideoDataset.from_paths(paths, labels=[0, 1, 2, 3])
+    index = ds.to_index(tmp_path / "mixed.parquet")
+    table = pq.read_table(index)
+    steps = table.column("pts_step").to_pylist()
+    stored = [len(p) for p in table.column("frame_pts").to_pylist()]
+    assert steps[0] == 0 and stored[0] == ds[0].num_frames  # irregular gaps: every pts stored
+    assert all(s > 0 for s in steps[1:]) and stored[1:] == [0, 0, 0]
+    opened = vl.VideoDataset.from_index(index)
+    assert list(opened) == list(ds)
+    assert opened[1].frame_pts == ds[1].frame_pts and opened[3].rotation == 90 and opened[1].has_audio
 
 
 def test_manifest_segments_survive_the_index(folder: Path, tmp_path: Path) -> None:

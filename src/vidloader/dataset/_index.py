@@ -66,9 +66,13 @@ def index_schema() -> Any:
             ("time_base_den", pa.int64()),
             ("first_frame", pa.int64()),
             ("size_bytes", pa.int64()),
+            # Every frame's pts, or empty when pts_step != 0: then frame k's pts is pts_start + k * pts_step.
             ("frame_pts", pa.list_(pa.int64())),
             ("keyframe_pts", pa.list_(pa.int64())),
             ("audio_streams", pa.list_(pa.int32())),
+            ("pts_start", pa.int64()),
+            ("pts_step", pa.int64()),
+            ("total_frames", pa.int64()),
             # Not part of VideoInfo: what the file was when probed, and which video stream was asked for.
             ("mtime_ns", pa.int64()),
             ("video_stream", pa.int32()),

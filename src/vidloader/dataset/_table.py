@@ -6,6 +6,7 @@ pages it touches (the OS shares them), not a Python object per video and per fra
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -133,6 +134,10 @@ class IndexRows(Sequence[VideoInfo]):
         i = i % n
         r = self._row(i)
         fields = {name: self._cols[name].get(r) for name in (*_SCALARS, *_LISTS)}
+        step = self._cols["pts_step"].get(r)
+        if step:  # a constant frame rate: the timestamps are start + k * step, stored as those two numbers
+            start = self._cols["pts_start"].get(r)
+            fields["frame_pts"] = tuple(range(start, start + step * self._cols["total_frames"].get(r), step))
         return VideoInfo(path=self.path(i), **fields)
 
     def __iter__(self) -> Iterator[VideoInfo]:
@@ -150,16 +155,34 @@ class IndexRows(Sequence[VideoInfo]):
         return col if self._keep is None else [col[int(k)] for k in self._keep]
 
 
+def _constant_step(pts: Sequence[int]) -> int:
+    """The step of an arithmetic sequence of two or more timestamps, else 0."""
+    if len(pts) < 2:
+        return 0
+    step = pts[1] - pts[0]
+    return step if step > 0 and all(b - a == step for a, b in itertools.pairwise(pts)) else 0
+
+
 def rows_of(videos: Sequence[VideoInfo]) -> dict[str, Any]:
-    """Column data of VideoInfos, in the index's order of columns (path kept as given)."""
-    cols: dict[str, list[Any]] = {name: [] for name in ("path", *_SCALARS, *_LISTS)}
+    """Column data of VideoInfos, in the index's order of columns (path kept as given).
+
+    Constant-rate streams store their frame timestamps as (pts_start, pts_step, total_frames) with an empty
+    ``frame_pts``: 300 frames cost 24 bytes instead of 2.4 KB in the memory-mapped copy."""
+    names = ("path", *_SCALARS, *_LISTS, "pts_start", "pts_step", "total_frames")
+    cols: dict[str, list[Any]] = {name: [] for name in names}
     for v in videos:
         cols["path"].append(v.path)
         for name in (*_SCALARS, *_LISTS):
             value = getattr(v, name)
             cols[name].append(list(value) if name in _LISTS else value)
+        step = _constant_step(v.frame_pts)
+        if step:
+            cols["frame_pts"][-1] = []
+        cols["pts_start"].append(v.frame_pts[0] if v.frame_pts else 0)
+        cols["pts_step"].append(step)
+        cols["total_frames"].append(len(v.frame_pts))
     return cols
 
 
 def table_columns() -> tuple[str, ...]:
-    return ("path", *_SCALARS, *_LISTS)
+    return ("path", *_SCALARS, *_LISTS, "pts_start", "pts_step", "total_frames")
