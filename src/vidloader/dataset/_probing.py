@@ -54,11 +54,13 @@ def _processes(paths: Sequence[str], video_stream: int | None, workers: int) -> 
             yield from results
 
 
-def _ray_row(row: dict[str, Any], video_stream: int | None) -> dict[str, Any]:
-    res = probe_one(str(row["path"]), video_stream)
-    if isinstance(res, ProbeError):
-        return {"i": row["i"], "info": "", "error": res.reason}
-    return {"i": row["i"], "info": json.dumps(res.to_json()), "error": ""}
+def _ray_batch(batch: dict[str, Any], video_stream: int | None) -> dict[str, Any]:
+    infos, errors = [], []
+    for p in batch["path"]:
+        res = probe_one(str(p), video_stream)
+        infos.append("" if isinstance(res, ProbeError) else json.dumps(res.to_json()))
+        errors.append(res.reason if isinstance(res, ProbeError) else "")
+    return {"i": batch["i"], "info": infos, "error": errors}
 
 
 def _ray(paths: Sequence[str], video_stream: int | None, address: str | None) -> Iterator[Result]:
@@ -69,8 +71,10 @@ def _ray(paths: Sequence[str], video_stream: int | None, address: str | None) ->
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     ds = ray.data.from_items([{"i": i, "path": p} for i, p in enumerate(paths)])
-    fn: Any = _ray_row  # Ray's stubs do not know fn_kwargs feed the extra argument
-    out = ds.map(fn, fn_kwargs={"video_stream": video_stream}).take_all()
+    fn: Any = _ray_batch  # Ray's stubs do not know fn_kwargs feed the extra argument
+    # Batches of files per task: a task per file costs more in scheduling than a probe does.
+    mapped = ds.map_batches(fn, batch_size=32, batch_format="numpy", fn_kwargs={"video_stream": video_stream})
+    out = mapped.take_all()
     by_index = {int(r["i"]): r for r in out}
     for i, p in enumerate(paths):
         r = by_index[i]
