@@ -5,6 +5,7 @@ versions, incremental re-indexing, the process and Ray probe engines, the CLI, a
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import subprocess
 import sys
@@ -201,3 +202,20 @@ def test_loader_on_an_index_gives_the_same_batches(folder: Path) -> None:
     a = [(b.video_index.tolist(), b.video.numpy().tobytes()) for b in vl.VideoLoader(ds, **kw)]  # type: ignore[arg-type]
     b = [(b.video_index.tolist(), b.video.numpy().tobytes()) for b in vl.VideoLoader(opened, **kw)]  # type: ignore[arg-type]
     assert a == b and len(a) == 2
+
+
+def test_rows_travel_to_workers_as_row_ids(media: MediaLibrary, tmp_path: Path) -> None:
+    ds = vl.VideoDataset.from_paths([media.path("vfr"), media.path("audio")], labels=[0, 1])
+    opened = vl.VideoDataset.from_index(ds.to_index(tmp_path / "w.parquet"))
+    for i in range(2):
+        blob = pickle.dumps(opened[i], protocol=pickle.HIGHEST_PROTOCOL)
+        assert pickle.loads(blob) == ds[i]
+        # (Arrow file, folder, row): not the 90 irregular pts of the VFR file.
+        assert len(blob) < 400 < len(pickle.dumps(ds[0], protocol=pickle.HIGHEST_PROTOCOL))
+    kw = dict(batch_size=2, frames_per_clip=4, frame_stride=3, backend="pyav", seed=1, num_workers=1)
+    threads = [b.video.numpy().tobytes() for b in vl.VideoLoader(opened, **kw)]  # type: ignore[arg-type]
+    procs = vl.VideoLoader(opened, worker_type="process", **kw)  # type: ignore[arg-type]
+    try:
+        assert [b.video.numpy().tobytes() for b in procs] == threads
+    finally:
+        procs.close()

@@ -173,8 +173,8 @@ class VideoDataset(Sequence[VideoInfo]):
                 ``strict``) does not match the files.
         """
         check_choice("check_files", check_files, CHECK_FILES_CHOICES)
-        table, meta = read_index_table(path, cache_dir=cache_dir)
-        rows = IndexRows(table, base_dir=os.path.dirname(os.path.abspath(path)))
+        table, meta, source = read_index_table(path, cache_dir=cache_dir)
+        rows = IndexRows(table, base_dir=os.path.dirname(os.path.abspath(path)), source=source)
         bad = check_rows(rows, check_files)
         skipped = [SkippedFile(p, r) for p, r in meta.skipped]
         if bad:
@@ -305,7 +305,7 @@ class VideoDataset(Sequence[VideoInfo]):
 
 def _still_valid(path: str | Path, video_stream: int | None, cache_dir: Any) -> dict[str, VideoInfo]:
     """absolute path -> whole-stream VideoInfo of the rows of an earlier index whose file is unchanged."""
-    table, _ = read_index_table(path, cache_dir=cache_dir)
+    table, _, _ = read_index_table(path, cache_dir=cache_dir)
     rows = IndexRows(table, base_dir=os.path.dirname(os.path.abspath(path)))
     bad = {i for i, _ in check_rows(rows, "all")}
     streams = rows.values("video_stream")

@@ -218,8 +218,11 @@ def _convert(pa: Any, src: Path, dst: Path) -> None:
         pa.default_memory_pool().release_unused()
 
 
-def read_index_table(path: str | Path, *, cache_dir: str | Path | None = None) -> tuple[Any, IndexMeta]:
-    """The index's table, memory-mapped from the local Arrow sidecar (made on first open), and its meta.
+def read_index_table(
+    path: str | Path, *, cache_dir: str | Path | None = None
+) -> tuple[Any, IndexMeta, str | None]:
+    """The index's table, memory-mapped from the local Arrow sidecar (made on first open), its meta, and
+    the sidecar's path (None when the table had to be read into memory instead).
 
     Raises:
         ConfigError: the file is missing, not an index, or of another schema version.
@@ -245,8 +248,8 @@ def read_index_table(path: str | Path, *, cache_dir: str | Path | None = None) -
     except OSError as exc:
         # No writable cache: the table is decompressed into memory instead of mapped; it still works.
         log.warning("vidloader: cannot map the index through %s (%s); reading it into memory", arrow, exc)
-        table = pq.read_table(path)
-    return table, meta
+        return pq.read_table(path), meta, None
+    return table, meta, str(arrow)
 
 
 def check_rows(rows: IndexRows, mode: CheckFiles) -> list[tuple[int, str]]:

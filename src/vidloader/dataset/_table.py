@@ -84,9 +84,13 @@ class _Column:
 class IndexRows(Sequence[VideoInfo]):
     """``rows[i]`` builds the VideoInfo of row ``i``; relative paths resolve against ``base_dir``."""
 
-    def __init__(self, table: Any, *, base_dir: str, keep: np.ndarray | None = None) -> None:
+    def __init__(
+        self, table: Any, *, base_dir: str, keep: np.ndarray | None = None, source: str | None = None
+    ) -> None:
         self.table = table
         self.base_dir = base_dir
+        # The memory-mapped Arrow file behind the table: rows pickle as (source, row) when it is known.
+        self.source = source
         lengths = [len(b) for b in table.column(0).chunks] if table.num_columns else []
         self._starts = np.cumsum([0, *lengths[:-1]]).astype(np.int64) if lengths else np.zeros(1, np.int64)
         self._cols = {name: _Column(table.column(name), self._starts) for name in table.column_names}
@@ -97,7 +101,8 @@ class IndexRows(Sequence[VideoInfo]):
     def without(self, rows: Sequence[int]) -> IndexRows:
         """The same table minus ``rows`` (positions in this sequence)."""
         keep = np.arange(len(self)) if self._keep is None else self._keep
-        return IndexRows(self.table, base_dir=self.base_dir, keep=np.delete(keep, np.asarray(rows, np.int64)))
+        keep = np.delete(keep, np.asarray(rows, np.int64))
+        return IndexRows(self.table, base_dir=self.base_dir, keep=keep, source=self.source)
 
     def __len__(self) -> int:
         return int(self.table.num_rows) if self._keep is None else len(self._keep)
@@ -106,7 +111,9 @@ class IndexRows(Sequence[VideoInfo]):
         return i if self._keep is None else int(self._keep[i])
 
     def path(self, i: int) -> str:
-        p = self._cols["path"].get(self._row(i))
+        return self._resolve(self._cols["path"].get(self._row(i)))
+
+    def _resolve(self, p: str) -> str:
         return p if is_url(p) or os.path.isabs(p) else os.path.normpath(os.path.join(self.base_dir, p))
 
     def paths(self) -> list[str]:
@@ -131,14 +138,19 @@ class IndexRows(Sequence[VideoInfo]):
         n = len(self)
         if not -n <= i < n:
             raise IndexError(f"row {i} out of range for an index of {n} videos")
-        i = i % n
-        r = self._row(i)
+        return self.at_row(self._row(i % n))
+
+    def at_row(self, r: int) -> VideoInfo:
+        """The VideoInfo of table row ``r``; it pickles as (Arrow file, row) when the table is mapped."""
         fields = {name: self._cols[name].get(r) for name in (*_SCALARS, *_LISTS)}
         step = self._cols["pts_step"].get(r)
         if step:  # a constant frame rate: the timestamps are start + k * step, stored as those two numbers
             start = self._cols["pts_start"].get(r)
             fields["frame_pts"] = tuple(range(start, start + step * self._cols["total_frames"].get(r), step))
-        return VideoInfo(path=self.path(i), **fields)
+        info = VideoInfo(path=self._resolve(self._cols["path"].get(r)), **fields)
+        if self.source is not None:
+            object.__setattr__(info, "_row_ref", (self.source, self.base_dir, r))
+        return info
 
     def __iter__(self) -> Iterator[VideoInfo]:
         for i in range(len(self)):
@@ -186,3 +198,17 @@ def rows_of(videos: Sequence[VideoInfo]) -> dict[str, Any]:
 
 def table_columns() -> tuple[str, ...]:
     return ("path", *_SCALARS, *_LISTS, "pts_start", "pts_step", "total_frames")
+
+
+_MAPPED: dict[tuple[str, str], IndexRows] = {}
+
+
+def row_from_ref(source: str, base_dir: str, row: int) -> VideoInfo:
+    """Unpickle a row-backed VideoInfo: map the Arrow file once per process, read the row from it."""
+    rows = _MAPPED.get((source, base_dir))
+    if rows is None:
+        import pyarrow as pa
+
+        table = pa.ipc.open_file(pa.memory_map(source, "r")).read_all()
+        rows = _MAPPED[(source, base_dir)] = IndexRows(table, base_dir=base_dir, source=source)
+    return rows.at_row(row)
