@@ -285,7 +285,10 @@ class VideoDataset(Sequence[VideoInfo]):
     def _build(cls, paths, labels, segments, classes, on_error, root, probe: dict[str, Any]) -> VideoDataset:
         reuse = probe.pop("reuse_index", None)
         if reuse is not None and Path(reuse).is_file():
-            probe["known"] = _still_valid(reuse, probe.get("video_stream"), probe.get("cache_dir"))
+            try:
+                probe["known"] = _still_valid(reuse, probe.get("video_stream"), probe.get("cache_dir"))
+            except ConfigError as exc:  # another schema version, or not an index: probe everything
+                log.warning("vidloader: not reusing %s: %s", reuse, exc)
         infos = probe_many(paths, **probe)
         videos: list[VideoInfo] = []
         skipped: list[SkippedFile] = []
