@@ -9,6 +9,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -219,3 +220,21 @@ def test_rows_travel_to_workers_as_row_ids(media: MediaLibrary, tmp_path: Path) 
         assert [b.video.numpy().tobytes() for b in procs] == threads
     finally:
         procs.close()
+
+
+def test_an_index_at_a_url_opens_without_probing(folder: Path, tmp_path: Path) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    ds = vl.VideoDataset.from_folder(folder, on_error="skip", progress=False)
+    index = ds.to_index(folder / "vidloader-index.parquet")
+    url = "memory://bucket/data/vidloader-index.parquet"
+    with fsspec.open(url, "wb") as f:
+        f.write(index.read_bytes())
+    opened = vl.VideoDataset.from_index(url, cache_dir=tmp_path / "cache")
+    assert [v.path for v in opened] == [
+        f"memory://bucket/data/{p}" for p in ("cat/v1.mp4", "cat/v3.mp4", "dog/v0.mp4", "dog/v2.mp4")
+    ]
+    assert [replace(v, path="") for v in opened] == [replace(v, path="") for v in ds]
+    assert [s.path for s in opened.skipped] == ["memory://bucket/data/dog/broken.mp4"]
+    fsspec.filesystem("memory").rm("/bucket", recursive=True)
+    with pytest.raises(vl.ConfigError, match="cannot be read"):
+        vl.VideoDataset.from_index(url)

@@ -12,7 +12,14 @@ from typing import Any, Literal
 
 from .._errors import ConfigError, ProbeError
 from .._validate import check_choice
-from ._index import CHECK_FILES_CHOICES, CheckFiles, check_rows, read_index_table, write_index
+from ._index import (
+    CHECK_FILES_CHOICES,
+    CheckFiles,
+    check_rows,
+    index_base,
+    read_index_table,
+    write_index,
+)
 from ._info import VideoInfo
 from ._manifest import labels_to_ints, read_manifest
 from ._probing import Engine, probe_many, whole_stream
@@ -174,9 +181,9 @@ class VideoDataset(Sequence[VideoInfo]):
         """
         check_choice("check_files", check_files, CHECK_FILES_CHOICES)
         table, meta, source = read_index_table(path, cache_dir=cache_dir)
-        rows = IndexRows(table, base_dir=os.path.dirname(os.path.abspath(path)), source=source)
+        rows = IndexRows(table, base_dir=index_base(path), source=source)
         bad = check_rows(rows, check_files)
-        skipped = [SkippedFile(p, r) for p, r in meta.skipped]
+        skipped = [SkippedFile(rows.resolve(p), r) for p, r in meta.skipped]
         if bad:
             first = f"{rows.path(bad[0][0])}: {bad[0][1]}"
             msg = f"index {path} does not match {len(bad)} of its {len(rows)} files (first: {first})"
@@ -309,7 +316,7 @@ class VideoDataset(Sequence[VideoInfo]):
 def _still_valid(path: str | Path, video_stream: int | None, cache_dir: Any) -> dict[str, VideoInfo]:
     """absolute path -> whole-stream VideoInfo of the rows of an earlier index whose file is unchanged."""
     table, _, _ = read_index_table(path, cache_dir=cache_dir)
-    rows = IndexRows(table, base_dir=os.path.dirname(os.path.abspath(path)))
+    rows = IndexRows(table, base_dir=index_base(path))
     bad = {i for i, _ in check_rows(rows, "all")}
     streams = rows.values("video_stream")
     return {

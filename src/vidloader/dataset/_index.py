@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -164,7 +164,8 @@ def write_index(
     if path.suffix != INDEX_SUFFIX:
         raise ConfigError(f"index path {path} must end in {INDEX_SUFFIX!r}")
     index_dir = os.path.abspath(path.parent)
-    meta = IndexMeta(INDEX_VERSION, tuple(classes), tuple(skipped), root)
+    unusable = tuple((stored_path(p, index_dir), r) for p, r in skipped)
+    meta = IndexMeta(INDEX_VERSION, tuple(classes), unusable, root)
     schema = index_schema().with_metadata({_META_KEY: meta.to_bytes()})
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -193,18 +194,34 @@ def write_index(
     return path
 
 
-def _sidecar(path: Path, cache_dir: str | Path | None) -> Path:
-    st = path.stat()
-    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
-    base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return base / "index" / f"{key}-{st.st_size}-{st.st_mtime_ns}-v{INDEX_VERSION}.arrow"
+def index_base(path: str | Path) -> str:
+    """The folder an index's relative paths resolve against: its own (a URL's "folder" for a URL)."""
+    text = str(path)
+    return text.rsplit("/", 1)[0] if is_url(text) else os.path.dirname(os.path.abspath(text))
 
 
-def _convert(pa: Any, src: Path, dst: Path) -> None:
+def _source(path: str) -> tuple[Callable[[], Any], str]:
+    """An opener of the index file and what identifies this version of it (path, size, mtime or ETag)."""
+    if is_url(path):
+        try:
+            import fsspec
+
+            fs, inner = fsspec.core.url_to_fs(path)
+            info = fs.info(inner)
+        except ImportError:
+            raise ConfigError(f"index {path}: URLs need fsspec (pip install 'vidloader[store]')") from None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"index {path} cannot be read ({exc})") from None
+        version = info.get("ETag") or info.get("mtime") or info.get("LastModified") or info.get("created")
+        return (lambda: fs.open(inner, "rb")), f"{path}\0{info.get('size')}\0{version}"
+    if not os.path.isfile(path):
+        raise ConfigError(f"index {path} does not exist; build it with `vidloader index`")
+    st = os.stat(path)
+    return (lambda: open(path, "rb")), f"{os.path.realpath(path)}\0{st.st_size}\0{st.st_mtime_ns}"
+
+
+def _convert(pa: Any, pf: Any, dst: Path) -> None:
     """Parquet -> uncompressed Arrow IPC, one row group at a time (memory stays one row group)."""
-    import pyarrow.parquet as pq
-
-    pf = pq.ParquetFile(src)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -221,8 +238,8 @@ def _convert(pa: Any, src: Path, dst: Path) -> None:
 def read_index_table(
     path: str | Path, *, cache_dir: str | Path | None = None
 ) -> tuple[Any, IndexMeta, str | None]:
-    """The index's table, memory-mapped from the local Arrow sidecar (made on first open), its meta, and
-    the sidecar's path (None when the table had to be read into memory instead).
+    """The index's table, memory-mapped from the local Arrow copy (made on first open), its meta, and the
+    copy's path (None when the table had to be read into memory instead). ``path`` may be a URL (fsspec).
 
     Raises:
         ConfigError: the file is missing, not an index, or of another schema version.
@@ -230,25 +247,28 @@ def read_index_table(
     pa = _pa()
     import pyarrow.parquet as pq
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"index {path} does not exist; build it with `vidloader index`")
-    try:
-        meta = IndexMeta.from_schema(pq.read_schema(path), str(path))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ConfigError(f"{path} is not a readable Parquet index ({exc})") from None
-    missing = [c for c in table_columns() if c not in pq.read_schema(path).names]
-    if missing:
-        raise ConfigError(f"{path}: index lacks columns {missing}")
-    arrow = _sidecar(path, cache_dir)
-    try:
-        if not arrow.is_file():
-            _convert(pa, path, arrow)
-        table = pa.ipc.open_file(pa.memory_map(str(arrow), "r")).read_all()
-    except OSError as exc:
-        # No writable cache: the table is decompressed into memory instead of mapped; it still works.
-        log.warning("vidloader: cannot map the index through %s (%s); reading it into memory", arrow, exc)
-        return pq.read_table(path), meta, None
+    path = str(path)
+    opener, version = _source(path)
+    base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = hashlib.sha1(version.encode()).hexdigest()[:24]
+    arrow = base / "index" / f"{key}-v{INDEX_VERSION}.arrow"
+    with opener() as f:
+        try:
+            pf = pq.ParquetFile(f)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ConfigError(f"{path} is not a readable Parquet index ({exc})") from None
+        meta = IndexMeta.from_schema(pf.schema_arrow, path)
+        missing = [c for c in table_columns() if c not in pf.schema_arrow.names]
+        if missing:
+            raise ConfigError(f"{path}: index lacks columns {missing}")
+        try:
+            if not arrow.is_file():
+                _convert(pa, pf, arrow)
+            table = pa.ipc.open_file(pa.memory_map(str(arrow), "r")).read_all()
+        except OSError as exc:
+            # No writable cache: the table is decompressed into memory instead of mapped; it still works.
+            log.warning("vidloader: cannot map the index through %s (%s); reading it into memory", arrow, exc)
+            return pf.read(), meta, None
     return table, meta, str(arrow)
 
 

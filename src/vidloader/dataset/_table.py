@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import posixpath
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -40,6 +41,14 @@ _LISTS = ("frame_pts", "keyframe_pts", "audio_streams")
 
 def is_url(path: str) -> bool:
     return "://" in path
+
+
+def join(base: str, rel: str) -> str:
+    """``rel`` resolved against ``base``, a local folder or a URL (``..`` climbs a URL's path too)."""
+    if is_url(base):
+        scheme, rest = base.split("://", 1)
+        return f"{scheme}://{posixpath.normpath(posixpath.join('/' + rest, rel)).lstrip('/')}"
+    return os.path.normpath(os.path.join(base, rel))
 
 
 class _Column:
@@ -111,10 +120,11 @@ class IndexRows(Sequence[VideoInfo]):
         return i if self._keep is None else int(self._keep[i])
 
     def path(self, i: int) -> str:
-        return self._resolve(self._cols["path"].get(self._row(i)))
+        return self.resolve(self._cols["path"].get(self._row(i)))
 
-    def _resolve(self, p: str) -> str:
-        return p if is_url(p) or os.path.isabs(p) else os.path.normpath(os.path.join(self.base_dir, p))
+    def resolve(self, p: str) -> str:
+        """A path as stored in the index, resolved against the index's folder."""
+        return p if is_url(p) or os.path.isabs(p) else join(self.base_dir, p)
 
     def paths(self) -> list[str]:
         """Every row's path, resolved (in bulk, in Arrow: a million rows' fingerprint needs them all)."""
@@ -125,11 +135,12 @@ class IndexRows(Sequence[VideoInfo]):
         if self._keep is not None:
             col = col.take(pa.array(self._keep))
         absolute = pc.or_(pc.starts_with(col, "/"), pc.match_substring(col, "://"))
-        joined = pc.binary_join_element_wise(self.base_dir.rstrip(os.sep), col, os.sep)
+        sep = "/" if is_url(self.base_dir) else os.sep
+        joined = pc.binary_join_element_wise(self.base_dir.rstrip(sep), col, sep)
         out = pc.if_else(absolute, col, joined).to_pylist()
         # relpath wrote relative paths normalised; only those climbing out of the index's folder need it.
         for i in np.flatnonzero(pc.starts_with(col, "..").to_numpy(zero_copy_only=False)).tolist():
-            out[i] = os.path.normpath(out[i])
+            out[i] = join(self.base_dir, col[i].as_py())
         return out
 
     def __getitem__(self, i):
@@ -147,7 +158,7 @@ class IndexRows(Sequence[VideoInfo]):
         if step:  # a constant frame rate: the timestamps are start + k * step, stored as those two numbers
             start = self._cols["pts_start"].get(r)
             fields["frame_pts"] = tuple(range(start, start + step * self._cols["total_frames"].get(r), step))
-        info = VideoInfo(path=self._resolve(self._cols["path"].get(r)), **fields)
+        info = VideoInfo(path=self.resolve(self._cols["path"].get(r)), **fields)
         if self.source is not None:
             object.__setattr__(info, "_row_ref", (self.source, self.base_dir, r))
         return info
