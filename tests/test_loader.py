@@ -198,7 +198,6 @@ def test_state_points_where_the_caller_is(dataset: vl.VideoDataset) -> None:
     ("change", "field"),
     [
         (dict(seed=8), "seed"),
-        (dict(world_size=2, rank=0), "world_size"),
         (dict(frames_per_clip=5), "frames_per_clip"),
         (dict(batch_size=4), "batch_size"),
         (dict(sampling="uniform"), "sampling"),

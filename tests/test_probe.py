@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import vidloader as vl
-import vidloader.dataset._dataset as dataset_module
+import vidloader.dataset._probing as dataset_module  # where probe_many calls probe_video
 from media import (
     CODEC_MEDIA,
     MEDIA,

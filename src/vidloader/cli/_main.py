@@ -8,10 +8,13 @@ from typing import Any
 
 from .._errors import ConfigError, VidloaderError
 from ..dataset import VideoDataset
+from ._index import add_index_args
 from ._workloads import WORKLOADS
 
 
 def _dataset(args: argparse.Namespace, *, on_error: str = "skip") -> VideoDataset:
+    if getattr(args, "index", None):
+        return VideoDataset.from_index(args.index)
     if getattr(args, "manifest", None):
         return VideoDataset.from_manifest(args.manifest, on_error=on_error)  # type: ignore[arg-type]
     if getattr(args, "synthetic", None):
@@ -36,12 +39,14 @@ def _resize(text: str | None) -> int | tuple[int, int] | None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from ._index import format_summary
+    from ._index import format_summary, run_index
 
     if args.dir:
         args.data = args.dir
-    ds = _dataset(args)
+    ds, written = run_index(args)
     print(format_summary(ds))
+    if written is not None:
+        print(f"index:       {written}")
     if args.strict and ds.skipped:
         print(f"--strict: {len(ds.skipped)} unreadable files", file=sys.stderr)
         return 1
@@ -156,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     def data_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data", help="root/<class>/<video> folder")
         p.add_argument("--manifest", help="CSV or JSONL manifest")
+        p.add_argument("--index", help="an index file written by `vidloader index` (no probing)")
         p.add_argument(
             "--synthetic",
             help=f"a generated workload: {', '.join(WORKLOADS)}",
@@ -163,10 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-root", default="data/bench", help="where synthetic workloads are generated")
         p.add_argument("--seed", type=int, default=0)
 
-    p = sub.add_parser("index", help="summarise a dataset and list unreadable files")
+    p = sub.add_parser("index", help="probe a dataset, write its portable index file, list unreadable files")
     p.add_argument("dir", nargs="?")
     data_args(p)
-    p.add_argument("--strict", action="store_true", help="exit with status 1 when any file is unreadable")
+    add_index_args(p)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("bench", help="clips/s of vidloader vs peers on the same clip list")

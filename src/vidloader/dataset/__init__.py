@@ -1,7 +1,7 @@
 """Indexing: VideoInfo, probing, manifests, the probe cache, and synthetic media."""
 
 from ._cache import ProbeCache, default_cache_dir
-from ._dataset import VIDEO_EXTENSIONS, SkippedFile, VideoDataset, probe_many
+from ._dataset import VIDEO_EXTENSIONS, SkippedFile, VideoDataset
 from ._ffmpeg_log import enable_ffmpeg_log, ffmpeg_errors, forward_ffmpeg_log
 from ._files import (
     RangeFile,
@@ -14,16 +14,25 @@ from ._files import (
     source_size,
     tar_member_url,
 )
+from ._index import CHECK_FILES_CHOICES as CHECK_FILES
+from ._index import DEFAULT_INDEX_NAME, INDEX_VERSION, index_schema, write_index
 from ._info import VideoInfo
 from ._manifest import ManifestRow, labels_to_ints, read_manifest
 from ._probe import probe_video
+from ._probing import ENGINES, probe_many
 from ._shards import ShardReport, write_shards
 from ._store import StoreConfig, configure_store, reset_store_stats, store_config, store_stats
 from ._synthetic import DEMO_CLASSES, make_demo_dataset, textured_frames, write_video
+from ._table import IndexRows
 
 __all__ = [
+    "CHECK_FILES",
+    "DEFAULT_INDEX_NAME",
     "DEMO_CLASSES",
+    "ENGINES",
+    "INDEX_VERSION",
     "VIDEO_EXTENSIONS",
+    "IndexRows",
     "ManifestRow",
     "ProbeCache",
     "RangeFile",
@@ -38,6 +47,7 @@ __all__ = [
     "enable_ffmpeg_log",
     "ffmpeg_errors",
     "forward_ffmpeg_log",
+    "index_schema",
     "is_remote",
     "join_location",
     "labels_to_ints",
@@ -54,6 +64,7 @@ __all__ = [
     "store_stats",
     "tar_member_url",
     "textured_frames",
+    "write_index",
     "write_shards",
     "write_video",
 ]

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .._errors import ConfigError, ProbeError
 from .._redact import redact
 from .._validate import check_choice
-from ._cache import ProbeCache
+from ._index import (
+    CHECK_FILES_CHOICES,
+    CheckFiles,
+    check_rows,
+    index_base,
+    read_index_table,
+    write_index,
+)
 from ._info import VideoInfo
 from ._manifest import known_info, labels_to_ints, read_manifest
-from ._probe import probe_video
+from ._probing import Engine, probe_many, whole_stream
+from ._table import IndexRows
 
 log = logging.getLogger("vidloader")
 
@@ -56,14 +64,9 @@ class SkippedFile:
 class VideoDataset(Sequence[VideoInfo]):
     """Indexed videos with integer labels. ``ds[i]`` is a VideoInfo; ``ds.skipped`` lists unusable files.
 
-    Args:
-        videos: the probed videos (``VideoInfo``, with their labels).
-        classes: class names, label ``i`` being ``classes[i]``.
-        skipped: files left out at indexing, with their reasons.
-        root: the folder the dataset came from, for messages.
-
-    Raises:
-        ConfigError: no usable video.
+    Built by probing (``from_folder``, ``from_manifest``, ``from_paths``) the videos are held as VideoInfo
+    objects; opened from an index file (``from_index``) they stay rows of a memory-mapped table and ``ds[i]``
+    builds the VideoInfo of row ``i`` when asked.
     """
 
     def __init__(
@@ -74,7 +77,7 @@ class VideoDataset(Sequence[VideoInfo]):
         skipped: Sequence[SkippedFile] = (),
         root: str | None = None,
     ) -> None:
-        self._videos = tuple(videos)
+        self._videos: Sequence[VideoInfo] = videos if isinstance(videos, IndexRows) else tuple(videos)
         self.classes = tuple(classes)
         self.skipped = tuple(skipped)
         self.root = root
@@ -106,30 +109,126 @@ class VideoDataset(Sequence[VideoInfo]):
     @property
     def samples(self) -> list[tuple[str, int]]:
         """``(path, label)`` per video, as torchvision's ``DatasetFolder`` / ``Kinetics`` name it."""
-        return [(v.path, v.label) for v in self._videos]
+        return list(zip(self.column("path"), self.column("label"), strict=True))
+
+    @property
+    def rows(self) -> IndexRows | None:
+        """The memory-mapped index rows behind this dataset, or None when it was built by probing."""
+        return self._videos if isinstance(self._videos, IndexRows) else None
+
+    def column(self, name: str) -> list[Any]:
+        """One VideoInfo field for every video, read column-wise from an index (no VideoInfo is built).
+
+        Args:
+            name: a VideoInfo field.
+
+        Returns:
+            Its value for every video, in order.
+        """
+        rows = self.rows
+        if rows is None:
+            return [getattr(v, name) for v in self._videos]
+        if name == "path":
+            return rows.paths()
+        return rows.values(name)
+
+    def frame_ranges(self) -> tuple[Any, Any]:
+        """(first_frame, num_frames) of every video as int64 numpy arrays: what stride plans need.
+
+        Returns:
+            The two arrays.
+        """
+        import numpy as np
+
+        rows = self.rows
+        if rows is not None:
+            return rows.column("first_frame"), rows.column("num_frames")
+        first = np.fromiter((v.first_frame for v in self._videos), np.int64, len(self._videos))
+        return first, np.fromiter((v.num_frames for v in self._videos), np.int64, len(self._videos))
 
     def fingerprint_items(self) -> list[tuple[str, int, int]]:
         """What identifies the dataset for resume checks: per video (path, first frame, frame count)."""
-        return [(v.path, v.first_frame, v.num_frames) for v in self._videos]
+        first, num = self.frame_ranges()
+        return list(zip(self.column("path"), first.tolist(), num.tolist(), strict=True))
 
     def summary(self) -> dict:
-        from collections import Counter
-
+        sizes = zip(self.column("width"), self.column("height"), strict=True)
+        durations = self.column("duration")
         return {
             "videos": len(self._videos),
             "classes": len(self.classes),
-            "codecs": dict(Counter(v.codec for v in self._videos)),
-            "resolutions": dict(Counter(f"{v.width}x{v.height}" for v in self._videos)),
-            "fps": dict(Counter(round(v.fps, 3) for v in self._videos)),
-            "duration_s": {
-                "min": min(v.duration for v in self._videos),
-                "max": max(v.duration for v in self._videos),
-                "total": sum(v.duration for v in self._videos),
-            },
+            "codecs": dict(Counter(self.column("codec"))),
+            "resolutions": dict(Counter(f"{w}x{h}" for w, h in sizes)),
+            "fps": dict(Counter(round(f, 3) for f in self.column("fps"))),
+            "duration_s": {"min": min(durations), "max": max(durations), "total": sum(durations)},
             "skipped": [s.to_json() for s in self.skipped],
         }
 
+    def to_index(self, path: str | Path, *, video_stream: int | None = None) -> Path:
+        """Write this dataset as a portable index file (Parquet) that ``from_index`` opens without probing.
+
+        Args:
+            path: where to write; must end in ``.parquet``. Local video paths are stored relative to its
+                folder, so the index travels with the data.
+            video_stream: the stream choice the videos were probed with (recorded in the index).
+
+        Returns:
+            The path written.
+
+        Raises:
+            ConfigError: the path is not a ``.parquet`` file or cannot be written.
+        """
+        return write_index(
+            iter(self._videos),
+            path,
+            classes=self.classes,
+            skipped=[(s.path, s.reason) for s in self.skipped],
+            root=self.root,
+            video_stream=video_stream,
+        )
+
     # ---- constructors -------------------------------------------------------------------------------
+
+    @classmethod
+    def from_index(
+        cls,
+        path: str | Path,
+        *,
+        check_files: CheckFiles = "all",
+        strict: bool = False,
+        cache_dir: str | Path | None = None,
+    ) -> VideoDataset:
+        """Open an index file written by ``vidloader index`` or ``to_index``, memory-mapped, without probing.
+
+        Args:
+            path: the ``.parquet`` index.
+            check_files: compare each local file with what was indexed: "all" (size and modification
+                time; copy datasets with ``rsync -a`` or ``cp -p`` to keep times), "size", or "none"
+                (no stat per file: the fastest open of a very large index).
+            strict: raise instead of leaving changed or missing files out with a warning.
+            cache_dir: where the memory-mapped Arrow copy lives (default: the probe cache folder).
+
+        Returns:
+            The dataset; files that changed since indexing are in ``skipped``, not used.
+
+        Raises:
+            ConfigError: the index is missing, unreadable, of another schema version, or (with
+                ``strict``) does not match the files.
+        """
+        check_choice("check_files", check_files, CHECK_FILES_CHOICES)
+        table, meta, source = read_index_table(path, cache_dir=cache_dir)
+        rows = IndexRows(table, base_dir=index_base(path), source=source)
+        bad = check_rows(rows, check_files)
+        skipped = [SkippedFile(rows.resolve(p), r) for p, r in meta.skipped]
+        if bad:
+            first = f"{rows.path(bad[0][0])}: {bad[0][1]}"
+            msg = f"index {path} does not match {len(bad)} of its {len(rows)} files (first: {first})"
+            if strict:
+                raise ConfigError(f"{msg}; rebuild it with `vidloader index`")
+            log.warning("vidloader: %s; leaving them out (rebuild the index to use them)", msg)
+            skipped += [SkippedFile(rows.path(i), reason) for i, reason in bad]
+            rows = rows.without([i for i, _ in bad])
+        return cls(videos=rows, classes=meta.classes, skipped=skipped, root=meta.root or str(path))
 
     @classmethod
     def from_folder(
@@ -143,8 +242,16 @@ class VideoDataset(Sequence[VideoInfo]):
         num_workers: int | None = None,
         video_stream: int | None = None,
         progress: bool = True,
+        engine: Engine = "thread",
+        address: str | None = None,
+        reuse_index: str | Path | None = None,
     ) -> VideoDataset:
-        """``root/<class_name>/**/<file>`` with a video extension; labels = positions in sorted class names."""
+        """``root/<class_name>/**/<file>`` with a video extension; labels = positions in sorted class names.
+
+        ``engine`` ("thread", "process", "ray"; ``address`` for a Ray cluster) probes files in parallel;
+        ``reuse_index`` names an earlier index whose rows are reused for files unchanged since (size and
+        mtime), so only new or changed files are probed. The same options apply to ``from_manifest``.
+        """
         check_choice("on_error", on_error, ON_ERROR_CHOICES)
         root = Path(root)
         if not root.is_dir():
@@ -165,20 +272,9 @@ class VideoDataset(Sequence[VideoInfo]):
                         labels.append(label)
         if not paths:
             raise ConfigError(f"dataset folder {root} has no files with extensions {list(exts)}")
-        segments = [(None, None)] * len(paths)
-        return cls._build(
-            paths,
-            labels,
-            segments,
-            classes,
-            on_error,
-            cache_dir,
-            use_cache,
-            num_workers,
-            video_stream,
-            progress,
-            str(root),
-        )
+        probe = dict(cache_dir=cache_dir, use_cache=use_cache, num_workers=num_workers, progress=progress)
+        probe.update(video_stream=video_stream, engine=engine, address=address, reuse_index=reuse_index)
+        return cls._build(paths, labels, [(None, None)] * len(paths), classes, on_error, str(root), probe)
 
     @classmethod
     def from_manifest(
@@ -191,26 +287,21 @@ class VideoDataset(Sequence[VideoInfo]):
         num_workers: int | None = None,
         video_stream: int | None = None,
         progress: bool = True,
+        engine: Engine = "thread",
+        address: str | None = None,
+        reuse_index: str | Path | None = None,
     ) -> VideoDataset:
         """CSV (``path,label[,start_sec,end_sec]`` header) or JSONL with those keys, local or at any fsspec
         URL; rows may name tar shard members and carry probed info (see ``read_manifest``)."""
         check_choice("on_error", on_error, ON_ERROR_CHOICES)
         rows = read_manifest(path)
         labels, classes = labels_to_ints([r.label for r in rows])
+        probe = dict(cache_dir=cache_dir, use_cache=use_cache, num_workers=num_workers, progress=progress)
+        probe.update(video_stream=video_stream, engine=engine, address=address, reuse_index=reuse_index)
+        segments = [(r.start, r.end) for r in rows]
         known = [known_info(r) for r in rows]
         return cls._build(
-            [r.path for r in rows],
-            labels,
-            [(r.start, r.end) for r in rows],
-            classes,
-            on_error,
-            cache_dir,
-            use_cache,
-            num_workers,
-            video_stream,
-            progress,
-            str(path),
-            known,
+            [r.path for r in rows], labels, segments, classes, on_error, str(path), probe, known
         )
 
     @classmethod
@@ -231,48 +322,26 @@ class VideoDataset(Sequence[VideoInfo]):
         labels = list(labels) if labels is not None else [0] * len(paths)
         if len(labels) != len(paths):
             raise ConfigError(f"labels has {len(labels)} entries for {len(paths)} paths")
-        return cls._build(
-            [str(p) for p in paths],
-            labels,
-            [(None, None)] * len(paths),
-            tuple(str(i) for i in sorted(set(labels))),
-            on_error,
-            cache_dir,
-            use_cache,
-            num_workers,
-            video_stream,
-            progress,
-            None,
-        )
+        probe = dict(cache_dir=cache_dir, use_cache=use_cache, num_workers=num_workers, progress=progress)
+        probe.update(video_stream=video_stream)
+        classes = tuple(str(i) for i in sorted(set(labels)))
+        segments = [(None, None)] * len(paths)
+        return cls._build([str(p) for p in paths], labels, segments, classes, on_error, None, probe)
 
     @classmethod
     def _build(
-        cls,
-        paths,
-        labels,
-        segments,
-        classes,
-        on_error,
-        cache_dir,
-        use_cache,
-        num_workers,
-        video_stream,
-        progress,
-        root,
-        known: Sequence[VideoInfo | ConfigError | None] | None = None,
+        cls, paths, labels, segments, classes, on_error, root, probe: dict[str, Any], known=None
     ) -> VideoDataset:
+        reuse = probe.pop("reuse_index", None)
+        if reuse is not None and Path(reuse).is_file():
+            try:
+                probe["known"] = _still_valid(reuse, probe.get("video_stream"), probe.get("cache_dir"))
+            except ConfigError as exc:  # another schema version, or not an index: probe everything
+                log.warning("vidloader: not reusing %s: %s", reuse, exc)
         # Rows whose manifest carried their probed info (a shard manifest) are not probed again.
-        infos: list[VideoInfo | ProbeError | ConfigError | None] = list(known or [None] * len(paths))
+        infos: list[Any] = list(known) if known is not None else [None] * len(paths)
         todo = [i for i, k in enumerate(infos) if k is None]
-        probed = probe_many(
-            [paths[i] for i in todo],
-            cache_dir=cache_dir,
-            use_cache=use_cache,
-            num_workers=num_workers,
-            video_stream=video_stream,
-            progress=progress,
-        )
-        for i, found in zip(todo, probed, strict=True):
+        for i, found in zip(todo, probe_many([paths[i] for i in todo], **probe), strict=True):
             infos[i] = found
         videos: list[VideoInfo] = []
         skipped: list[SkippedFile] = []
@@ -294,68 +363,14 @@ class VideoDataset(Sequence[VideoInfo]):
         return cls(videos=videos, classes=classes, skipped=skipped, root=root)
 
 
-def probe_many(
-    paths: Sequence[str],
-    *,
-    cache_dir: str | Path | None = None,
-    use_cache: bool = True,
-    num_workers: int | None = None,
-    video_stream: int | None = None,
-    progress: bool = True,
-) -> list[VideoInfo | ProbeError]:
-    """Probe files in parallel (threads: demuxing is I/O-bound and PyAV drops the GIL), through the cache.
-
-    Args:
-        paths: the files.
-        cache_dir: the probe cache folder (default: ``default_cache_dir()``).
-        use_cache: read and write the probe cache.
-        num_workers: probing threads (default: twice the CPUs, at most 8).
-        video_stream: the video stream to index (default: FFmpeg's best).
-        progress: show a progress bar.
-
-    Returns:
-        One VideoInfo, or the ProbeError saying why not, per path, in order.
-    """
-    from tqdm import tqdm
-
-    workers = num_workers or min(8, (os.cpu_count() or 2) * 2)
-    cache = ProbeCache(cache_dir) if use_cache else None
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        # A remote file's key needs its size and ETag: one request each, made in parallel.
-        keys = (
-            list(pool.map(lambda p: ProbeCache.key(p, video_stream), paths)) if cache else [None] * len(paths)
-        )
-    cached = cache.get_many([k for k in keys if k]) if cache else {}
-    results: list[VideoInfo | ProbeError | None] = [None] * len(paths)
-    todo: list[int] = []
-    for i, (p, k) in enumerate(zip(paths, keys, strict=True)):
-        if k is not None and k in cached:
-            results[i] = _rebase(cached[k], p)
-        else:
-            todo.append(i)
-
-    def one(i: int) -> VideoInfo | ProbeError:
-        try:
-            return probe_video(paths[i], video_stream=video_stream)
-        except ProbeError as exc:
-            return exc
-
-    fresh: dict[str, VideoInfo] = {}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        bar = tqdm(total=len(todo), desc="indexing", unit="file", disable=not progress or len(todo) < 2)
-        for i, res in zip(todo, pool.map(one, todo), strict=True):
-            results[i] = res
-            k = keys[i]
-            if isinstance(res, VideoInfo) and k is not None:
-                fresh[k] = res
-            bar.update(1)
-        bar.close()
-    if cache:
-        cache.put_many(fresh)
-        cache.close()
-    return [r for r in results if r is not None]
-
-
-def _rebase(info: VideoInfo, path: str) -> VideoInfo:
-    # The cache is keyed by absolute path; keep the spelling the caller used.
-    return replace(info, path=path)
+def _still_valid(path: str | Path, video_stream: int | None, cache_dir: Any) -> dict[str, VideoInfo]:
+    """absolute path -> whole-stream VideoInfo of the rows of an earlier index whose file is unchanged."""
+    table, _, _ = read_index_table(path, cache_dir=cache_dir)
+    rows = IndexRows(table, base_dir=index_base(path))
+    bad = {i for i, _ in check_rows(rows, "all")}
+    streams = rows.values("video_stream")
+    return {
+        os.path.abspath(rows.path(i)): whole_stream(rows[i])
+        for i in range(len(rows))
+        if i not in bad and streams[i] == video_stream
+    }

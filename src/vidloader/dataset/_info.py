@@ -88,6 +88,16 @@ class VideoInfo:
             self, label=label, start=start, end=end, first_frame=lo, num_frames=hi - lo, duration=duration
         )
 
+    def __reduce_ex__(self, protocol):
+        # A row of a memory-mapped index travels to worker processes as (Arrow file, row id): a few hundred
+        # bytes instead of every frame's pts; the worker reads the row from its own map of the same file.
+        ref = self.__dict__.get("_row_ref")
+        if ref is not None:
+            from ._table import row_from_ref
+
+            return (row_from_ref, ref)
+        return super().__reduce_ex__(protocol)
+
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         for k in ("frame_pts", "keyframe_pts", "audio_streams"):

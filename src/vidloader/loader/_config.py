@@ -191,15 +191,14 @@ class LoaderConfig:
         return self.num_workers == 0
 
     def state_fields(self) -> dict[str, Any]:
-        """What a saved loader state must agree on to resume: the sampling, seed and batching.
+        """What a saved loader state must agree on to resume: the sampling, seed and batching. Not the world
+        size: a state resumes at another one (elastic, see ``loader._state``).
 
         Returns:
             A JSON-safe dict, compared field by field on ``load_state_dict``.
         """
         cfg = self.sampling.to_json()
-        cfg.update(
-            seed=self.seed, world_size=self.world_size, batch_size=self.batch_size, drop_last=self.drop_last
-        )
+        cfg.update(seed=self.seed, batch_size=self.batch_size, drop_last=self.drop_last)
         return cfg
 
 

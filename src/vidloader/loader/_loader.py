@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -15,7 +15,7 @@ from .._errors import ConfigError
 from .._validate import check_int
 from ..backends import AudioSpec, resolve_backend
 from ..dataset import VideoDataset, store_stats
-from ..sampling import ClipSpec, ShortVideo, plan_epoch
+from ..sampling import ClipPlan, ClipSpec, ShortVideo, plan_epoch, resume_plan
 from . import _handoff
 from ._assemble import Assembler
 from ._audio import AudioBatcher, audio_samples
@@ -138,23 +138,28 @@ class VideoLoader(ConfigAttributes):
         self._dataset_fp = dataset_fingerprint(dataset.fingerprint_items())
         self._cursor = EpochCursor()
         self._stats = LoaderStats(on_error=cfg.on_error)
-        self._plan_cache: tuple[int, list[ClipSpec]] | None = None
+        self._plan_cache: tuple[tuple[int, tuple], ClipPlan] | None = None
+        # Earlier world-size stages of the epoch a loaded state resumes (elastic restart), by epoch.
+        self._stages: tuple[int, tuple[tuple[int, int], ...]] = (0, ())
         self._prefetchers: set[Prefetcher] = set()  # passes still running ahead of their callers
 
     # ---- plan ----------------------------------------------------------------------------------------
 
-    def _plan(self, epoch: int) -> list[ClipSpec]:
-        if self._plan_cache is None or self._plan_cache[0] != epoch:
+    def _stages_of(self, epoch: int) -> tuple[tuple[int, int], ...]:
+        return self._stages[1] if self._stages[0] == epoch else ()
+
+    def _plan(self, epoch: int) -> ClipPlan:
+        key = (epoch, self._stages_of(epoch))
+        if self._plan_cache is None or self._plan_cache[0] != key:
             cfg = self.config
-            plan = plan_epoch(
-                list(self.dataset),
-                cfg.sampling,
-                seed=cfg.seed,
-                epoch=epoch,
-                rank=cfg.rank,
-                world_size=cfg.world_size,
-            )
-            self._plan_cache = (epoch, plan)
+
+            def plan(rank: int, world_size: int) -> ClipPlan:
+                return plan_epoch(
+                    self.dataset, cfg.sampling, seed=cfg.seed, epoch=epoch, rank=rank, world_size=world_size
+                )
+
+            clips = resume_plan(plan, key[1], rank=cfg.rank, world_size=cfg.world_size)
+            self._plan_cache = (key, ClipPlan.from_specs(clips, cfg.sampling.frames_per_clip))
         return self._plan_cache[1]
 
     def _num_batches(self, n_clips: int) -> int:
@@ -215,18 +220,31 @@ class VideoLoader(ConfigAttributes):
         """
         epoch, done = self._cursor.position()
         return make_state(
-            epoch=epoch, batches_yielded=done, config=self.config.state_fields(), dataset=self._dataset_fp
+            epoch=epoch,
+            batches_yielded=done,
+            config=self.config.state_fields(),
+            dataset=self._dataset_fp,
+            world_size=self.config.world_size,
+            stages=self._stages_of(epoch),
         )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume from a ``state_dict``: the next pass starts where that one stood.
+        """Resume from a ``state_dict``: the next pass starts where that one stood, also at another world
+        size (an elastic restart): then the epoch's clips no rank had consumed are dealt to the ranks there
+        are now (the state of any rank will do: they are equal).
 
         Raises:
             StateMismatchError: the state is not a loader state, or was saved under another sampling,
                 seed, batching or dataset (the message names the field).
         """
-        epoch, done = check_state(state, config=self.config.state_fields(), dataset=self._dataset_fp)
-        self._cursor.load(epoch, done)
+        point = check_state(
+            state,
+            config=self.config.state_fields(),
+            dataset=self._dataset_fp,
+            world_size=self.config.world_size,
+        )
+        self._stages = (point.epoch, point.stages)
+        self._cursor.load(point.epoch, point.batches_yielded)
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -255,7 +273,7 @@ class VideoLoader(ConfigAttributes):
         epoch, start = self._cursor.begin()
         plan = self._plan(epoch)
         b = self.config.batch_size
-        batches = [plan[i * b : (i + 1) * b] for i in range(start, self._num_batches(len(plan)))]
+        batches = plan.batches(b, start, self._num_batches(len(plan)))  # each made when it is submitted
         stop = threading.Event()
         handoff = _handoff.Handoff(_handoff.streams_for(self.config.device))
         produced = self._produce(epoch, start, batches, stop, handoff)
@@ -283,7 +301,12 @@ class VideoLoader(ConfigAttributes):
         self._cursor.end()
 
     def _produce(
-        self, epoch: int, start: int, batches: list[list[ClipSpec]], stop: threading.Event, handoff: Any
+        self,
+        epoch: int,
+        start: int,
+        batches: Sequence[list[ClipSpec]],
+        stop: threading.Event,
+        handoff: Any,
     ) -> Generator[tuple[int, ClipBatch, Any], None, None]:
         """(position after the batch, batch, readiness event) for each batch that has clips."""
         cfg = self.config

@@ -4,7 +4,7 @@ under one deadline. What comes out is each batch's decoded clips (failed ones de
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -84,7 +84,7 @@ class Scheduler:
         self.pool, self.tasks, self.buffers, self.stats = pool, tasks, buffers, stats
         self.lookahead, self.timeout, self.stop = lookahead, timeout, stop
 
-    def run(self, batches: list[list[ClipSpec]], first: int = 0) -> Iterator[DecodedBatch]:
+    def run(self, batches: Sequence[list[ClipSpec]], first: int = 0) -> Iterator[DecodedBatch]:
         """Decoded batches in order; ``first`` is the first batch's position in the epoch."""
         pending: dict[int, PendingBatch] = {}
         submitted = 0

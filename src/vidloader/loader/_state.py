@@ -1,14 +1,22 @@
-"""Loader state: JSON-safe, with the configuration it was made under, checked field by field on load."""
+"""Loader state: JSON-safe, with the configuration it was made under, checked field by field on load.
+
+The world size is recorded beside the configuration, not in it: a state saved at one world size resumes
+at another (an elastic restart), the rest of the epoch dealt to the new ranks (``sampling.resume_plan``).
+``stages`` lists, for an epoch that already changed world size, each earlier stage's world size and the
+clips every rank consumed in it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from .._errors import StateMismatchError
+from .._errors import ConfigError, StateMismatchError
+from ..sampling import check_stages
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 def dataset_fingerprint(items: list[tuple[str, int, int]]) -> str:
@@ -18,11 +26,30 @@ def dataset_fingerprint(items: list[tuple[str, int, int]]) -> str:
     return h.hexdigest()[:16]
 
 
-def make_state(*, epoch: int, batches_yielded: int, config: dict[str, Any], dataset: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a loaded state resumes: ``batches_yielded`` of the current stage of ``epoch``."""
+
+    epoch: int
+    batches_yielded: int
+    stages: tuple[tuple[int, int], ...]
+
+
+def make_state(
+    *,
+    epoch: int,
+    batches_yielded: int,
+    config: dict[str, Any],
+    dataset: str,
+    world_size: int,
+    stages: tuple[tuple[int, int], ...] = (),
+) -> dict[str, Any]:
     state = {
         "version": STATE_VERSION,
         "epoch": epoch,
         "batches_yielded": batches_yielded,
+        "world_size": world_size,
+        "stages": [list(s) for s in stages],
         "config": config,
         "dataset": dataset,
     }
@@ -30,8 +57,14 @@ def make_state(*, epoch: int, batches_yielded: int, config: dict[str, Any], data
     return state
 
 
-def check_state(state: dict[str, Any], *, config: dict[str, Any], dataset: str) -> tuple[int, int]:
-    """Validate a state against this loader; return (epoch, batches_yielded)."""
+def check_state(
+    state: dict[str, Any], *, config: dict[str, Any], dataset: str, world_size: int
+) -> ResumePoint:
+    """Validate a state against this loader; where to resume at ``world_size``.
+
+    At the saved world size the state resumes as saved. At another one the saved stage ends where the
+    ranks were (``batches_yielded`` batches of ``config["batch_size"]`` clips each) and a new stage starts.
+    """
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
         raise StateMismatchError(
             f"not a vidloader loader state of version {STATE_VERSION} (got version {state.get('version') if isinstance(state, dict) else type(state).__name__})"
@@ -47,10 +80,21 @@ def check_state(state: dict[str, Any], *, config: dict[str, Any], dataset: str) 
         raise StateMismatchError(
             "cannot resume: the dataset differs (its videos, segments or frame counts changed since the state was saved)"
         )
-    epoch, done = state.get("epoch"), state.get("batches_yielded")
+    epoch, done, saved_ws = state.get("epoch"), state.get("batches_yielded"), state.get("world_size")
     if not isinstance(epoch, int) or epoch < 0 or not isinstance(done, int) or done < 0:
         raise StateMismatchError(f"state has a bad epoch/batches_yielded: {epoch!r}/{done!r}")
-    return epoch, done
+    if not isinstance(saved_ws, int) or saved_ws < 1:
+        raise StateMismatchError(f"state has a bad world_size: {saved_ws!r}")
+    try:
+        stages = tuple(check_stages(state.get("stages")))
+    except ConfigError as exc:
+        raise StateMismatchError(f"state has bad stages: {exc}") from None
+    if saved_ws == world_size or done == 0:
+        # Nothing consumed in the saved stage: the epoch goes on from the earlier stages as they left it
+        # (a fresh plan at this world size when there are none).
+        return ResumePoint(epoch, done, stages)
+    clips = done * int(config["batch_size"])
+    return ResumePoint(epoch, 0, (*stages, (saved_ws, clips)))
 
 
 class EpochCursor:

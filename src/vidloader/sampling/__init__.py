@@ -1,5 +1,6 @@
 """Pure clip sampling: (dataset, config, seed, epoch, rank, world_size) -> the clips a rank yields."""
 
+from ._clipplan import ClipPlan, ClipSpec
 from ._config import (
     CLIPS_PER_VIDEO_MODES,
     SAMPLING_MODES,
@@ -9,20 +10,27 @@ from ._config import (
     SamplingMode,
     ShortVideo,
 )
-from ._plan import ClipSpec, clip_seed, is_short, plan_epoch, shard_videos, video_clips
+from ._elastic import check_stages, deal, remaining, resume_plan
+from ._plan import clip_seed, plan_epoch, shard_videos
+from ._video import is_short, video_clips
 
 __all__ = [
     "CLIPS_PER_VIDEO_MODES",
     "SAMPLING_MODES",
     "SHORT_VIDEO",
+    "ClipPlan",
     "ClipSpec",
     "ClipsPerVideoMode",
     "SamplingConfig",
     "SamplingMode",
     "ShortVideo",
+    "check_stages",
     "clip_seed",
+    "deal",
     "is_short",
     "plan_epoch",
+    "remaining",
+    "resume_plan",
     "shard_videos",
     "video_clips",
 ]

@@ -1,0 +1,294 @@
+"""The portable index: one Parquet file per dataset, a row per video, opened memory-mapped.
+
+Parquet is the file that travels with the data (compressed, readable by any Arrow tool, local paths stored
+relative to the index's folder so a copied or mounted dataset still resolves). Parquet pages are compressed,
+so they cannot be mapped as they are: the first open on a machine converts the file, row group by row group,
+into an uncompressed Arrow IPC file in the local cache (keyed by the index's path, size and mtime), and every
+later open, in any process, memory-maps that file. The OS then shares its pages between the main process
+and every worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .._errors import ConfigError
+from ._cache import default_cache_dir
+from ._info import VideoInfo
+from ._table import IndexRows, is_url, rows_of, table_columns
+
+log = logging.getLogger("vidloader")
+
+INDEX_VERSION = 1
+INDEX_SUFFIX = ".parquet"
+DEFAULT_INDEX_NAME = "vidloader-index.parquet"
+_META_KEY = b"vidloader.index"
+_BATCH_ROWS = 8192
+CheckFiles = Literal["all", "size", "none"]
+CHECK_FILES_CHOICES: tuple[str, ...] = ("all", "size", "none")
+
+
+def _pa() -> Any:
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover - pyarrow is the `index` extra
+        raise ConfigError("index files need pyarrow: pip install 'vidloader[index]'") from None
+    return pa
+
+
+def index_schema() -> Any:
+    """Version 1 of the index schema (``vidloader.index`` metadata holds the version, classes, skips)."""
+    pa = _pa()
+    return pa.schema(
+        [
+            ("path", pa.string()),
+            ("label", pa.int64()),
+            ("num_frames", pa.int64()),
+            ("fps", pa.float64()),
+            ("duration", pa.float64()),
+            ("width", pa.int32()),
+            ("height", pa.int32()),
+            ("codec", pa.string()),
+            ("pix_fmt", pa.string()),
+            ("rotation", pa.int32()),
+            ("has_audio", pa.bool_()),
+            ("start", pa.float64()),
+            ("end", pa.float64()),
+            ("stream_index", pa.int32()),
+            ("time_base_num", pa.int64()),
+            ("time_base_den", pa.int64()),
+            ("first_frame", pa.int64()),
+            ("size_bytes", pa.int64()),
+            # Every frame's pts, or empty when pts_step != 0: then frame k's pts is pts_start + k * pts_step.
+            ("frame_pts", pa.list_(pa.int64())),
+            ("keyframe_pts", pa.list_(pa.int64())),
+            ("audio_streams", pa.list_(pa.int32())),
+            ("pts_start", pa.int64()),
+            ("pts_step", pa.int64()),
+            ("total_frames", pa.int64()),
+            # Not part of VideoInfo: what the file was when probed, and which video stream was asked for.
+            ("mtime_ns", pa.int64()),
+            ("video_stream", pa.int32()),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class IndexMeta:
+    """What an index file says about itself besides its rows."""
+
+    version: int
+    classes: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...]
+    root: str | None
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {
+                "version": self.version,
+                "classes": list(self.classes),
+                "skipped": [list(s) for s in self.skipped],
+                "root": self.root,
+            }
+        ).encode()
+
+    @classmethod
+    def from_schema(cls, schema: Any, where: str) -> IndexMeta:
+        raw = (schema.metadata or {}).get(_META_KEY)
+        if raw is None:
+            raise ConfigError(f"{where} is not a vidloader index (no {_META_KEY.decode()!r} metadata)")
+        d = json.loads(raw)
+        if d.get("version") != INDEX_VERSION:
+            raise ConfigError(
+                f"{where}: index schema version {d.get('version')!r} is not supported (this vidloader "
+                f"reads version {INDEX_VERSION}); rebuild it with `vidloader index`"
+            )
+        return cls(
+            version=INDEX_VERSION,
+            classes=tuple(d.get("classes", ())),
+            skipped=tuple((str(p), str(r)) for p, r in d.get("skipped", ())),
+            root=d.get("root"),
+        )
+
+
+def stored_path(path: str, index_dir: str) -> str:
+    """A URL as it is; a local path relative to the index's folder, so it travels with the data."""
+    if is_url(path):
+        return path
+    return os.path.relpath(os.path.abspath(path), index_dir)
+
+
+def _mtime_ns(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns if not is_url(path) else 0
+    except OSError:
+        return 0
+
+
+def _batch(pa: Any, videos: Sequence[VideoInfo], index_dir: str, video_stream: int | None) -> Any:
+    cols = rows_of(videos)
+    cols["mtime_ns"] = [_mtime_ns(p) for p in cols["path"]]
+    cols["path"] = [stored_path(p, index_dir) for p in cols["path"]]
+    cols["video_stream"] = [video_stream] * len(videos)
+    schema = index_schema()
+    return pa.record_batch([pa.array(cols[f.name], type=f.type) for f in schema], schema=schema)
+
+
+def write_index(
+    videos: Iterable[VideoInfo],
+    path: str | Path,
+    *,
+    classes: Sequence[str] = (),
+    skipped: Sequence[tuple[str, str]] = (),
+    root: str | None = None,
+    video_stream: int | None = None,
+) -> Path:
+    """Write ``videos`` as an index file (written to a temporary name, then renamed into place).
+
+    Returns:
+        The path written.
+    Raises:
+        ConfigError: the path does not end in ``.parquet`` or its folder cannot be written.
+    """
+    pa = _pa()
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if path.suffix != INDEX_SUFFIX:
+        raise ConfigError(f"index path {path} must end in {INDEX_SUFFIX!r}")
+    index_dir = os.path.abspath(path.parent)
+    unusable = tuple((stored_path(p, index_dir), r) for p, r in skipped)
+    meta = IndexMeta(INDEX_VERSION, tuple(classes), unusable, root)
+    schema = index_schema().with_metadata({_META_KEY: meta.to_bytes()})
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with pq.ParquetWriter(
+            tmp,
+            schema,
+            compression="zstd",
+            # Frame timestamps step by a constant at a constant frame rate: delta encoding stores them in
+            # a few bits each before compression even starts.
+            use_dictionary=["codec", "pix_fmt"],
+            column_encoding={"frame_pts": "DELTA_BINARY_PACKED", "keyframe_pts": "DELTA_BINARY_PACKED"},
+        ) as writer:
+            chunk: list[VideoInfo] = []
+            for v in videos:
+                chunk.append(v)
+                if len(chunk) == _BATCH_ROWS:
+                    writer.write_batch(_batch(pa, chunk, index_dir, video_stream), row_group_size=_BATCH_ROWS)
+                    chunk = []
+            if chunk:
+                writer.write_batch(_batch(pa, chunk, index_dir, video_stream), row_group_size=_BATCH_ROWS)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write the index {path}: {exc}; choose another place with --out") from None
+    return path
+
+
+def index_base(path: str | Path) -> str:
+    """The folder an index's relative paths resolve against: its own (a URL's "folder" for a URL)."""
+    text = str(path)
+    return text.rsplit("/", 1)[0] if is_url(text) else os.path.dirname(os.path.abspath(text))
+
+
+def _source(path: str) -> tuple[Callable[[], Any], str]:
+    """An opener of the index file and what identifies this version of it (path, size, mtime or ETag)."""
+    if is_url(path):
+        try:
+            import fsspec
+
+            fs, inner = fsspec.core.url_to_fs(path)
+            info = fs.info(inner)
+        except ImportError:
+            raise ConfigError(f"index {path}: URLs need fsspec (pip install 'vidloader[store]')") from None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"index {path} cannot be read ({exc})") from None
+        version = info.get("ETag") or info.get("mtime") or info.get("LastModified") or info.get("created")
+        return (lambda: fs.open(inner, "rb")), f"{path}\0{info.get('size')}\0{version}"
+    if not os.path.isfile(path):
+        raise ConfigError(f"index {path} does not exist; build it with `vidloader index`")
+    st = os.stat(path)
+    return (lambda: open(path, "rb")), f"{os.path.realpath(path)}\0{st.st_size}\0{st.st_mtime_ns}"
+
+
+def _convert(pa: Any, pf: Any, dst: Path) -> None:
+    """Parquet -> uncompressed Arrow IPC, one row group at a time (memory stays one row group)."""
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, pf.schema_arrow) as writer:
+            for g in range(pf.num_row_groups):
+                writer.write_table(pf.read_row_group(g))
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+        # The allocator keeps freed row groups for reuse; this process will not convert again.
+        pa.default_memory_pool().release_unused()
+
+
+def read_index_table(
+    path: str | Path, *, cache_dir: str | Path | None = None
+) -> tuple[Any, IndexMeta, str | None]:
+    """The index's table, memory-mapped from the local Arrow copy (made on first open), its meta, and the
+    copy's path (None when the table had to be read into memory instead). ``path`` may be a URL (fsspec).
+
+    Raises:
+        ConfigError: the file is missing, not an index, or of another schema version.
+    """
+    pa = _pa()
+    import pyarrow.parquet as pq
+
+    path = str(path)
+    opener, version = _source(path)
+    base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = hashlib.sha1(version.encode()).hexdigest()[:24]
+    arrow = base / "index" / f"{key}-v{INDEX_VERSION}.arrow"
+    with opener() as f:
+        try:
+            pf = pq.ParquetFile(f)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ConfigError(f"{path} is not a readable Parquet index ({exc})") from None
+        meta = IndexMeta.from_schema(pf.schema_arrow, path)
+        missing = [c for c in table_columns() if c not in pf.schema_arrow.names]
+        if missing:
+            raise ConfigError(f"{path}: index lacks columns {missing}")
+        try:
+            if not arrow.is_file():
+                _convert(pa, pf, arrow)
+            table = pa.ipc.open_file(pa.memory_map(str(arrow), "r")).read_all()
+        except OSError as exc:
+            # No writable cache: the table is decompressed into memory instead of mapped; it still works.
+            log.warning("vidloader: cannot map the index through %s (%s); reading it into memory", arrow, exc)
+            return pf.read(), meta, None
+    return table, meta, str(arrow)
+
+
+def check_rows(rows: IndexRows, mode: CheckFiles) -> list[tuple[int, str]]:
+    """Rows whose local file is gone or differs from what was indexed (size, and mtime under "all")."""
+    if mode == "none":
+        return []
+    size = rows.column("size_bytes").tolist()
+    mtime = rows.column("mtime_ns").tolist()
+    bad: list[tuple[int, str]] = []
+    for i, p in enumerate(rows.paths()):
+        if is_url(p):
+            continue  # objects are checked when opened; a stat per object would cost a request each
+        try:
+            st = os.stat(p)
+        except OSError:
+            bad.append((i, "file no longer exists"))
+            continue
+        if st.st_size != size[i]:
+            bad.append((i, f"changed since indexed (size {size[i]} -> {st.st_size} bytes)"))
+        elif mode == "all" and mtime[i] and st.st_mtime_ns != mtime[i]:
+            bad.append((i, "changed since indexed (modification time differs; same size)"))
+    return bad

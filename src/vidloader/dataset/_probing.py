@@ -1,0 +1,179 @@
+"""Probing many files: through the probe cache and an earlier index, in parallel, with a progress bar.
+
+Engines: "thread" (one process; demuxing is I/O-bound and PyAV drops the GIL), "process" (a spawn or
+forkserver pool, never fork: a process that ran DALI hangs in forked children), and "ray" (the same probe
+function as a Ray Data job, locally or on a cluster through ``address``).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+from .._errors import ConfigError, ProbeError
+from .._validate import check_choice
+from ._cache import ProbeCache
+from ._files import is_remote
+from ._info import VideoInfo
+from ._probe import probe_video
+
+Engine = Literal["thread", "process", "ray"]
+ENGINES: tuple[str, ...] = ("thread", "process", "ray")
+Result = VideoInfo | ProbeError
+
+
+def probe_one(path: str, video_stream: int | None) -> Result:
+    """The probe every engine runs: a VideoInfo, or the ProbeError saying why the file cannot be used."""
+    try:
+        return probe_video(path, video_stream=video_stream)
+    except ProbeError as exc:
+        return exc
+
+
+def _probe_chunk(paths: Sequence[str], video_stream: int | None) -> list[Result]:
+    return [probe_one(p, video_stream) for p in paths]
+
+
+def _threads(paths: Sequence[str], video_stream: int | None, workers: int) -> Iterator[Result]:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(lambda p: probe_one(p, video_stream), paths)
+
+
+def _processes(paths: Sequence[str], video_stream: int | None, workers: int) -> Iterator[Result]:
+    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    # Chunks amortise the pickling of results; small enough that the bar still moves.
+    size = max(1, min(64, len(paths) // (workers * 8) or 1))
+    chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method)) as pool:
+        for results in pool.map(_probe_chunk, chunks, [video_stream] * len(chunks)):
+            yield from results
+
+
+def _ray_batch(batch: dict[str, Any], video_stream: int | None) -> dict[str, Any]:
+    infos, errors = [], []
+    for p in batch["path"]:
+        res = probe_one(str(p), video_stream)
+        infos.append("" if isinstance(res, ProbeError) else json.dumps(res.to_json()))
+        errors.append(res.reason if isinstance(res, ProbeError) else "")
+    return {"i": batch["i"], "info": infos, "error": errors}
+
+
+def _ray(paths: Sequence[str], video_stream: int | None, address: str | None) -> Iterator[Result]:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("engine='ray' needs ray: pip install 'vidloader[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    ds = ray.data.from_items([{"i": i, "path": p} for i, p in enumerate(paths)])
+    fn: Any = _ray_batch  # Ray's stubs do not know fn_kwargs feed the extra argument
+    # Batches of files per task: a task per file costs more in scheduling than a probe does.
+    mapped = ds.map_batches(fn, batch_size=32, batch_format="numpy", fn_kwargs={"video_stream": video_stream})
+    out = mapped.take_all()
+    by_index = {int(r["i"]): r for r in out}
+    for i, p in enumerate(paths):
+        r = by_index[i]
+        yield ProbeError(p, r["error"]) if r["error"] else VideoInfo.from_json(json.loads(r["info"]))
+
+
+def probe_many(
+    paths: Sequence[str],
+    *,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    num_workers: int | None = None,
+    video_stream: int | None = None,
+    progress: bool = True,
+    engine: Engine = "thread",
+    address: str | None = None,
+    known: Mapping[str, VideoInfo] | None = None,
+) -> list[Result]:
+    """Probe files in parallel, skipping those the cache or ``known`` already describe.
+
+    Args:
+        paths: the files, in the order results are returned.
+        cache_dir, use_cache: the local SQLite probe cache (keyed by absolute path, size, mtime, stream).
+        num_workers: threads or processes (default: twice the CPUs, at most 8, for threads; the CPUs for
+            processes); Ray sizes its own pool.
+        video_stream: the video stream to index (default: the best one).
+        progress: show a progress bar.
+        engine: "thread", "process" or "ray".
+        address: the Ray cluster to join (engine="ray"; default: start Ray locally).
+        known: absolute path -> VideoInfo of files that need no probe (an earlier index, still matching).
+
+    Returns:
+        One VideoInfo or ProbeError per path.
+
+    Raises:
+        ConfigError: an unknown engine, or Ray asked for and not installed.
+    """
+    check_choice("engine", engine, ENGINES)
+    cache = ProbeCache(cache_dir) if use_cache else None
+    if cache is not None and any(is_remote(p) for p in paths):
+        # A remote file's key needs its size and ETag: one request each, made in parallel.
+        with ThreadPoolExecutor(max_workers=num_workers or min(8, (os.cpu_count() or 2) * 2)) as pool:
+            keys = list(pool.map(lambda p: ProbeCache.key(p, video_stream), paths))
+    else:
+        keys = [ProbeCache.key(p, video_stream) for p in paths]
+    cached = cache.get_many([k for k in keys if k]) if cache else {}
+    results: list[Result | None] = [None] * len(paths)
+    todo: list[int] = []
+    for i, (p, k) in enumerate(zip(paths, keys, strict=True)):
+        hit = (known or {}).get(os.path.abspath(p)) or (cached.get(k) if k is not None else None)
+        if hit is not None:
+            results[i] = replace(hit, path=p)  # keep the spelling the caller used
+        else:
+            todo.append(i)
+    run: Callable[[], Iterator[Result]]
+    todo_paths = [paths[i] for i in todo]
+    cpus = os.cpu_count() or 2
+    if engine == "thread":
+        run = lambda: _threads(todo_paths, video_stream, num_workers or min(8, cpus * 2))  # noqa: E731
+    elif engine == "process":
+        run = lambda: _processes(todo_paths, video_stream, num_workers or cpus)  # noqa: E731
+    else:
+        run = lambda: _ray(todo_paths, video_stream, address)  # noqa: E731
+    fresh = _collect(run, todo, keys, results, progress)
+    if cache:
+        cache.put_many(fresh)
+        cache.close()
+    return [r for r in results if r is not None]
+
+
+def _collect(
+    run: Callable[[], Iterator[Result]],
+    todo: list[int],
+    keys: list[str | None],
+    results: list[Result | None],
+    progress: bool,
+) -> dict[str, VideoInfo]:
+    from tqdm import tqdm
+
+    fresh: dict[str, VideoInfo] = {}
+    if not todo:
+        return fresh
+    bar = tqdm(total=len(todo), desc="indexing", unit="file", disable=not progress or len(todo) < 2)
+    for i, res in zip(todo, run(), strict=True):
+        results[i] = res
+        k = keys[i]
+        if isinstance(res, VideoInfo) and k is not None:
+            fresh[k] = res
+        bar.update(1)
+    bar.close()
+    return fresh
+
+
+def whole_stream(info: VideoInfo) -> VideoInfo:
+    """The VideoInfo of a segment row widened back to its whole stream (what a probe returns)."""
+    if info.start is None and info.end is None:
+        return replace(info, label=-1)
+    n = len(info.frame_pts)
+    span = (info.frame_pts[-1] - info.frame_pts[0]) * info.time_base
+    duration = float(span) + (float(span) / (n - 1) if n > 1 else 1.0 / info.fps)
+    return replace(info, label=-1, start=None, end=None, first_frame=0, num_frames=n, duration=duration)

@@ -1,0 +1,73 @@
+"""Elastic resume: the rest of an epoch, split again when the world size changed since the state was saved.
+
+An epoch is a sequence of stages. Stage 0 is the plan every rank had at the world size the epoch started
+with (``plan_epoch``). When training restarts at another world size, the clips no rank had consumed yet
+(every rank consumed the same number: DDP ranks step in lockstep) are gathered in a fixed order and dealt
+round-robin to the new ranks; that is the next stage. Like ``plan_epoch``, a stage gives every rank equally
+many clips, so the last few clips of a stage whose count does not divide by the world size are dealt twice
+(at most ``world_size - 1`` of them); no clip is lost, and none already consumed comes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from .._errors import ConfigError
+from ._clipplan import ClipSpec
+
+PlanFn = Callable[[int, int], Sequence[ClipSpec]]
+
+
+def deal(clips: Sequence[ClipSpec], *, rank: int, world_size: int) -> list[ClipSpec]:
+    """``clips[rank::world_size]``, every rank padded to the same length with clips from the start."""
+    if not 0 <= rank < world_size:
+        raise ConfigError(f"rank must be in [0, {world_size}), got {rank!r}")
+    if not clips:
+        return []
+    per_rank = -(-len(clips) // world_size)
+    return [clips[(rank + k * world_size) % len(clips)] for k in range(per_rank)]
+
+
+def remaining(shares: Sequence[Sequence[ClipSpec]], consumed: int) -> list[ClipSpec]:
+    """What the ranks had not consumed, position by position (every rank's next clip, then the one after)."""
+    if len({len(s) for s in shares}) > 1:
+        raise ConfigError(f"ranks of one stage must hold equally many clips, got {[len(s) for s in shares]}")
+    length = len(shares[0]) if shares else 0
+    return [share[k] for k in range(min(consumed, length), length) for share in shares]
+
+
+def check_stages(stages: object) -> list[tuple[int, int]]:
+    """Stages as saved in a state: a list of [world_size, clips consumed per rank]."""
+    if not isinstance(stages, list) or not all(
+        isinstance(s, list)
+        and len(s) == 2
+        and all(isinstance(x, int) and not isinstance(x, bool) for x in s)
+        and s[0] >= 1
+        and s[1] >= 0
+        for s in stages
+    ):
+        raise ConfigError(f"stages must be a list of [world_size >= 1, clips >= 0] pairs, got {stages!r}")
+    return [(int(w), int(c)) for w, c in stages]
+
+
+def resume_plan(
+    plan: PlanFn, stages: Sequence[tuple[int, int]], *, rank: int, world_size: int
+) -> Sequence[ClipSpec]:
+    """The clips ``rank`` yields in the current stage of an epoch.
+
+    Args:
+        plan: ``plan(rank, world_size)``, the epoch's plan of one rank (stage 0).
+        stages: (world size, clips each rank consumed) of every earlier stage of the epoch, oldest first;
+            empty when the epoch never changed world size.
+        rank, world_size: this rank now.
+
+    Returns:
+        This rank's clips of the current stage, in order (all ranks get equally many).
+    """
+    if not stages:
+        return plan(rank, world_size)
+    w0, consumed = stages[0]
+    left = remaining([plan(r, w0) for r in range(w0)], consumed)
+    for w, consumed in stages[1:]:
+        left = remaining([deal(left, rank=r, world_size=w) for r in range(w)], consumed)
+    return deal(left, rank=rank, world_size=world_size)
