@@ -20,6 +20,7 @@ import torch
 import vidloader as vl
 from media import probe_cache_env  # noqa: F401  (autouse fixture)
 from vidloader.backends import DALIBackend, PyAVBackend, keyframes_to_try
+from vidloader.backends._walk import DecodeWalk
 from vidloader.dataset import textured_frames, write_video
 from vidloader.loader import LoaderConfig, _handoff
 
@@ -206,11 +207,10 @@ def test_keyframe_retries_are_bounded(tmp_path: Path, monkeypatch: pytest.Monkey
     assert len(info.keyframe_pts) == 12
     starts: list[int] = []
 
-    def nothing(self, container, stream, info, key_pts, *a):  # type: ignore[no-untyped-def]
-        starts.append(key_pts)
-        return {}  # as if every seek landed past the clip
+    def nothing(self, container, stream, target, logs):  # type: ignore[no-untyped-def]
+        starts.append(self.info.keyframe_pts[target])  # no frame, no start: as if every seek landed past
 
-    monkeypatch.setattr(PyAVBackend, "_decode_from", nothing)
+    monkeypatch.setattr(DecodeWalk, "run", nothing)
     with pytest.raises(vl.DecodeError, match="decoder produced no frame"):
         PyAVBackend().decode_clip(info, [56, 57])
     assert starts == list(info.keyframe_pts[-1:-4:-1]), "the last keyframe and at most two before it"
