@@ -67,6 +67,15 @@ class VideoDataset(Sequence[VideoInfo]):
     Built by probing (``from_folder``, ``from_manifest``, ``from_paths``) the videos are held as VideoInfo
     objects; opened from an index file (``from_index``) they stay rows of a memory-mapped table and ``ds[i]``
     builds the VideoInfo of row ``i`` when asked.
+
+    Args:
+        videos: the videos (``VideoInfo`` with their labels, or the rows of an index).
+        classes: class names, label ``i`` being ``classes[i]``.
+        skipped: files left out at indexing, with their reasons.
+        root: the folder the dataset came from, for messages.
+
+    Raises:
+        ConfigError: no usable video.
     """
 
     def __init__(

@@ -152,8 +152,17 @@ def write_index(
 ) -> Path:
     """Write ``videos`` as an index file (written to a temporary name, then renamed into place).
 
+    Args:
+        videos: the probed videos, with labels.
+        path: where to write (``.parquet``).
+        classes: class names, label ``i`` being ``classes[i]``.
+        skipped: (path, reason) of files left out, recorded in the file's metadata.
+        root: the folder the dataset came from.
+        video_stream: the stream choice the videos were probed with.
+
     Returns:
         The path written.
+
     Raises:
         ConfigError: the path does not end in ``.parquet`` or its folder cannot be written.
     """

@@ -91,7 +91,14 @@ class _Column:
 
 
 class IndexRows(Sequence[VideoInfo]):
-    """``rows[i]`` builds the VideoInfo of row ``i``; relative paths resolve against ``base_dir``."""
+    """``rows[i]`` builds the VideoInfo of row ``i``; relative paths resolve against ``base_dir``.
+
+    Args:
+        table: the index as a (memory-mapped) ``pyarrow.Table``.
+        base_dir: the folder relative paths in the index are relative to.
+        keep: the table rows to expose (default: all), e.g. without files that changed since indexing.
+        source: the memory-mapped Arrow file behind ``table``, so rows pickle as (file, row id).
+    """
 
     def __init__(
         self, table: Any, *, base_dir: str, keep: np.ndarray | None = None, source: str | None = None

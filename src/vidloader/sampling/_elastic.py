@@ -19,7 +19,19 @@ PlanFn = Callable[[int, int], Sequence[ClipSpec]]
 
 
 def deal(clips: Sequence[ClipSpec], *, rank: int, world_size: int) -> list[ClipSpec]:
-    """``clips[rank::world_size]``, every rank padded to the same length with clips from the start."""
+    """One rank's share of ``clips``, dealt round-robin, every rank padded to the same length.
+
+    Args:
+        clips: the clips to deal, in order.
+        rank: this rank.
+        world_size: the number of ranks.
+
+    Returns:
+        ``clips[rank::world_size]``, padded with clips from the start to ``ceil(len(clips) / world_size)``.
+
+    Raises:
+        ConfigError: ``rank`` is outside ``[0, world_size)``.
+    """
     if not 0 <= rank < world_size:
         raise ConfigError(f"rank must be in [0, {world_size}), got {rank!r}")
     if not clips:
@@ -29,7 +41,18 @@ def deal(clips: Sequence[ClipSpec], *, rank: int, world_size: int) -> list[ClipS
 
 
 def remaining(shares: Sequence[Sequence[ClipSpec]], consumed: int) -> list[ClipSpec]:
-    """What the ranks had not consumed, position by position (every rank's next clip, then the one after)."""
+    """What the ranks of one stage had not consumed.
+
+    Args:
+        shares: every rank's clips in the stage (equally many each).
+        consumed: clips each rank had consumed.
+
+    Returns:
+        The rest, position by position (every rank's next clip, then the one after).
+
+    Raises:
+        ConfigError: the ranks hold different numbers of clips.
+    """
     if len({len(s) for s in shares}) > 1:
         raise ConfigError(f"ranks of one stage must hold equally many clips, got {[len(s) for s in shares]}")
     length = len(shares[0]) if shares else 0
@@ -37,7 +60,17 @@ def remaining(shares: Sequence[Sequence[ClipSpec]], consumed: int) -> list[ClipS
 
 
 def check_stages(stages: object) -> list[tuple[int, int]]:
-    """Stages as saved in a state: a list of [world_size, clips consumed per rank]."""
+    """Validate the stages saved in a loader state.
+
+    Args:
+        stages: the saved value: a list of ``[world_size, clips consumed per rank]``.
+
+    Returns:
+        The stages as (world_size, consumed) tuples.
+
+    Raises:
+        ConfigError: the value is not such a list.
+    """
     if not isinstance(stages, list) or not all(
         isinstance(s, list)
         and len(s) == 2
