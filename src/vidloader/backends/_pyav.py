@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .._errors import DecodeError
 from ..dataset import VideoInfo, enable_ffmpeg_log
 from ._base import DecodedClip, ResizeArg, open_input, output_size
+from ._profile import clip_profile
 
 # Codecs whose FFmpeg decoders drop exactly the frames nothing refers to under AVDISCARD_NONREF (checked
 # frame by frame against a full sequential decode). libdav1d is not one: AV1's hidden frames shown later
@@ -75,6 +77,7 @@ class PyAVBackend:
         import av
 
         enable_ffmpeg_log()
+        prof = clip_profile()  # VIDLOADER_PROFILE=1: time per stage (see _profile)
         if not info.frame_pts:
             raise DecodeError(info.path, "index has no frame timestamps; re-probe the file")
         n = len(info.frame_pts)
@@ -87,6 +90,7 @@ class PyAVBackend:
             out_h, out_w = output_size(info, resize, apply_rotation=True)[::-1]
         try:
             container = open_input(info.path)
+            prof.lap("open")
         except (av.error.FFmpegError, OSError) as exc:
             raise DecodeError(info.path, f"cannot open ({exc})") from exc
         try:
@@ -100,7 +104,7 @@ class PyAVBackend:
             got: dict[int, np.ndarray] = {}
             while True:
                 got = self._decode_from(
-                    container, stream, info, info.keyframe_pts[k], wanted, (out_h, out_w), skip_nonref
+                    container, stream, info, info.keyframe_pts[k], wanted, (out_h, out_w), skip_nonref, prof
                 )
                 if len(got) == len(wanted) or k == 0:
                     break
@@ -126,6 +130,8 @@ class PyAVBackend:
         for j, i in enumerate(frame_indices):
             frame = got[info.frame_pts[i]]
             out[j] = np.rot90(frame, k=k) if k else frame
+        prof.lap("copy")
+        prof.done(len(frame_indices))
         frames = out
         pts = tuple(info.frame_pts[i] for i in frame_indices)
         tb = info.time_base
@@ -163,7 +169,15 @@ class PyAVBackend:
         return result
 
     def _decode_from(
-        self, container, stream, info: VideoInfo, key_pts: int, wanted: list[int], size, skip_nonref: bool
+        self,
+        container,
+        stream,
+        info: VideoInfo,
+        key_pts: int,
+        wanted: list[int],
+        size,
+        skip_nonref: bool,
+        prof: Any = None,
     ) -> dict:
         import av
         from av.video.reformatter import VideoReformatter
@@ -172,8 +186,10 @@ class PyAVBackend:
         last = wanted[-1]
         got: dict[int, np.ndarray] = {}
         cc = stream.codec_context
+        prof = prof or clip_profile()
         container.seek(key_pts, stream=stream, backward=True, any_frame=False)
         cc.flush_buffers()
+        prof.lap("seek")
         h, w = size
         resize = (h, w) != (info.height, info.width)
         # One reformatter for the clip keeps its swscale context: frame.to_ndarray(format=...) builds one
@@ -186,14 +202,17 @@ class PyAVBackend:
             if p in wanted_set and p not in got:
                 if frame.is_corrupt:
                     raise DecodeError(info.path, f"frame at pts {p} is corrupt")
+                prof.lap("python")
                 if resize:
                     rgb = reformatter.reformat(
                         frame, format="rgb24", width=w, height=h, interpolation="BILINEAR"
                     )
                 else:
                     rgb = reformatter.reformat(frame, format="rgb24")
+                prof.lap("convert")
                 arr = rgb.to_ndarray()
                 got[p] = arr
+                prof.lap("copy")
             return p is not None and p >= last and len(got) == len(wanted)
 
         skipping = False
@@ -202,6 +221,7 @@ class PyAVBackend:
         with av.logging.Capture(local=True) as logs:
             seen = 0
             for packet in container.demux(stream):
+                prof.lap("demux")
                 if packet.size == 0:
                     break
                 if skip_nonref:
@@ -212,11 +232,14 @@ class PyAVBackend:
                     if want_skip != skipping:
                         cc.skip_frame = "NONREF" if want_skip else "DEFAULT"
                         skipping = want_skip
+                prof.lap("python")
                 try:
                     frames = cc.decode(packet)
                     errors = []
                 except av.error.InvalidDataError as exc:
                     frames, errors = [], [str(exc)]
+                pre = packet.pts is not None and packet.pts < wanted[0]
+                prof.lap("decode_preroll" if pre else "decode_clip")
                 if len(logs) > seen:
                     errors += [
                         str(m[2]).strip()
@@ -229,11 +252,14 @@ class PyAVBackend:
                     # decode error they can be wrong without any flag (VP9/H.264 decode on from bad refs).
                     raise DecodeError(info.path, f"decoder error near pts {packet.pts}: {errors[0]}")
                 for frame in frames:
+                    prof.frame()
                     if take(frame):
                         return got
         if skipping:
             cc.skip_frame = "DEFAULT"
         for frame in cc.decode(None):
+            prof.lap("decode_clip")
+            prof.frame()
             if take(frame):
                 break
         return got
