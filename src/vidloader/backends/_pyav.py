@@ -11,6 +11,7 @@ import numpy as np
 from .._errors import DecodeError
 from ..dataset import VideoInfo, enable_ffmpeg_log
 from ._base import DecodedClip, ResizeArg, open_input, output_size
+from ._frame_sink import FrameSink
 from ._profile import clip_profile
 
 # Codecs whose FFmpeg decoders drop exactly the frames nothing refers to under AVDISCARD_NONREF (checked
@@ -88,6 +89,7 @@ class PyAVBackend:
         out_h, out_w = output_size(info, resize, apply_rotation=False)
         if apply_rotation and info.rotation in (90, 270):
             out_h, out_w = output_size(info, resize, apply_rotation=True)[::-1]
+        sink = self._sink(info, frame_indices, resize, apply_rotation, out)
         try:
             container = open_input(info.path)
             prof.lap("open")
@@ -104,7 +106,15 @@ class PyAVBackend:
             got: dict[int, np.ndarray] = {}
             while True:
                 got = self._decode_from(
-                    container, stream, info, info.keyframe_pts[k], wanted, (out_h, out_w), skip_nonref, prof
+                    container,
+                    stream,
+                    info,
+                    info.keyframe_pts[k],
+                    wanted,
+                    (out_h, out_w),
+                    skip_nonref,
+                    prof,
+                    sink,
                 )
                 if len(got) == len(wanted) or k == 0:
                     break
@@ -119,7 +129,21 @@ class PyAVBackend:
             raise DecodeError(
                 info.path, f"decoder produced no frame for indices {idx} (damaged or truncated file?)"
             )
-        k = info.rotation // 90 if apply_rotation else 0
+        frames = sink.finish()  # converted frames went straight into their rows as they came
+        prof.lap("copy")
+        prof.done(len(frame_indices))
+        pts = tuple(info.frame_pts[i] for i in frame_indices)
+        tb = info.time_base
+        return DecodedClip(frames=frames, pts=pts, timestamps=tuple(float(p * tb) for p in pts))
+
+    @staticmethod
+    def _sink(
+        info: VideoInfo,
+        frame_indices: Sequence[int],
+        resize: ResizeArg,
+        apply_rotation: bool,
+        out: np.ndarray | None,
+    ) -> FrameSink:
         final = (len(frame_indices), *output_size(info, resize, apply_rotation=apply_rotation), 3)
         if out is None:
             out = np.empty(final, dtype=np.uint8)
@@ -127,15 +151,8 @@ class PyAVBackend:
             raise DecodeError(
                 info.path, f"output buffer {out.dtype}{list(out.shape)} does not fit the clip {final}"
             )
-        for j, i in enumerate(frame_indices):
-            frame = got[info.frame_pts[i]]
-            out[j] = np.rot90(frame, k=k) if k else frame
-        prof.lap("copy")
-        prof.done(len(frame_indices))
-        frames = out
-        pts = tuple(info.frame_pts[i] for i in frame_indices)
-        tb = info.time_base
-        return DecodedClip(frames=frames, pts=pts, timestamps=tuple(float(p * tb) for p in pts))
+        rotate = info.rotation // 90 if apply_rotation else 0
+        return FrameSink([info.frame_pts[i] for i in frame_indices], out, rotate=rotate)
 
     def decode_clips(
         self,
@@ -178,6 +195,7 @@ class PyAVBackend:
         size,
         skip_nonref: bool,
         prof: Any = None,
+        sink: FrameSink | None = None,
     ) -> dict:
         import av
         from av.video.reformatter import VideoReformatter
@@ -210,8 +228,7 @@ class PyAVBackend:
                 else:
                     rgb = reformatter.reformat(frame, format="rgb24")
                 prof.lap("convert")
-                arr = rgb.to_ndarray()
-                got[p] = arr
+                got[p] = sink.put(p, rgb) if sink is not None else rgb.to_ndarray()
                 prof.lap("copy")
             return p is not None and p >= last and len(got) == len(wanted)
 
