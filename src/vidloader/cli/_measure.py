@@ -126,3 +126,26 @@ def measure(
         cpu_util=statistics.median(utils),
         peak_rss_mb=round(rss.peak, 1),
     )
+
+
+def merge_rounds(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row from a backend's interleaved rounds (one timed run each): medians of the per-round
+    figures, the rate's min and max over rounds, the largest peak memory; a round that did not run
+    (``skipped``/``error``) is the row."""
+    failed = [r for r in rows if "clips_per_s" not in r]
+    if failed or not rows:
+        return failed[0] if failed else {"error": "no round ran"}
+    med = {k: statistics.median(r[k] for r in rows) for k in _MEDIAN_FIELDS}
+    gpu = [r["peak_gpu_mb"] for r in rows if r.get("peak_gpu_mb") is not None]
+    return {
+        **rows[0],
+        **med,
+        "clips_per_s_min": min(r["clips_per_s"] for r in rows),
+        "clips_per_s_max": max(r["clips_per_s"] for r in rows),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in rows),
+        **({"peak_gpu_mb": max(gpu)} if gpu else {}),
+        "rounds": len(rows),
+    }
+
+
+_MEDIAN_FIELDS = ("clips_per_s", "frames_per_s", "p50_batch_s", "p95_batch_s", "first_batch_s", "cpu_util")
