@@ -96,6 +96,10 @@ def test_bench_tiny_schema_plot_and_wrong_peer(
         assert r["clips_per_s"] > 0 and r["frames_per_s"] == pytest.approx(4 * r["clips_per_s"])
         assert r["clips_per_s_min"] <= r["clips_per_s"] <= r["clips_per_s_max"]
         assert 0 < r["p50_batch_s"] <= r["p95_batch_s"] and r["first_batch_s"] > 0 and r["peak_rss_mb"] > 0
+        assert r["cpu_s_per_clip"] > 0 and r["rounds"] == 1
+    vs = report["vs_best_peer"]  # one round: its ratios, against a peer that ran in it
+    assert len(vs["per_round"]) == len(vs["cpu_per_round"]) == 1 and vs["median"] == vs["per_round"][0]
+    assert vs["best_peer_per_round"][0] in rows and vs["cpu_median"] > 0
     assert rows["shifted"]["check"] == "DIFFERS" and rows["shifted"]["luma_mean_abs_diff"] > 5
     assert rows["raises"] == {"error": "RuntimeError: peer gave up on " + rows["raises"]["error"].split()[-1]}
     assert rows["raises"]["error"].endswith(".mp4")

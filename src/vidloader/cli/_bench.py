@@ -182,20 +182,32 @@ def run_bench(
 
 
 def _ratios(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
-    """vidloader-pyav's clips/s over the fastest peer's, per round (both measured in that round)."""
+    """vidloader-pyav against the fastest peer of each round (both measured in that round): clips/s over
+    clips/s, and the peer's CPU seconds per clip over ours (``cpu_per_round``: the figure that holds when
+    other processes take a varying share of the cores, and the throughput ratio once all cores are busy)."""
     ours = rounds.get("vidloader-pyav", [])
     peers = {n: rs for n, rs in rounds.items() if n not in VIDLOADER_BACKENDS}
-    per_round, best = [], []
+    per_round, best, cpu, cheapest = [], [], [], []
     for r, row in enumerate(ours):
-        timed = {n: rs[r]["clips_per_s"] for n, rs in peers.items() if r < len(rs) and "clips_per_s" in rs[r]}
+        timed = {n: rs[r] for n, rs in peers.items() if r < len(rs) and "clips_per_s" in rs[r]}
         if "clips_per_s" not in row or not timed:
             continue
-        name = max(timed, key=lambda n: timed[n])
-        per_round.append(row["clips_per_s"] / timed[name])
+        name = max(timed, key=lambda n: timed[n]["clips_per_s"])
+        per_round.append(row["clips_per_s"] / timed[name]["clips_per_s"])
         best.append(name)
+        low = min(timed, key=lambda n: timed[n]["cpu_s_per_clip"])
+        cpu.append(timed[low]["cpu_s_per_clip"] / max(row["cpu_s_per_clip"], 1e-12))
+        cheapest.append(low)
     if not per_round:
         return None
-    return {"median": statistics.median(per_round), "per_round": per_round, "best_peer_per_round": best}
+    return {
+        "median": statistics.median(per_round),
+        "per_round": per_round,
+        "best_peer_per_round": best,
+        "cpu_median": statistics.median(cpu),
+        "cpu_per_round": cpu,
+        "cheapest_peer_per_round": cheapest,
+    }
 
 
 def _row(
@@ -235,7 +247,7 @@ def format_table(report: dict[str, Any]) -> str:
     ceiling = (report.get("ceiling") or {}).get("frames_per_s")
     lines = [
         f"{'backend':16s} {'clips/s':>9s} {'range':>15s} {'frames/s':>9s} {'p50 s':>7s} {'p95 s':>7s} "
-        f"{'first s':>7s} {'cpu':>5s} {'vs vl-pyav':>10s} {'ceiling':>7s}  frames"
+        f"{'first s':>7s} {'cpu':>5s} {'cpu ms/clip':>11s} {'rss MB':>7s} {'vs vl-pyav':>10s} {'ceiling':>7s}  frames"
     ]
     for name, r in rows.items():
         if "clips_per_s" not in r:
@@ -252,7 +264,8 @@ def format_table(report: dict[str, Any]) -> str:
             check += f" (mad {r['mean_abs_diff']}, {r['psnr_db']} dB)"
         lines.append(
             f"{name:16s} {r['clips_per_s']:9.2f} {rng:>15s} {r['frames_per_s']:9.1f} {r['p50_batch_s']:7.3f} "
-            f"{r['p95_batch_s']:7.3f} {r['first_batch_s']:7.3f} {r['cpu_util']:5.2f} {ratio:>10s} "
+            f"{r['p95_batch_s']:7.3f} {r['first_batch_s']:7.3f} {r['cpu_util']:5.2f} "
+            f"{1000 * r['cpu_s_per_clip']:11.1f} {r['peak_rss_mb']:7.0f} {ratio:>10s} "
             f"{share:>7s}  {check}"
         )
     vs = report.get("vs_best_peer")
@@ -261,6 +274,12 @@ def format_table(report: dict[str, Any]) -> str:
             f"{x:.2f}x ({n})" for x, n in zip(vs["per_round"], vs["best_peer_per_round"], strict=True)
         )
         lines.append(f"vidloader-pyav vs best peer: {vs['median']:.2f}x (median of rounds: {each})")
+        each = ", ".join(
+            f"{x:.2f}x ({n})" for x, n in zip(vs["cpu_per_round"], vs["cheapest_peer_per_round"], strict=True)
+        )
+        lines.append(
+            f"CPU per clip, cheapest peer / vidloader-pyav: {vs['cpu_median']:.2f}x (rounds: {each})"
+        )
     ceil = report.get("ceiling")
     if ceil:
         if "frames_per_s" in ceil:

@@ -20,9 +20,12 @@ class _Usage:
         r = resource.getrusage(resource.RUSAGE_SELF)
         self.cpu = r.ru_utime + r.ru_stime
 
-    def cpu_util(self) -> float:
+    def cpu_seconds(self) -> float:
         r = resource.getrusage(resource.RUSAGE_SELF)
-        return (r.ru_utime + r.ru_stime - self.cpu) / max(time.perf_counter() - self.t, 1e-9)
+        return r.ru_utime + r.ru_stime - self.cpu
+
+    def cpu_util(self) -> float:
+        return self.cpu_seconds() / max(time.perf_counter() - self.t, 1e-9)
 
 
 def _rss_mb() -> float | None:
@@ -102,7 +105,7 @@ def measure(
     """Run ``make_iter()`` ``repeats`` times; the row's timing fields (see docs/bench.md, Metrics)."""
     from tqdm import tqdm
 
-    rates, p50, p95, firsts, utils = [], [], [], [], []
+    rates, p50, p95, firsts, utils, costs = [], [], [], [], [], []
     with RSSPeak() as rss:
         for _ in tqdm(range(repeats), desc=desc, disable=not progress, leave=False):
             usage = _Usage()
@@ -115,6 +118,9 @@ def measure(
             p95.append(float(np.percentile(steady, 95)))
             firsts.append(lat[0])
             utils.append(usage.cpu_util())
+            # CPU seconds (all of the process's threads) per delivered clip, warm-up batch included: what
+            # a clip costs, whatever share of the cores other processes left this one.
+            costs.append(usage.cpu_seconds() / max(len(lat) * batch_size, 1))
     return dict(
         clips_per_s=statistics.median(rates),
         clips_per_s_min=min(rates),
@@ -124,6 +130,7 @@ def measure(
         p95_batch_s=statistics.median(p95),
         first_batch_s=statistics.median(firsts),
         cpu_util=statistics.median(utils),
+        cpu_s_per_clip=statistics.median(costs),
         peak_rss_mb=round(rss.peak, 1),
     )
 
@@ -148,4 +155,12 @@ def merge_rounds(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-_MEDIAN_FIELDS = ("clips_per_s", "frames_per_s", "p50_batch_s", "p95_batch_s", "first_batch_s", "cpu_util")
+_MEDIAN_FIELDS = (
+    "clips_per_s",
+    "frames_per_s",
+    "p50_batch_s",
+    "p95_batch_s",
+    "first_batch_s",
+    "cpu_util",
+    "cpu_s_per_clip",
+)
