@@ -42,16 +42,18 @@ def run_vidloader(
             raise RuntimeError("vidloader's plan differs from the benchmark's clip list")
         # Checked through a loader like the timed one (same backend and path, full size), so the check
         # covers what the benchmark times, batch buffer included.
+        # One clip per batch: at full size, clips of files with different sizes make no single batch.
         n = len(job.check_clips)
         check = VideoLoader(
             dataset,
             backend=backend,
             device=device,
-            **{**kw, "resize": None, "batch_size": n, "num_workers": 0},
+            **{**kw, "resize": None, "batch_size": 1, "num_workers": 0},
         )
         if tuple(check.clip_plan(0)[:n]) != job.check_clips:
             raise RuntimeError("vidloader's check plan differs from the benchmark's clip list")
-        got = list(next(iter(check)).video.cpu().numpy())
+        batches = iter(check)
+        got = [next(batches).video[0].cpu().numpy() for _ in range(n)]
         check.close()
 
         def make_iter() -> Any:
