@@ -65,7 +65,7 @@ def test_bench_tiny_schema_plot_and_wrong_peer(
             "--data-root",
             str(tmp_path / "bench"),
             "--backends",
-            "vidloader-pyav,pyav-naive,opencv,decord,shifted,raises,torchcodec,dali-reader",
+            "vidloader-pyav,pyav-naive,pyav-seek,opencv,decord,shifted,raises,torchcodec,spdl,dali-reader",
             "--clips",
             "8",
             "--batch-size",
@@ -90,16 +90,24 @@ def test_bench_tiny_schema_plot_and_wrong_peer(
     # A random plan of a tiny workload batches several clips of one file; a training epoch would not.
     assert report["config"]["sampling"] == "random" and report["config"]["shared_decode"] is False
     rows = report["backends"]
-    for name in ["vidloader-pyav", "pyav-naive", "opencv"]:
+    for name in ["vidloader-pyav", "pyav-naive", "pyav-seek", "opencv"]:
         r = rows[name]
         assert r["check"] == "exact", (name, r)
         assert r["clips_per_s"] > 0 and r["frames_per_s"] == pytest.approx(4 * r["clips_per_s"])
         assert r["clips_per_s_min"] <= r["clips_per_s"] <= r["clips_per_s_max"]
         assert 0 < r["p50_batch_s"] <= r["p95_batch_s"] and r["first_batch_s"] > 0 and r["peak_rss_mb"] > 0
+        assert r["cpu_s_per_clip"] > 0 and r["rounds"] == 1
+    vs = report["vs_best_peer"]  # one round: its ratios, against a peer that ran in it
+    assert len(vs["per_round"]) == len(vs["cpu_per_round"]) == 1 and vs["median"] == vs["per_round"][0]
+    assert vs["best_peer_per_round"][0] in rows and vs["cpu_median"] > 0
     assert rows["shifted"]["check"] == "DIFFERS" and rows["shifted"]["luma_mean_abs_diff"] > 5
     assert rows["raises"] == {"error": "RuntimeError: peer gave up on " + rows["raises"]["error"].split()[-1]}
     assert rows["raises"]["error"].endswith(".mp4")
     assert _peer_ran_or_said_why(rows["decord"]) and _peer_ran_or_said_why(rows["torchcodec"])
+    assert _peer_ran_or_said_why(rows["spdl"])
+    # Every row and the machine record versions; torchcodec and SPDL load PyAV's FFmpeg.
+    assert report["machine"]["ffmpeg"] and {"torchcodec", "spdl", "decord"} <= report["machine"].keys()
+    assert rows["vidloader-pyav"]["threads"] == rows["pyav-seek"]["threads"] == report["config"]["threads"]
     if not torch.cuda.is_available():  # H.264 media: DALI's reader needs NVDEC for it
         assert "h264" in rows["dali-reader"]["skipped"]
     text = capsys.readouterr().out

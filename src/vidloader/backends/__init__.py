@@ -11,6 +11,7 @@ from ._base import (
     output_size,
 )
 from ._dali import DALI_CPU_CODECS, DALIBackend, PreparedClip, is_out_of_memory, remux_segment
+from ._profile import PROFILE_ENV, STAGES, profile_totals, reset_profile
 from ._pyav import PyAVBackend, shared_decode_groups
 from ._select import BACKENDS, dali_missing, resolve_backend
 
@@ -18,6 +19,8 @@ __all__ = [
     "BACKENDS",
     "DALI_CPU_CODECS",
     "MAX_KEYFRAME_RETRIES",
+    "PROFILE_ENV",
+    "STAGES",
     "AudioSpan",
     "AudioSpec",
     "Backend",
@@ -33,7 +36,9 @@ __all__ = [
     "is_out_of_memory",
     "keyframes_to_try",
     "output_size",
+    "profile_totals",
     "remux_segment",
+    "reset_profile",
     "resolve_backend",
     "shared_decode_groups",
 ]

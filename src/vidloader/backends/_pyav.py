@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .._errors import DecodeError
 from ..dataset import VideoInfo, enable_ffmpeg_log, forward_ffmpeg_log
 from ._base import MAX_KEYFRAME_RETRIES, DecodedClip, ResizeArg, open_input, output_size
+from ._frame_sink import FrameSink
+from ._profile import clip_profile
 from ._walk import DecodeWalk
 
 # Codecs whose FFmpeg decoders drop exactly the frames nothing refers to under AVDISCARD_NONREF (checked
@@ -91,6 +94,7 @@ class PyAVBackend:
         import av
 
         enable_ffmpeg_log()
+        prof = clip_profile()  # VIDLOADER_PROFILE=1: time per stage (see _profile)
         if not info.frame_pts:
             raise DecodeError(info.path, "index has no frame timestamps; re-probe the file")
         n = len(info.frame_pts)
@@ -101,12 +105,27 @@ class PyAVBackend:
         out_h, out_w = output_size(info, resize, apply_rotation=False)
         if apply_rotation and info.rotation in (90, 270):
             out_h, out_w = output_size(info, resize, apply_rotation=True)[::-1]
+        sink = self._sink(info, frame_indices, resize, apply_rotation, out)
         with av.logging.Capture(local=True) as logs:
             try:
-                got = self._decode_wanted(info, wanted, (out_h, out_w), logs)
+                self._decode_wanted(info, wanted, (out_h, out_w), logs, sink, prof)
             finally:
                 forward_ffmpeg_log(info.path, logs)
-        k = info.rotation // 90 if apply_rotation else 0
+        frames = sink.finish()  # converted frames went straight into their rows as they came
+        prof.lap("copy")
+        prof.done(len(frame_indices))
+        pts = tuple(info.frame_pts[i] for i in frame_indices)
+        tb = info.time_base
+        return DecodedClip(frames=frames, pts=pts, timestamps=tuple(float(p * tb) for p in pts))
+
+    @staticmethod
+    def _sink(
+        info: VideoInfo,
+        frame_indices: Sequence[int],
+        resize: ResizeArg,
+        apply_rotation: bool,
+        out: np.ndarray | None,
+    ) -> FrameSink:
         final = (len(frame_indices), *output_size(info, resize, apply_rotation=apply_rotation), 3)
         if out is None:
             out = np.empty(final, dtype=np.uint8)
@@ -114,13 +133,8 @@ class PyAVBackend:
             raise DecodeError(
                 info.path, f"output buffer {out.dtype}{list(out.shape)} does not fit the clip {final}"
             )
-        for j, i in enumerate(frame_indices):
-            frame = got[info.frame_pts[i]]
-            out[j] = np.rot90(frame, k=k) if k else frame
-        frames = out
-        pts = tuple(info.frame_pts[i] for i in frame_indices)
-        tb = info.time_base
-        return DecodedClip(frames=frames, pts=pts, timestamps=tuple(float(p * tb) for p in pts))
+        rotate = info.rotation // 90 if apply_rotation else 0
+        return FrameSink([info.frame_pts[i] for i in frame_indices], out, rotate=rotate)
 
     def decode_clips(
         self,
@@ -153,7 +167,9 @@ class PyAVBackend:
             result.append(DecodedClip(frames=frames, pts=pts, timestamps=tuple(float(p * tb) for p in pts)))
         return result
 
-    def _decode_wanted(self, info: VideoInfo, wanted: list[int], size, logs) -> dict:
+    def _decode_wanted(
+        self, info: VideoInfo, wanted: list[int], size, logs, sink: FrameSink, prof: Any
+    ) -> dict:
         """Frames (by pts) of ``wanted``, decoded from the keyframe before the first one.
 
         An attempt that cannot vouch for every wanted frame starts again one keyframe earlier: when the
@@ -167,6 +183,7 @@ class PyAVBackend:
         k = max(bisect.bisect_right(info.keyframe_pts, wanted[0]) - 1, 0)
         try:
             container = open_input(info)
+            prof.lap("open")
         except (av.error.FFmpegError, OSError) as exc:
             raise DecodeError(info.path, f"cannot open ({exc})") from exc
         try:
@@ -179,7 +196,15 @@ class PyAVBackend:
             last_error = ""
             # Bounded: stepping back one keyframe at a time to frame 0 is quadratic on long files.
             for _attempt in range(MAX_KEYFRAME_RETRIES + 1):
-                walk = DecodeWalk(info, wanted, size, key_pts=info.keyframe_pts[k], skip_nonref=skip_nonref)
+                walk = DecodeWalk(
+                    info,
+                    wanted,
+                    size,
+                    key_pts=info.keyframe_pts[k],
+                    skip_nonref=skip_nonref,
+                    sink=sink,
+                    prof=prof,
+                )
                 walk.run(container, stream, target, logs)
                 if walk.complete:
                     if target < k and walk.error == "" and len(self._preroll) < 100_000:

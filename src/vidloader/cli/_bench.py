@@ -5,27 +5,31 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import statistics
-import threading
-import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .._errors import ConfigError
 from .._validate import check_choice, check_int, check_positive_float
-from ..backends import check_resize, dali_missing
+from ..backends import check_resize
 from ..dataset import VideoDataset
 from ..sampling import ClipSpec
-from ._peers import PEERS, PeerUnavailable, require_dali_cpu_codecs
+from ._check import reference, worst_check
+from ._measure import merge_rounds
+from ._peer_base import package_version
+from ._peer_run import PeerJob
+from ._peers import PEERS, PeerUnavailable
+from ._vidloader_row import VIDLOADER_BACKENDS, run_vidloader
 
-VIDLOADER_BACKENDS = ("vidloader-pyav", "vidloader-dali")
-MEAN_ABS_BOUND, PSNR_BOUND = 4.0, 35.0
-LUMA_MAD_BOUND, LUMA_PSNR_BOUND = 2.0, 40.0
+# Python distributions whose versions every report records (None when not installed).
+_VERSIONS = {
+    "opencv": ("opencv-python", "opencv-python-headless"),
+    "dali": ("nvidia-dali-cuda130", "nvidia-dali-cuda120"),
+    "decord": ("decord2", "decord"),
+    "torchcodec": "torchcodec",
+    "spdl": "spdl-io",
+}
 
 
 def machine_info() -> dict[str, Any]:
@@ -43,132 +47,13 @@ def machine_info() -> dict[str, Any]:
         info["cpu"] = cpu[0].split(":", 1)[1].strip() if cpu else platform.processor()
     except OSError:
         info["cpu"] = platform.processor()
-    for mod, key in (("cv2", "opencv"), ("nvidia.dali", "dali"), ("decord", "decord")):
-        try:
-            info[key] = __import__(mod, fromlist=["__version__"]).__version__
-        except Exception:
-            info[key] = None
+    from ._ffmpeg_shim import ffmpeg_version
+
+    info["ffmpeg"] = ffmpeg_version()  # PyAV's, which torchcodec and SPDL load through the shim
+    for key, dist in _VERSIONS.items():
+        info[key] = package_version(dist)
     info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return info
-
-
-def _reference(info, indices: Sequence[int]) -> np.ndarray:
-    import av
-
-    want, last, got = set(indices), max(indices), {}
-    with av.open(info.path) as c:
-        for i, frame in enumerate(c.decode(c.streams[info.stream_index])):
-            if i in want:
-                got[i] = frame.to_ndarray(format="rgb24")
-            if i >= last:
-                break
-    return np.stack([got[i] for i in indices])
-
-
-def _mad_psnr(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
-    diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
-    mse = float((diff**2).mean())
-    return float(diff.mean()), 99.0 if mse == 0 else float(10 * np.log10(255.0**2 / mse))
-
-
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
-
-
-def compare(got: np.ndarray, want: np.ndarray) -> dict[str, Any]:
-    """Same frames as the reference? ``exact``, ``close`` or ``DIFFERS``, with the figures behind it.
-
-    ``close`` on RGB means within MEAN_ABS_BOUND / PSNR_BOUND. Decoders also differ in how they upsample
-    4:2:0 chroma (FFmpeg's swscale, behind PyAV's rgb24, takes the nearest chroma sample; DALI
-    interpolates), which on colourful fine texture alone exceeds the RGB bound; BT.601 luma of the RGB
-    frames cancels the chroma terms, so a frame that is within LUMA_MAD_BOUND / LUMA_PSNR_BOUND on luma is
-    the right frame with other chroma (``basis: "luma"``). A neighbouring frame of real video is far
-    outside both (mean |luma diff| ≈ 14 on the 360p workloads)."""
-    if got.shape != want.shape:
-        return {"check": "DIFFERS", "why": f"shape {got.shape} vs {want.shape}"}
-    mad, psnr = _mad_psnr(got, want)
-    res: dict[str, Any] = {"mean_abs_diff": round(mad, 3), "psnr_db": round(psnr, 2)}
-    if mad == 0:
-        return {"check": "exact", **res}
-    if mad <= MEAN_ABS_BOUND and psnr >= PSNR_BOUND:
-        return {"check": "close", "basis": "rgb", **res}
-    lmad, lpsnr = _mad_psnr(_luma(got.astype(np.float64)), _luma(want.astype(np.float64)))
-    res.update(luma_mean_abs_diff=round(lmad, 3), luma_psnr_db=round(lpsnr, 2))
-    if lmad <= LUMA_MAD_BOUND and lpsnr >= LUMA_PSNR_BOUND:
-        return {"check": "close", "basis": "luma", **res}
-    return {"check": "DIFFERS", **res}
-
-
-class _Usage:
-    def __init__(self) -> None:
-        self.t = time.perf_counter()
-        r = resource.getrusage(resource.RUSAGE_SELF)
-        self.cpu = r.ru_utime + r.ru_stime
-
-    def cpu_util(self) -> float:
-        r = resource.getrusage(resource.RUSAGE_SELF)
-        return (r.ru_utime + r.ru_stime - self.cpu) / max(time.perf_counter() - self.t, 1e-9)
-
-
-def _rss_mb() -> float | None:
-    try:
-        import psutil
-
-        return float(psutil.Process().memory_info().rss) / 2**20
-    except ImportError:
-        pass
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-class _RSSPeak:
-    """Peak resident memory while one backend runs, sampled on a thread: ru_maxrss alone is the peak of the
-    whole process so far, which would charge every backend with the largest one before it."""
-
-    def __init__(self, interval: float = 0.02) -> None:
-        self.peak = _rss_mb() or 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
-
-    def _run(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            self.peak = max(self.peak, _rss_mb() or 0.0)
-
-    def __enter__(self) -> _RSSPeak:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss_mb() or 0.0)
-        if self.peak == 0.0:  # no way to read the current RSS here: fall back to the process peak
-            self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _time_batches(make_iter: Any, n_batches: int, seconds: float | None) -> tuple[list[float], float]:
-    """Per-batch latencies (the first, warm-up batch included, at index 0) and the time to the first batch.
-
-    Stops after ``n_batches`` or, with ``seconds``, once that much wall time has passed (two batches at
-    least, so there is always one steady batch)."""
-    lat: list[float] = []
-    start = t = time.perf_counter()
-    it = make_iter()
-    try:
-        for k, _ in enumerate(it):
-            now = time.perf_counter()
-            lat.append(now - t)
-            t = now
-            if k + 1 >= n_batches or (seconds is not None and k >= 1 and now - start >= seconds):
-                break
-    finally:
-        close = getattr(it, "close", None)
-        if close is not None:
-            close()  # an unfinished loader pass must stop its prefetch thread before the next run
-    return lat, lat[0] if lat else 0.0
 
 
 def run_bench(
@@ -190,11 +75,10 @@ def run_bench(
 ) -> dict[str, Any]:
     """Check, then time each backend on one clip list; the report is what ``--json`` writes.
 
-    Backends run one after another in the given order, each ``repeats`` times over the whole list (or for
-    at most ``seconds`` per run). A backend that cannot run here gets ``{"skipped": reason}``; one that
+        Every backend runs once per round, in the given order, over the whole list (or for at most
+        ``seconds``), for ``repeats`` rounds; ``vs_best_peer`` holds vidloader-pyav's ratio to the fastest
+        peer of each round. A backend that cannot run here gets ``{"skipped": reason}``; one that
     fails gets ``{"error": ...}``; the others still run."""
-    import torch
-    from tqdm import tqdm
 
     from ..loader import VideoLoader
 
@@ -206,6 +90,10 @@ def run_bench(
     check_int("repeats", repeats, minimum=1)
     check_int("clips", clips, minimum=1)
     check_int("workers", workers, minimum=0)
+    # FFmpeg threads per decoder: vidloader's PyAV decoder runs one per worker (the workers fill the
+    # cores; FFmpeg frame threads would also log from their own threads, which PyAV's Python log callback,
+    # needed to see decode errors, can deadlock on); every peer's decoder gets the same.
+    threads = 1
     seconds = check_positive_float("seconds", seconds, allow_none=True)
     resize = check_resize(resize)
     check_choice("sampling", sampling, ("random", "uniform", "multiview", "sliding"))
@@ -256,117 +144,29 @@ def run_bench(
         # each clip its own size (vidloader's batch would not stack) and time different work than the peers.
         kw["resize"] = hw
     check_clips = plan[:2]
-    refs = [_reference(dataset[c.video_index], c.frame_indices) for c in check_clips]
-    results: dict[str, Any] = {}
-    for name in backends:
-        res: dict[str, Any] = {}
-        try:
-            if name in VIDLOADER_BACKENDS:
-                on_gpu = name == "vidloader-dali" and torch.cuda.is_available()
-                device = torch.device("cuda" if on_gpu else "cpu")
-                if name == "vidloader-dali":
-                    missing = dali_missing(device)
-                    if missing:
-                        raise PeerUnavailable(missing)
-                    if not on_gpu:
-                        # On a CPU box DALI's CPU decoder would hand H.264 files to the PyAV fallback, so the
-                        # row would time PyAV under DALI's name.
-                        require_dali_cpu_codecs(dataset, {c.video_index for c in plan})
-                loader = VideoLoader(
-                    dataset,
-                    backend="dali" if name == "vidloader-dali" else "pyav",
-                    device=device,
-                    shared_decode=shared,
-                    **kw,
-                )
-                if loader.clip_plan(0)[: len(plan)] != plan:
-                    raise RuntimeError("vidloader's plan differs from the benchmark's clip list")
-                # Checked through a loader like the timed one (same backend and path, full size), so the
-                # check covers what the benchmark times, batch buffer included.
-                # One clip per batch: at full size the check clips of a mixed folder differ in shape.
-                check = VideoLoader(
-                    dataset,
-                    backend="dali" if name == "vidloader-dali" else "pyav",
-                    device=device,
-                    **{**kw, "resize": None, "batch_size": 1, "num_workers": 0},
-                )
-                if check.clip_plan(0)[: len(check_clips)] != check_clips:
-                    raise RuntimeError("vidloader's check plan differs from the benchmark's clip list")
-                got = [b.video[0].cpu().numpy() for _, b in zip(check_clips, check, strict=False)]
-                check.close()
-
-                def make_iter(loader: Any = loader, pool: Any = None) -> Any:
-                    loader.set_epoch(0)
-                    return iter(loader)
-            elif hasattr(peer := PEERS[name](), "batches"):
-                pool = None
-                got = []
-                # One clip at a time: at full size the check clips of a mixed folder differ in shape.
-                for check_clip in check_clips:
-                    first = next(
-                        iter(peer.batches(dataset, [check_clip], batch_size=1, resize=None, workers=0))
-                    )
-                    got.append((np.asarray(first.cpu()) if hasattr(first, "cpu") else first)[0])
-
-                def make_iter(loader: Any = peer, pool: Any = None) -> Any:
-                    return loader.batches(dataset, plan, batch_size=batch_size, resize=hw, workers=workers)
-            else:
-                got = [peer.decode(dataset[c.video_index], c.frame_indices, None) for c in check_clips]
-                pool = ThreadPoolExecutor(max_workers=max(1, workers))
-
-                def make_iter(loader: Any = peer, pool: Any = pool) -> Any:
-                    peer = loader
-
-                    def one(clip: ClipSpec) -> np.ndarray:
-                        return peer.decode(dataset[clip.video_index], clip.frame_indices, hw)
-
-                    for b in range(n_batches):
-                        yield np.stack(list(pool.map(one, plan[b * batch_size : (b + 1) * batch_size])))
-
-            checks = [compare(g, r) for g, r in zip(got, refs, strict=True)]
-            rank = ("exact", "close rgb", "close luma", "DIFFERS")
-            worst = max(
-                checks, key=lambda c: rank.index(" ".join(filter(None, (c["check"], c.get("basis")))))
-            )
-            res.update(worst)
-            rates, p50, p95, firsts, utils = [], [], [], [], []
-            if torch.cuda.is_available():
-                torch.cuda.reset_peak_memory_stats()
-            with _RSSPeak() as rss:
-                for _ in tqdm(range(repeats), desc=name, disable=not progress, leave=False):
-                    usage = _Usage()
-                    lat, first = _time_batches(make_iter, n_batches, seconds)
-                    # The first batch (warm-up: pool start, caches, pipeline build) is reported on its own
-                    # as the time to first batch and left out of the rate and the percentiles.
-                    steady = lat[1:]
-                    rates.append(len(steady) * batch_size / max(sum(steady), 1e-9))
-                    p50.append(float(np.percentile(steady, 50)))
-                    p95.append(float(np.percentile(steady, 95)))
-                    firsts.append(first)
-                    utils.append(usage.cpu_util())
-            res.update(
-                clips_per_s=statistics.median(rates),
-                clips_per_s_min=min(rates),
-                clips_per_s_max=max(rates),
-                frames_per_s=statistics.median(rates) * frames,
-                p50_batch_s=statistics.median(p50),
-                p95_batch_s=statistics.median(p95),
-                first_batch_s=statistics.median(firsts),
-                cpu_util=statistics.median(utils),
-                peak_rss_mb=round(rss.peak, 1),
-                peak_gpu_mb=(torch.cuda.max_memory_allocated() / 2**20)
-                if torch.cuda.is_available()
-                else None,
-            )
-            if name in VIDLOADER_BACKENDS:
-                loader.close()
-            if name not in VIDLOADER_BACKENDS and pool is not None:
-                pool.shutdown()
-        except PeerUnavailable as exc:
-            res = {"skipped": str(exc)}
-        except Exception as exc:  # a failing peer is reported, the others still run
-            res = {"error": f"{type(exc).__name__}: {exc}"}
-        results[name] = res
+    refs = [reference(dataset[c.video_index], c.frame_indices) for c in check_clips]
+    job = PeerJob(
+        check_clips=tuple(check_clips),
+        plan=tuple(plan),
+        batch_size=batch_size,
+        n_batches=n_batches,
+        resize=hw,
+        workers=workers,
+        threads=threads,
+        frames=frames,
+        repeats=1,
+        seconds=seconds,
+        progress=progress,
+    )
+    # Repeats are interleaved rounds (every backend once per round), so a machine whose speed drifts
+    # (other users, thermal) shifts every row alike, and each round gives its own ratio.
+    rounds: dict[str, list[dict[str, Any]]] = {n: [] for n in backends}
+    for _ in range(repeats):
+        for name in backends:
+            if rounds[name] and "clips_per_s" not in rounds[name][-1]:
+                continue  # skipped or failed: not retried
+            rounds[name].append(_row(name, dataset, job, refs, kw, shared))
+    results = {n: merge_rounds(rs) for n, rs in rounds.items()}
     return {
         "machine": machine_info(),
         "config": {
@@ -378,6 +178,7 @@ def run_bench(
             "batch_size": batch_size,
             "resize": resize,
             "workers": workers,
+            "threads": threads,
             "clips": len(plan),
             "repeats": repeats,
             "seconds": seconds,
@@ -385,8 +186,69 @@ def run_bench(
             "videos": len(dataset),
         },
         "backends": results,
+        "vs_best_peer": _ratios(rounds),
         "ceiling": None,
     }
+
+
+def _ratios(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
+    """vidloader-pyav against the fastest peer of each round (both measured in that round): clips/s over
+    clips/s, and the peer's CPU seconds per clip over ours (``cpu_per_round``: the figure that holds when
+    other processes take a varying share of the cores, and the throughput ratio once all cores are busy)."""
+    ours = rounds.get("vidloader-pyav", [])
+    peers = {n: rs for n, rs in rounds.items() if n not in VIDLOADER_BACKENDS}
+    per_round, best, cpu, cheapest = [], [], [], []
+    for r, row in enumerate(ours):
+        timed = {n: rs[r] for n, rs in peers.items() if r < len(rs) and "clips_per_s" in rs[r]}
+        if "clips_per_s" not in row or not timed:
+            continue
+        name = max(timed, key=lambda n: timed[n]["clips_per_s"])
+        per_round.append(row["clips_per_s"] / timed[name]["clips_per_s"])
+        best.append(name)
+        low = min(timed, key=lambda n: timed[n]["cpu_s_per_clip"])
+        cpu.append(timed[low]["cpu_s_per_clip"] / max(row["cpu_s_per_clip"], 1e-12))
+        cheapest.append(low)
+    if not per_round:
+        return None
+    return {
+        "median": statistics.median(per_round),
+        "per_round": per_round,
+        "best_peer_per_round": best,
+        "cpu_median": statistics.median(cpu),
+        "cpu_per_round": cpu,
+        "cheapest_peer_per_round": cheapest,
+    }
+
+
+def _row(
+    name: str,
+    dataset: VideoDataset,
+    job: PeerJob,
+    refs: Sequence[Any],
+    kw: dict[str, Any],
+    shared: bool,
+) -> dict[str, Any]:
+    """One backend's row: its check against ``refs``, then its timing; ``skipped``/``error`` instead when
+    it cannot run or fails (the other rows still run)."""
+    try:
+        if name in VIDLOADER_BACKENDS:
+            got, timing = run_vidloader(name, dataset, job, kw, shared)
+        elif getattr(PEERS[name], "isolated", False):
+            from ._isolated import run_isolated
+
+            budget = 300 + job.repeats * (job.seconds or 600)
+            got, timing = run_isolated(PEERS[name], dataset, job, timeout=budget)
+            if not got:
+                return timing
+        else:
+            from ._peer_run import run_peer
+
+            got, timing = run_peer(PEERS[name](), dataset, job)
+        return {**worst_check(got, refs), **timing}
+    except PeerUnavailable as exc:
+        return {"skipped": str(exc)}
+    except Exception as exc:  # a failing peer is reported, the others still run
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -395,11 +257,12 @@ def format_table(report: dict[str, Any]) -> str:
     ceiling = (report.get("ceiling") or {}).get("frames_per_s")
     lines = [
         f"{'backend':16s} {'clips/s':>9s} {'range':>15s} {'frames/s':>9s} {'p50 s':>7s} {'p95 s':>7s} "
-        f"{'first s':>7s} {'cpu':>5s} {'vs vl-pyav':>10s} {'ceiling':>7s}  frames"
+        f"{'first s':>7s} {'cpu':>5s} {'cpu ms/clip':>11s} {'rss MB':>7s} {'vs vl-pyav':>10s} {'ceiling':>7s}  frames"
     ]
     for name, r in rows.items():
         if "clips_per_s" not in r:
-            lines.append(f"{name:16s} skipped: {r.get('skipped', r.get('error'))}")
+            why = f"skipped: {r['skipped']}" if "skipped" in r else f"error: {r.get('error')}"
+            lines.append(f"{name:16s} {why}")
             continue
         ratio = f"{r['clips_per_s'] / base:.2f}x" if base else "-"
         share = f"{100 * r['frames_per_s'] / ceiling:.0f}%" if ceiling else "-"
@@ -411,12 +274,22 @@ def format_table(report: dict[str, Any]) -> str:
             check += f" (mad {r['mean_abs_diff']}, {r['psnr_db']} dB)"
         lines.append(
             f"{name:16s} {r['clips_per_s']:9.2f} {rng:>15s} {r['frames_per_s']:9.1f} {r['p50_batch_s']:7.3f} "
-            f"{r['p95_batch_s']:7.3f} {r['first_batch_s']:7.3f} {r['cpu_util']:5.2f} {ratio:>10s} "
+            f"{r['p95_batch_s']:7.3f} {r['first_batch_s']:7.3f} {r['cpu_util']:5.2f} "
+            f"{1000 * r['cpu_s_per_clip']:11.1f} {r['peak_rss_mb']:7.0f} {ratio:>10s} "
             f"{share:>7s}  {check}"
         )
-    peers = [r["clips_per_s"] for n, r in rows.items() if n not in VIDLOADER_BACKENDS and "clips_per_s" in r]
-    if base and peers:
-        lines.append(f"vidloader-pyav vs best peer: {base / max(peers):.2f}x")
+    vs = report.get("vs_best_peer")
+    if vs:
+        each = ", ".join(
+            f"{x:.2f}x ({n})" for x, n in zip(vs["per_round"], vs["best_peer_per_round"], strict=True)
+        )
+        lines.append(f"vidloader-pyav vs best peer: {vs['median']:.2f}x (median of rounds: {each})")
+        each = ", ".join(
+            f"{x:.2f}x ({n})" for x, n in zip(vs["cpu_per_round"], vs["cheapest_peer_per_round"], strict=True)
+        )
+        lines.append(
+            f"CPU per clip, cheapest peer / vidloader-pyav: {vs['cpu_median']:.2f}x (rounds: {each})"
+        )
     ceil = report.get("ceiling")
     if ceil:
         if "frames_per_s" in ceil:

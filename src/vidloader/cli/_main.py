@@ -178,7 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="clips/s of vidloader vs peers on the same clip list")
     data_args(p)
     p.add_argument(
-        "--backends", default="vidloader-pyav,vidloader-dali,pyav-naive,opencv,torchcodec,dali-reader,decord"
+        "--backends",
+        default="vidloader-pyav,vidloader-dali,torchcodec,torchcodec-approx,spdl,decord,opencv,pyav-seek,"
+        "pyav-naive,dali-reader",
+        help="vidloader rows and peers, in the order they run (see docs/bench.md)",
     )
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--stride", type=int, default=2)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,11 @@ class Workload:
     gop: int
     fps: int = 25
     codec: str = "libx264"
+    # Mixed resolutions: file i is sizes[i % len(sizes)] (width, height) instead of width x height.
+    sizes: tuple[tuple[int, int], ...] = ()
+
+    def size(self, i: int) -> tuple[int, int]:
+        return self.sizes[i % len(self.sizes)] if self.sizes else (self.width, self.height)
 
     @property
     def suffix(self) -> str:
@@ -37,12 +42,25 @@ WORKLOADS: dict[str, Workload] = {
     # VP9: the codec DALI's CPU decoder has, so DALI paths (ours and DALI's reader) can be compared on a CPU.
     "tiny-vp9": Workload(files=3, seconds=2.4, width=96, height=64, gop=25, codec="libvpx-vp9"),
     "360p-vp9-gop250": Workload(files=8, seconds=10, width=640, height=360, gop=250, codec="libvpx-vp9"),
+    # Mixed sizes and aspect ratios (landscape, square, portrait, 4:3, 720p): bench it with a fixed
+    # `--resize HxW`, so every backend delivers one batch shape.
+    "mixed-gop250": Workload(
+        files=6,
+        seconds=10,
+        width=640,
+        height=360,
+        gop=250,
+        sizes=((640, 360), (480, 480), (360, 640), (854, 480), (320, 240), (1280, 720)),
+    ),
 }
 
 
 def _frames(w: Workload, seed: int):
     """A smooth texture panning under a moving disc: natural bitrates, unlike per-pixel noise."""
     import cv2
+
+    width, height = w.size(seed)
+    w = replace(w, width=width, height=height)
 
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 256, size=(max(8, w.height // 8), max(16, w.width // 4), 3), dtype=np.uint8)

@@ -1,0 +1,166 @@
+"""Timing a backend: batches per second over repeated runs, CPU use and peak resident memory."""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class _Usage:
+    def __init__(self) -> None:
+        self.t = time.perf_counter()
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        self.cpu = r.ru_utime + r.ru_stime
+
+    def cpu_seconds(self) -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime - self.cpu
+
+    def cpu_util(self) -> float:
+        return self.cpu_seconds() / max(time.perf_counter() - self.t, 1e-9)
+
+
+def _rss_mb() -> float | None:
+    try:
+        import psutil
+
+        return float(psutil.Process().memory_info().rss) / 2**20
+    except ImportError:
+        pass
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class RSSPeak:
+    """Peak resident memory while one backend runs, sampled on a thread: ru_maxrss alone is the peak of the
+    whole process so far, which would charge every backend with the largest one before it."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.peak = _rss_mb() or 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self.peak = max(self.peak, _rss_mb() or 0.0)
+
+    def __enter__(self) -> RSSPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mb() or 0.0)
+        if self.peak == 0.0:  # no way to read the current RSS here: fall back to the process peak
+            self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def time_batches(
+    make_iter: Callable[[], Iterator[Any]], n_batches: int, seconds: float | None
+) -> list[float]:
+    """Per-batch latencies, the first (warm-up) batch included at index 0.
+
+    Stops after ``n_batches`` or, with ``seconds``, once that much wall time has passed (two batches at
+    least, so there is always one steady batch)."""
+    lat: list[float] = []
+    start = t = time.perf_counter()
+    it = make_iter()
+    try:
+        for k, _ in enumerate(it):
+            now = time.perf_counter()
+            lat.append(now - t)
+            t = now
+            if k + 1 >= n_batches or (seconds is not None and k >= 1 and now - start >= seconds):
+                break
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()  # an unfinished loader pass must stop its prefetch thread before the next run
+    return lat
+
+
+def measure(
+    make_iter: Callable[[], Iterator[Any]],
+    *,
+    n_batches: int,
+    batch_size: int,
+    frames: int,
+    repeats: int,
+    seconds: float | None,
+    desc: str,
+    progress: bool,
+) -> dict[str, Any]:
+    """Run ``make_iter()`` ``repeats`` times; the row's timing fields (see docs/bench.md, Metrics)."""
+    from tqdm import tqdm
+
+    rates, p50, p95, firsts, utils, costs = [], [], [], [], [], []
+    with RSSPeak() as rss:
+        for _ in tqdm(range(repeats), desc=desc, disable=not progress, leave=False):
+            usage = _Usage()
+            lat = time_batches(make_iter, n_batches, seconds)
+            # The first batch (warm-up: pool start, caches, pipeline build) is reported on its own as the
+            # time to first batch and left out of the rate and the percentiles.
+            steady = lat[1:]
+            rates.append(len(steady) * batch_size / max(sum(steady), 1e-9))
+            p50.append(float(np.percentile(steady, 50)))
+            p95.append(float(np.percentile(steady, 95)))
+            firsts.append(lat[0])
+            utils.append(usage.cpu_util())
+            # CPU seconds (all of the process's threads) per delivered clip, warm-up batch included: what
+            # a clip costs, whatever share of the cores other processes left this one.
+            costs.append(usage.cpu_seconds() / max(len(lat) * batch_size, 1))
+    return dict(
+        clips_per_s=statistics.median(rates),
+        clips_per_s_min=min(rates),
+        clips_per_s_max=max(rates),
+        frames_per_s=statistics.median(rates) * frames,
+        p50_batch_s=statistics.median(p50),
+        p95_batch_s=statistics.median(p95),
+        first_batch_s=statistics.median(firsts),
+        cpu_util=statistics.median(utils),
+        cpu_s_per_clip=statistics.median(costs),
+        peak_rss_mb=round(rss.peak, 1),
+    )
+
+
+def merge_rounds(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row from a backend's interleaved rounds (one timed run each): medians of the per-round
+    figures, the rate's min and max over rounds, the largest peak memory; a round that did not run
+    (``skipped``/``error``) is the row."""
+    failed = [r for r in rows if "clips_per_s" not in r]
+    if failed or not rows:
+        return failed[0] if failed else {"error": "no round ran"}
+    med = {k: statistics.median(r[k] for r in rows) for k in _MEDIAN_FIELDS}
+    gpu = [r["peak_gpu_mb"] for r in rows if r.get("peak_gpu_mb") is not None]
+    return {
+        **rows[0],
+        **med,
+        "clips_per_s_min": min(r["clips_per_s"] for r in rows),
+        "clips_per_s_max": max(r["clips_per_s"] for r in rows),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in rows),
+        **({"peak_gpu_mb": max(gpu)} if gpu else {}),
+        "rounds": len(rows),
+    }
+
+
+_MEDIAN_FIELDS = (
+    "clips_per_s",
+    "frames_per_s",
+    "p50_batch_s",
+    "p95_batch_s",
+    "first_batch_s",
+    "cpu_util",
+    "cpu_s_per_clip",
+)

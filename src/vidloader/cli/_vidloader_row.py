@@ -1,0 +1,80 @@
+"""The benchmark's vidloader rows: the real ``VideoLoader``, checked through a loader built like the
+timed one, then timed on the same clip list as the peers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..dataset import VideoDataset
+from ._measure import measure
+from ._peer_base import PeerUnavailable, package_version
+from ._peer_dali import require_dali_cpu_codecs
+from ._peer_run import PeerJob
+
+VIDLOADER_BACKENDS = ("vidloader-pyav", "vidloader-dali")
+
+
+def run_vidloader(
+    name: str, dataset: VideoDataset, job: PeerJob, kw: dict[str, Any], shared: bool
+) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """(frames of the check clips, timing fields) of ``VideoLoader`` with the row's backend."""
+    import torch
+
+    from ..backends import dali_missing
+    from ..loader import VideoLoader
+
+    on_gpu = name == "vidloader-dali" and torch.cuda.is_available()
+    device = torch.device("cuda" if on_gpu else "cpu")
+    backend = "dali" if name == "vidloader-dali" else "pyav"
+    if name == "vidloader-dali":
+        missing = dali_missing(device)
+        if missing:
+            raise PeerUnavailable(missing)
+        if not on_gpu:
+            # On a CPU box DALI's CPU decoder would hand H.264 files to the PyAV fallback, so the row
+            # would time PyAV under DALI's name.
+            require_dali_cpu_codecs(dataset, {c.video_index for c in job.plan})
+    loader = VideoLoader(dataset, backend=backend, device=device, shared_decode=shared, **kw)
+    try:
+        if tuple(loader.clip_plan(0)[: len(job.plan)]) != job.plan:
+            raise RuntimeError("vidloader's plan differs from the benchmark's clip list")
+        # Checked through a loader like the timed one (same backend and path, full size), so the check
+        # covers what the benchmark times, batch buffer included.
+        # One clip per batch: at full size, clips of files with different sizes make no single batch.
+        n = len(job.check_clips)
+        check = VideoLoader(
+            dataset,
+            backend=backend,
+            device=device,
+            **{**kw, "resize": None, "batch_size": 1, "num_workers": 0},
+        )
+        if tuple(check.clip_plan(0)[:n]) != job.check_clips:
+            raise RuntimeError("vidloader's check plan differs from the benchmark's clip list")
+        batches = iter(check)
+        got = [next(batches).video[0].cpu().numpy() for _ in range(n)]
+        check.close()
+
+        def make_iter() -> Any:
+            loader.set_epoch(0)
+            return iter(loader)
+
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        timing = measure(
+            make_iter,
+            n_batches=job.n_batches,
+            batch_size=job.batch_size,
+            frames=job.frames,
+            repeats=job.repeats,
+            seconds=job.seconds,
+            desc=name,
+            progress=job.progress,
+        )
+    finally:
+        loader.close()
+    timing["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+    timing["version"] = package_version("vidloader")
+    timing["threads"] = getattr(loader.backend, "threads", None)
+    return got, timing
