@@ -85,6 +85,7 @@ def profile_totals() -> dict[str, Any]:
 
 
 def reset_profile() -> None:
+    """Zero this process's profile totals and counts (``profile_totals``)."""
     with _lock:
         for k in _totals:
             _totals[k] = 0.0
