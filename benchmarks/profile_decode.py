@@ -23,7 +23,7 @@ from vidloader.backends import STAGES, profile_totals, reset_profile
 from vidloader.cli import ensure_workload
 
 
-def profile(ds: vl.VideoDataset, workers: int, clips: int, resize: int | None) -> dict:
+def profile(ds: vl.VideoDataset, workers: int, clips: int, resize: int | tuple[int, int] | None) -> dict:
     loader = vl.VideoLoader(
         ds,
         backend="pyav",
@@ -75,11 +75,15 @@ def main() -> None:
     ap.add_argument("--data-root", default="data/bench")
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--clips", type=int, default=64)
-    ap.add_argument("--resize", type=int)
+    ap.add_argument("--resize", help="short side (224) or HxW (224x224)")
     args = ap.parse_args()
     ds = vl.VideoDataset.from_folder(ensure_workload(args.synthetic, args.data_root, progress=False))
+    resize = None
+    if args.resize:
+        parts = [int(p) for p in args.resize.lower().split("x")]
+        resize = parts[0] if len(parts) == 1 else (parts[0], parts[1])
     for w in (int(x) for x in args.workers.split(",")):
-        print(table(args.synthetic, profile(ds, w, args.clips, args.resize)))
+        print(table(args.synthetic, profile(ds, w, args.clips, resize)))
         print()
 
 
