@@ -1,7 +1,8 @@
 """Indexing: VideoInfo, probing, manifests, the probe cache, and synthetic media."""
 
+from ._building import SkippedFile
 from ._cache import ProbeCache, default_cache_dir
-from ._dataset import VIDEO_EXTENSIONS, SkippedFile, VideoDataset
+from ._dataset import VIDEO_EXTENSIONS, VideoDataset
 from ._ffmpeg_log import enable_ffmpeg_log, ffmpeg_errors, forward_ffmpeg_log
 from ._files import (
     RangeFile,

@@ -6,13 +6,12 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from .._errors import ConfigError, ProbeError
-from .._redact import redact
+from .._errors import ConfigError
 from .._validate import check_choice
+from ._building import SkippedFile, build_videos
 from ._index import (
     CHECK_FILES_CHOICES,
     CheckFiles,
@@ -23,7 +22,7 @@ from ._index import (
 )
 from ._info import VideoInfo
 from ._manifest import known_info, labels_to_ints, read_manifest
-from ._probing import Engine, probe_many, whole_stream
+from ._probing import Engine
 from ._table import IndexRows
 
 log = logging.getLogger("vidloader")
@@ -50,15 +49,6 @@ VIDEO_EXTENSIONS: tuple[str, ...] = (
     ".asf",
     ".ogv",
 )
-
-
-@dataclass(frozen=True)
-class SkippedFile:
-    path: str
-    reason: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"path": self.path, "reason": self.reason}
 
 
 class VideoDataset(Sequence[VideoInfo]):
@@ -341,45 +331,5 @@ class VideoDataset(Sequence[VideoInfo]):
     def _build(
         cls, paths, labels, segments, classes, on_error, root, probe: dict[str, Any], known=None
     ) -> VideoDataset:
-        reuse = probe.pop("reuse_index", None)
-        if reuse is not None and Path(reuse).is_file():
-            try:
-                probe["known"] = _still_valid(reuse, probe.get("video_stream"), probe.get("cache_dir"))
-            except ConfigError as exc:  # another schema version, or not an index: probe everything
-                log.warning("vidloader: not reusing %s: %s", reuse, exc)
-        # Rows whose manifest carried their probed info (a shard manifest) are not probed again.
-        infos: list[Any] = list(known) if known is not None else [None] * len(paths)
-        todo = [i for i, k in enumerate(infos) if k is None]
-        for i, found in zip(todo, probe_many([paths[i] for i in todo], **probe), strict=True):
-            infos[i] = found
-        videos: list[VideoInfo] = []
-        skipped: list[SkippedFile] = []
-        for p, label, (start, end), res in zip(paths, labels, segments, infos, strict=True):
-            try:
-                if not isinstance(res, VideoInfo):
-                    raise res or ConfigError(f"{redact(p)}: neither probed nor known")
-                if res.start is not None or res.end is not None:
-                    videos.append(replace(res, label=label))  # a known segment, as probed and cut
-                else:
-                    videos.append(res.with_segment(label=label, start=start, end=end))
-            except (ProbeError, ConfigError) as exc:
-                if on_error == "raise":
-                    raise
-                reason = exc.reason if isinstance(exc, ProbeError) else str(exc)
-                # A signed URL's signature stays out of logs and skip reports.
-                log.warning("vidloader: skipping %s: %s", redact(p), redact(reason))
-                skipped.append(SkippedFile(redact(p), redact(reason)))
+        videos, skipped = build_videos(paths, labels, segments, on_error, probe, known)
         return cls(videos=videos, classes=classes, skipped=skipped, root=root)
-
-
-def _still_valid(path: str | Path, video_stream: int | None, cache_dir: Any) -> dict[str, VideoInfo]:
-    """absolute path -> whole-stream VideoInfo of the rows of an earlier index whose file is unchanged."""
-    table, _, _ = read_index_table(path, cache_dir=cache_dir)
-    rows = IndexRows(table, base_dir=index_base(path))
-    bad = {i for i, _ in check_rows(rows, "all")}
-    streams = rows.values("video_stream")
-    return {
-        os.path.abspath(rows.path(i)): whole_stream(rows[i])
-        for i in range(len(rows))
-        if i not in bad and streams[i] == video_stream
-    }

@@ -1,0 +1,100 @@
+"""How a dataset is built from its files: probe what no manifest or earlier index already describes, then
+keep each file as a (segment of a) VideoInfo or list it as skipped with the reason."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .._errors import ConfigError, ProbeError
+from .._redact import redact
+from ._index import check_rows, index_base, read_index_table
+from ._info import VideoInfo
+from ._probing import probe_many, whole_stream
+from ._table import IndexRows
+
+log = logging.getLogger("vidloader")
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file left out of a dataset, and why (signed URLs redacted)."""
+
+    path: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        """The record as a JSON-safe dict."""
+        return {"path": self.path, "reason": self.reason}
+
+
+def build_videos(
+    paths: Sequence[str],
+    labels: Sequence[int],
+    segments: Sequence[tuple[float | None, float | None]],
+    on_error: str,
+    probe: dict[str, Any],
+    known: Sequence[Any] | None = None,
+) -> tuple[list[VideoInfo], list[SkippedFile]]:
+    """The usable videos of ``paths`` (labelled, cut to their segments) and the files left out.
+
+    Args:
+        paths: the files.
+        labels: one integer label per file.
+        segments: (start, end) seconds per file, None for the whole file.
+        on_error: "raise" the first ProbeError/ConfigError, or "skip" the file and list it.
+        probe: ``probe_many`` options; ``reuse_index`` names an earlier index whose unchanged rows are kept.
+        known: per file, a VideoInfo a manifest already carried (or the error it raised), or None to probe.
+
+    Returns:
+        The videos and the skipped files.
+
+    Raises:
+        ProbeError, ConfigError: a file cannot be used and ``on_error="raise"``.
+    """
+    reuse = probe.pop("reuse_index", None)
+    if reuse is not None and Path(reuse).is_file():
+        try:
+            probe["known"] = _still_valid(reuse, probe.get("video_stream"), probe.get("cache_dir"))
+        except ConfigError as exc:  # another schema version, or not an index: probe everything
+            log.warning("vidloader: not reusing %s: %s", reuse, exc)
+    # Rows whose manifest carried their probed info (a shard manifest) are not probed again.
+    infos: list[Any] = list(known) if known is not None else [None] * len(paths)
+    todo = [i for i, k in enumerate(infos) if k is None]
+    for i, found in zip(todo, probe_many([paths[i] for i in todo], **probe), strict=True):
+        infos[i] = found
+    videos: list[VideoInfo] = []
+    skipped: list[SkippedFile] = []
+    for p, label, (start, end), res in zip(paths, labels, segments, infos, strict=True):
+        try:
+            if not isinstance(res, VideoInfo):
+                raise res or ConfigError(f"{redact(p)}: neither probed nor known")
+            if res.start is not None or res.end is not None:
+                videos.append(replace(res, label=label))  # a known segment, as probed and cut
+            else:
+                videos.append(res.with_segment(label=label, start=start, end=end))
+        except (ProbeError, ConfigError) as exc:
+            if on_error == "raise":
+                raise
+            reason = exc.reason if isinstance(exc, ProbeError) else str(exc)
+            # A signed URL's signature stays out of logs and skip reports.
+            log.warning("vidloader: skipping %s: %s", redact(p), redact(reason))
+            skipped.append(SkippedFile(redact(p), redact(reason)))
+    return videos, skipped
+
+
+def _still_valid(path: str | Path, video_stream: int | None, cache_dir: Any) -> dict[str, VideoInfo]:
+    """absolute path -> whole-stream VideoInfo of the rows of an earlier index whose file is unchanged."""
+    table, _, _ = read_index_table(path, cache_dir=cache_dir)
+    rows = IndexRows(table, base_dir=index_base(path))
+    bad = {i for i, _ in check_rows(rows, "all")}
+    streams = rows.values("video_stream")
+    return {
+        os.path.abspath(rows.path(i)): whole_stream(rows[i])
+        for i in range(len(rows))
+        if i not in bad and streams[i] == video_stream
+    }
