@@ -17,6 +17,7 @@ from ..sampling import ClipSpec, clip_seed
 from ._audio import AudioBatcher, split_audio
 from ._batch import ClipBatch
 from ._config import LoaderConfig
+from ._host_buffers import HostBuffers
 from ._ragged import mixed_shape_error, ragged_frames
 from ._scheduler import DecodedBatch
 from ._short import frame_mask
@@ -65,6 +66,7 @@ class Assembler:
         backend: the pass's backend (DALI batches are decoded here).
         audio: the loader's audio batcher, or None.
         stats: counters and the on_error policy.
+        host: where host batch buffers come from (recycled once nothing refers to a batch).
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class Assembler:
         backend: Any,
         audio: AudioBatcher | None,
         stats: LoaderStats,
+        host: HostBuffers,
     ) -> None:
         self.config, self.dataset, self.backend, self.audio, self.stats = (
             config,
@@ -83,15 +86,17 @@ class Assembler:
             audio,
             stats,
         )
+        self.host = host
         # A transform takes NTHWC; without one, workers write straight into the output layout.
         self.layout = "NTHWC" if config.transform is not None else config.layout
 
     def buffers(self, clips: list[ClipSpec]) -> tuple[torch.Tensor | None, list[np.ndarray | None]]:
-        """A fresh host batch that thread workers fill in place, already in the output layout (pinned for
+        """A host batch buffer that thread workers fill in place, already in the output layout (pinned for
         CUDA), and each clip's row of it as a [T, H, W, C] view; (None, [None...]) where workers cannot.
 
         Saves a stack, a copy and a layout permute per batch. Not for process workers (separate memory) or
-        DALI (frames are born on the device). Never reused: a batch handed out keeps its memory."""
+        DALI (frames are born on the device). The memory is new or recycled from a batch nothing refers to
+        any more (``HostBuffers``): a batch the caller still holds is never written."""
         cfg = self.config
         none: list[np.ndarray | None] = [None] * len(clips)
         if isinstance(self.backend, DALIBackend) or (cfg.num_workers > 0 and cfg.worker_type == "process"):
@@ -105,7 +110,7 @@ class Assembler:
         (h, w), t = sizes.pop(), cfg.sampling.frames_per_clip
         dims = {"T": t, "H": h, "W": w, "C": 3}
         shape = (len(clips), *(dims[k] for k in self.layout[1:]))
-        buf = torch.empty(shape, dtype=torch.uint8, pin_memory=cfg.device.type == "cuda")
+        buf = self.host.take(shape, pin=cfg.device.type == "cuda")
         order = tuple(d - 1 for d in _TO_NTHWC[self.layout][1:])
         return buf, [buf[i].permute(*order).numpy() for i in range(len(clips))]
 
@@ -178,9 +183,7 @@ class Assembler:
         dali_rows = [r for r, i in enumerate(kept) if i in set(prepared)]
         if dali_video is not None and len(dali_rows) == len(kept):
             return dali_video, kept
-        host = torch.empty(
-            (len(kept), *items[kept[0]].shape), dtype=torch.uint8, pin_memory=device.type == "cuda"
-        )
+        host = self.host.take((len(kept), *items[kept[0]].shape), pin=device.type == "cuda")
         host_np = host.numpy()
         for r, i in enumerate(kept):
             if not isinstance(items[i], PreparedClip):

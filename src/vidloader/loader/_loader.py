@@ -21,6 +21,7 @@ from ._assemble import Assembler
 from ._audio import AudioBatcher, audio_samples
 from ._batch import ClipBatch
 from ._config import ConfigAttributes, LoaderConfig, OnError, WorkerType
+from ._host_buffers import HostBuffers
 from ._pool import DecodePool
 from ._prefetch import Prefetcher
 from ._scheduler import Scheduler, Stopped
@@ -138,6 +139,8 @@ class VideoLoader(ConfigAttributes):
         self._dataset_fp = dataset_fingerprint(dataset.fingerprint_items())
         self._cursor = EpochCursor()
         self._stats = LoaderStats(on_error=cfg.on_error)
+        # Idle batch buffers kept: as many as can be in flight (submitted ahead, queued, the caller's).
+        self._host = HostBuffers(keep=2 * cfg.prefetch + 2)
         self._plan_cache: tuple[tuple[int, tuple], ClipPlan] | None = None
         # Earlier world-size stages of the epoch a loaded state resumes (elastic restart), by epoch.
         self._stages: tuple[int, tuple[tuple[int, int], ...]] = (0, ())
@@ -312,7 +315,12 @@ class VideoLoader(ConfigAttributes):
         cfg = self.config
         backend = self.backend
         assembler = Assembler(
-            config=cfg, dataset=self.dataset, backend=backend, audio=self._audio, stats=self._stats
+            config=cfg,
+            dataset=self.dataset,
+            backend=backend,
+            audio=self._audio,
+            stats=self._stats,
+            host=self._host,
         )
         scheduler = Scheduler(
             pool=self._pool,
@@ -344,6 +352,7 @@ class VideoLoader(ConfigAttributes):
             prefetcher.close()
         self._prefetchers.clear()
         self._pool.close()
+        self._host.clear()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
