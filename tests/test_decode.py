@@ -237,3 +237,54 @@ def test_loader_target_fps_on_vfr(media: MediaLibrary) -> None:
             assert seconds[i] <= t and (i + 1 == len(seconds) or seconds[i + 1] > t)
             assert np.array_equal(batch.video[row, k].numpy(), ref.frames[i])
         assert batch.timestamp[row].tolist() == [float(seconds[i]) for i in indices]
+
+
+_THREADED = """
+import sys, threading
+import numpy as np
+import vidloader as vl
+from vidloader.backends import PyAVBackend
+info = vl.probe_video(sys.argv[1])
+one, many = PyAVBackend(), PyAVBackend(threads=2, skip_nonref=False)
+clips = [list(range(s, s + 8)) for s in range(0, info.num_frames - 8, 5)]
+bad = []
+def work(k):
+    for c in clips[k::2]:
+        if not np.array_equal(many.decode_clip(info, c).frames, one.decode_clip(info, c).frames):
+            bad.append(c)
+ts = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print("clips", len(clips), "bad", bad)
+"""
+
+
+def test_decoder_threads_with_two_workers_neither_hang_nor_change_frames(
+    media: MediaLibrary, tmp_path: Path
+) -> None:
+    # FFmpeg frame threads deadlocked here (PyAV sends packets holding the GIL; the frame threads' log
+    # callback waits for it): a child process, so a regression fails this test instead of hanging the run.
+    import subprocess
+    import sys
+
+    script = tmp_path / "threaded.py"
+    script.write_text(_THREADED)
+    try:
+        out = subprocess.run(
+            [sys.executable, str(script), str(media.path("h264"))],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("two workers decoding with threads=2 did not finish in 120 s (deadlock)")
+    assert out.returncode == 0, out.stderr[-2000:]
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("clips ") and last.endswith("bad []"), last
+    assert int(last.split()[1]) >= 4
+
+
+def test_threads_must_be_a_count() -> None:
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(vl.ConfigError, match=r"threads must be an int >= 0 \(0: one per core\), got"):
+            PyAVBackend(threads=bad)  # type: ignore[arg-type]

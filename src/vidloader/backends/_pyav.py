@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import DecodeError
+from .._errors import ConfigError, DecodeError
 from ..dataset import VideoInfo, enable_ffmpeg_log, forward_ffmpeg_log
 from ._base import MAX_KEYFRAME_RETRIES, DecodedClip, ResizeArg, open_input, output_size
 from ._frame_sink import FrameSink
@@ -62,13 +62,21 @@ class PyAVBackend:
     (at most ``MAX_KEYFRAME_RETRIES`` of them), and failing that raise DecodeError.
 
     Args:
-        threads: FFmpeg decoder threads per clip (the loader's parallelism is its workers).
+        threads: FFmpeg slice threads per decoder, 0 for one per core (the loader's parallelism is its
+            workers). Never frame threads: PyAV sends packets holding the GIL and waits there for its frame
+            threads, which call the Python log callback that catches FFmpeg's decode errors and so wait for
+            the GIL: two workers decoding with frame threads deadlocked within seconds.
         skip_nonref: let FFmpeg drop non-reference frames nobody asked for (exact; see NONREF_SAFE_CODECS).
+
+    Raises:
+        ConfigError: ``threads`` is not an int >= 0.
     """
 
     name = "pyav"
 
     def __init__(self, *, threads: int = 1, skip_nonref: bool = True) -> None:
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+            raise ConfigError(f"threads must be an int >= 0 (0: one per core), got {threads!r}")
         self.threads = threads
         # Non-reference frames before the clip's first frame are never needed by anything: letting FFmpeg
         # drop them (AVDISCARD_NONREF) is exact and saves a large share of the seek-to-clip decode.
@@ -190,7 +198,7 @@ class PyAVBackend:
             stream = container.streams[info.stream_index]
             cc = stream.codec_context
             cc.thread_count = self.threads
-            cc.thread_type = "SLICE" if self.skip_nonref else "AUTO"
+            cc.thread_type = "SLICE"  # frame threads deadlock on the GIL (see the class docstring)
             skip_nonref = self.skip_nonref and info.codec in NONREF_SAFE_CODECS
             target = max(k - 1, 0) if info.path in self._preroll else k
             last_error = ""
