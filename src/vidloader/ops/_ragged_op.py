@@ -9,7 +9,7 @@ after normalisation).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -24,9 +24,15 @@ from ._checks import (
     check_size,
     check_views,
 )
+from ._common import output_shape, run_backend
 from ._ragged import RaggedClips
 from ._reference import ragged_resized_crop_normalize_reference
-from ._resized_crop import backend_for
+
+
+def _load_triton() -> Callable[..., torch.Tensor]:
+    from ._ragged_kernels import ragged_resized_crop_normalize_triton
+
+    return ragged_resized_crop_normalize_triton
 
 
 @torch.library.custom_op(
@@ -48,14 +54,7 @@ def _ragged_op(
     dest: torch.Tensor | None,
 ) -> torch.Tensor:
     args = (data, geometry, frames, boxes, size, flip, mean, std, out_dtype, layout, jitter, views, dest)
-    if backend_for(data.device) == "triton":
-        from ._ragged_kernels import ragged_resized_crop_normalize_triton
-
-        if data.is_cuda:
-            with torch.cuda.device(data.device):
-                return ragged_resized_crop_normalize_triton(*args)
-        return ragged_resized_crop_normalize_triton(*args)
-    return ragged_resized_crop_normalize_reference(*args)
+    return run_backend(data.device, _load_triton, ragged_resized_crop_normalize_reference, args)
 
 
 @_ragged_op.register_fake
@@ -74,9 +73,7 @@ def _(
     views: int,
     dest: torch.Tensor | None,
 ) -> torch.Tensor:
-    n = boxes.shape[0]
-    shape = (n, 3, frames, size[0], size[1]) if layout == "NCTHW" else (n, frames, size[0], size[1], 3)
-    return data.new_empty(shape, dtype=out_dtype)
+    return data.new_empty(output_shape(boxes.shape[0], frames, size[0], size[1], layout), dtype=out_dtype)
 
 
 def _check_rects(name: str, rects: object, rows: int, heights: list[int], widths: list[int]) -> torch.Tensor:

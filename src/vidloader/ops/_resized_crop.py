@@ -9,10 +9,7 @@ pure-torch reference. Validation lives in the wrapper, outside the op, so the op
 
 from __future__ import annotations
 
-import functools
-import os
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -27,31 +24,14 @@ from ._checks import (
     check_video,
     check_views,
 )
+from ._common import output_shape, run_backend
 from ._reference import resized_crop_normalize_reference
 
-Backend = Literal["triton", "reference"]
 
+def _load_triton() -> Callable[..., torch.Tensor]:
+    from ._kernels import resized_crop_normalize_triton
 
-@functools.cache
-def _triton_importable() -> bool:
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def backend_for(device: torch.device) -> Backend:
-    """Which implementation the op body runs for tensors on ``device``.
-
-    Args:
-        device: the tensors' device.
-
-    Returns:
-        "triton" on CUDA or under ``TRITON_INTERPRET=1`` when Triton imports, else "reference" (pure torch).
-    """
-    wants_triton = device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
-    return "triton" if wants_triton and _triton_importable() else "reference"
+    return resized_crop_normalize_triton
 
 
 @torch.library.custom_op(
@@ -69,18 +49,8 @@ def _clip_resized_crop_normalize_op(
     jitter: torch.Tensor | None,
     views: int,
 ) -> torch.Tensor:
-    if backend_for(video.device) == "triton":
-        from ._kernels import resized_crop_normalize_triton
-
-        args = (video, boxes, size, flip, mean, std, out_dtype, layout, jitter, views)
-        if video.is_cuda:
-            # Triton launches on the current device; make that the video's (cuda:1 while cuda:0 is current).
-            with torch.cuda.device(video.device):
-                return resized_crop_normalize_triton(*args)
-        return resized_crop_normalize_triton(*args)
-    return resized_crop_normalize_reference(
-        video, boxes, size, flip, mean, std, out_dtype, layout, jitter, views
-    )
+    args = (video, boxes, size, flip, mean, std, out_dtype, layout, jitter, views)
+    return run_backend(video.device, _load_triton, resized_crop_normalize_reference, args)
 
 
 @_clip_resized_crop_normalize_op.register_fake
@@ -96,8 +66,7 @@ def _(
     jitter: torch.Tensor | None,
     views: int,
 ) -> torch.Tensor:
-    n, t = boxes.shape[0], video.shape[1]
-    shape = (n, 3, t, size[0], size[1]) if layout == "NCTHW" else (n, t, size[0], size[1], 3)
+    shape = output_shape(boxes.shape[0], video.shape[1], size[0], size[1], layout)
     return video.new_empty(shape, dtype=out_dtype)
 
 
