@@ -1,9 +1,9 @@
 """What the uniform and the ragged clip op share outside their kernels and argument checks.
 
-The backend choice and the dispatch of an op body to it (with the CUDA device made current for Triton), the
-output shape the op, its fake and both implementations agree on, and the host side of the Triton launches:
-tile sizes, grid, the normalisation constants and the compile-time flags. Nothing here imports Triton, so
-the package imports without it.
+The validation of the arguments both wrappers take alike, the backend choice and the dispatch of an op body
+to it (with the CUDA device made current for Triton), the output shape the op, its fake and both
+implementations agree on, and the host side of the Triton launches: tile sizes, grid, the normalisation
+constants and the compile-time flags. Nothing here imports Triton, so the package imports without it.
 """
 
 from __future__ import annotations
@@ -11,10 +11,20 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 
+from ._checks import (
+    check_channel_stats,
+    check_flip,
+    check_jitter,
+    check_layout,
+    check_out_dtype,
+    check_size,
+    check_views,
+)
 from ._reference import normalize_affine
 
 Backend = Literal["triton", "reference"]
@@ -23,6 +33,48 @@ Backend = Literal["triton", "reference"]
 BLOCK_H = 8
 BLOCK_W = 64
 NUM_WARPS = 4
+
+
+@dataclass(frozen=True)
+class OpSettings:
+    """The validated arguments both ops take alike (output size, normalisation, dtype, layout, views)."""
+
+    out_h: int
+    out_w: int
+    mean: list[float]
+    std: list[float]
+    out_dtype: torch.dtype
+    layout: str
+    views: int
+
+    def op_args(self, flip: torch.Tensor, jitter: torch.Tensor | None) -> tuple[Any, ...]:
+        """The run of op arguments both schemas share: ``size, flip, mean, std, out_dtype, layout, jitter,
+        views``."""
+        size = [self.out_h, self.out_w]
+        return (size, flip, self.mean, self.std, self.out_dtype, self.layout, jitter, self.views)
+
+
+def check_settings(size: Any, mean: Any, std: Any, out_dtype: Any, layout: Any, views: Any) -> OpSettings:
+    """Check the arguments both op wrappers take alike, in the order the wrappers document them."""
+    views = check_views(views)
+    out_h, out_w = check_size(size)
+    mean_t = check_channel_stats("mean", mean)
+    std_t = check_channel_stats("std", std, nonzero=True)
+    out_dtype = check_out_dtype(out_dtype)
+    layout = check_layout(layout)
+    return OpSettings(out_h, out_w, list(mean_t), list(std_t), out_dtype, layout, views)
+
+
+def check_row_args(
+    flip: Any, jitter: Any, rows: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``flip`` (None means no flips) and ``jitter`` (or None) for ``rows`` output clips, on ``device``."""
+    if flip is None:
+        flip = torch.zeros(rows, dtype=torch.bool, device=device)
+    flip = check_flip(flip, rows)
+    if jitter is not None:
+        jitter = check_jitter(jitter, rows).to(device, non_blocking=True)
+    return flip.to(device, non_blocking=True), jitter
 
 
 @functools.cache

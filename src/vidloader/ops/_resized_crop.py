@@ -15,16 +15,9 @@ import torch
 
 from ._checks import (
     check_boxes,
-    check_channel_stats,
-    check_flip,
-    check_jitter,
-    check_layout,
-    check_out_dtype,
-    check_size,
     check_video,
-    check_views,
 )
-from ._common import output_shape, run_backend
+from ._common import check_row_args, check_settings, output_shape, run_backend
 from ._reference import resized_crop_normalize_reference
 
 
@@ -110,29 +103,11 @@ def clip_resized_crop_normalize(
         ConfigError: for any argument outside the above.
     """
     video_u8 = check_video(video_u8)
-    views = check_views(views)
-    out_h, out_w = check_size(size)
-    mean_t = check_channel_stats("mean", mean)
-    std_t = check_channel_stats("std", std, nonzero=True)
-    out_dtype = check_out_dtype(out_dtype)
-    layout = check_layout(layout)
-    rows = video_u8.shape[0] * views
+    settings = check_settings(size, mean, std, out_dtype, layout, views)
+    rows = video_u8.shape[0] * settings.views
     boxes = check_boxes(boxes, rows, video_u8.shape[2], video_u8.shape[3])
     device = video_u8.device
-    if flip is None:
-        flip = torch.zeros(rows, dtype=torch.bool, device=device)
-    flip = check_flip(flip, rows)
-    if jitter is not None:
-        jitter = check_jitter(jitter, rows).to(device, non_blocking=True)
+    flip, jitter = check_row_args(flip, jitter, rows, device)
     return torch.ops.vidloader.clip_resized_crop_normalize(
-        video_u8.contiguous(),
-        boxes.to(device, non_blocking=True),
-        [out_h, out_w],
-        flip.to(device, non_blocking=True),
-        list(mean_t),
-        list(std_t),
-        out_dtype,
-        layout,
-        jitter,
-        views,
+        video_u8.contiguous(), boxes.to(device, non_blocking=True), *settings.op_args(flip, jitter)
     )
