@@ -25,7 +25,6 @@ from ._checks import (
     check_size,
     check_views,
 )
-from ._reference import normalize_affine
 
 Backend = Literal["triton", "reference"]
 
@@ -33,6 +32,20 @@ Backend = Literal["triton", "reference"]
 BLOCK_H = 8
 BLOCK_W = 64
 NUM_WARPS = 4
+
+
+def normalize_affine(
+    mean: tuple[float, ...] | list[float], std: tuple[float, ...] | list[float], *, unit_input: bool
+) -> tuple[list[float], list[float]]:
+    """``(x - mean) / std`` as ``x * scale + shift`` per channel, computed in float64.
+
+    ``unit_input`` says x is already in [0, 1] (jitter path); otherwise x is in [0, 255] and the 1/255 is
+    folded into ``scale`` so the common path does one multiply-add per element.
+    """
+    div = 1.0 if unit_input else 255.0
+    scale = [1.0 / (div * s) for s in std]
+    shift = [-m / s for m, s in zip(mean, std, strict=True)]
+    return scale, shift
 
 
 @dataclass(frozen=True)
