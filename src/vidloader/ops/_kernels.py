@@ -71,15 +71,15 @@ def _tile(T, out_h, out_w, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
 
 
 @triton.jit
-def _sample_box(frame, box, H, W, rows, cols, mask, out_h_f, out_w_f):
-    """Crop ``box`` (y0, x0, h, w) of the ``H x W`` uint8 RGB ``frame`` resized to ``out_h_f x out_w_f``, at
-    (rows, cols): 3 float32 tiles."""
+def _box_taps(box, H, W, rows, cols, out_h, out_w):
+    """Texel offsets and weights that resize the crop ``box`` (y0, x0, h, w) of an ``H x W`` RGB frame to
+    ``out_h x out_w``, at (rows, cols): row offsets, column offsets, x weights, y weights."""
     y0 = tl.load(box).to(tl.int32)
     x0 = tl.load(box + 1).to(tl.int32)
     bh = tl.load(box + 2).to(tl.int32)
     bw = tl.load(box + 3).to(tl.int32)
-    iy0, iy1, wy0, wy1 = _source_taps(rows, bh, out_h_f)
-    ix0, ix1, wx0, wx1 = _source_taps(cols, bw, out_w_f)
+    iy0, iy1, wy0, wy1 = _source_taps(rows, bh, tl.cast(out_h, tl.float32))
+    ix0, ix1, wx0, wx1 = _source_taps(cols, bw, tl.cast(out_w, tl.float32))
     # Boxes are validated in Python, except under torch.compile: clamping keeps every read inside the frame.
     ry0 = tl.minimum(tl.maximum(y0 + iy0, 0), H - 1)
     ry1 = tl.minimum(tl.maximum(y0 + iy1, 0), H - 1)
@@ -89,10 +89,12 @@ def _sample_box(frame, box, H, W, rows, cols, mask, out_h_f, out_w_f):
     r1 = (ry1 * (W * 3))[:, None]
     c0 = (cx0 * 3)[None, :]
     c1 = (cx1 * 3)[None, :]
-    wy0 = wy0[:, None]
-    wy1 = wy1[:, None]
-    wx0 = wx0[None, :]
-    wx1 = wx1[None, :]
+    return r0, r1, c0, c1, wx0[None, :], wx1[None, :], wy0[:, None], wy1[:, None]
+
+
+@triton.jit
+def _blend_rgb(frame, r0, r1, c0, c1, wx0, wx1, wy0, wy1, mask):
+    """The 3 float32 channel tiles of ``frame`` at the taps of ``_box_taps``."""
     red = _blend(frame, r0, r1, c0, c1, wx0, wx1, wy0, wy1, mask)
     green = _blend(frame + 1, r0, r1, c0, c1, wx0, wx1, wy0, wy1, mask)
     blue = _blend(frame + 2, r0, r1, c0, c1, wx0, wx1, wy0, wy1, mask)
@@ -102,8 +104,9 @@ def _sample_box(frame, box, H, W, rows, cols, mask, out_h_f, out_w_f):
 @triton.jit
 def _resample_rgb(video_ptr, boxes_ptr, n, clip, t, T, H, W, rows, src_cols, mask, out_h_f, out_w_f):
     """The bilinear-resized crop of output row ``n`` at (rows, src_cols) of frame ``t``: 3 float32 tiles."""
+    r0, r1, c0, c1, wx0, wx1, wy0, wy1 = _box_taps(boxes_ptr + n * 4, H, W, rows, src_cols, out_h_f, out_w_f)
     frame = video_ptr + (clip.to(tl.int64) * T + t) * (H * W * 3)
-    return _sample_box(frame, boxes_ptr + n * 4, H, W, rows, src_cols, mask, out_h_f, out_w_f)
+    return _blend_rgb(frame, r0, r1, c0, c1, wx0, wx1, wy0, wy1, mask)
 
 
 @triton.jit
@@ -280,8 +283,7 @@ def resized_crop_normalize_triton(
     if out.numel() == 0:
         return out
     grid = tile_grid(n_out, t_len, out_h, out_w)
-    # Unused by the JITTER=False specialisation; any tensor satisfies the signature.
-    jitter_arg, mean_arg = boxes, boxes
+    jitter_arg, mean_arg = boxes, boxes  # unused by the JITTER=False specialisation: any tensor will do
     if jitter is not None:
         jitter_arg = jitter.to(device=dev).contiguous()
         partial = tile_partials(grid, dev)

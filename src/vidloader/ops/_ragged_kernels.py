@@ -24,10 +24,11 @@ from ._common import (
     tiling,
 )
 from ._kernels import (
+    _blend_rgb,
+    _box_taps,
     _brightness,
     _color_jitter,
     _gray,
-    _sample_box,
     _store_rgb,
     _store_tile_sum,
     _tile,
@@ -52,10 +53,9 @@ def _ragged_rgb(data_ptr, geo_ptr, boxes_ptr, dest_ptr, n, t, T, views, rows, co
     inside = mask & ((r >= 0) & (r < dh))[:, None] & ((c >= 0) & (c < dw))[None, :]
     r = tl.minimum(tl.maximum(r, 0), dh - 1)
     c = tl.minimum(tl.maximum(c, 0), dw - 1)
+    r0, r1, c0, c1, wx0, wx1, wy0, wy1 = _box_taps(boxes_ptr + n * 4, H, W, r, c, dh, dw)
     frame = data_ptr + off + t.to(tl.int64) * (H * W * 3)
-    red, green, blue = _sample_box(
-        frame, boxes_ptr + n * 4, H, W, r, c, inside, dh.to(tl.float32), dw.to(tl.float32)
-    )
+    red, green, blue = _blend_rgb(frame, r0, r1, c0, c1, wx0, wx1, wy0, wy1, inside)
     return red, green, blue, inside
 
 
