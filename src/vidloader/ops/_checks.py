@@ -162,18 +162,42 @@ def check_boxes(boxes: Any, rows: int, height: int, width: int) -> torch.Tensor:
         raise ConfigError(
             f"boxes has {boxes.shape[0]} rows but the batch needs {rows} (one per clip and view)"
         )
-    if _compiling() or rows == 0:
-        return boxes
-    y0, x0, h, w = boxes.cpu().unbind(1)
-    bad = (h < 1) | (w < 1) | (y0 < 0) | (x0 < 0) | (y0 + h > height) | (x0 + w > width)
+    return _check_inside("boxes", boxes, height, width, "frame")
+
+
+def check_rects(name: str, rects: Any, rows: int, heights: list[int], widths: list[int]) -> torch.Tensor:
+    """int64 ``[rows, 4]`` of ``(y0, x0, h, w)``, row ``n`` inside a ``heights[n] x widths[n]`` area."""
+    if not isinstance(rects, torch.Tensor) or rects.dtype != torch.int64:
+        raise ConfigError(
+            f"{name} must be an int64 torch.Tensor [N, 4] of (y0, x0, h, w), got "
+            f"{getattr(rects, 'dtype', type(rects).__name__)}"
+        )
+    if rects.dim() != 2 or rects.shape[1] != 4 or rects.shape[0] != rows:
+        raise ConfigError(f"{name} has shape {tuple(rects.shape)}; need [{rows}, 4] (one per clip and view)")
+    return _check_inside(name, rects, heights, widths, "area")
+
+
+def _check_inside(
+    name: str, rects: torch.Tensor, heights: int | list[int], widths: int | list[int], area: str
+) -> torch.Tensor:
+    """Every ``[N, 4]`` row ``(y0, x0, h, w)`` non-empty and inside its ``height x width`` ``area`` (one
+    size for all rows, or one per row); read on the host, skipped under torch.compile."""
+    if _compiling() or rects.shape[0] == 0:
+        return rects
+    y0, x0, h, w = rects.cpu().unbind(1)
+    hmax = heights if isinstance(heights, int) else torch.tensor(heights)
+    wmax = widths if isinstance(widths, int) else torch.tensor(widths)
+    bad = (h < 1) | (w < 1) | (y0 < 0) | (x0 < 0) | (y0 + h > hmax) | (x0 + w > wmax)
     if bool(bad.any()):
         i = int(bad.nonzero()[0, 0])
-        box = tuple(int(v) for v in boxes[i].tolist())
+        r = tuple(int(v) for v in rects[i].tolist())
+        height = heights if isinstance(heights, int) else heights[i]
+        width = widths if isinstance(widths, int) else widths[i]
         raise ConfigError(
-            f"boxes[{i}]=(y0={box[0]}, x0={box[1]}, h={box[2]}, w={box[3]}) is not allowed for a {height}x{width} "
-            f"frame; need h >= 1, w >= 1, 0 <= y0, y0 + h <= {height}, 0 <= x0, x0 + w <= {width}"
+            f"{name}[{i}]=(y0={r[0]}, x0={r[1]}, h={r[2]}, w={r[3]}) is not allowed for a {height}x{width} "
+            f"{area}; need h >= 1, w >= 1, 0 <= y0, y0 + h <= {height}, 0 <= x0, x0 + w <= {width}"
         )
-    return boxes
+    return rects
 
 
 def check_flip(flip: Any, rows: int) -> torch.Tensor:

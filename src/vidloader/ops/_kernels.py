@@ -17,11 +17,16 @@ import torch
 import triton
 import triton.language as tl
 
-from ._reference import normalize_affine
-
-_BLOCK_H = 8
-_BLOCK_W = 64
-_NUM_WARPS = 4
+from ._common import (
+    affine_args,
+    device_bytes,
+    kernel_flags,
+    out_arg,
+    output_shape,
+    tile_grid,
+    tile_partials,
+    tiling,
+)
 
 
 @triton.jit
@@ -54,15 +59,27 @@ def _blend(frame, r0, r1, c0, c1, wx0, wx1, wy0, wy1, mask):
 
 
 @triton.jit
-def _resample_rgb(video_ptr, boxes_ptr, n, clip, t, T, H, W, rows, src_cols, mask, out_h_f, out_w_f):
-    """The bilinear-resized crop of output row ``n`` at (rows, src_cols) of frame ``t``: 3 float32 tiles."""
-    box = boxes_ptr + n * 4
+def _tile(T, out_h, out_w, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+    """This program's output row ``n``, frame ``t`` and tile (rows, cols and its in-bounds mask)."""
+    pid = tl.program_id(0)
+    n = pid // T
+    t = pid % T
+    rows = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
+    cols = tl.program_id(2) * BLOCK_W + tl.arange(0, BLOCK_W)
+    mask = (rows < out_h)[:, None] & (cols < out_w)[None, :]
+    return pid, n, t, rows, cols, mask
+
+
+@triton.jit
+def _box_taps(box, H, W, rows, cols, out_h, out_w):
+    """Texel offsets and weights that resize the crop ``box`` (y0, x0, h, w) of an ``H x W`` RGB frame to
+    ``out_h x out_w``, at (rows, cols): row offsets, column offsets, x weights, y weights."""
     y0 = tl.load(box).to(tl.int32)
     x0 = tl.load(box + 1).to(tl.int32)
     bh = tl.load(box + 2).to(tl.int32)
     bw = tl.load(box + 3).to(tl.int32)
-    iy0, iy1, wy0, wy1 = _source_taps(rows, bh, out_h_f)
-    ix0, ix1, wx0, wx1 = _source_taps(src_cols, bw, out_w_f)
+    iy0, iy1, wy0, wy1 = _source_taps(rows, bh, tl.cast(out_h, tl.float32))
+    ix0, ix1, wx0, wx1 = _source_taps(cols, bw, tl.cast(out_w, tl.float32))
     # Boxes are validated in Python, except under torch.compile: clamping keeps every read inside the frame.
     ry0 = tl.minimum(tl.maximum(y0 + iy0, 0), H - 1)
     ry1 = tl.minimum(tl.maximum(y0 + iy1, 0), H - 1)
@@ -72,15 +89,24 @@ def _resample_rgb(video_ptr, boxes_ptr, n, clip, t, T, H, W, rows, src_cols, mas
     r1 = (ry1 * (W * 3))[:, None]
     c0 = (cx0 * 3)[None, :]
     c1 = (cx1 * 3)[None, :]
-    wy0 = wy0[:, None]
-    wy1 = wy1[:, None]
-    wx0 = wx0[None, :]
-    wx1 = wx1[None, :]
-    frame = video_ptr + (clip.to(tl.int64) * T + t) * (H * W * 3)
+    return r0, r1, c0, c1, wx0[None, :], wx1[None, :], wy0[:, None], wy1[:, None]
+
+
+@triton.jit
+def _blend_rgb(frame, r0, r1, c0, c1, wx0, wx1, wy0, wy1, mask):
+    """The 3 float32 channel tiles of ``frame`` at the taps of ``_box_taps``."""
     red = _blend(frame, r0, r1, c0, c1, wx0, wx1, wy0, wy1, mask)
     green = _blend(frame + 1, r0, r1, c0, c1, wx0, wx1, wy0, wy1, mask)
     blue = _blend(frame + 2, r0, r1, c0, c1, wx0, wx1, wy0, wy1, mask)
     return red, green, blue
+
+
+@triton.jit
+def _resample_rgb(video_ptr, boxes_ptr, n, clip, t, T, H, W, rows, src_cols, mask, out_h_f, out_w_f):
+    """The bilinear-resized crop of output row ``n`` at (rows, src_cols) of frame ``t``: 3 float32 tiles."""
+    r0, r1, c0, c1, wx0, wx1, wy0, wy1 = _box_taps(boxes_ptr + n * 4, H, W, rows, src_cols, out_h_f, out_w_f)
+    frame = video_ptr + (clip.to(tl.int64) * T + t) * (H * W * 3)
+    return _blend_rgb(frame, r0, r1, c0, c1, wx0, wx1, wy0, wy1, mask)
 
 
 @triton.jit
@@ -115,6 +141,57 @@ def _bf16_bits(x):
 
 
 @triton.jit
+def _color_jitter(red, green, blue, jitter_ptr, gray_mean_ptr, n):
+    """Brightness, contrast (against the clip's mean grey) and saturation of output row ``n``, on [0, 1]."""
+    red, green, blue = _brightness(red, green, blue, tl.load(jitter_ptr + n * 3))
+    contrast = tl.load(jitter_ptr + n * 3 + 1)
+    saturation = tl.load(jitter_ptr + n * 3 + 2)
+    mean_gray = tl.load(gray_mean_ptr + n)
+    red = _blend_clamp(red, mean_gray, contrast)
+    green = _blend_clamp(green, mean_gray, contrast)
+    blue = _blend_clamp(blue, mean_gray, contrast)
+    gray = _gray(red, green, blue)
+    red = _blend_clamp(red, gray, saturation)
+    green = _blend_clamp(green, gray, saturation)
+    blue = _blend_clamp(blue, gray, saturation)
+    return red, green, blue
+
+
+@triton.jit
+def _store_tile_sum(partial_ptr, pid, values):
+    """One float per program and tile, in a fixed order the host reduces deterministically (no atomics)."""
+    tiles = tl.num_programs(1) * tl.num_programs(2)
+    tile = tl.program_id(1) * tl.num_programs(2) + tl.program_id(2)
+    tl.store(partial_ptr + pid.to(tl.int64) * tiles + tile, tl.sum(values))
+
+
+@triton.jit
+def _store_rgb(
+    out_ptr, red, green, blue, pid, n, t, T, rows, cols, mask, out_h, out_w,
+    NCTHW: tl.constexpr, BF16_BITS: tl.constexpr,
+):  # fmt: skip
+    """Store the 3 normalised tiles of output row ``n``, frame ``t`` in the output's dtype and layout."""
+    if BF16_BITS:
+        red = _bf16_bits(red)
+        green = _bf16_bits(green)
+        blue = _bf16_bits(blue)
+    dtype = out_ptr.dtype.element_ty
+    if NCTHW:
+        plane = out_h * out_w
+        pix = rows[:, None] * out_w + cols[None, :]
+        n64 = n.to(tl.int64)
+        tl.store(out_ptr + ((n64 * 3 + 0) * T + t) * plane + pix, red.to(dtype), mask=mask)
+        tl.store(out_ptr + ((n64 * 3 + 1) * T + t) * plane + pix, green.to(dtype), mask=mask)
+        tl.store(out_ptr + ((n64 * 3 + 2) * T + t) * plane + pix, blue.to(dtype), mask=mask)
+    else:
+        pix = (rows[:, None] * out_w + cols[None, :]) * 3
+        base = out_ptr + pid.to(tl.int64) * (out_h * out_w * 3)
+        tl.store(base + pix, red.to(dtype), mask=mask)
+        tl.store(base + pix + 1, green.to(dtype), mask=mask)
+        tl.store(base + pix + 2, blue.to(dtype), mask=mask)
+
+
+@triton.jit
 def _gray_sum_kernel(
     video_ptr,
     boxes_ptr,
@@ -132,20 +209,12 @@ def _gray_sum_kernel(
     BLOCK_W: tl.constexpr,
 ):
     """Pre-pass for contrast: per tile, the sum of grey levels after brightness (flip cannot change it)."""
-    pid = tl.program_id(0)
-    n = pid // T
-    t = pid % T
-    rows = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
-    cols = tl.program_id(2) * BLOCK_W + tl.arange(0, BLOCK_W)
-    mask = (rows < out_h)[:, None] & (cols < out_w)[None, :]
+    pid, n, t, rows, cols, mask = _tile(T, out_h, out_w, BLOCK_H, BLOCK_W)
     red, green, blue = _resample_rgb(
         video_ptr, boxes_ptr, n, n // views, t, T, H, W, rows, cols, mask, out_h_f, out_w_f
     )
     red, green, blue = _brightness(red, green, blue, tl.load(jitter_ptr + n * 3))
-    gray = tl.where(mask, _gray(red, green, blue), 0.0)
-    tiles = tl.num_programs(1) * tl.num_programs(2)
-    tile = tl.program_id(1) * tl.num_programs(2) + tl.program_id(2)
-    tl.store(partial_ptr + pid.to(tl.int64) * tiles + tile, tl.sum(gray))
+    _store_tile_sum(partial_ptr, pid, tl.where(mask, _gray(red, green, blue), 0.0))
 
 
 @triton.jit
@@ -176,12 +245,7 @@ def _resized_crop_kernel(
     BLOCK_H: tl.constexpr,
     BLOCK_W: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    n = pid // T
-    t = pid % T
-    rows = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
-    cols = tl.program_id(2) * BLOCK_W + tl.arange(0, BLOCK_W)
-    mask = (rows < out_h)[:, None] & (cols < out_w)[None, :]
+    pid, n, t, rows, cols, mask = _tile(T, out_h, out_w, BLOCK_H, BLOCK_W)
     # A flipped output column j shows what unflipped column out_w - 1 - j would: flip after resize, exactly.
     flip = tl.load(flip_ptr + n)
     src_cols = tl.where(flip != 0, out_w - 1 - cols, cols)
@@ -189,38 +253,11 @@ def _resized_crop_kernel(
         video_ptr, boxes_ptr, n, n // views, t, T, H, W, rows, src_cols, mask, out_h_f, out_w_f
     )
     if JITTER:
-        red, green, blue = _brightness(red, green, blue, tl.load(jitter_ptr + n * 3))
-        contrast = tl.load(jitter_ptr + n * 3 + 1)
-        saturation = tl.load(jitter_ptr + n * 3 + 2)
-        mean_gray = tl.load(gray_mean_ptr + n)
-        red = _blend_clamp(red, mean_gray, contrast)
-        green = _blend_clamp(green, mean_gray, contrast)
-        blue = _blend_clamp(blue, mean_gray, contrast)
-        gray = _gray(red, green, blue)
-        red = _blend_clamp(red, gray, saturation)
-        green = _blend_clamp(green, gray, saturation)
-        blue = _blend_clamp(blue, gray, saturation)
+        red, green, blue = _color_jitter(red, green, blue, jitter_ptr, gray_mean_ptr, n)
     red = red * scale0 + shift0
     green = green * scale1 + shift1
     blue = blue * scale2 + shift2
-    if BF16_BITS:
-        red = _bf16_bits(red)
-        green = _bf16_bits(green)
-        blue = _bf16_bits(blue)
-    dtype = out_ptr.dtype.element_ty
-    if NCTHW:
-        plane = out_h * out_w
-        pix = rows[:, None] * out_w + cols[None, :]
-        n64 = n.to(tl.int64)
-        tl.store(out_ptr + ((n64 * 3 + 0) * T + t) * plane + pix, red.to(dtype), mask=mask)
-        tl.store(out_ptr + ((n64 * 3 + 1) * T + t) * plane + pix, green.to(dtype), mask=mask)
-        tl.store(out_ptr + ((n64 * 3 + 2) * T + t) * plane + pix, blue.to(dtype), mask=mask)
-    else:
-        pix = (rows[:, None] * out_w + cols[None, :]) * 3
-        base = out_ptr + pid.to(tl.int64) * (out_h * out_w * 3)
-        tl.store(base + pix, red.to(dtype), mask=mask)
-        tl.store(base + pix + 1, green.to(dtype), mask=mask)
-        tl.store(base + pix + 2, blue.to(dtype), mask=mask)
+    _store_rgb(out_ptr, red, green, blue, pid, n, t, T, rows, cols, mask, out_h, out_w, NCTHW, BF16_BITS)
 
 
 def resized_crop_normalize_triton(
@@ -237,71 +274,26 @@ def resized_crop_normalize_triton(
 ) -> torch.Tensor:
     """Launch the kernels (on the current CUDA stream); same contract as the reference."""
     video = video.contiguous()
-    boxes = boxes.to(device=video.device).contiguous()
-    # Triton has no bool pointer type worth relying on; the same bytes as uint8 are unambiguous.
-    flip_u8 = flip.to(device=video.device).contiguous().view(torch.uint8)
+    dev = video.device
+    boxes = boxes.to(device=dev).contiguous()
     n_out = boxes.shape[0]
     t_len, height, width = video.shape[1], video.shape[2], video.shape[3]
     out_h, out_w = int(size[0]), int(size[1])
-    shape = (n_out, 3, t_len, out_h, out_w) if layout == "NCTHW" else (n_out, t_len, out_h, out_w, 3)
-    out = torch.empty(shape, dtype=out_dtype, device=video.device)
+    out = torch.empty(output_shape(n_out, t_len, out_h, out_w, layout), dtype=out_dtype, device=dev)
     if out.numel() == 0:
         return out
-    grid = (n_out * t_len, triton.cdiv(out_h, _BLOCK_H), triton.cdiv(out_w, _BLOCK_W))
-    scale, shift = normalize_affine(mean, std, unit_input=jitter is not None)
+    grid = tile_grid(n_out, t_len, out_h, out_w)
+    jitter_arg, mean_arg = boxes, boxes  # unused by the JITTER=False specialisation: any tensor will do
     if jitter is not None:
-        jitter = jitter.to(device=video.device).contiguous()
-        partial = torch.empty((n_out * t_len, grid[1] * grid[2]), dtype=torch.float32, device=video.device)
-        _gray_sum_kernel[grid](
-            video,
-            boxes,
-            jitter,
-            partial,
-            t_len,
-            height,
-            width,
-            views,
-            out_h,
-            out_w,
-            float(out_h),
-            float(out_w),
-            BLOCK_H=_BLOCK_H,
-            BLOCK_W=_BLOCK_W,
-            num_warps=_NUM_WARPS,
-        )
+        jitter_arg = jitter.to(device=dev).contiguous()
+        partial = tile_partials(grid, dev)
+        frame_args = (t_len, height, width, views, out_h, out_w, float(out_h), float(out_w))
+        _gray_sum_kernel[grid](video, boxes, jitter_arg, partial, *frame_args, **tiling())
         # A fixed-order reduction of the partial sums keeps the result deterministic (no atomics).
-        gray_mean = partial.view(n_out, -1).sum(1).div_(t_len * out_h * out_w)
-        jitter_arg, mean_arg = jitter, gray_mean
-    else:
-        # Unused by the JITTER=False specialisation; any tensor satisfies the signature.
-        jitter_arg, mean_arg = boxes, boxes
-    bf16_bits = out_dtype == torch.bfloat16
+        mean_arg = partial.view(n_out, -1).sum(1).div_(t_len * out_h * out_w)
     _resized_crop_kernel[grid](
-        video,
-        boxes,
-        flip_u8,
-        jitter_arg,
-        mean_arg,
-        out.view(torch.int16) if bf16_bits else out,
-        t_len,
-        height,
-        width,
-        views,
-        out_h,
-        out_w,
-        float(out_h),
-        float(out_w),
-        scale[0],
-        scale[1],
-        scale[2],
-        shift[0],
-        shift[1],
-        shift[2],
-        NCTHW=layout == "NCTHW",
-        JITTER=jitter is not None,
-        BF16_BITS=bf16_bits,
-        BLOCK_H=_BLOCK_H,
-        BLOCK_W=_BLOCK_W,
-        num_warps=_NUM_WARPS,
-    )
+        video, boxes, device_bytes(flip, dev), jitter_arg, mean_arg, out_arg(out),
+        t_len, height, width, views, out_h, out_w, float(out_h), float(out_w),
+        *affine_args(mean, std, jitter), **kernel_flags(layout, jitter, out_dtype),
+    )  # fmt: skip
     return out

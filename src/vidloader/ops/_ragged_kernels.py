@@ -13,18 +13,26 @@ import torch
 import triton
 import triton.language as tl
 
-from ._kernels import (
-    _BLOCK_H,
-    _BLOCK_W,
-    _NUM_WARPS,
-    _bf16_bits,
-    _blend,
-    _blend_clamp,
-    _brightness,
-    _gray,
-    _source_taps,
+from ._common import (
+    affine_args,
+    device_bytes,
+    kernel_flags,
+    out_arg,
+    output_shape,
+    tile_grid,
+    tile_partials,
+    tiling,
 )
-from ._reference import normalize_affine
+from ._kernels import (
+    _blend_rgb,
+    _box_taps,
+    _brightness,
+    _color_jitter,
+    _gray,
+    _store_rgb,
+    _store_tile_sum,
+    _tile,
+)
 
 
 @triton.jit
@@ -45,26 +53,9 @@ def _ragged_rgb(data_ptr, geo_ptr, boxes_ptr, dest_ptr, n, t, T, views, rows, co
     inside = mask & ((r >= 0) & (r < dh))[:, None] & ((c >= 0) & (c < dw))[None, :]
     r = tl.minimum(tl.maximum(r, 0), dh - 1)
     c = tl.minimum(tl.maximum(c, 0), dw - 1)
-    box = boxes_ptr + n * 4
-    y0 = tl.load(box).to(tl.int32)
-    x0 = tl.load(box + 1).to(tl.int32)
-    bh = tl.load(box + 2).to(tl.int32)
-    bw = tl.load(box + 3).to(tl.int32)
-    iy0, iy1, wy0, wy1 = _source_taps(r, bh, dh.to(tl.float32))
-    ix0, ix1, wx0, wx1 = _source_taps(c, bw, dw.to(tl.float32))
-    # Boxes are validated in Python, except under torch.compile: clamping keeps every read inside the clip.
-    ry0 = tl.minimum(tl.maximum(y0 + iy0, 0), H - 1)
-    ry1 = tl.minimum(tl.maximum(y0 + iy1, 0), H - 1)
-    cx0 = tl.minimum(tl.maximum(x0 + ix0, 0), W - 1)
-    cx1 = tl.minimum(tl.maximum(x0 + ix1, 0), W - 1)
-    r0 = (ry0 * (W * 3))[:, None]
-    r1 = (ry1 * (W * 3))[:, None]
-    c0 = (cx0 * 3)[None, :]
-    c1 = (cx1 * 3)[None, :]
+    r0, r1, c0, c1, wx0, wx1, wy0, wy1 = _box_taps(boxes_ptr + n * 4, H, W, r, c, dh, dw)
     frame = data_ptr + off + t.to(tl.int64) * (H * W * 3)
-    red = _blend(frame, r0, r1, c0, c1, wx0[None, :], wx1[None, :], wy0[:, None], wy1[:, None], inside)
-    green = _blend(frame + 1, r0, r1, c0, c1, wx0[None, :], wx1[None, :], wy0[:, None], wy1[:, None], inside)
-    blue = _blend(frame + 2, r0, r1, c0, c1, wx0[None, :], wx1[None, :], wy0[:, None], wy1[:, None], inside)
+    red, green, blue = _blend_rgb(frame, r0, r1, c0, c1, wx0, wx1, wy0, wy1, inside)
     return red, green, blue, inside
 
 
@@ -84,20 +75,12 @@ def _ragged_gray_sum_kernel(
     BLOCK_W: tl.constexpr,
 ):
     """Pre-pass for contrast: per tile, the sum of grey levels (after brightness) inside the picture."""
-    pid = tl.program_id(0)
-    n = pid // T
-    t = pid % T
-    rows = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
-    cols = tl.program_id(2) * BLOCK_W + tl.arange(0, BLOCK_W)
-    mask = (rows < out_h)[:, None] & (cols < out_w)[None, :]
+    pid, n, t, rows, cols, mask = _tile(T, out_h, out_w, BLOCK_H, BLOCK_W)
     red, green, blue, inside = _ragged_rgb(
         data_ptr, geo_ptr, boxes_ptr, dest_ptr, n, t, T, views, rows, cols, mask, 0, out_w
     )
     red, green, blue = _brightness(red, green, blue, tl.load(jitter_ptr + n * 3))
-    gray = tl.where(inside, _gray(red, green, blue), 0.0)
-    tiles = tl.num_programs(1) * tl.num_programs(2)
-    tile = tl.program_id(1) * tl.num_programs(2) + tl.program_id(2)
-    tl.store(partial_ptr + pid.to(tl.int64) * tiles + tile, tl.sum(gray))
+    _store_tile_sum(partial_ptr, pid, tl.where(inside, _gray(red, green, blue), 0.0))
 
 
 @triton.jit
@@ -126,49 +109,17 @@ def _ragged_kernel(
     BLOCK_H: tl.constexpr,
     BLOCK_W: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    n = pid // T
-    t = pid % T
-    rows = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
-    cols = tl.program_id(2) * BLOCK_W + tl.arange(0, BLOCK_W)
-    mask = (rows < out_h)[:, None] & (cols < out_w)[None, :]
+    pid, n, t, rows, cols, mask = _tile(T, out_h, out_w, BLOCK_H, BLOCK_W)
     flip = tl.load(flip_ptr + n)
     red, green, blue, inside = _ragged_rgb(
         data_ptr, geo_ptr, boxes_ptr, dest_ptr, n, t, T, views, rows, cols, mask, flip, out_w
     )
     if JITTER:
-        red, green, blue = _brightness(red, green, blue, tl.load(jitter_ptr + n * 3))
-        contrast = tl.load(jitter_ptr + n * 3 + 1)
-        saturation = tl.load(jitter_ptr + n * 3 + 2)
-        mean_gray = tl.load(gray_mean_ptr + n)
-        red = _blend_clamp(red, mean_gray, contrast)
-        green = _blend_clamp(green, mean_gray, contrast)
-        blue = _blend_clamp(blue, mean_gray, contrast)
-        gray = _gray(red, green, blue)
-        red = _blend_clamp(red, gray, saturation)
-        green = _blend_clamp(green, gray, saturation)
-        blue = _blend_clamp(blue, gray, saturation)
+        red, green, blue = _color_jitter(red, green, blue, jitter_ptr, gray_mean_ptr, n)
     red = tl.where(inside, red * scale0 + shift0, 0.0)
     green = tl.where(inside, green * scale1 + shift1, 0.0)
     blue = tl.where(inside, blue * scale2 + shift2, 0.0)
-    if BF16_BITS:
-        red = _bf16_bits(red)
-        green = _bf16_bits(green)
-        blue = _bf16_bits(blue)
-    dtype = out_ptr.dtype.element_ty
-    if NCTHW:
-        plane = out_h * out_w
-        pix = rows[:, None] * out_w + cols[None, :]
-        n64 = n.to(tl.int64)
-        tl.store(out_ptr + ((n64 * 3 + 0) * T + t) * plane + pix, red.to(dtype), mask=mask)
-        tl.store(out_ptr + ((n64 * 3 + 1) * T + t) * plane + pix, green.to(dtype), mask=mask)
-        tl.store(out_ptr + ((n64 * 3 + 2) * T + t) * plane + pix, blue.to(dtype), mask=mask)
-    else:
-        pix = (rows[:, None] * out_w + cols[None, :]) * 3
-        base = out_ptr + pid.to(tl.int64) * (out_h * out_w * 3)
-        tl.store(base + pix, red.to(dtype), mask=mask)
-        tl.store(base + pix + 1, green.to(dtype), mask=mask)
-        tl.store(base + pix + 2, blue.to(dtype), mask=mask)
+    _store_rgb(out_ptr, red, green, blue, pid, n, t, T, rows, cols, mask, out_h, out_w, NCTHW, BF16_BITS)
 
 
 def ragged_resized_crop_normalize_triton(
@@ -188,64 +139,27 @@ def ragged_resized_crop_normalize_triton(
 ) -> torch.Tensor:
     """Launch the ragged kernels (on the current CUDA stream); same contract as the reference."""
     dev = data.device
-    geometry = geometry.to(device=dev).contiguous()
     boxes = boxes.to(device=dev).contiguous()
     n_out = boxes.shape[0]
     out_h, out_w = int(size[0]), int(size[1])
     if dest is None:
         dest = torch.tensor([[0, 0, out_h, out_w]], dtype=torch.int64, device=dev).expand(n_out, 4)
     dest = dest.to(device=dev).contiguous()
-    flip_u8 = flip.to(device=dev).contiguous().view(torch.uint8)
-    shape = (n_out, 3, frames, out_h, out_w) if layout == "NCTHW" else (n_out, frames, out_h, out_w, 3)
-    out = torch.empty(shape, dtype=out_dtype, device=dev)
+    out = torch.empty(output_shape(n_out, frames, out_h, out_w, layout), dtype=out_dtype, device=dev)
     if out.numel() == 0:
         return out
-    grid = (n_out * frames, triton.cdiv(out_h, _BLOCK_H), triton.cdiv(out_w, _BLOCK_W))
-    scale, shift = normalize_affine(mean, std, unit_input=jitter is not None)
-    common = (data, geometry, boxes, dest)
+    grid = tile_grid(n_out, frames, out_h, out_w)
+    common = (data, geometry.to(device=dev).contiguous(), boxes, dest)
+    jitter_arg, mean_arg = boxes, boxes  # unused by the JITTER=False specialisation
     if jitter is not None:
-        jitter = jitter.to(device=dev).contiguous()
-        partial = torch.empty((n_out * frames, grid[1] * grid[2]), dtype=torch.float32, device=dev)
-        _ragged_gray_sum_kernel[grid](
-            *common,
-            jitter,
-            partial,
-            frames,
-            views,
-            out_h,
-            out_w,
-            BLOCK_H=_BLOCK_H,
-            BLOCK_W=_BLOCK_W,
-            num_warps=_NUM_WARPS,
-        )
+        jitter_arg = jitter.to(device=dev).contiguous()
+        partial = tile_partials(grid, dev)
+        _ragged_gray_sum_kernel[grid](*common, jitter_arg, partial, frames, views, out_h, out_w, **tiling())
         # Mean over the picture only (not the letterbox bars), in a fixed order: deterministic, no atomics.
         area = (dest[:, 2] * dest[:, 3]).to(torch.float32) * frames
-        gray_mean = partial.view(n_out, -1).sum(1).div_(area)
-        jitter_arg, mean_arg = jitter, gray_mean
-    else:
-        jitter_arg, mean_arg = boxes, boxes  # unused by the JITTER=False specialisation
-    bf16_bits = out_dtype == torch.bfloat16
+        mean_arg = partial.view(n_out, -1).sum(1).div_(area)
     _ragged_kernel[grid](
-        *common,
-        flip_u8,
-        jitter_arg,
-        mean_arg,
-        out.view(torch.int16) if bf16_bits else out,
-        frames,
-        views,
-        out_h,
-        out_w,
-        scale[0],
-        scale[1],
-        scale[2],
-        shift[0],
-        shift[1],
-        shift[2],
-        NCTHW=layout == "NCTHW",
-        JITTER=jitter is not None,
-        BF16_BITS=bf16_bits,
-        BLOCK_H=_BLOCK_H,
-        BLOCK_W=_BLOCK_W,
-        num_warps=_NUM_WARPS,
-    )
+        *common, device_bytes(flip, dev), jitter_arg, mean_arg, out_arg(out), frames, views, out_h, out_w,
+        *affine_args(mean, std, jitter), **kernel_flags(layout, jitter, out_dtype),
+    )  # fmt: skip
     return out

@@ -9,24 +9,21 @@ after normalisation).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from .._errors import ConfigError
-from ._checks import (
-    _compiling,
-    check_channel_stats,
-    check_flip,
-    check_jitter,
-    check_layout,
-    check_out_dtype,
-    check_size,
-    check_views,
-)
+from ._checks import check_rects
+from ._common import check_row_args, check_settings, output_shape, run_backend
 from ._ragged import RaggedClips
 from ._reference import ragged_resized_crop_normalize_reference
-from ._resized_crop import backend_for
+
+
+def _load_triton() -> Callable[..., torch.Tensor]:
+    from ._ragged_kernels import ragged_resized_crop_normalize_triton
+
+    return ragged_resized_crop_normalize_triton
 
 
 @torch.library.custom_op(
@@ -48,14 +45,7 @@ def _ragged_op(
     dest: torch.Tensor | None,
 ) -> torch.Tensor:
     args = (data, geometry, frames, boxes, size, flip, mean, std, out_dtype, layout, jitter, views, dest)
-    if backend_for(data.device) == "triton":
-        from ._ragged_kernels import ragged_resized_crop_normalize_triton
-
-        if data.is_cuda:
-            with torch.cuda.device(data.device):
-                return ragged_resized_crop_normalize_triton(*args)
-        return ragged_resized_crop_normalize_triton(*args)
-    return ragged_resized_crop_normalize_reference(*args)
+    return run_backend(data.device, _load_triton, ragged_resized_crop_normalize_reference, args)
 
 
 @_ragged_op.register_fake
@@ -74,33 +64,7 @@ def _(
     views: int,
     dest: torch.Tensor | None,
 ) -> torch.Tensor:
-    n = boxes.shape[0]
-    shape = (n, 3, frames, size[0], size[1]) if layout == "NCTHW" else (n, frames, size[0], size[1], 3)
-    return data.new_empty(shape, dtype=out_dtype)
-
-
-def _check_rects(name: str, rects: object, rows: int, heights: list[int], widths: list[int]) -> torch.Tensor:
-    """int64 ``[rows, 4]`` of ``(y0, x0, h, w)``, row ``n`` inside a ``heights[n] x widths[n]`` area."""
-    if not isinstance(rects, torch.Tensor) or rects.dtype != torch.int64:
-        raise ConfigError(
-            f"{name} must be an int64 torch.Tensor [N, 4] of (y0, x0, h, w), got "
-            f"{getattr(rects, 'dtype', type(rects).__name__)}"
-        )
-    if rects.dim() != 2 or rects.shape[1] != 4 or rects.shape[0] != rows:
-        raise ConfigError(f"{name} has shape {tuple(rects.shape)}; need [{rows}, 4] (one per clip and view)")
-    if _compiling() or rows == 0:
-        return rects
-    y0, x0, h, w = rects.cpu().unbind(1)
-    hmax, wmax = torch.tensor(heights), torch.tensor(widths)
-    bad = (h < 1) | (w < 1) | (y0 < 0) | (x0 < 0) | (y0 + h > hmax) | (x0 + w > wmax)
-    if bool(bad.any()):
-        i = int(bad.nonzero()[0, 0])
-        r = tuple(int(v) for v in rects[i].tolist())
-        raise ConfigError(
-            f"{name}[{i}]=(y0={r[0]}, x0={r[1]}, h={r[2]}, w={r[3]}) is not allowed for a {heights[i]}x{widths[i]} "
-            f"area; need h >= 1, w >= 1, 0 <= y0, y0 + h <= {heights[i]}, 0 <= x0, x0 + w <= {widths[i]}"
-        )
-    return rects
+    return data.new_empty(output_shape(boxes.shape[0], frames, size[0], size[1], layout), dtype=out_dtype)
 
 
 def clip_resized_crop_normalize_ragged(
@@ -144,40 +108,25 @@ def clip_resized_crop_normalize_ragged(
     """
     if not isinstance(clips, RaggedClips):
         raise ConfigError(f"clips must be a vidloader.ops.RaggedClips, got {type(clips).__name__}")
-    views = check_views(views)
-    out_h, out_w = check_size(size)
-    mean_t = check_channel_stats("mean", mean)
-    std_t = check_channel_stats("std", std, nonzero=True)
-    out_dtype = check_out_dtype(out_dtype)
-    layout = check_layout(layout)
-    rows = len(clips) * views
-    boxes = _check_rects(
-        "boxes",
-        boxes,
-        rows,
-        [h for h in clips.heights for _ in range(views)],
-        [w for w in clips.widths for _ in range(views)],
+    settings = check_settings(size, mean, std, out_dtype, layout, views)
+    rows = len(clips) * settings.views
+    boxes = check_rects(
+        "boxes", boxes, rows, _per_row(clips.heights, settings.views), _per_row(clips.widths, settings.views)
     )
     if dest is not None:
-        dest = _check_rects("dest", dest, rows, [out_h] * rows, [out_w] * rows)
+        dest = check_rects("dest", dest, rows, [settings.out_h] * rows, [settings.out_w] * rows)
     device = clips.device
-    if flip is None:
-        flip = torch.zeros(rows, dtype=torch.bool, device=device)
-    flip = check_flip(flip, rows)
-    if jitter is not None:
-        jitter = check_jitter(jitter, rows).to(device, non_blocking=True)
+    flip, jitter = check_row_args(flip, jitter, rows, device)
     return torch.ops.vidloader.clip_resized_crop_normalize_ragged(
         clips.data,
         clips.geometry().to(device, non_blocking=True),
         clips.frames,
         boxes.to(device, non_blocking=True),
-        [out_h, out_w],
-        flip.to(device, non_blocking=True),
-        list(mean_t),
-        list(std_t),
-        out_dtype,
-        layout,
-        jitter,
-        views,
+        *settings.op_args(flip, jitter),
         None if dest is None else dest.to(device, non_blocking=True),
     )
+
+
+def _per_row(values: list[int], views: int) -> list[int]:
+    """One value per clip repeated for each of its ``views`` output rows."""
+    return [v for v in values for _ in range(views)]

@@ -12,22 +12,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ._common import normalize_affine, output_shape
+
 # ITU-R 601-2 luma weights, as torchvision's rgb_to_grayscale.
 GRAY_WEIGHTS: tuple[float, float, float] = (0.2989, 0.587, 0.114)
-
-
-def normalize_affine(
-    mean: tuple[float, ...] | list[float], std: tuple[float, ...] | list[float], *, unit_input: bool
-) -> tuple[list[float], list[float]]:
-    """``(x - mean) / std`` as ``x * scale + shift`` per channel, computed in float64.
-
-    ``unit_input`` says x is already in [0, 1] (jitter path); otherwise x is in [0, 255] and the 1/255 is
-    folded into ``scale`` so the common path does one multiply-add per element.
-    """
-    div = 1.0 if unit_input else 255.0
-    scale = [1.0 / (div * s) for s in std]
-    shift = [-m / s for m, s in zip(mean, std, strict=True)]
-    return scale, shift
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
@@ -80,28 +68,43 @@ def resized_crop_normalize_reference(
     Returns:
         ``[B * views, ...]`` in ``layout`` and ``out_dtype``.
     """
-    n_out = boxes.shape[0]
-    t_len = video.shape[1]
-    out_h, out_w = int(size[0]), int(size[1])
-    shape = (n_out, 3, t_len, out_h, out_w) if layout == "NCTHW" else (n_out, t_len, out_h, out_w, 3)
-    out = torch.empty(shape, dtype=out_dtype, device=video.device)
-    if out.numel() == 0:
-        return out
-    scale, shift = _affine(mean, std, jitter is not None, video.device)
-    box_rows = boxes.tolist()
-    flips = flip.tolist()
-    factors = jitter.tolist() if jitter is not None else None
-    for n in range(n_out):
-        write_row(
-            video[n // views],
-            box_rows[n],
-            bool(flips[n]),
-            None if factors is None else factors[n],
-            _row_dst(out[n], layout),
-            scale,
-            shift,
-        )
+    out = torch.empty(
+        output_shape(boxes.shape[0], video.shape[1], int(size[0]), int(size[1]), layout),
+        dtype=out_dtype,
+        device=video.device,
+    )
+    if out.numel() > 0:
+        _write_rows(out, video, views, boxes, flip, jitter, None, mean, std, layout)
     return out
+
+
+def _write_rows(
+    out: torch.Tensor,
+    clips: torch.Tensor | list[torch.Tensor],
+    views: int,
+    boxes: torch.Tensor,
+    flip: torch.Tensor,
+    jitter: torch.Tensor | None,
+    dests: list[list[int]] | None,
+    mean: list[float],
+    std: list[float],
+    layout: str,
+) -> None:
+    """Both references' loop: output row ``n`` from ``clips[n // views]``, into ``dests[n]`` of its canvas
+    (mirrored with the canvas when flipped) or, without ``dests``, the whole canvas."""
+    scale, shift = _affine(mean, std, jitter is not None, out.device)
+    box_rows, flips = boxes.tolist(), flip.tolist()
+    factors = jitter.tolist() if jitter is not None else None
+    out_w = out.shape[-1] if layout == "NCTHW" else out.shape[-2]
+    for n in range(out.shape[0]):
+        dst = _row_dst(out[n], layout)
+        if dests is not None:
+            dy, dx, dh, dw = dests[n]
+            if flips[n]:
+                dx = out_w - dx - dw  # mirroring the canvas mirrors where the picture sits on it
+            dst = dst[:, :, dy : dy + dh, dx : dx + dw]
+        row_factors = None if factors is None else factors[n]
+        write_row(clips[n // views], box_rows[n], bool(flips[n]), row_factors, dst, scale, shift)
 
 
 def _affine(
@@ -183,22 +186,11 @@ def ragged_resized_crop_normalize_reference(
     """
     n_out = boxes.shape[0]
     out_h, out_w = int(size[0]), int(size[1])
-    shape = (n_out, 3, frames, out_h, out_w) if layout == "NCTHW" else (n_out, frames, out_h, out_w, 3)
+    shape = output_shape(n_out, frames, out_h, out_w, layout)
     out = (torch.empty if dest is None else torch.zeros)(shape, dtype=out_dtype, device=data.device)
     if out.numel() == 0:
         return out
-    scale, shift = _affine(mean, std, jitter is not None, data.device)
-    geo, box_rows, flips = geometry.tolist(), boxes.tolist(), flip.tolist()
-    factors = jitter.tolist() if jitter is not None else None
+    clips = [data[off : off + frames * h * w * 3].view(frames, h, w, 3) for off, h, w in geometry.tolist()]
     dests = dest.tolist() if dest is not None else [[0, 0, out_h, out_w]] * n_out
-    for n in range(n_out):
-        off, h, w = geo[n // views]
-        clip = data[off : off + frames * h * w * 3].view(frames, h, w, 3)
-        dy, dx, dh, dw = dests[n]
-        if flips[n]:
-            dx = out_w - dx - dw  # mirroring the canvas mirrors where the picture sits on it
-        dst = _row_dst(out[n], layout)[:, :, dy : dy + dh, dx : dx + dw]
-        write_row(
-            clip, box_rows[n], bool(flips[n]), None if factors is None else factors[n], dst, scale, shift
-        )
+    _write_rows(out, clips, views, boxes, flip, jitter, dests, mean, std, layout)
     return out

@@ -9,49 +9,22 @@ pure-torch reference. Validation lives in the wrapper, outside the op, so the op
 
 from __future__ import annotations
 
-import functools
-import os
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Callable, Sequence
 
 import torch
 
 from ._checks import (
     check_boxes,
-    check_channel_stats,
-    check_flip,
-    check_jitter,
-    check_layout,
-    check_out_dtype,
-    check_size,
     check_video,
-    check_views,
 )
+from ._common import check_row_args, check_settings, output_shape, run_backend
 from ._reference import resized_crop_normalize_reference
 
-Backend = Literal["triton", "reference"]
 
+def _load_triton() -> Callable[..., torch.Tensor]:
+    from ._kernels import resized_crop_normalize_triton
 
-@functools.cache
-def _triton_importable() -> bool:
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def backend_for(device: torch.device) -> Backend:
-    """Which implementation the op body runs for tensors on ``device``.
-
-    Args:
-        device: the tensors' device.
-
-    Returns:
-        "triton" on CUDA or under ``TRITON_INTERPRET=1`` when Triton imports, else "reference" (pure torch).
-    """
-    wants_triton = device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
-    return "triton" if wants_triton and _triton_importable() else "reference"
+    return resized_crop_normalize_triton
 
 
 @torch.library.custom_op(
@@ -69,18 +42,8 @@ def _clip_resized_crop_normalize_op(
     jitter: torch.Tensor | None,
     views: int,
 ) -> torch.Tensor:
-    if backend_for(video.device) == "triton":
-        from ._kernels import resized_crop_normalize_triton
-
-        args = (video, boxes, size, flip, mean, std, out_dtype, layout, jitter, views)
-        if video.is_cuda:
-            # Triton launches on the current device; make that the video's (cuda:1 while cuda:0 is current).
-            with torch.cuda.device(video.device):
-                return resized_crop_normalize_triton(*args)
-        return resized_crop_normalize_triton(*args)
-    return resized_crop_normalize_reference(
-        video, boxes, size, flip, mean, std, out_dtype, layout, jitter, views
-    )
+    args = (video, boxes, size, flip, mean, std, out_dtype, layout, jitter, views)
+    return run_backend(video.device, _load_triton, resized_crop_normalize_reference, args)
 
 
 @_clip_resized_crop_normalize_op.register_fake
@@ -96,8 +59,7 @@ def _(
     jitter: torch.Tensor | None,
     views: int,
 ) -> torch.Tensor:
-    n, t = boxes.shape[0], video.shape[1]
-    shape = (n, 3, t, size[0], size[1]) if layout == "NCTHW" else (n, t, size[0], size[1], 3)
+    shape = output_shape(boxes.shape[0], video.shape[1], size[0], size[1], layout)
     return video.new_empty(shape, dtype=out_dtype)
 
 
@@ -141,29 +103,11 @@ def clip_resized_crop_normalize(
         ConfigError: for any argument outside the above.
     """
     video_u8 = check_video(video_u8)
-    views = check_views(views)
-    out_h, out_w = check_size(size)
-    mean_t = check_channel_stats("mean", mean)
-    std_t = check_channel_stats("std", std, nonzero=True)
-    out_dtype = check_out_dtype(out_dtype)
-    layout = check_layout(layout)
-    rows = video_u8.shape[0] * views
+    settings = check_settings(size, mean, std, out_dtype, layout, views)
+    rows = video_u8.shape[0] * settings.views
     boxes = check_boxes(boxes, rows, video_u8.shape[2], video_u8.shape[3])
     device = video_u8.device
-    if flip is None:
-        flip = torch.zeros(rows, dtype=torch.bool, device=device)
-    flip = check_flip(flip, rows)
-    if jitter is not None:
-        jitter = check_jitter(jitter, rows).to(device, non_blocking=True)
+    flip, jitter = check_row_args(flip, jitter, rows, device)
     return torch.ops.vidloader.clip_resized_crop_normalize(
-        video_u8.contiguous(),
-        boxes.to(device, non_blocking=True),
-        [out_h, out_w],
-        flip.to(device, non_blocking=True),
-        list(mean_t),
-        list(std_t),
-        out_dtype,
-        layout,
-        jitter,
-        views,
+        video_u8.contiguous(), boxes.to(device, non_blocking=True), *settings.op_args(flip, jitter)
     )
