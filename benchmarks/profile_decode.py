@@ -25,21 +25,26 @@ from vidloader.cli import ensure_workload
 
 
 def profile(
-    ds: vl.VideoDataset, workers: int, clips: int, resize: int | tuple[int, int] | None, warmup: int
+    ds: vl.VideoDataset,
+    workers: int,
+    clips: int,
+    resize: int | tuple[int, int] | None,
+    warmup: int,
+    batch: int,
 ) -> dict:
     loader = vl.VideoLoader(
         ds,
         backend="pyav",
-        batch_size=8,
+        batch_size=batch,
         frames_per_clip=16,
         frame_stride=2,
-        clips_per_video=max(1, -(-(clips + 8 * warmup) // len(ds))),
+        clips_per_video=max(1, -(-(clips + batch * warmup) // len(ds))),
         num_workers=workers,
         shared_decode=False,
         output_layout="NTHWC",
         resize=resize,
     )
-    n = clips // 8
+    n = clips // batch
     it = iter(loader)
     # Warm-up batches: pool start, first file reads, and the batch buffers in flight being allocated once
     # (the loader recycles them after that; see vidloader/loader/_host_buffers.py).
@@ -90,6 +95,7 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--clips", type=int, default=64)
     ap.add_argument("--resize", help="short side (224) or HxW (224x224)")
+    ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=8, help="batches before the timed ones (default 8)")
     args = ap.parse_args()
     ds = vl.VideoDataset.from_folder(ensure_workload(args.synthetic, args.data_root, progress=False))
@@ -98,7 +104,7 @@ def main() -> None:
         parts = [int(p) for p in args.resize.lower().split("x")]
         resize = parts[0] if len(parts) == 1 else (parts[0], parts[1])
     for w in (int(x) for x in args.workers.split(",")):
-        print(table(args.synthetic, profile(ds, w, args.clips, resize, args.warmup)))
+        print(table(args.synthetic, profile(ds, w, args.clips, resize, args.warmup, args.batch_size)))
         print()
 
 
