@@ -12,14 +12,8 @@ from typing import Any, Literal
 from .._errors import ConfigError
 from .._validate import check_choice
 from ._building import SkippedFile, build_videos
-from ._index import (
-    CHECK_FILES_CHOICES,
-    CheckFiles,
-    check_rows,
-    index_base,
-    read_index_table,
-    write_index,
-)
+from ._index import CHECK_FILES_CHOICES, CheckFiles, write_index
+from ._index_read import check_rows, index_base, read_index_table
 from ._info import VideoInfo
 from ._manifest import known_info, labels_to_ints, read_manifest
 from ._probing import Engine
