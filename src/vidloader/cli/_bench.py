@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigError
-from .._validate import check_choice, check_int, check_positive_float
-from ..backends import check_resize
+from .._validate import check_int
 from ..dataset import VideoDataset
-from ..sampling import ClipSpec
-from ._check import reference, worst_check
+from ._bench_setup import bench_settings, prepare
+from ._check import worst_check
 from ._measure import merge_rounds
 from ._peer_base import package_version
 from ._peer_run import PeerJob
@@ -79,85 +78,47 @@ def run_bench(
         ``seconds``), for ``repeats`` rounds; ``vs_best_peer`` holds vidloader-pyav's ratio to the fastest
         peer of each round. A backend that cannot run here gets ``{"skipped": reason}``; one that
     fails gets ``{"error": ...}``; the others still run."""
-
-    from ..loader import VideoLoader
-
     unknown = [b for b in backends if b not in (*VIDLOADER_BACKENDS, *PEERS)]
     if unknown:
         raise ConfigError(
             f"unknown backend(s) {unknown}; choose from {sorted((*VIDLOADER_BACKENDS, *PEERS))}"
         )
     check_int("repeats", repeats, minimum=1)
-    check_int("clips", clips, minimum=1)
-    check_int("workers", workers, minimum=0)
-    # FFmpeg threads per decoder: vidloader's PyAV decoder runs one per worker (the workers fill the
-    # cores; FFmpeg frame threads would also log from their own threads, which PyAV's Python log callback,
-    # needed to see decode errors, can deadlock on); every peer's decoder gets the same.
-    threads = 1
-    seconds = check_positive_float("seconds", seconds, allow_none=True)
-    resize = check_resize(resize)
-    check_choice("sampling", sampling, ("random", "uniform", "multiview", "sliding"))
-    # Random clips, several per video when the dataset is small, so every run has `clips` clips; the
-    # other plans in video order (no shuffle), the way an evaluation pass reads them.
-    if clips_per_video is None:
-        clips_per_video = max(1, -(-clips // len(dataset))) if sampling == "random" else 4
-    per_video = check_int("clips_per_video", clips_per_video, minimum=1)
-    # Random plans of a small workload put several clips of one file in a batch, which a training epoch
-    # over a real dataset (one clip per video) never does; vidloader would decode those together and look
-    # faster than it is in training, so shared decode passes are only on for the evaluation-style plans.
-    shared = sampling != "random"
-    kw: dict[str, Any] = dict(
+    settings = bench_settings(
+        dataset,
         sampling=sampling,
-        shuffle=sampling == "random",
-        clips_per_video=per_video,
-        batch_size=batch_size,
-        frames_per_clip=frames,
-        frame_stride=stride,
-        seed=seed,
-        resize=resize,
-        num_workers=workers,
-        output_layout="NTHWC",
-    )
-    planner = VideoLoader(dataset, backend="pyav", **kw)
-    plan: list[ClipSpec] = planner.clip_plan(0)
-    n_batches = max(2, min(clips, len(plan)) // batch_size)
-    if n_batches * batch_size > len(plan):
-        n_batches = len(plan) // batch_size
-    if n_batches < 2:
-        raise ConfigError(
-            f"the dataset gives {len(plan)} clips; the benchmark needs at least {2 * batch_size}"
-        )
-    plan = plan[: n_batches * batch_size]
-    from ..backends import output_size
-
-    native = {output_size(dataset[c.video_index], None, apply_rotation=False) for c in plan}
-    if resize is None and len(native) > 1:
-        raise ConfigError(
-            f"the clips come in {len(native)} frame sizes (e.g. {sorted(native)[:3]}) and a batch needs one: "
-            "give --resize HxW, or --resize <short side> (every clip is then resized to the first clip's "
-            "size, for vidloader and the peers alike)"
-        )
-    hw = None
-    if resize is not None:
-        hw = output_size(dataset[plan[0].video_index], resize, apply_rotation=False)
-        # Every row resizes to this one size, vidloader's too: on mixed data a short side alone would give
-        # each clip its own size (vidloader's batch would not stack) and time different work than the peers.
-        kw["resize"] = hw
-    check_clips = plan[:2]
-    refs = [reference(dataset[c.video_index], c.frame_indices) for c in check_clips]
-    job = PeerJob(
-        check_clips=tuple(check_clips),
-        plan=tuple(plan),
-        batch_size=batch_size,
-        n_batches=n_batches,
-        resize=hw,
-        workers=workers,
-        threads=threads,
+        clips=clips,
+        clips_per_video=clips_per_video,
         frames=frames,
-        repeats=1,
+        stride=stride,
+        batch_size=batch_size,
+        resize=resize,
+        workers=workers,
         seconds=seconds,
-        progress=progress,
+        seed=seed,
     )
+    job, refs, kw = prepare(dataset, settings, progress=progress)
+    rounds = _run_rounds(backends, repeats, dataset, job, refs, kw, settings.shared_decode)
+    results = {n: merge_rounds(rs) for n, rs in rounds.items()}
+    return {
+        "machine": machine_info(),
+        "config": settings.config(clips=len(job.plan), repeats=repeats, videos=len(dataset)),
+        "backends": results,
+        "vs_best_peer": _ratios(rounds),
+        "ceiling": None,
+    }
+
+
+def _run_rounds(
+    backends: Sequence[str],
+    repeats: int,
+    dataset: VideoDataset,
+    job: PeerJob,
+    refs: Sequence[Any],
+    kw: dict[str, Any],
+    shared: bool,
+) -> dict[str, list[dict[str, Any]]]:
+    """Each backend's row of every round; a backend skipped or failed in one round is not run again."""
     # Repeats are interleaved rounds (every backend once per round), so a machine whose speed drifts
     # (other users, thermal) shifts every row alike, and each round gives its own ratio.
     rounds: dict[str, list[dict[str, Any]]] = {n: [] for n in backends}
@@ -166,29 +127,7 @@ def run_bench(
             if rounds[name] and "clips_per_s" not in rounds[name][-1]:
                 continue  # skipped or failed: not retried
             rounds[name].append(_row(name, dataset, job, refs, kw, shared))
-    results = {n: merge_rounds(rs) for n, rs in rounds.items()}
-    return {
-        "machine": machine_info(),
-        "config": {
-            "sampling": sampling,
-            "clips_per_video": per_video,
-            "shared_decode": shared,
-            "frames": frames,
-            "stride": stride,
-            "batch_size": batch_size,
-            "resize": resize,
-            "workers": workers,
-            "threads": threads,
-            "clips": len(plan),
-            "repeats": repeats,
-            "seconds": seconds,
-            "seed": seed,
-            "videos": len(dataset),
-        },
-        "backends": results,
-        "vs_best_peer": _ratios(rounds),
-        "ceiling": None,
-    }
+    return rounds
 
 
 def _ratios(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:

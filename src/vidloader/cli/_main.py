@@ -157,26 +157,37 @@ def cmd_shard(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="vidloader", description="Index, benchmark and inspect video datasets.")
     sub = ap.add_subparsers(dest="command", required=True)
+    _add_index(sub)
+    _add_bench(sub)
+    _add_shard(sub)
+    _add_inspect(sub)
+    return ap
 
-    def data_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--data", help="root/<class>/<video> folder")
-        p.add_argument("--manifest", help="CSV or JSONL manifest")
-        p.add_argument("--index", help="an index file written by `vidloader index` (no probing)")
-        p.add_argument(
-            "--synthetic",
-            help=f"a generated workload: {', '.join(WORKLOADS)}",
-        )
-        p.add_argument("--data-root", default="data/bench", help="where synthetic workloads are generated")
-        p.add_argument("--seed", type=int, default=0)
 
+def _data_args(p: argparse.ArgumentParser) -> None:
+    """Where a subcommand's videos come from: every subcommand takes the same options."""
+    p.add_argument("--data", help="root/<class>/<video> folder")
+    p.add_argument("--manifest", help="CSV or JSONL manifest")
+    p.add_argument("--index", help="an index file written by `vidloader index` (no probing)")
+    p.add_argument(
+        "--synthetic",
+        help=f"a generated workload: {', '.join(WORKLOADS)}",
+    )
+    p.add_argument("--data-root", default="data/bench", help="where synthetic workloads are generated")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _add_index(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("index", help="probe a dataset, write its portable index file, list unreadable files")
     p.add_argument("dir", nargs="?")
-    data_args(p)
+    _data_args(p)
     add_index_args(p)
     p.set_defaults(func=cmd_index)
 
+
+def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("bench", help="clips/s of vidloader vs peers on the same clip list")
-    data_args(p)
+    _data_args(p)
     p.add_argument(
         "--backends",
         default="vidloader-pyav,vidloader-dali,torchcodec,torchcodec-approx,spdl,decord,opencv,pyav-seek,"
@@ -217,15 +228,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ceiling-seconds", type=float, default=10.0, help="how long the ceiling decodes")
     p.set_defaults(func=cmd_bench)
 
+
+def _add_shard(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("shard", help="pack a folder or manifest into tar shards plus a manifest")
-    data_args(p)
+    _data_args(p)
     p.add_argument("--out", required=True, help="an empty local folder for the shards and manifest.jsonl")
     p.add_argument("--shard-size", default="1GB", help="target bytes per shard (512MB, 1GB, 2GiB, ...)")
     p.add_argument("--prefix", default="shard", help="shard file name prefix")
     p.set_defaults(func=cmd_shard)
 
+
+def _add_inspect(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("inspect", help="contact sheet of what the loader yields")
-    data_args(p)
+    _data_args(p)
     p.add_argument("--out", required=True)
     p.add_argument("--batches", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=4)
@@ -236,7 +251,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transform", choices=["none", "train", "eval"], default="none")
     p.add_argument("--size", type=int, default=112)
     p.set_defaults(func=cmd_inspect)
-    return ap
 
 
 def main(argv: list[str] | None = None) -> int:

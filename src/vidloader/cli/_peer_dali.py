@@ -56,60 +56,24 @@ class DALIReader:
     ) -> Iterator[Any]:
         import tempfile
 
-        import torch
-        from nvidia.dali import fn, pipeline_def
         from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
-        if len(clips) % batch_size:
-            raise ValueError(f"dali-reader needs whole batches: {len(clips)} clips, batch {batch_size}")
-        steps = {int(b - a) for c in clips for a, b in itertools.pairwise(c.frame_indices)}
-        frames = {len(c.frame_indices) for c in clips}
-        if len(steps) > 1 or len(frames) != 1:
-            raise PeerUnavailable("dali-reader reads fixed-stride, fixed-length clips only")
-        length, stride = frames.pop(), steps.pop() if steps else 1
+        length, stride = _clip_shape(clips, batch_size)
         if self.device.type == "cpu":
             require_dali_cpu_codecs(dataset, {c.video_index for c in clips})
         with tempfile.TemporaryDirectory(prefix="vidloader-dali-reader-") as tmp:
-            # The reader wants a window of length*stride frames ending before `end`; a clip that ends in
-            # the file's last stride-1 frames is cut at the end and completed by pad_mode="edge", and the
-            # frame numbers it returns are checked below, so padding can never pass for a real frame.
-            lines = []
-            for k, c in enumerate(clips):
-                info = dataset[c.video_index]
-                start = c.frame_indices[0]
-                lines.append(f"{info.path} {k} {start} {min(start + length * stride, info.num_frames)}")
-            file_list = Path(tmp) / "clips.txt"
-            file_list.write_text("\n".join(lines) + "\n")
-            on_gpu = self.device.type == "cuda"
-
-            device_id: Any = torch.cuda.current_device() if on_gpu else None  # None: CPU-only pipeline
-
-            @pipeline_def(
+            file_list = _write_file_list(dataset, clips, Path(tmp), length=length, stride=stride)
+            pipe = _reader_pipeline(
+                file_list,
+                on_gpu=self.device.type == "cuda",
                 batch_size=batch_size,
-                num_threads=max(1, workers),
-                device_id=device_id,
-                prefetch_queue_depth=2,
+                workers=workers,
+                resize=resize,
+                length=length,
+                stride=stride,
             )
-            def pipe() -> Any:
-                outs: Any = fn.experimental.readers.video(
-                    device="gpu" if on_gpu else "cpu",
-                    file_list=str(file_list),
-                    file_list_format="frames",
-                    sequence_length=length,
-                    stride=stride,
-                    step=length * stride,
-                    pad_mode="edge",
-                    random_shuffle=False,
-                    enable_frame_num="sequence",
-                    name="reader",
-                )
-                video, label, frame_num = outs
-                if resize is not None:
-                    video = fn.resize(video, resize_y=resize[0], resize_x=resize[1], antialias=False)
-                return video, label, frame_num
-
             it = DALIGenericIterator(
-                [pipe()],
+                [pipe],
                 ["video", "label", "frame_num"],
                 reader_name="reader",
                 last_batch_policy=LastBatchPolicy.DROP,
@@ -123,3 +87,74 @@ class DALIReader:
                         f"dali-reader returned frames {got[:2]} for batch {b}, wanted {want[:2]}"
                     )
                 yield out[0]["video"]
+
+
+def _clip_shape(clips: Sequence[ClipSpec], batch_size: int) -> tuple[int, int]:
+    """(frames per clip, frame stride): the reader takes one of each for the whole list, in whole batches."""
+    if len(clips) % batch_size:
+        raise ValueError(f"dali-reader needs whole batches: {len(clips)} clips, batch {batch_size}")
+    steps = {int(b - a) for c in clips for a, b in itertools.pairwise(c.frame_indices)}
+    frames = {len(c.frame_indices) for c in clips}
+    if len(steps) > 1 or len(frames) != 1:
+        raise PeerUnavailable("dali-reader reads fixed-stride, fixed-length clips only")
+    return frames.pop(), steps.pop() if steps else 1
+
+
+def _write_file_list(
+    dataset: VideoDataset, clips: Sequence[ClipSpec], tmp: Path, *, length: int, stride: int
+) -> Path:
+    """The reader's ``path label start end`` file list (frame numbers), one line per clip in order."""
+    # The reader wants a window of length*stride frames ending before `end`; a clip that ends in
+    # the file's last stride-1 frames is cut at the end and completed by pad_mode="edge", and the
+    # frame numbers it returns are checked in `batches`, so padding can never pass for a real frame.
+    lines = []
+    for k, c in enumerate(clips):
+        info = dataset[c.video_index]
+        start = c.frame_indices[0]
+        lines.append(f"{info.path} {k} {start} {min(start + length * stride, info.num_frames)}")
+    file_list = tmp / "clips.txt"
+    file_list.write_text("\n".join(lines) + "\n")
+    return file_list
+
+
+def _reader_pipeline(
+    file_list: Path,
+    *,
+    on_gpu: bool,
+    batch_size: int,
+    workers: int,
+    resize: tuple[int, int] | None,
+    length: int,
+    stride: int,
+) -> Any:
+    """The built DALI pipeline: the video reader over ``file_list``, then the resize when one is asked."""
+    import torch
+    from nvidia.dali import fn, pipeline_def
+
+    device_id: Any = torch.cuda.current_device() if on_gpu else None  # None: CPU-only pipeline
+
+    @pipeline_def(
+        batch_size=batch_size,
+        num_threads=max(1, workers),
+        device_id=device_id,
+        prefetch_queue_depth=2,
+    )
+    def pipe() -> Any:
+        outs: Any = fn.experimental.readers.video(
+            device="gpu" if on_gpu else "cpu",
+            file_list=str(file_list),
+            file_list_format="frames",
+            sequence_length=length,
+            stride=stride,
+            step=length * stride,
+            pad_mode="edge",
+            random_shuffle=False,
+            enable_frame_num="sequence",
+            name="reader",
+        )
+        video, label, frame_num = outs
+        if resize is not None:
+            video = fn.resize(video, resize_y=resize[0], resize_x=resize[1], antialias=False)
+        return video, label, frame_num
+
+    return pipe()

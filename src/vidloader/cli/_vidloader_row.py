@@ -3,7 +3,7 @@ timed one, then timed on the same clip list as the peers."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,6 +12,9 @@ from ._measure import measure
 from ._peer_base import PeerUnavailable, package_version
 from ._peer_dali import require_dali_cpu_codecs
 from ._peer_run import PeerJob
+
+if TYPE_CHECKING:
+    import torch
 
 VIDLOADER_BACKENDS = ("vidloader-pyav", "vidloader-dali")
 
@@ -40,21 +43,7 @@ def run_vidloader(
     try:
         if tuple(loader.clip_plan(0)[: len(job.plan)]) != job.plan:
             raise RuntimeError("vidloader's plan differs from the benchmark's clip list")
-        # Checked through a loader like the timed one (same backend and path, full size), so the check
-        # covers what the benchmark times, batch buffer included.
-        # One clip per batch: at full size, clips of files with different sizes make no single batch.
-        n = len(job.check_clips)
-        check = VideoLoader(
-            dataset,
-            backend=backend,
-            device=device,
-            **{**kw, "resize": None, "batch_size": 1, "num_workers": 0},
-        )
-        if tuple(check.clip_plan(0)[:n]) != job.check_clips:
-            raise RuntimeError("vidloader's check plan differs from the benchmark's clip list")
-        batches = iter(check)
-        got = [next(batches).video[0].cpu().numpy() for _ in range(n)]
-        check.close()
+        got = _check_frames(dataset, job, kw, backend=backend, device=device)
 
         def make_iter() -> Any:
             loader.set_epoch(0)
@@ -78,3 +67,26 @@ def run_vidloader(
     timing["version"] = package_version("vidloader")
     timing["threads"] = getattr(loader.backend, "threads", None)
     return got, timing
+
+
+def _check_frames(
+    dataset: VideoDataset, job: PeerJob, kw: dict[str, Any], *, backend: str, device: torch.device
+) -> list[np.ndarray]:
+    """The check clips' frames at full size, read through a loader like the timed one (same backend and
+    path), so the check covers what the benchmark times, batch buffer included."""
+    from ..loader import VideoLoader
+
+    # One clip per batch: at full size, clips of files with different sizes make no single batch.
+    n = len(job.check_clips)
+    check = VideoLoader(
+        dataset,
+        backend=backend,
+        device=device,
+        **{**kw, "resize": None, "batch_size": 1, "num_workers": 0},
+    )
+    if tuple(check.clip_plan(0)[:n]) != job.check_clips:
+        raise RuntimeError("vidloader's check plan differs from the benchmark's clip list")
+    batches = iter(check)
+    got = [next(batches).video[0].cpu().numpy() for _ in range(n)]
+    check.close()
+    return got

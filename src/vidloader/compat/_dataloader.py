@@ -9,6 +9,7 @@ import torch
 
 from .._errors import ConfigError
 from ..loader import VideoLoader
+from ..sampling import SamplingConfig
 from ._torchvision import DistributedSampler, Kinetics, _clip_items, _ClipSampler
 
 _UNSUPPORTED = ("batch_sampler", "worker_init_fn", "multiprocessing_context", "generator")
@@ -66,40 +67,19 @@ class DataLoader(VideoLoader):
         pin_memory_device: str = "",
         **options: Any,
     ) -> None:
-        if not isinstance(dataset, Kinetics):
-            raise ConfigError(
-                f"dataset must be a vidloader.compat.torchvision.Kinetics, got {type(dataset).__name__}"
-            )
-        given = dict(
-            batch_sampler=batch_sampler,
-            worker_init_fn=worker_init_fn,
-            multiprocessing_context=multiprocessing_context,
-            generator=generator,
+        _check_arguments(
+            dataset,
+            sampler,
+            shuffle,
+            dict(
+                batch_sampler=batch_sampler,
+                worker_init_fn=worker_init_fn,
+                multiprocessing_context=multiprocessing_context,
+                generator=generator,
+            ),
         )
-        for name in _UNSUPPORTED:
-            if given[name] is not None:
-                raise ConfigError(
-                    f"{name}= has no vidloader equivalent; leave it out (see docs/migrating.md)"
-                )
-        if sampler is not None and shuffle:
-            raise ConfigError("sampler option is mutually exclusive with shuffle")
-        clips = dataset.video_clips
-        if sampler is None:
-            cfg = clips.sampling(sampling="sliding", shuffle=bool(shuffle))
-            placement: dict[str, Any] = {}
-        else:
-            if not isinstance(sampler, _ClipSampler):
-                raise ConfigError(
-                    f"sampler must be a vidloader.compat.torchvision clip sampler, got {type(sampler).__name__}"
-                )
-            cfg, placement = sampler.sampling(), sampler.placement()
-        options.setdefault("seed", torch.initial_seed() & (2**63 - 1))
-        if timeout > 0:
-            options.setdefault("decode_timeout", timeout)
-        if prefetch_factor is not None:
-            options.setdefault("prefetch", prefetch_factor)
-        if dataset.transform is None:
-            options.setdefault("output_layout", "NTCHW" if dataset.output_format == "TCHW" else "NTHWC")
+        cfg, placement = _clip_sampling(dataset, sampler, shuffle)
+        options = _default_options(dataset, options, timeout=timeout, prefetch_factor=prefetch_factor)
         super().__init__(
             dataset.videos,
             batch_size=batch_size,
@@ -134,3 +114,47 @@ class DataLoader(VideoLoader):
                 yield self.collate_fn(_clip_items(batch))
         finally:
             batches.close()  # type: ignore[attr-defined]
+
+
+def _check_arguments(
+    dataset: Any, sampler: _ClipSampler | None, shuffle: bool | None, given: dict[str, Any]
+) -> None:
+    """Refuse what torch's DataLoader takes but vidloader has no meaning for, rather than ignore it."""
+    if not isinstance(dataset, Kinetics):
+        raise ConfigError(
+            f"dataset must be a vidloader.compat.torchvision.Kinetics, got {type(dataset).__name__}"
+        )
+    for name in _UNSUPPORTED:
+        if given[name] is not None:
+            raise ConfigError(f"{name}= has no vidloader equivalent; leave it out (see docs/migrating.md)")
+    if sampler is not None and shuffle:
+        raise ConfigError("sampler option is mutually exclusive with shuffle")
+
+
+def _clip_sampling(
+    dataset: Kinetics, sampler: _ClipSampler | None, shuffle: bool | None
+) -> tuple[SamplingConfig, dict[str, Any]]:
+    """(the sampling config, the VideoLoader rank/placement arguments): the sampler's, or without one every
+    window of the dataset's clip grid."""
+    clips = dataset.video_clips
+    if sampler is None:
+        return clips.sampling(sampling="sliding", shuffle=bool(shuffle)), {}
+    if not isinstance(sampler, _ClipSampler):
+        raise ConfigError(
+            f"sampler must be a vidloader.compat.torchvision clip sampler, got {type(sampler).__name__}"
+        )
+    return sampler.sampling(), sampler.placement()
+
+
+def _default_options(
+    dataset: Kinetics, options: dict[str, Any], *, timeout: float, prefetch_factor: int | None
+) -> dict[str, Any]:
+    """``options`` with what torch's arguments and the dataset imply filled in where not given."""
+    options.setdefault("seed", torch.initial_seed() & (2**63 - 1))
+    if timeout > 0:
+        options.setdefault("decode_timeout", timeout)
+    if prefetch_factor is not None:
+        options.setdefault("prefetch", prefetch_factor)
+    if dataset.transform is None:
+        options.setdefault("output_layout", "NTCHW" if dataset.output_format == "TCHW" else "NTHWC")
+    return options

@@ -2,7 +2,7 @@
 
 from ._building import SkippedFile
 from ._cache import ProbeCache, default_cache_dir
-from ._dataset import VIDEO_EXTENSIONS, VideoDataset
+from ._dataset import VideoDataset
 from ._ffmpeg_log import enable_ffmpeg_log, ffmpeg_errors, forward_ffmpeg_log
 from ._files import (
     RangeFile,
@@ -15,6 +15,7 @@ from ._files import (
     source_size,
     tar_member_url,
 )
+from ._folder import VIDEO_EXTENSIONS
 from ._index import CHECK_FILES_CHOICES as CHECK_FILES
 from ._index import DEFAULT_INDEX_NAME, INDEX_VERSION, index_schema, write_index
 from ._info import VideoInfo

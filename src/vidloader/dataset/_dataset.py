@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -12,14 +11,9 @@ from typing import Any, Literal
 from .._errors import ConfigError
 from .._validate import check_choice
 from ._building import SkippedFile, build_videos
-from ._index import (
-    CHECK_FILES_CHOICES,
-    CheckFiles,
-    check_rows,
-    index_base,
-    read_index_table,
-    write_index,
-)
+from ._folder import VIDEO_EXTENSIONS, folder_videos
+from ._index import CHECK_FILES_CHOICES, CheckFiles, write_index
+from ._index_read import check_rows, index_base, read_index_table
 from ._info import VideoInfo
 from ._manifest import known_info, labels_to_ints, read_manifest
 from ._probing import Engine
@@ -29,26 +23,6 @@ log = logging.getLogger("vidloader")
 
 OnError = Literal["raise", "skip"]
 ON_ERROR_CHOICES: tuple[str, ...] = ("raise", "skip")
-# What datasets in the wild hold: MP4/MOV family, Matroska/WebM, AVI, broadcast and camcorder transport
-# streams (.ts/.m2ts/.mts), MPEG program streams, FLV, 3GP, ASF/WMV, Ogg.
-VIDEO_EXTENSIONS: tuple[str, ...] = (
-    ".mp4",
-    ".mkv",
-    ".webm",
-    ".avi",
-    ".mov",
-    ".m4v",
-    ".ts",
-    ".m2ts",
-    ".mts",
-    ".mpg",
-    ".mpeg",
-    ".flv",
-    ".3gp",
-    ".wmv",
-    ".asf",
-    ".ogv",
-)
 
 
 class VideoDataset(Sequence[VideoInfo]):
@@ -253,24 +227,7 @@ class VideoDataset(Sequence[VideoInfo]):
         """
         check_choice("on_error", on_error, ON_ERROR_CHOICES)
         root = Path(root)
-        if not root.is_dir():
-            raise ConfigError(f"dataset folder {root} does not exist or is not a folder")
-        classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-        if not classes:
-            raise ConfigError(
-                f"dataset folder {root} has no class sub-folders (expected root/<class>/<video>)"
-            )
-        exts = tuple(e.lower() for e in extensions)
-        paths: list[str] = []
-        labels: list[int] = []
-        for label, name in enumerate(classes):
-            for dirpath, _, files in sorted(os.walk(root / name)):
-                for f in sorted(files):
-                    if f.lower().endswith(exts):
-                        paths.append(os.path.join(dirpath, f))
-                        labels.append(label)
-        if not paths:
-            raise ConfigError(f"dataset folder {root} has no files with extensions {list(exts)}")
+        classes, paths, labels = folder_videos(root, extensions)
         probe = dict(cache_dir=cache_dir, use_cache=use_cache, num_workers=num_workers, progress=progress)
         probe.update(video_stream=video_stream, engine=engine, address=address, reuse_index=reuse_index)
         return cls._build(paths, labels, [(None, None)] * len(paths), classes, on_error, str(root), probe)

@@ -6,25 +6,22 @@ so they cannot be mapped as they are: the first open on a machine converts the f
 into an uncompressed Arrow IPC file in the local cache (keyed by the index's path, size and mtime), and every
 later open, in any process, memory-maps that file. The OS then shares its pages between the main process
 and every worker.
+
+This module holds the format and its writer; opening and checking an index is ``_index_read``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from .._errors import ConfigError
-from ._cache import default_cache_dir
 from ._info import VideoInfo
-from ._table import IndexRows, is_url, rows_of, table_columns
-
-log = logging.getLogger("vidloader")
+from ._table import is_url, rows_of
 
 INDEX_VERSION = 1
 INDEX_SUFFIX = ".parquet"
@@ -35,7 +32,8 @@ CheckFiles = Literal["all", "size", "none"]
 CHECK_FILES_CHOICES: tuple[str, ...] = ("all", "size", "none")
 
 
-def _pa() -> Any:
+def pyarrow_module() -> Any:
+    """pyarrow, or a ConfigError saying how to get it (it is the optional ``index`` extra)."""
     try:
         import pyarrow as pa
     except ImportError:  # pragma: no cover - pyarrow is the `index` extra
@@ -45,7 +43,7 @@ def _pa() -> Any:
 
 def index_schema() -> Any:
     """Version 1 of the index schema (``vidloader.index`` metadata holds the version, classes, skips)."""
-    pa = _pa()
+    pa = pyarrow_module()
     return pa.schema(
         [
             ("path", pa.string()),
@@ -166,7 +164,7 @@ def write_index(
     Raises:
         ConfigError: the path does not end in ``.parquet`` or its folder cannot be written.
     """
-    pa = _pa()
+    pa = pyarrow_module()
     import pyarrow.parquet as pq
 
     path = Path(path)
@@ -201,103 +199,3 @@ def write_index(
         tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write the index {path}: {exc}; choose another place with --out") from None
     return path
-
-
-def index_base(path: str | Path) -> str:
-    """The folder an index's relative paths resolve against: its own (a URL's "folder" for a URL)."""
-    text = str(path)
-    return text.rsplit("/", 1)[0] if is_url(text) else os.path.dirname(os.path.abspath(text))
-
-
-def _source(path: str) -> tuple[Callable[[], Any], str]:
-    """An opener of the index file and what identifies this version of it (path, size, mtime or ETag)."""
-    if is_url(path):
-        try:
-            import fsspec
-
-            fs, inner = fsspec.core.url_to_fs(path)
-            info = fs.info(inner)
-        except ImportError:
-            raise ConfigError(f"index {path}: URLs need fsspec (pip install 'vidloader[store]')") from None
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"index {path} cannot be read ({exc})") from None
-        version = info.get("ETag") or info.get("mtime") or info.get("LastModified") or info.get("created")
-        return (lambda: fs.open(inner, "rb")), f"{path}\0{info.get('size')}\0{version}"
-    if not os.path.isfile(path):
-        raise ConfigError(f"index {path} does not exist; build it with `vidloader index`")
-    st = os.stat(path)
-    return (lambda: open(path, "rb")), f"{os.path.realpath(path)}\0{st.st_size}\0{st.st_mtime_ns}"
-
-
-def _convert(pa: Any, pf: Any, dst: Path) -> None:
-    """Parquet -> uncompressed Arrow IPC, one row group at a time (memory stays one row group)."""
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, pf.schema_arrow) as writer:
-            for g in range(pf.num_row_groups):
-                writer.write_table(pf.read_row_group(g))
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
-        # The allocator keeps freed row groups for reuse; this process will not convert again.
-        pa.default_memory_pool().release_unused()
-
-
-def read_index_table(
-    path: str | Path, *, cache_dir: str | Path | None = None
-) -> tuple[Any, IndexMeta, str | None]:
-    """The index's table, memory-mapped from the local Arrow copy (made on first open), its meta, and the
-    copy's path (None when the table had to be read into memory instead). ``path`` may be a URL (fsspec).
-
-    Raises:
-        ConfigError: the file is missing, not an index, or of another schema version.
-    """
-    pa = _pa()
-    import pyarrow.parquet as pq
-
-    path = str(path)
-    opener, version = _source(path)
-    base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = hashlib.sha1(version.encode()).hexdigest()[:24]
-    arrow = base / "index" / f"{key}-v{INDEX_VERSION}.arrow"
-    with opener() as f:
-        try:
-            pf = pq.ParquetFile(f)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise ConfigError(f"{path} is not a readable Parquet index ({exc})") from None
-        meta = IndexMeta.from_schema(pf.schema_arrow, path)
-        missing = [c for c in table_columns() if c not in pf.schema_arrow.names]
-        if missing:
-            raise ConfigError(f"{path}: index lacks columns {missing}")
-        try:
-            if not arrow.is_file():
-                _convert(pa, pf, arrow)
-            table = pa.ipc.open_file(pa.memory_map(str(arrow), "r")).read_all()
-        except OSError as exc:
-            # No writable cache: the table is decompressed into memory instead of mapped; it still works.
-            log.warning("vidloader: cannot map the index through %s (%s); reading it into memory", arrow, exc)
-            return pf.read(), meta, None
-    return table, meta, str(arrow)
-
-
-def check_rows(rows: IndexRows, mode: CheckFiles) -> list[tuple[int, str]]:
-    """Rows whose local file is gone or differs from what was indexed (size, and mtime under "all")."""
-    if mode == "none":
-        return []
-    size = rows.column("size_bytes").tolist()
-    mtime = rows.column("mtime_ns").tolist()
-    bad: list[tuple[int, str]] = []
-    for i, p in enumerate(rows.paths()):
-        if is_url(p):
-            continue  # objects are checked when opened; a stat per object would cost a request each
-        try:
-            st = os.stat(p)
-        except OSError:
-            bad.append((i, "file no longer exists"))
-            continue
-        if st.st_size != size[i]:
-            bad.append((i, f"changed since indexed (size {size[i]} -> {st.st_size} bytes)"))
-        elif mode == "all" and mtime[i] and st.st_mtime_ns != mtime[i]:
-            bad.append((i, "changed since indexed (modification time differs; same size)"))
-    return bad

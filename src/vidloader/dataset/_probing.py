@@ -115,13 +115,35 @@ def probe_many(
     """
     check_choice("engine", engine, ENGINES)
     cache = ProbeCache(cache_dir) if use_cache else None
+    keys = _cache_keys(paths, video_stream, cache, num_workers)
+    cached = cache.get_many([k for k in keys if k]) if cache else {}
+    results, todo = _reuse(paths, keys, cached, known)
+    run = _runner(engine, [paths[i] for i in todo], video_stream, num_workers, address)
+    fresh = _collect(run, todo, keys, results, progress)
+    if cache:
+        cache.put_many(fresh)
+        cache.close()
+    return [r for r in results if r is not None]
+
+
+def _cache_keys(
+    paths: Sequence[str], video_stream: int | None, cache: ProbeCache | None, num_workers: int | None
+) -> list[str | None]:
+    """Each file's probe-cache key (None: the file cannot be cached)."""
     if cache is not None and any(is_remote(p) for p in paths):
         # A remote file's key needs its size and ETag: one request each, made in parallel.
         with ThreadPoolExecutor(max_workers=num_workers or min(8, (os.cpu_count() or 2) * 2)) as pool:
-            keys = list(pool.map(lambda p: ProbeCache.key(p, video_stream), paths))
-    else:
-        keys = [ProbeCache.key(p, video_stream) for p in paths]
-    cached = cache.get_many([k for k in keys if k]) if cache else {}
+            return list(pool.map(lambda p: ProbeCache.key(p, video_stream), paths))
+    return [ProbeCache.key(p, video_stream) for p in paths]
+
+
+def _reuse(
+    paths: Sequence[str],
+    keys: list[str | None],
+    cached: Mapping[str, VideoInfo],
+    known: Mapping[str, VideoInfo] | None,
+) -> tuple[list[Result | None], list[int]]:
+    """(results with what ``known`` or the cache already describe filled in, the indices left to probe)."""
     results: list[Result | None] = [None] * len(paths)
     todo: list[int] = []
     for i, (p, k) in enumerate(zip(paths, keys, strict=True)):
@@ -130,20 +152,23 @@ def probe_many(
             results[i] = replace(hit, path=p)  # keep the spelling the caller used
         else:
             todo.append(i)
-    run: Callable[[], Iterator[Result]]
-    todo_paths = [paths[i] for i in todo]
+    return results, todo
+
+
+def _runner(
+    engine: Engine,
+    todo_paths: list[str],
+    video_stream: int | None,
+    num_workers: int | None,
+    address: str | None,
+) -> Callable[[], Iterator[Result]]:
+    """The engine's probe of ``todo_paths``, started only when ``_collect`` calls it."""
     cpus = os.cpu_count() or 2
     if engine == "thread":
-        run = lambda: _threads(todo_paths, video_stream, num_workers or min(8, cpus * 2))  # noqa: E731
-    elif engine == "process":
-        run = lambda: _processes(todo_paths, video_stream, num_workers or cpus)  # noqa: E731
-    else:
-        run = lambda: _ray(todo_paths, video_stream, address)  # noqa: E731
-    fresh = _collect(run, todo, keys, results, progress)
-    if cache:
-        cache.put_many(fresh)
-        cache.close()
-    return [r for r in results if r is not None]
+        return lambda: _threads(todo_paths, video_stream, num_workers or min(8, cpus * 2))
+    if engine == "process":
+        return lambda: _processes(todo_paths, video_stream, num_workers or cpus)
+    return lambda: _ray(todo_paths, video_stream, address)
 
 
 def _collect(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
@@ -10,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._encoding import add_audio_stream, configure_video, encode_audio, encode_frames, peek
 
 _DEMO_VERSION = "demo-v2"
 DEMO_CLASSES = ("move_down", "move_left", "move_right", "move_up", "orbit_ccw", "orbit_cw")
@@ -60,78 +61,20 @@ def write_video(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Frames are streamed (a 10-minute workload would not fit in memory as a list).
-    it = iter(frames)
-    first = next(it, None)
-    if first is None:
-        raise ValueError("write_video needs at least one frame")
-    frames = itertools.chain([first], it)
+    first, frames = peek(frames)
     h, w = first.shape[:2]
     rate = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
     with av.open(str(path), mode="w") as out:
         vs: Any = out.add_stream(codec, rate=rate)
         vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
-        opts: dict[str, str] = dict(options or {})
-        if codec in ("libx264", "libx265"):
-            # Same bytes on every run and machine: one encoder thread, no scene-cut keyframes.
-            opts.setdefault("threads", "1")
-            key = "x264-params" if codec == "libx264" else "x265-params"
-            params = ["scenecut=0"] if codec == "libx264" else ["scenecut=0", "log-level=error", "pools=1"]
-            if gop is not None:
-                params.append(f"keyint={gop}:min-keyint={gop}" if codec == "libx264" else f"keyint={gop}")
-            if bframes is not None:
-                params.append(f"bframes={bframes}")
-            opts[key] = ":".join(params)
-        elif gop is not None:
-            vs.codec_context.gop_size = gop
-        if bframes is not None and codec not in ("libx264", "libx265"):
-            vs.codec_context.max_b_frames = bframes
-        vs.options = opts
-        if time_base is not None:
-            # Encoders count pts in the codec's time base; without this, VFR pts would be read as 1/fps ticks.
-            vs.time_base = time_base
-            vs.codec_context.time_base = time_base
-        if rotation:
-            vs.set_display_rotation(rotation)
+        configure_video(
+            vs, codec=codec, gop=gop, bframes=bframes, options=options, time_base=time_base, rotation=rotation
+        )
+        aus = add_audio_stream(out, audio, audio_codec, audio_rate) if audio is not None else None
+        encode_frames(out, vs, frames, pts=pts, time_base=time_base)
         if audio is not None:
-            aus: Any = out.add_stream(audio_codec, rate=audio_rate)
-            aus.layout = "mono" if audio.shape[0] == 1 else "stereo"
-        for i, arr in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
-            if pts is not None:
-                frame.pts = int(pts[i])
-                frame.time_base = time_base
-            for packet in vs.encode(frame):
-                out.mux(packet)
-        for packet in vs.encode():
-            out.mux(packet)
-        if audio is not None:
-            _encode_audio(out, aus, audio, audio_rate)
+            encode_audio(out, aus, audio, audio_rate)
     return path
-
-
-def _encode_audio(out, stream, audio: np.ndarray, rate: int) -> None:
-    import av
-
-    fmt = stream.codec_context.format.name if stream.codec_context.format else "fltp"
-    frame_size = stream.codec_context.frame_size or 1024
-    layout = "mono" if audio.shape[0] == 1 else "stereo"
-    pos = 0
-    while pos < audio.shape[1]:
-        chunk = np.ascontiguousarray(audio[:, pos : pos + frame_size], dtype=np.float32)
-        if chunk.shape[1] < frame_size:
-            chunk = np.pad(chunk, ((0, 0), (0, frame_size - chunk.shape[1])))
-        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
-        frame.sample_rate = rate
-        frame.pts = pos
-        frame.time_base = Fraction(1, rate)
-        if fmt != "fltp":
-            frame = av.AudioResampler(format=fmt, layout=layout, rate=rate).resample(frame)[0]
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        pos += frame_size
-    for packet in stream.encode():
-        out.mux(packet)
 
 
 def textured_frames(n: int, height: int, width: int, *, seed: int = 0) -> np.ndarray:

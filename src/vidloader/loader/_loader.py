@@ -1,12 +1,10 @@
-"""VideoLoader: the public face. A pass is plan -> Scheduler (decode workers) -> Assembler (device batch,
-transform) -> Handoff (ready on the caller's stream), on a prefetch thread unless num_workers=0."""
+"""VideoLoader: the public face: options, plans, state and stats; each pass runs in ``_pass``."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -15,20 +13,18 @@ from .._errors import ConfigError
 from .._validate import check_int
 from ..backends import AudioSpec, resolve_backend
 from ..dataset import VideoDataset, store_stats
-from ..sampling import ClipPlan, ClipSpec, ShortVideo, plan_epoch, resume_plan
-from . import _handoff
-from ._assemble import Assembler
+from ..sampling import ClipPlan, ClipSpec, ShortVideo
 from ._audio import AudioBatcher, audio_samples
 from ._batch import ClipBatch
 from ._config import ConfigAttributes, LoaderConfig, OnError, WorkerType
 from ._host_buffers import HostBuffers
+from ._pass import PassParts, run_pass
+from ._plans import EpochPlans
 from ._pool import DecodePool
 from ._prefetch import Prefetcher
-from ._scheduler import Scheduler, Stopped
 from ._short import short_videos
 from ._state import EpochCursor, check_state, dataset_fingerprint, make_state
 from ._stats import LoaderStats
-from ._tasks import TaskMaker
 
 log = logging.getLogger("vidloader")
 
@@ -141,29 +137,13 @@ class VideoLoader(ConfigAttributes):
         self._stats = LoaderStats(on_error=cfg.on_error)
         # Idle batch buffers kept: as many as can be in flight (submitted ahead, queued, the caller's).
         self._host = HostBuffers(keep=2 * cfg.prefetch + 2)
-        self._plan_cache: tuple[tuple[int, tuple], ClipPlan] | None = None
-        # Earlier world-size stages of the epoch a loaded state resumes (elastic restart), by epoch.
-        self._stages: tuple[int, tuple[tuple[int, int], ...]] = (0, ())
+        self._plans = EpochPlans(self.config)
         self._prefetchers: set[Prefetcher] = set()  # passes still running ahead of their callers
 
     # ---- plan ----------------------------------------------------------------------------------------
 
-    def _stages_of(self, epoch: int) -> tuple[tuple[int, int], ...]:
-        return self._stages[1] if self._stages[0] == epoch else ()
-
     def _plan(self, epoch: int) -> ClipPlan:
-        key = (epoch, self._stages_of(epoch))
-        if self._plan_cache is None or self._plan_cache[0] != key:
-            cfg = self.config
-
-            def plan(rank: int, world_size: int) -> ClipPlan:
-                return plan_epoch(
-                    self.dataset, cfg.sampling, seed=cfg.seed, epoch=epoch, rank=rank, world_size=world_size
-                )
-
-            clips = resume_plan(plan, key[1], rank=cfg.rank, world_size=cfg.world_size)
-            self._plan_cache = (key, ClipPlan.from_specs(clips, cfg.sampling.frames_per_clip))
-        return self._plan_cache[1]
+        return self._plans.plan(self.dataset, epoch)
 
     def _num_batches(self, n_clips: int) -> int:
         b = self.config.batch_size
@@ -228,7 +208,7 @@ class VideoLoader(ConfigAttributes):
             config=self.config.state_fields(),
             dataset=self._dataset_fp,
             world_size=self.config.world_size,
-            stages=self._stages_of(epoch),
+            stages=self._plans.stages_of(epoch),
         )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -246,7 +226,7 @@ class VideoLoader(ConfigAttributes):
             dataset=self._dataset_fp,
             world_size=self.config.world_size,
         )
-        self._stages = (point.epoch, point.stages)
+        self._plans.resume(point.epoch, point.stages)
         self._cursor.load(point.epoch, point.batches_yielded)
 
     @property
@@ -277,73 +257,17 @@ class VideoLoader(ConfigAttributes):
         plan = self._plan(epoch)
         b = self.config.batch_size
         batches = plan.batches(b, start, self._num_batches(len(plan)))  # each made when it is submitted
-        stop = threading.Event()
-        handoff = _handoff.Handoff(_handoff.streams_for(self.config.device))
-        produced = self._produce(epoch, start, batches, stop, handoff)
-        prefetcher = None
-        if self.config.inline:
-            items: Iterator[Any] = produced
-        else:
-            prefetcher = Prefetcher(
-                produced, depth=self.config.prefetch, stop=stop, join_timeout=self.config.decode_timeout
-            )
-            self._prefetchers.add(prefetcher)
-            items = iter(prefetcher)
-        try:
-            for position, batch, event in items:
-                ready = handoff.ready(batch, event)
-                self._cursor.delivered(position)
-                yield ready
-        finally:
-            stop.set()
-            if prefetcher is not None:
-                prefetcher.close()
-                self._prefetchers.discard(prefetcher)
-            else:
-                produced.close()
-        self._cursor.end()
-
-    def _produce(
-        self,
-        epoch: int,
-        start: int,
-        batches: Sequence[list[ClipSpec]],
-        stop: threading.Event,
-        handoff: Any,
-    ) -> Generator[tuple[int, ClipBatch, Any], None, None]:
-        """(position after the batch, batch, readiness event) for each batch that has clips."""
-        cfg = self.config
-        backend = self.backend
-        assembler = Assembler(
-            config=cfg,
+        parts = PassParts(
+            config=self.config,
             dataset=self.dataset,
-            backend=backend,
+            backend=self.backend,
             audio=self._audio,
             stats=self._stats,
             host=self._host,
-        )
-        scheduler = Scheduler(
             pool=self._pool,
-            tasks=TaskMaker(dataset=self.dataset, backend=backend, config=cfg, stats=self._stats),
-            buffers=assembler.buffers,
-            stats=self._stats,
-            lookahead=0 if cfg.inline else cfg.prefetch,
-            timeout=cfg.decode_timeout,
-            stop=stop,
         )
-        counts = self._stats.counts
-        with contextlib.suppress(Stopped):
-            for decoded in scheduler.run(batches, first=start):
-                made, event = (
-                    handoff.make(lambda d=decoded: assembler(epoch, d)) if decoded.clips else (None, None)
-                )
-                if made is None:  # every clip failed under on_error="skip"
-                    counts["skipped_batches"] += 1
-                    continue
-                batch, n_clips = made
-                counts["batches"] += 1
-                counts["clips"] += n_clips
-                yield decoded.index + 1, batch, event
+        yield from run_pass(parts, epoch, start, batches, cursor=self._cursor, prefetchers=self._prefetchers)
+        self._cursor.end()
 
     def close(self) -> None:
         """Stop passes still prefetching (their threads are joined) and shut the decode workers down; a
