@@ -21,6 +21,7 @@ def row(path: Path) -> str:
     peers = {n: r for n, r in rows.items() if not n.startswith("vidloader") and "clips_per_s" in r}
     fastest = max(peers, key=lambda n: peers[n]["clips_per_s"])
     cheapest = min(peers, key=lambda n: peers[n]["cpu_s_per_clip"])
+    steadiest = min(peers, key=lambda n: peers[n]["cpu_s_per_clip_steady"])
     others = ", ".join(f"{n} {1000 * r['cpu_s_per_clip']:.0f}" for n, r in peers.items())
     failed = [f"{n}: {r.get('error') or r.get('skipped')}" for n, r in rows.items() if "clips_per_s" not in r]
     checks = sorted({r["check"] for r in rows.values() if "check" in r})
@@ -30,6 +31,9 @@ def row(path: Path) -> str:
         f"{vs['median']:.2f}x ({', '.join(f'{x:.2f}' for x in vs['per_round'])}) | "
         f"{1000 * ours['cpu_s_per_clip']:.0f} | {cheapest} {1000 * peers[cheapest]['cpu_s_per_clip']:.0f} | "
         f"**{vs['cpu_median']:.2f}x** ({', '.join(f'{x:.2f}' for x in vs['cpu_per_round'])}) | "
+        f"{1000 * ours['cpu_s_per_clip_steady']:.0f} vs {steadiest} "
+        f"{1000 * peers[steadiest]['cpu_s_per_clip_steady']:.0f}: **{vs['cpu_steady_median']:.2f}x** "
+        f"({', '.join(f'{x:.2f}' for x in vs['cpu_steady_per_round'])}) | "
         f"{ours['cpu_util']:.2f} / {peers[fastest]['cpu_util']:.2f} | {ours['peak_rss_mb']:.0f} / "
         f"{peers[cheapest]['peak_rss_mb']:.0f} | {others} | {'/'.join(checks)}"
         f"{'; ' + '; '.join(failed) if failed else ''} |"
@@ -40,10 +44,11 @@ def main(paths: list[str]) -> None:
     print(
         "| run | workers | vidloader clips/s (range) | fastest peer clips/s | clips/s ratio, median (rounds) "
         "| vidloader CPU ms/clip | cheapest peer CPU ms/clip | CPU ratio, median (rounds) "
+        "| steady state (second half of each run): CPU ms/clip, vidloader vs cheapest peer, ratio "
         "| cores used: vidloader / fastest peer | peak RSS MB: vidloader / cheapest peer "
         "| every peer's CPU ms/clip | checks |"
     )
-    print("|---|---:|---:|---|---|---:|---|---|---|---|---|---|")
+    print("|---|---:|---:|---|---|---:|---|---|---|---|---|---|---|")
     for p in paths:
         print(row(Path(p)))
 

@@ -96,7 +96,7 @@ def test_bench_tiny_schema_plot_and_wrong_peer(
         assert r["clips_per_s"] > 0 and r["frames_per_s"] == pytest.approx(4 * r["clips_per_s"])
         assert r["clips_per_s_min"] <= r["clips_per_s"] <= r["clips_per_s_max"]
         assert 0 < r["p50_batch_s"] <= r["p95_batch_s"] and r["first_batch_s"] > 0 and r["peak_rss_mb"] > 0
-        assert r["cpu_s_per_clip"] > 0 and r["rounds"] == 1
+        assert r["cpu_s_per_clip"] > 0 and r["cpu_s_per_clip_steady"] > 0 and r["rounds"] == 1
     vs = report["vs_best_peer"]  # one round: its ratios, against a peer that ran in it
     assert len(vs["per_round"]) == len(vs["cpu_per_round"]) == 1 and vs["median"] == vs["per_round"][0]
     assert vs["best_peer_per_round"][0] in rows and vs["cpu_median"] > 0
@@ -271,3 +271,14 @@ def test_bench_multiview_plan_shares_decode_passes(tmp_path: Path) -> None:
         6,
     )
     assert all(report["backends"][n]["check"] == "exact" for n in ("vidloader-pyav", "pyav-naive"))
+
+
+def test_steady_cpu_per_clip_is_the_second_half_of_the_run() -> None:
+    from vidloader.cli._measure import steady_cpu_per_clip
+
+    # CPU marks at the start and after each of 6 batches of 2 clips: the first batches cost more.
+    marks = [0.0, 5.0, 7.0, 9.0, 10.0, 11.0, 12.0]
+    assert steady_cpu_per_clip(marks, 2) == pytest.approx((12.0 - 9.0) / (3 * 2))
+    # Under 4 batches: every batch after the first.
+    assert steady_cpu_per_clip([0.0, 5.0, 6.0, 7.0], 1) == pytest.approx(1.0)
+    assert steady_cpu_per_clip([0.0, 5.0], 1) == pytest.approx(5.0)

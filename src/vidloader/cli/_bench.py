@@ -136,7 +136,7 @@ def _ratios(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
     other processes take a varying share of the cores, and the throughput ratio once all cores are busy)."""
     ours = rounds.get("vidloader-pyav", [])
     peers = {n: rs for n, rs in rounds.items() if n not in VIDLOADER_BACKENDS}
-    per_round, best, cpu, cheapest = [], [], [], []
+    per_round, best, cpu, cheapest, steady, steadiest = [], [], [], [], [], []
     for r, row in enumerate(ours):
         timed = {n: rs[r] for n, rs in peers.items() if r < len(rs) and "clips_per_s" in rs[r]}
         if "clips_per_s" not in row or not timed:
@@ -147,6 +147,9 @@ def _ratios(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
         low = min(timed, key=lambda n: timed[n]["cpu_s_per_clip"])
         cpu.append(timed[low]["cpu_s_per_clip"] / max(row["cpu_s_per_clip"], 1e-12))
         cheapest.append(low)
+        low = min(timed, key=lambda n: timed[n]["cpu_s_per_clip_steady"])
+        steady.append(timed[low]["cpu_s_per_clip_steady"] / max(row["cpu_s_per_clip_steady"], 1e-12))
+        steadiest.append(low)
     if not per_round:
         return None
     return {
@@ -156,6 +159,9 @@ def _ratios(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
         "cpu_median": statistics.median(cpu),
         "cpu_per_round": cpu,
         "cheapest_peer_per_round": cheapest,
+        "cpu_steady_median": statistics.median(steady),
+        "cpu_steady_per_round": steady,
+        "cheapest_steady_peer_per_round": steadiest,
     }
 
 
@@ -196,7 +202,7 @@ def format_table(report: dict[str, Any]) -> str:
     ceiling = (report.get("ceiling") or {}).get("frames_per_s")
     lines = [
         f"{'backend':16s} {'clips/s':>9s} {'range':>15s} {'frames/s':>9s} {'p50 s':>7s} {'p95 s':>7s} "
-        f"{'first s':>7s} {'cpu':>5s} {'cpu ms/clip':>11s} {'rss MB':>7s} {'vs vl-pyav':>10s} {'ceiling':>7s}  frames"
+        f"{'first s':>7s} {'cpu':>5s} {'cpu ms/clip':>11s} {'steady':>6s} {'rss MB':>7s} {'vs vl-pyav':>10s} {'ceiling':>7s}  frames"
     ]
     for name, r in rows.items():
         if "clips_per_s" not in r:
@@ -214,7 +220,7 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(
             f"{name:16s} {r['clips_per_s']:9.2f} {rng:>15s} {r['frames_per_s']:9.1f} {r['p50_batch_s']:7.3f} "
             f"{r['p95_batch_s']:7.3f} {r['first_batch_s']:7.3f} {r['cpu_util']:5.2f} "
-            f"{1000 * r['cpu_s_per_clip']:11.1f} {r['peak_rss_mb']:7.0f} {ratio:>10s} "
+            f"{1000 * r['cpu_s_per_clip']:11.1f} {1000 * r['cpu_s_per_clip_steady']:6.1f} {r['peak_rss_mb']:7.0f} {ratio:>10s} "
             f"{share:>7s}  {check}"
         )
     vs = report.get("vs_best_peer")
@@ -228,6 +234,14 @@ def format_table(report: dict[str, Any]) -> str:
         )
         lines.append(
             f"CPU per clip, cheapest peer / vidloader-pyav: {vs['cpu_median']:.2f}x (rounds: {each})"
+        )
+        each = ", ".join(
+            f"{x:.2f}x ({n})"
+            for x, n in zip(vs["cpu_steady_per_round"], vs["cheapest_steady_peer_per_round"], strict=True)
+        )
+        lines.append(
+            "the same over each run's second half (steady state): "
+            f"{vs['cpu_steady_median']:.2f}x (rounds: {each})"
         )
     ceil = report.get("ceiling")
     if ceil:

@@ -69,17 +69,20 @@ class RSSPeak:
 
 def time_batches(
     make_iter: Callable[[], Iterator[Any]], n_batches: int, seconds: float | None
-) -> list[float]:
-    """Per-batch latencies, the first (warm-up) batch included at index 0.
+) -> tuple[list[float], list[float]]:
+    """Per-batch latencies, the first (warm-up) batch included at index 0, and the process's CPU seconds
+    when the run started and after each batch (one more entry than latencies).
 
     Stops after ``n_batches`` or, with ``seconds``, once that much wall time has passed (two batches at
     least, so there is always one steady batch)."""
     lat: list[float] = []
+    cpu = [_cpu_now()]
     start = t = time.perf_counter()
     it = make_iter()
     try:
         for k, _ in enumerate(it):
             now = time.perf_counter()
+            cpu.append(_cpu_now())
             lat.append(now - t)
             t = now
             if k + 1 >= n_batches or (seconds is not None and k >= 1 and now - start >= seconds):
@@ -88,7 +91,21 @@ def time_batches(
         close = getattr(it, "close", None)
         if close is not None:
             close()  # an unfinished loader pass must stop its prefetch thread before the next run
-    return lat
+    return lat, cpu
+
+
+def _cpu_now() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def steady_cpu_per_clip(cpu: list[float], batch_size: int) -> float:
+    """CPU seconds per clip over the second half of a run's batches: pools started, files opened and
+    buffers allocated by then, as in the long runs of training; runs of under 4 batches use every batch
+    after the first."""
+    n = len(cpu) - 1
+    h = n // 2 if n >= 4 else min(1, n - 1)
+    return (cpu[-1] - cpu[h]) / max((n - h) * batch_size, 1)
 
 
 def measure(
@@ -105,11 +122,11 @@ def measure(
     """Run ``make_iter()`` ``repeats`` times; the row's timing fields (see docs/bench.md, Metrics)."""
     from tqdm import tqdm
 
-    rates, p50, p95, firsts, utils, costs = [], [], [], [], [], []
+    rates, p50, p95, firsts, utils, costs, steady_costs = [], [], [], [], [], [], []
     with RSSPeak() as rss:
         for _ in tqdm(range(repeats), desc=desc, disable=not progress, leave=False):
             usage = _Usage()
-            lat = time_batches(make_iter, n_batches, seconds)
+            lat, cpu = time_batches(make_iter, n_batches, seconds)
             # The first batch (warm-up: pool start, caches, pipeline build) is reported on its own as the
             # time to first batch and left out of the rate and the percentiles.
             steady = lat[1:]
@@ -121,6 +138,7 @@ def measure(
             # CPU seconds (all of the process's threads) per delivered clip, warm-up batch included: what
             # a clip costs, whatever share of the cores other processes left this one.
             costs.append(usage.cpu_seconds() / max(len(lat) * batch_size, 1))
+            steady_costs.append(steady_cpu_per_clip(cpu, batch_size))
     return dict(
         clips_per_s=statistics.median(rates),
         clips_per_s_min=min(rates),
@@ -131,6 +149,7 @@ def measure(
         first_batch_s=statistics.median(firsts),
         cpu_util=statistics.median(utils),
         cpu_s_per_clip=statistics.median(costs),
+        cpu_s_per_clip_steady=statistics.median(steady_costs),
         peak_rss_mb=round(rss.peak, 1),
     )
 
@@ -163,4 +182,5 @@ _MEDIAN_FIELDS = (
     "first_batch_s",
     "cpu_util",
     "cpu_s_per_clip",
+    "cpu_s_per_clip_steady",
 )
