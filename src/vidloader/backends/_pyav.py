@@ -54,6 +54,23 @@ def shared_decode_groups(info: VideoInfo, clips: Sequence[Sequence[int]]) -> lis
     return groups
 
 
+def _next_target(walk: DecodeWalk, info: VideoInfo, wanted: list[int], k: int, target: int) -> int | None:
+    """After an attempt that could not vouch for every wanted frame: the keyframe (index) the next attempt
+    starts from, or None when going further back cannot help."""
+    started_at = walk.started_at
+    if started_at is None or started_at > wanted[0]:
+        pass  # landed past the clip: not a decode failure, just go back
+    elif walk.error:
+        if started_at < info.keyframe_pts[k]:
+            return None  # errors with a GOP of pre-roll before the clip: damage
+    elif started_at < info.keyframe_pts[max(k - 1, 0)]:
+        return None  # frames still missing two GOPs back: the decoder will not produce them
+    if target == 0:
+        return None
+    started = target if started_at is None else bisect.bisect_right(info.keyframe_pts, started_at) - 1
+    return max(min(target, started) - 1, 0)
+
+
 class PyAVBackend:
     """Decodes clips on the CPU with FFmpeg (through PyAV) into RGB uint8.
 
@@ -218,20 +235,11 @@ class PyAVBackend:
                     if target < k and walk.error == "" and len(self._preroll) < 100_000:
                         self._preroll.add(info.path)
                     return walk.got
-                if walk.started_at is None or walk.started_at > wanted[0]:
-                    pass  # landed past the clip: not a decode failure, just go back
-                elif walk.error:
-                    last_error = walk.error
-                    if walk.started_at < info.keyframe_pts[k]:
-                        break  # errors with a GOP of pre-roll before the clip: damage
-                elif walk.started_at < info.keyframe_pts[max(k - 1, 0)]:
-                    break  # frames still missing two GOPs back: the decoder will not produce them
-                if target == 0:
+                last_error = walk.error or last_error
+                step = _next_target(walk, info, wanted, k, target)
+                if step is None:
                     break
-                started = target
-                if walk.started_at is not None:
-                    started = bisect.bisect_right(info.keyframe_pts, walk.started_at) - 1
-                target = max(min(target, started) - 1, 0)
+                target = step
         except av.error.FFmpegError as exc:
             raise DecodeError(info.path, f"decoding failed ({type(exc).__name__}: {exc})") from exc
         finally:

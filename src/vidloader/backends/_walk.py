@@ -42,78 +42,101 @@ class DecodeWalk:
         self.started_at: int | None = None
         self.error = ""
         self.passed_key = False
+        self._skipping = False  # the decoder is set to drop non-reference frames
+        self._seen = 0  # FFmpeg log lines already judged
 
     @property
     def complete(self) -> bool:
         return not self.error and len(self.got) == len(self.wanted)
 
     def run(self, container, stream, target: int, logs) -> None:
-        import av
         from av.video.reformatter import VideoReformatter
 
-        info = self.info
         cc = stream.codec_context
         at_start = target == 0
-        seek_keyframe(container, stream, None if at_start else info.keyframe_pts[target])
+        seek_keyframe(container, stream, None if at_start else self.info.keyframe_pts[target])
         cc.flush_buffers()
         cc.skip_frame = "DEFAULT"  # an earlier attempt may have stopped while skipping
-        prof = self.prof
-        prof.lap("seek")
+        self.prof.lap("seek")
         # One reformatter for the clip keeps its swscale context: frame.to_ndarray(format=...) builds one
         # per frame (1.1 -> 0.06 ms per 96x64 frame, 0.64 -> 0.40 ms at 360p, 3.5 -> 2.8 ms at 1080p;
         # bit-identical output).
         self.reformatter = VideoReformatter()
-        skipping = False
-        seen = len(logs)
+        self._skipping = False
+        self._seen = len(logs)
         for packet in container.demux(stream):
-            prof.lap("demux")
+            self.prof.lap("demux")
             if packet.size == 0:
                 break
             ppts = packet.pts if packet.pts is not None else packet.dts
-            if self.started_at is None:
-                # Decoding must begin at a keyframe: a seek that lands on any packet (MPEG-TS, AVI) would
-                # otherwise decode frames from missing references. At the file's start, the first packet
-                # is where the stream begins, flagged or not.
-                if not (packet.is_keyframe or at_start) or ppts is None:
-                    continue
-                if ppts > self.wanted[0] and not at_start:
-                    self.started_at = ppts
-                    return  # past the first wanted frame: go back a keyframe
-                self.started_at = ppts
-            if self.skip_nonref:
-                # A non-reference frame nobody asked for (before the clip, or between strided frames) is
-                # never needed by another frame: dropping it is exact.
-                want_skip = ppts is not None and ppts not in self.wanted_set
-                if want_skip != skipping:
-                    cc.skip_frame = "NONREF" if want_skip else "DEFAULT"
-                    skipping = want_skip
-            prof.lap("python")
-            try:
-                frames = cc.decode(packet)
-                errors = []
-            except av.error.InvalidDataError as exc:
-                frames, errors = [], [str(exc)]
-            prof.lap("decode_preroll" if ppts is not None and ppts < self.wanted[0] else "decode_clip")
-            if len(logs) > seen:
-                errors += ffmpeg_errors(logs[seen:])
-                seen = len(logs)
-            if errors and self._counts(ppts):
-                self._fail(ppts, errors[0])
+            begin = self._begin(packet, ppts, at_start)
+            if begin is None:
+                continue
+            if not begin:
+                return  # past the first wanted frame: go back a keyframe
+            if self._decode_packet(cc, packet, ppts, logs):
                 return
-            if ppts is not None and ppts == self.key_pts:
-                self.passed_key = True
-            if ppts in self.wanted_set:
-                self.fed.add(ppts)
-            for frame in frames:
-                prof.frame()
-                if self._take(frame):
-                    return
-        if skipping:
+        self._drain(cc)
+
+    def _begin(self, packet, ppts: int | None, at_start: bool) -> bool | None:
+        """Whether decoding goes on with this packet: None passes it by, False stops the walk (its first
+        keyframe is already past the clip's first frame)."""
+        if self.started_at is not None:
+            return True
+        # Decoding must begin at a keyframe: a seek that lands on any packet (MPEG-TS, AVI) would otherwise
+        # decode frames from missing references. At the file's start, the first packet is where the stream
+        # begins, flagged or not.
+        if not (packet.is_keyframe or at_start) or ppts is None:
+            return None
+        self.started_at = ppts
+        return at_start or ppts <= self.wanted[0]
+
+    def _decode_packet(self, cc, packet, ppts: int | None, logs) -> bool:
+        """Send one packet and keep the wanted frames it gives; True once the walk is over (every wanted
+        frame in, or an error that counts)."""
+        import av
+
+        if self.skip_nonref:
+            # A non-reference frame nobody asked for (before the clip, or between strided frames) is never
+            # needed by another frame: dropping it is exact.
+            want_skip = ppts is not None and ppts not in self.wanted_set
+            if want_skip != self._skipping:
+                cc.skip_frame = "NONREF" if want_skip else "DEFAULT"
+                self._skipping = want_skip
+        prof = self.prof
+        prof.lap("python")
+        try:
+            frames = cc.decode(packet)
+            errors = []
+        except av.error.InvalidDataError as exc:
+            frames, errors = [], [str(exc)]
+        prof.lap("decode_preroll" if ppts is not None and ppts < self.wanted[0] else "decode_clip")
+        if len(logs) > self._seen:
+            errors += ffmpeg_errors(logs[self._seen :])
+            self._seen = len(logs)
+        if errors and self._counts(ppts):
+            self._fail(ppts, errors[0])
+            return True
+        if ppts is not None and ppts == self.key_pts:
+            self.passed_key = True
+        if ppts in self.wanted_set:
+            self.fed.add(ppts)
+        for frame in frames:
+            prof.frame()
+            if self._take(frame):
+                return True
+        return False
+
+    def _drain(self, cc) -> None:
+        """The frames the decoder still holds at the end of the stream."""
+        import av
+
+        if self._skipping:
             cc.skip_frame = "DEFAULT"
         try:
             for frame in cc.decode(None):
-                prof.lap("decode_clip")
-                prof.frame()
+                self.prof.lap("decode_clip")
+                self.prof.frame()
                 if self._take(frame):
                     return
         except av.error.InvalidDataError as exc:
