@@ -1,5 +1,6 @@
 """HostBuffers: batch memory is taken again only once nothing refers to it (a tensor, a view, a slice, a
-NumPy array of it), and the loader reuses the memory of batches the caller dropped."""
+NumPy array, a storage or a DLPack capsule of it), and the loader reuses the memory of batches the caller
+dropped."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from vidloader.dataset import textured_frames, write_video
 from vidloader.loader._host_buffers import HostBuffers
 
 
+@pytest.mark.filterwarnings("ignore:TypedStorage is deprecated")
 def test_buffer_comes_back_only_when_every_reference_is_gone() -> None:
     pool = HostBuffers(keep=2)
     a = pool.take((2, 3, 4))
@@ -24,6 +26,8 @@ def test_buffer_comes_back_only_when_every_reference_is_gone() -> None:
         "view": a[1:].permute(2, 1, 0),
         "numpy": a[0].numpy(),
         "storage": a.untyped_storage(),
+        "typed storage": a.storage(),
+        "dlpack": torch.utils.dlpack.to_dlpack(a[1]),
         "flat": a.view(-1)[5:],
     }
     del a

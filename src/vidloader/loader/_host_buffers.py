@@ -5,11 +5,12 @@ mmap threshold) come from ``mmap`` and go back on free, so the first write of ea
 the kernel, which zeroes it: writing 16 decoded 1080p frames into a new buffer cost 47-88 ms of CPU, into
 memory already touched 8-14 ms (docs/bench.md, profile). Recycling the memory removes that.
 
-Never written while in use: every buffer is a NumPy array the pool keeps, handed out as ``torch.from_numpy``
-views (the array itself may sit on a torch tensor's memory). Each tensor storage made from it holds a reference to the array for as long as any tensor, view,
-slice or ``.numpy()`` array of it is alive, so the array's reference count says exactly whether the caller
-(or anything else) can still see the memory. The pool gives a buffer out again only when its count shows
-the pool's own references alone: a batch the training loop keeps, in any form, is never rewritten.
+Never written while in use: the pool keeps each buffer as a flat torch tensor and hands out views of it.
+Every tensor that sees the memory (a view, a slice, a reshape, the tensor behind a ``.numpy()`` array or a
+DLPack capsule) holds a reference to the buffer's storage, and a held ``UntypedStorage``/``TypedStorage``
+holds the storage's Python object; the pool gives a buffer out again only when both counts are back to
+what they were when it was made. Plain torch storage, not NumPy-backed tensors: their deleter takes the
+GIL, which a tensor freed on a non-Python thread or during interpreter shutdown must not need.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import math
 import sys
 import threading
 
-import numpy as np
 import torch
 
-# sys.getrefcount of an array held only by the pool's list: the list's reference plus the call's argument.
-_IDLE_REFS = 2
+
+def _uses(buffer: torch.Tensor) -> tuple[int, int]:
+    """References to ``buffer``'s storage from tensors, and to the storage's Python object."""
+    storage = buffer.untyped_storage()
+    return torch._C._storage_Use_Count(storage._cdata), sys.getrefcount(storage)
 
 
 class HostBuffers:
@@ -44,7 +47,7 @@ class HostBuffers:
         if not isinstance(keep, int) or keep < 0:
             raise ValueError(f"keep must be an int >= 0, got {keep!r}")
         self.keep = keep
-        self._held: list[np.ndarray] = []
+        self._held: list[tuple[torch.Tensor, tuple[int, int]]] = []  # (flat buffer, its idle counts)
         self._lock = threading.Lock()
         self.reused = 0
         self.allocated = 0
@@ -64,19 +67,17 @@ class HostBuffers:
             return torch.empty(shape, dtype=torch.uint8, pin_memory=True)
         nbytes = math.prod(shape)
         with self._lock:
-            for i in range(len(self._held)):
-                if self._held[i].nbytes == nbytes and sys.getrefcount(self._held[i]) == _IDLE_REFS:
-                    base = self._held.pop(i)
-                    self._held.append(base)  # most recently used last: trimming drops the oldest first
+            for i, (buffer, idle) in enumerate(self._held):
+                if buffer.numel() == nbytes and _uses(buffer) == idle:
+                    self._held.append(self._held.pop(i))  # most recently used last: trimmed last
                     self.reused += 1
-                    return torch.from_numpy(base).view(shape)
-            # torch's allocator, not NumPy's: NumPy asks for transparent huge pages on large arrays, and
-            # faulting those in cost more than 4 KiB pages here (docs/bench.md, profile).
-            base = torch.empty(nbytes, dtype=torch.uint8).numpy()
-            self._held.append(base)
+                    return buffer.view(shape)
+            buffer = torch.empty(nbytes, dtype=torch.uint8)
+            self._held.append((buffer, _uses(buffer)))
             self.allocated += 1
+            out = buffer.view(shape)  # taken before trimming, so the new buffer counts as in use
             self._trim()
-            return torch.from_numpy(base).view(shape)
+            return out
 
     def idle(self) -> int:
         """How many kept buffers nothing but the pool refers to.
@@ -85,7 +86,7 @@ class HostBuffers:
             The count.
         """
         with self._lock:
-            return sum(sys.getrefcount(self._held[i]) == _IDLE_REFS for i in range(len(self._held)))
+            return sum(_uses(buffer) == idle for buffer, idle in self._held)
 
     def clear(self) -> None:
         """Let go of every buffer (those in use stay valid for their users)."""
@@ -93,9 +94,10 @@ class HostBuffers:
             self._held.clear()
 
     def _trim(self) -> None:
-        idle = [i for i in range(len(self._held)) if sys.getrefcount(self._held[i]) == _IDLE_REFS]
+        flags = [_uses(buffer) == idle for buffer, idle in self._held]
+        idle = [i for i, f in enumerate(flags) if f]
+        busy = [i for i, f in enumerate(flags) if not f]
         drop = set(idle[: max(len(idle) - self.keep, 0)])
-        busy = [i for i in range(len(self._held)) if i not in set(idle)]
         drop.update(busy[: max(len(busy) - (2 * self.keep + 8), 0)])
         if drop:
-            self._held = [b for i, b in enumerate(self._held) if i not in drop]
+            self._held = [h for i, h in enumerate(self._held) if i not in drop]
