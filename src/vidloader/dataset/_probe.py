@@ -52,10 +52,11 @@ def probe_video(path: str | Path, *, video_stream: int | None = None) -> VideoIn
         raise
     except (av.error.FFmpegError, UnicodeDecodeError, OSError) as exc:
         # PyAV appends "last error log" to its exceptions from a process-wide record, which a parallel
-        # probe can overwrite; this thread's own capture says what FFmpeg logged for this file.
-        detail = str(exc)
+        # probe can overwrite or another process may not have: it is dropped, and this thread's own
+        # capture says what FFmpeg logged for this file, so a reason reads the same in every engine.
+        detail = str(exc).split("; last error log:")[0]
         errors = ffmpeg_errors(logs)
-        if errors and errors[-1] not in detail:
+        if errors:
             detail += f"; FFmpeg: {errors[-1]}"
         raise ProbeError(path, f"not a readable media file ({type(exc).__name__}: {detail})") from exc
     finally:
