@@ -24,6 +24,8 @@ import torch
 
 def _uses(buffer: torch.Tensor) -> tuple[int, int]:
     """References to ``buffer``'s storage from tensors, and to the storage's Python object."""
+    # torch has no public accessor for a storage's use count; this one is pinned with torch in the lock,
+    # and tests/test_host_buffers.py fails if it stops tracking views, arrays, storages or capsules.
     storage = buffer.untyped_storage()
     return torch._C._storage_Use_Count(storage._cdata), sys.getrefcount(storage)
 
