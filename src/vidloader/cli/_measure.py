@@ -17,12 +17,10 @@ import numpy as np
 class _Usage:
     def __init__(self) -> None:
         self.t = time.perf_counter()
-        r = resource.getrusage(resource.RUSAGE_SELF)
-        self.cpu = r.ru_utime + r.ru_stime
+        self.cpu = _cpu_now()
 
     def cpu_seconds(self) -> float:
-        r = resource.getrusage(resource.RUSAGE_SELF)
-        return r.ru_utime + r.ru_stime - self.cpu
+        return _cpu_now() - self.cpu
 
     def cpu_util(self) -> float:
         return self.cpu_seconds() / max(time.perf_counter() - self.t, 1e-9)
