@@ -17,6 +17,12 @@ def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     return value
 
 
+def check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
 def check_opt_int(name: str, value: Any, *, minimum: int | None = None) -> int | None:
     return None if value is None else check_int(name, value, minimum=minimum)
 
