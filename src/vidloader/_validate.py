@@ -23,21 +23,70 @@ def check_bool(name: str, value: Any) -> bool:
     return value
 
 
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an int and not a bool (``True`` is an int to Python, never a count here).
+
+    Args:
+        value: anything.
+
+    Returns:
+        True for an int that is not a bool.
+    """
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def check_opt_int(name: str, value: Any, *, minimum: int | None = None) -> int | None:
     return None if value is None else check_int(name, value, minimum=minimum)
 
 
 def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
         raise ConfigError(f"{name} must be an int, got {value!r}")
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
     return value
 
 
+def check_non_negative_int(name: str, value: Any) -> int:
+    """A seed or an epoch: an int >= 0.
+
+    Args:
+        name: the argument's name, for the message.
+        value: its value.
+
+    Returns:
+        ``value``.
+
+    Raises:
+        ConfigError: not an int (a bool is not), or negative.
+    """
+    if not is_int(value) or value < 0:
+        raise ConfigError(f"{name} must be a non-negative int, got {value!r}")
+    return value
+
+
+def check_index(name: str, value: Any, size: int) -> int:
+    """A position among ``size`` things (a rank among ``world_size`` ranks): an int in ``[0, size)``.
+
+    Args:
+        name: the argument's name, for the message.
+        value: its value.
+        size: how many positions there are.
+
+    Returns:
+        ``value``.
+
+    Raises:
+        ConfigError: not an int (a bool is not), or outside ``[0, size)``.
+    """
+    if not is_int(value) or not 0 <= value < size:
+        raise ConfigError(f"{name} must be in [0, {size}), got {value!r}")
+    return value
+
+
 def check_positive_float(name: str, value: Any, *, allow_none: bool = False) -> float | None:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if not (is_int(value) or isinstance(value, float)) or not value > 0:
         raise ConfigError(f"{name} must be a positive number, got {value!r}")
     return float(value)
