@@ -1,6 +1,6 @@
 """Pure clip sampling: (dataset, config, seed, epoch, rank, world_size) -> the clips a rank yields."""
 
-from ._clipplan import ClipPlan, ClipSpec
+from ._clips import ClipPlan, ClipSpec
 from ._config import (
     CLIPS_PER_VIDEO_MODES,
     SAMPLING_MODES,
@@ -11,8 +11,8 @@ from ._config import (
     ShortVideo,
 )
 from ._elastic import check_stages, deal, remaining, resume_plan
-from ._plan import clip_seed, plan_epoch, shard_videos
-from ._video import is_short, video_clips
+from ._epoch import clip_seed, plan_epoch, shard_videos
+from ._video_clips import is_short, video_clips
 
 __all__ = [
     "CLIPS_PER_VIDEO_MODES",

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from .._errors import ConfigError
-from .._validate import check_choice, check_int, check_opt_int, check_positive_float
+from .._validate import check_bool, check_choice, check_int, check_opt_int, check_positive_float
 
 SamplingMode = Literal["random", "uniform", "multiview", "sliding"]
 # "multiview" is the old name of "uniform" (the same plan); still accepted, with a DeprecationWarning.
@@ -96,8 +96,7 @@ class SamplingConfig:
                 f"give either frame_stride (got {self.frame_stride}) or target_fps (got {self.target_fps}), not both"
             )
         check_choice("short_video", self.short_video, SHORT_VIDEO)
-        if not isinstance(self.shuffle, bool):
-            raise ConfigError(f"shuffle must be True or False, got {self.shuffle!r}")
+        check_bool("shuffle", self.shuffle)
 
     @property
     def windowed(self) -> bool:

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from .._errors import ConfigError
-from ._clipplan import ClipSpec
+from .._validate import check_index, is_int
+from ._clips import ClipSpec
 
 PlanFn = Callable[[int, int], Sequence[ClipSpec]]
 
@@ -32,8 +33,7 @@ def deal(clips: Sequence[ClipSpec], *, rank: int, world_size: int) -> list[ClipS
     Raises:
         ConfigError: ``rank`` is outside ``[0, world_size)``.
     """
-    if not 0 <= rank < world_size:
-        raise ConfigError(f"rank must be in [0, {world_size}), got {rank!r}")
+    check_index("rank", rank, world_size)
     if not clips:
         return []
     per_rank = -(-len(clips) // world_size)
@@ -72,11 +72,7 @@ def check_stages(stages: object) -> list[tuple[int, int]]:
         ConfigError: the value is not such a list.
     """
     if not isinstance(stages, list) or not all(
-        isinstance(s, list)
-        and len(s) == 2
-        and all(isinstance(x, int) and not isinstance(x, bool) for x in s)
-        and s[0] >= 1
-        and s[1] >= 0
+        isinstance(s, list) and len(s) == 2 and all(is_int(x) for x in s) and s[0] >= 1 and s[1] >= 0
         for s in stages
     ):
         raise ConfigError(f"stages must be a list of [world_size >= 1, clips >= 0] pairs, got {stages!r}")

@@ -4,17 +4,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from .._errors import ConfigError
-from ..dataset import VideoDataset, VideoInfo
-from ._clipplan import ClipPlan
+from .._validate import check_index, check_int, check_non_negative_int
+from ..dataset import VideoInfo
+from ._clips import ClipPlan
 from ._config import SamplingConfig
-from ._vector import stride_clips, window_counts
-from ._video import clip_count, rng, video_clips
+from ._random import TAG_CLIP_SHUFFLE, TAG_ORDER, rng
+from ._stride_clips import stride_clips, window_counts
+from ._video_clips import clip_count, video_clips
 
-_TAG_ORDER, _TAG_CLIP_SHUFFLE = 2, 3
+
+@runtime_checkable
+class FrameRanges(Protocol):
+    """Videos that give every video's (first_frame, num_frames) as two arrays without a VideoInfo each
+    (``VideoDataset.frame_ranges``: an index reads them column-wise)."""
+
+    def frame_ranges(self) -> tuple[Any, Any]: ...
 
 
 def clip_seed(seed: int, epoch: int, video_index: int, clip_index: int) -> int:
@@ -34,7 +43,7 @@ def clip_seed(seed: int, epoch: int, video_index: int, clip_index: int) -> int:
 
 
 def _frame_ranges(videos: Sequence[VideoInfo]) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(videos, VideoDataset):
+    if isinstance(videos, FrameRanges):
         first, num = videos.frame_ranges()
         return np.asarray(first, np.int64), np.asarray(num, np.int64)
     n = len(videos)
@@ -45,20 +54,17 @@ def _frame_ranges(videos: Sequence[VideoInfo]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_rank(seed: int, epoch: int, rank: int, world_size: int) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative int, got {seed!r}")
-    if not isinstance(epoch, int) or epoch < 0:
-        raise ConfigError(f"epoch must be a non-negative int, got {epoch!r}")
-    if not isinstance(world_size, int) or world_size < 1:
-        raise ConfigError(f"world_size must be an int >= 1, got {world_size!r}")
-    if not isinstance(rank, int) or not 0 <= rank < world_size:
-        raise ConfigError(f"rank must be in [0, {world_size}), got {rank!r}")
+    check_non_negative_int("seed", seed)
+    check_non_negative_int("epoch", epoch)
+    check_int("world_size", world_size, minimum=1)
+    check_index("rank", rank, world_size)
 
 
 def _padded_order(num_videos: int, *, seed: int, epoch: int, world_size: int, shuffle: bool) -> np.ndarray:
+    """The epoch's (shuffled) video order, wrapped round to a multiple of ``world_size``."""
     if num_videos < 1:
         raise ConfigError("cannot shard an empty dataset")
-    order = rng(seed, epoch, _TAG_ORDER).permutation(num_videos) if shuffle else np.arange(num_videos)
+    order = rng(seed, epoch, TAG_ORDER).permutation(num_videos) if shuffle else np.arange(num_videos)
     per_rank = -(-num_videos // world_size)
     return np.resize(order, per_rank * world_size)  # np.resize repeats from the start: the wrap-round
 
@@ -83,11 +89,7 @@ def shard_videos(
         ConfigError: a bad seed, epoch, rank or world_size.
     """
     _check_rank(seed, epoch, rank, world_size)
-    if num_videos < 1:
-        raise ConfigError("cannot shard an empty dataset")
-    order = rng(seed, epoch, _TAG_ORDER).permutation(num_videos) if shuffle else np.arange(num_videos)
-    per_rank = -(-num_videos // world_size)
-    padded = np.resize(order, per_rank * world_size)  # np.resize repeats from the start: the wrap-round
+    padded = _padded_order(num_videos, seed=seed, epoch=epoch, world_size=world_size, shuffle=shuffle)
     return [int(v) for v in padded[rank::world_size]]
 
 
@@ -122,30 +124,39 @@ def plan_epoch(
     _check_rank(seed, epoch, rank, world_size)
     order = _padded_order(len(videos), seed=seed, epoch=epoch, world_size=world_size, shuffle=cfg.shuffle)
     mine = order[rank::world_size]
+    counts = None  # clips per video of the epoch's order, where ranks' clip counts can differ
     if cfg.target_fps is None and cfg.clips_per_video_mode == "exact" and cfg.short_video == "pad":
         first, num = _frame_ranges(videos)
         plan = ClipPlan(*stride_clips(mine, first[mine], num[mine], cfg, seed=seed, epoch=epoch))
-        n_clips = len(plan)
         if cfg.sampling == "sliding" and world_size > 1:
             counts = window_counts(num, cfg)[order]
-            n_clips = int(np.bincount(np.arange(len(order)) % world_size, weights=counts).max())
     else:
         specs = [c for v in mine.tolist() for c in video_clips(videos[v], v, cfg, seed=seed, epoch=epoch)]
-        n_clips = len(specs)
-        if (cfg.windowed or cfg.short_video == "skip") and world_size > 1:
-            counts = {v: clip_count(videos[v], cfg) for v in set(order.tolist())}
-            n_clips = max(sum(counts[v] for v in order[r::world_size].tolist()) for r in range(world_size))
-            if n_clips > 0 and not specs:
-                raise ConfigError(
-                    f"rank {rank} has no clips: every video it got is shorter than a clip and "
-                    "short_video='skip'; use short_video='pad' or 'loop', or fewer ranks"
-                )
         plan = ClipPlan.from_specs(specs, cfg.frames_per_clip)
+        if (cfg.windowed or cfg.short_video == "skip") and world_size > 1:
+            counts = _clip_counts(videos, order, cfg)
+    n_clips = len(plan) if counts is None else _longest_rank(counts, world_size)
     if not len(plan):
+        if n_clips > 0:
+            raise ConfigError(
+                f"rank {rank} has no clips: every video it got is shorter than a clip and "
+                "short_video='skip'; use short_video='pad' or 'loop', or fewer ranks"
+            )
         return plan
     # Window counts vary with video length (and skipped short videos give none): plans pad every rank to
     # the longest with clips from their start, so DDP steps stay in lockstep.
     sel = np.arange(n_clips) % len(plan)
     if cfg.shuffle and n_clips > 1 and (cfg.clips_per_video > 1 or cfg.windowed):
-        sel = sel[rng(seed, epoch, rank, world_size, _TAG_CLIP_SHUFFLE).permutation(n_clips)]
+        sel = sel[rng(seed, epoch, rank, world_size, TAG_CLIP_SHUFFLE).permutation(n_clips)]
     return plan.take(sel)
+
+
+def _clip_counts(videos: Sequence[VideoInfo], order: np.ndarray, cfg: SamplingConfig) -> np.ndarray:
+    """How many clips each video of ``order`` gives (each distinct video read once)."""
+    per_video = {v: clip_count(videos[v], cfg) for v in set(order.tolist())}
+    return np.array([per_video[v] for v in order.tolist()], np.int64)
+
+
+def _longest_rank(counts: np.ndarray, world_size: int) -> int:
+    """Clips of the rank that gets the most, ranks taking every ``world_size``-th video of the order."""
+    return int(np.bincount(np.arange(len(counts)) % world_size, weights=counts, minlength=world_size).max())

@@ -2,8 +2,8 @@
 
 Clips of a video in stride mode depend only on its first frame and frame count, so a whole shard is planned
 with numpy from two int64 columns (which an index provides without building a VideoInfo per video). Random
-starts come from a counter-based hash of (seed, epoch, video, clip) rather than a generator per video: the
-same numbers whichever videos are planned together, at a few nanoseconds a clip.
+starts come from the counter-based hash of (seed, epoch, video, clip) (``_random.uniform01``) rather than a
+generator per video: the same numbers whichever videos are planned together, at a few nanoseconds a clip.
 """
 
 from __future__ import annotations
@@ -11,30 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._config import SamplingConfig
-
-TAG_CLIPS = 1
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_MASK = (1 << 64) - 1
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    # splitmix64's finaliser: a bijection of uint64 whose output bits each depend on every input bit.
-    x = x + _GOLDEN
-    x = (x ^ (x >> np.uint64(30))) * _M1
-    x = (x ^ (x >> np.uint64(27))) * _M2
-    return x ^ (x >> np.uint64(31))
-
-
-def uniform01(*keys: int | np.ndarray) -> np.ndarray:
-    """Uniform floats in [0, 1), one per element of the broadcast keys, a pure function of the keys."""
-    arrays = [np.asarray(k & _MASK if isinstance(k, int) else k).astype(np.uint64) for k in keys]
-    h = np.zeros(np.broadcast_shapes(*(a.shape for a in arrays)), np.uint64)
-    with np.errstate(over="ignore"):
-        for a in arrays:
-            h = _mix(h ^ a)
-    return (h >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+from ._random import TAG_CLIPS, uniform01
 
 
 def _round_half_even(num: np.ndarray, den: int) -> np.ndarray:

@@ -9,14 +9,9 @@ import numpy as np
 
 from .._errors import ConfigError
 from ..dataset import VideoInfo
-from ._clipplan import ClipSpec
+from ._clips import ClipSpec
 from ._config import SamplingConfig
-from ._vector import TAG_CLIPS, uniform01
-
-
-def rng(*key: int) -> np.random.Generator:
-    """A numpy generator seeded by a tuple of ints (a pure function of the key)."""
-    return np.random.default_rng([int(k) for k in key])
+from ._random import TAG_CLIPS, rng, uniform01
 
 
 def _index_clip(info: VideoInfo, start: int, cfg: SamplingConfig) -> tuple[tuple[int, ...], int]:
@@ -97,7 +92,7 @@ def _starts(info: VideoInfo, cfg: SamplingConfig, key: tuple[int, int, int] | No
         return [windows[int(i)] for i in sorted(chosen)]
     if cfg.sampling == "random":
         assert key is not None
-        # The same counter-based numbers as the array planner (_vector.stride_clips), so a video's clips do
+        # The same counter-based numbers as the array planner (``stride_clips``), so a video's clips do
         # not depend on which path planned them.
         u = uniform01(*key, np.arange(k), TAG_CLIPS)
         if timed:
