@@ -4,21 +4,12 @@ from ._building import SkippedFile
 from ._cache import ProbeCache, default_cache_dir
 from ._dataset import VideoDataset
 from ._ffmpeg_log import enable_ffmpeg_log, ffmpeg_errors, forward_ffmpeg_log
-from ._files import (
-    RangeFile,
-    clear_store_cache,
-    is_remote,
-    join_location,
-    open_source,
-    read_bytes,
-    register_tar_members,
-    source_size,
-    tar_member_url,
-)
+from ._files import RangeFile, clear_store_cache, open_source, read_bytes, register_tar_members, source_size
 from ._folder import VIDEO_EXTENSIONS
 from ._index import CHECK_FILES_CHOICES as CHECK_FILES
 from ._index import DEFAULT_INDEX_NAME, INDEX_VERSION, index_schema, write_index
 from ._info import VideoInfo
+from ._location import is_remote, join_location, tar_member_url
 from ._manifest import ManifestRow, labels_to_ints, read_manifest
 from ._probe import probe_video
 from ._probing import ENGINES, probe_many

@@ -10,64 +10,15 @@ already has. Requests go through ``call_with_retries`` (backoff, counted in ``st
 from __future__ import annotations
 
 import os
-import posixpath
 import tarfile
 import threading
 from collections import OrderedDict
-from pathlib import Path
 
 from .._errors import ProbeError, StoreError
 from .._redact import redact
+from ._location import is_remote, tar_member
 from ._range import RangeFile, _Source, _Target
 from ._store import call_with_retries, filesystem, store_config
-
-_TAR = "tar://"
-
-
-def is_remote(path: str) -> bool:
-    """Whether ``path`` is read through the store layer.
-
-    Args:
-        path: a local path or a URL.
-
-    Returns:
-        True for a URL with a protocol (``s3://``, ``https://``, ``tar://...::...``); False for a local path.
-    """
-    head = str(path).split("::", 1)[0]
-    protocol, sep, _ = head.partition("://")
-    return bool(sep) and len(protocol) > 1 and protocol.replace("+", "").replace("-", "").isalnum()
-
-
-def tar_member_url(shard: str, member: str) -> str:
-    """The URL of a member of an uncompressed tar shard (fsspec's chained-URL spelling).
-
-    Args:
-        shard: the tar file's path or URL.
-        member: the member's name inside it.
-
-    Returns:
-        ``tar://<member>::<shard>``.
-    """
-    return f"{_TAR}{member}::{shard}"
-
-
-def join_location(base: str, relative: str) -> str:
-    """``relative`` resolved against the folder of ``base``.
-
-    Args:
-        base: a local path or URL of a file (a manifest).
-        relative: a path relative to its folder, or an absolute path or URL (returned as it is).
-
-    Returns:
-        The resolved location.
-    """
-    if is_remote(relative):
-        return relative
-    if is_remote(base):
-        return posixpath.join(posixpath.dirname(base.split("?", 1)[0]), relative)
-    rel = Path(relative)
-    return str(rel if rel.is_absolute() else Path(base).parent / rel)
-
 
 _lock = threading.Lock()
 _targets: OrderedDict[str, _Target] = OrderedDict()
@@ -94,8 +45,9 @@ def _resolve(url: str) -> _Target:
         if hit is not None:
             _targets.move_to_end(url)
             return hit
-    if url.startswith(_TAR) and "::" in url:
-        member, shard_url = url[len(_TAR) :].split("::", 1)
+    parts = tar_member(url)
+    if parts is not None:
+        member, shard_url = parts
         shard = _resolve(shard_url)
         with _lock:
             known = _tar_members.get(shard_url, {}).get(member)

@@ -16,8 +16,9 @@ from typing import Any
 
 from .._errors import ConfigError, StoreError
 from .._redact import redact
-from ._files import is_remote, join_location, read_bytes, register_tar_members, tar_member_url
+from ._files import read_bytes, register_tar_members
 from ._info import VideoInfo
+from ._location import is_remote, join_location, tar_member_url
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from typing import Any, Literal
 from .._errors import ConfigError, ProbeError
 from .._validate import check_choice
 from ._cache import ProbeCache
-from ._files import is_remote
 from ._info import VideoInfo
+from ._location import is_remote
 from ._probe import probe_video
 
 Engine = Literal["thread", "process", "ray"]

@@ -15,8 +15,9 @@ from pathlib import Path
 from .._errors import ConfigError
 from .._validate import check_int
 from ._dataset import VideoDataset
-from ._files import is_remote, read_bytes, source_size
+from ._files import read_bytes, source_size
 from ._info import VideoInfo
+from ._location import is_remote
 
 
 @dataclass(frozen=True)
