@@ -22,7 +22,8 @@ from media import (
     probe_cache_env,  # noqa: F401  (autouse fixture)
 )
 from vidloader.cli import main
-from vidloader.dataset import INDEX_VERSION, textured_frames, write_video
+from vidloader.dataset import INDEX_VERSION, IndexRows, textured_frames, write_video
+from vidloader.dataset._location import resolve
 
 LENGTHS = [14, 18, 23, 16]
 
@@ -238,3 +239,30 @@ def test_an_index_at_a_url_opens_without_probing(folder: Path, tmp_path: Path) -
     fsspec.filesystem("memory").rm("/bucket", recursive=True)
     with pytest.raises(vl.ConfigError, match="cannot be read"):
         vl.VideoDataset.from_index(url)
+
+
+def test_a_row_backed_info_owns_its_pickling(media: MediaLibrary, tmp_path: Path) -> None:
+    ds = vl.VideoDataset.from_paths([media.path("vfr")], labels=[3])
+    row = vl.VideoDataset.from_index(ds.to_index(tmp_path / "r.parquet"))[0]
+    assert row.index_row is not None and row == ds[0] and row.to_json() == ds[0].to_json()
+    # A changed copy is no longer the row: it travels in full, with its change.
+    relabelled = replace(row, label=7)
+    assert relabelled.index_row is None
+    blob = pickle.dumps(relabelled, protocol=pickle.HIGHEST_PROTOCOL)
+    assert pickle.loads(blob).label == 7 and len(blob) > len(pickle.dumps(row, pickle.HIGHEST_PROTOCOL))
+    cut = row.with_segment(label=3, start=0.5, end=1.5)
+    assert pickle.loads(pickle.dumps(cut)) == cut != row
+
+
+@pytest.mark.parametrize("base", ["/data/idx", "/", "s3://b/idx", "file:///data", "tar://d::s3://b/s.tar"])
+def test_bulk_paths_resolve_like_one_path(base: str) -> None:
+    import pyarrow as pa
+
+    stored = ["a.mp4", "sub/b.mp4", "../up/c.mp4", "./d.mp4", "e//f.mp4", "g/", "/abs/h.mp4"]
+    stored += ["s3://other/i.mp4", "C:/win/j.mp4", "c://k", "tar://m.mp4::/data/s.tar", "q.mp4?sig=a/../b"]
+    rows = IndexRows(pa.table({"path": stored}), base_dir=base)
+    assert rows.paths() == [rows.path(i) for i in range(len(stored))] == [resolve(base, p) for p in stored]
+    kept = rows.without([0, 5])
+    assert kept.paths() == [resolve(base, p) for i, p in enumerate(stored) if i not in (0, 5)]
+    local = [p for p in stored if ":" not in p]  # no URL or drive path among them: the cheaper test of /
+    assert IndexRows(pa.table({"path": local}), base_dir=base).paths() == [resolve(base, p) for p in local]

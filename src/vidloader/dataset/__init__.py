@@ -6,8 +6,10 @@ from ._dataset import VideoDataset
 from ._ffmpeg_log import enable_ffmpeg_log, ffmpeg_errors, forward_ffmpeg_log
 from ._files import RangeFile, clear_store_cache, open_source, read_bytes, register_tar_members, source_size
 from ._folder import VIDEO_EXTENSIONS
-from ._index import CHECK_FILES_CHOICES as CHECK_FILES
-from ._index import DEFAULT_INDEX_NAME, INDEX_VERSION, index_schema, write_index
+from ._index_reader import CHECK_FILES_CHOICES as CHECK_FILES
+from ._index_rows import IndexRows
+from ._index_schema import DEFAULT_INDEX_NAME, INDEX_VERSION, index_schema
+from ._index_writer import write_index
 from ._info import VideoInfo
 from ._location import is_remote, join_location, tar_member_url
 from ._manifest import ManifestRow, labels_to_ints, read_manifest
@@ -16,7 +18,6 @@ from ._probing import ENGINES, probe_many
 from ._shards import ShardReport, write_shards
 from ._store import StoreConfig, configure_store, reset_store_stats, store_config, store_stats
 from ._synthetic import DEMO_CLASSES, make_demo_dataset, textured_frames, write_video
-from ._table import IndexRows
 
 __all__ = [
     "CHECK_FILES",

@@ -12,10 +12,10 @@ from typing import Any
 
 from .._errors import ConfigError, ProbeError
 from .._redact import redact
-from ._index_read import check_rows, index_base, read_index_table
+from ._index_reader import check_rows, index_base, read_index_table
+from ._index_rows import IndexRows
 from ._info import VideoInfo
 from ._probing import probe_many, whole_stream
-from ._table import IndexRows
 
 log = logging.getLogger("vidloader")
 

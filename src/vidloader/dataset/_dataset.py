@@ -12,12 +12,12 @@ from .._errors import ConfigError
 from .._validate import check_choice
 from ._building import SkippedFile, build_videos
 from ._folder import VIDEO_EXTENSIONS, folder_videos
-from ._index import CHECK_FILES_CHOICES, CheckFiles, write_index
-from ._index_read import check_rows, index_base, read_index_table
+from ._index_reader import CheckFiles, open_index
+from ._index_rows import IndexRows
+from ._index_writer import write_index
 from ._info import VideoInfo
 from ._manifest import known_info, labels_to_ints, read_manifest
 from ._probing import Engine
-from ._table import IndexRows
 
 log = logging.getLogger("vidloader")
 
@@ -66,8 +66,6 @@ class VideoDataset(Sequence[VideoInfo]):
         return len(self._videos)
 
     def __getitem__(self, i):
-        if isinstance(i, slice):
-            return self._videos[i]
         return self._videos[i]
 
     def __iter__(self) -> Iterator[VideoInfo]:
@@ -188,19 +186,8 @@ class VideoDataset(Sequence[VideoInfo]):
             ConfigError: the index is missing, unreadable, of another schema version, or (with
                 ``strict``) does not match the files.
         """
-        check_choice("check_files", check_files, CHECK_FILES_CHOICES)
-        table, meta, source = read_index_table(path, cache_dir=cache_dir)
-        rows = IndexRows(table, base_dir=index_base(path), source=source)
-        bad = check_rows(rows, check_files)
-        skipped = [SkippedFile(rows.resolve(p), r) for p, r in meta.skipped]
-        if bad:
-            first = f"{rows.path(bad[0][0])}: {bad[0][1]}"
-            msg = f"index {path} does not match {len(bad)} of its {len(rows)} files (first: {first})"
-            if strict:
-                raise ConfigError(f"{msg}; rebuild it with `vidloader index`")
-            log.warning("vidloader: %s; leaving them out (rebuild the index to use them)", msg)
-            skipped += [SkippedFile(rows.path(i), reason) for i, reason in bad]
-            rows = rows.without([i for i, _ in bad])
+        rows, meta, left_out = open_index(path, check_files=check_files, strict=strict, cache_dir=cache_dir)
+        skipped = [SkippedFile(p, reason) for p, reason in left_out]
         return cls(videos=rows, classes=meta.classes, skipped=skipped, root=meta.root or str(path))
 
     @classmethod

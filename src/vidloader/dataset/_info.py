@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import bisect
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol
 
 from .._errors import ConfigError
+
+
+class IndexRow(Protocol):
+    """Where a VideoInfo read from a memory-mapped index lives, so it can travel as that reference."""
+
+    def reduce(self) -> tuple[Callable[..., VideoInfo], tuple[Any, ...]]:
+        """How another process reads the row again: (function, arguments), as ``__reduce__`` returns them."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -17,6 +26,11 @@ class VideoInfo:
     ``num_frames`` and ``duration`` describe the segment; frame indices everywhere in vidloader count
     decoded frames of the whole chosen stream in presentation order, so a segment covers the indices
     ``first_frame .. first_frame + num_frames - 1``.
+
+    ``index_row`` is set only on a VideoInfo read from a memory-mapped index (``from_index_row``): it then
+    pickles as that row's reference, a few hundred bytes, instead of every frame's pts, and the receiving
+    process reads the row from its own map of the same file. Copies made with ``dataclasses.replace``
+    (a relabelled or cut VideoInfo) are no longer that row, and pickle in full.
     """
 
     path: str
@@ -42,6 +56,8 @@ class VideoInfo:
     frame_pts: tuple[int, ...] = field(default=(), repr=False)
     keyframe_pts: tuple[int, ...] = field(default=(), repr=False)
     audio_streams: tuple[int, ...] = field(default=(), repr=False)
+    # Not an argument (init=False): ``replace`` does not carry it to a changed copy; not compared either.
+    index_row: IndexRow | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:
@@ -88,18 +104,28 @@ class VideoInfo:
             self, label=label, start=start, end=end, first_frame=lo, num_frames=hi - lo, duration=duration
         )
 
-    def __reduce_ex__(self, protocol):
-        # A row of a memory-mapped index travels to worker processes as (Arrow file, row id): a few hundred
-        # bytes instead of every frame's pts; the worker reads the row from its own map of the same file.
-        ref = self.__dict__.get("_row_ref")
-        if ref is not None:
-            from ._table import row_from_ref
+    @classmethod
+    def from_index_row(cls, row: IndexRow, **values: Any) -> VideoInfo:
+        """The VideoInfo of a row of a memory-mapped index, which pickles as ``row.reduce()``.
 
-            return (row_from_ref, ref)
+        Args:
+            row: the row's reference.
+            **values: the VideoInfo's fields, as read from the row.
+
+        Returns:
+            The VideoInfo.
+        """
+        info = cls(**values)
+        object.__setattr__(info, "index_row", row)  # frozen: set once, here, by the class itself
+        return info
+
+    def __reduce_ex__(self, protocol):
+        if self.index_row is not None:
+            return self.index_row.reduce()
         return super().__reduce_ex__(protocol)
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
         for k in ("frame_pts", "keyframe_pts", "audio_streams"):
             d[k] = list(d[k])
         return d

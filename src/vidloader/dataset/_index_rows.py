@@ -6,49 +6,15 @@ pages it touches (the OS shares them), not a Python object per video and per fra
 
 from __future__ import annotations
 
-import itertools
-import os
-import posixpath
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ._index_schema import INFO_LISTS, INFO_SCALARS
 from ._info import VideoInfo
-
-# Scalar columns copied into VideoInfo as they are (name in the table == VideoInfo field).
-_SCALARS = (
-    "label",
-    "num_frames",
-    "fps",
-    "duration",
-    "width",
-    "height",
-    "codec",
-    "pix_fmt",
-    "rotation",
-    "has_audio",
-    "start",
-    "end",
-    "stream_index",
-    "time_base_num",
-    "time_base_den",
-    "first_frame",
-    "size_bytes",
-)
-_LISTS = ("frame_pts", "keyframe_pts", "audio_streams")
-
-
-def is_url(path: str) -> bool:
-    return "://" in path
-
-
-def join(base: str, rel: str) -> str:
-    """``rel`` resolved against ``base``, a local folder or a URL (``..`` climbs a URL's path too)."""
-    if is_url(base):
-        scheme, rest = base.split("://", 1)
-        return f"{scheme}://{posixpath.normpath(posixpath.join('/' + rest, rel)).lstrip('/')}"
-    return os.path.normpath(os.path.join(base, rel))
+from ._location import ABSOLUTE_PATTERN, UNNORMALISED_PATTERN, join_parts, resolve
 
 
 class _Column:
@@ -131,7 +97,7 @@ class IndexRows(Sequence[VideoInfo]):
 
     def resolve(self, p: str) -> str:
         """A path as stored in the index, resolved against the index's folder."""
-        return p if is_url(p) or os.path.isabs(p) else join(self.base_dir, p)
+        return resolve(self.base_dir, p)
 
     def paths(self) -> list[str]:
         """Every row's path, resolved (in bulk, in Arrow: a million rows' fingerprint needs them all)."""
@@ -141,13 +107,21 @@ class IndexRows(Sequence[VideoInfo]):
         col = self.table.column("path")
         if self._keep is not None:
             col = col.take(pa.array(self._keep))
-        absolute = pc.or_(pc.starts_with(col, "/"), pc.match_substring(col, "://"))
-        sep = "/" if is_url(self.base_dir) else os.sep
-        joined = pc.binary_join_element_wise(self.base_dir.rstrip(sep), col, sep)
+        absolute = pc.starts_with(col, "/")
+        # A URL or a drive path holds a colon: the regex, the slowest test, runs only when some path has one.
+        if pc.any(pc.match_substring(col, ":")).as_py():
+            absolute = pc.match_substring_regex(col, ABSOLUTE_PATTERN)
+        prefix, suffix = join_parts(self.base_dir)
+        if prefix.endswith("/") and not suffix:  # the separator form is Arrow's fastest join
+            joined = pc.binary_join_element_wise(prefix[:-1], col, "/")
+        else:
+            joined = pc.binary_join_element_wise(prefix, col, suffix, "")
         out = pc.if_else(absolute, col, joined).to_pylist()
-        # relpath wrote relative paths normalised; only those climbing out of the index's folder need it.
-        for i in np.flatnonzero(pc.starts_with(col, "..").to_numpy(zero_copy_only=False)).tolist():
-            out[i] = join(self.base_dir, col[i].as_py())
+        # The writer stores relative paths normalised: only those climbing out of the index's folder (or
+        # written by another tool) need the whole join.
+        odd = pc.and_not(pc.match_substring_regex(col, UNNORMALISED_PATTERN), absolute)
+        for i in np.flatnonzero(odd.to_numpy(zero_copy_only=False)).tolist():
+            out[i] = self.resolve(col[i].as_py())
         return out
 
     def __getitem__(self, i):
@@ -160,15 +134,15 @@ class IndexRows(Sequence[VideoInfo]):
 
     def at_row(self, r: int) -> VideoInfo:
         """The VideoInfo of table row ``r``; it pickles as (Arrow file, row) when the table is mapped."""
-        fields = {name: self._cols[name].get(r) for name in (*_SCALARS, *_LISTS)}
+        values = {name: self._cols[name].get(r) for name in (*INFO_SCALARS, *INFO_LISTS)}
         step = self._cols["pts_step"].get(r)
         if step:  # a constant frame rate: the timestamps are start + k * step, stored as those two numbers
             start = self._cols["pts_start"].get(r)
-            fields["frame_pts"] = tuple(range(start, start + step * self._cols["total_frames"].get(r), step))
-        info = VideoInfo(path=self.resolve(self._cols["path"].get(r)), **fields)
-        if self.source is not None:
-            object.__setattr__(info, "_row_ref", (self.source, self.base_dir, r))
-        return info
+            values["frame_pts"] = tuple(range(start, start + step * self._cols["total_frames"].get(r), step))
+        values["path"] = self.resolve(self._cols["path"].get(r))
+        if self.source is None:
+            return VideoInfo(**values)
+        return VideoInfo.from_index_row(MappedRow(self.source, self.base_dir, r), **values)
 
     def __iter__(self) -> Iterator[VideoInfo]:
         for i in range(len(self)):
@@ -185,43 +159,23 @@ class IndexRows(Sequence[VideoInfo]):
         return col if self._keep is None else [col[int(k)] for k in self._keep]
 
 
-def _constant_step(pts: Sequence[int]) -> int:
-    """The step of an arithmetic sequence of two or more timestamps, else 0."""
-    if len(pts) < 2:
-        return 0
-    step = pts[1] - pts[0]
-    return step if step > 0 and all(b - a == step for a, b in itertools.pairwise(pts)) else 0
+@dataclass(frozen=True)
+class MappedRow:
+    """Row ``row`` of the memory-mapped Arrow index file ``source`` (paths resolving against ``base_dir``):
+    what a VideoInfo read from it pickles as."""
 
+    source: str
+    base_dir: str
+    row: int
 
-def rows_of(videos: Sequence[VideoInfo]) -> dict[str, Any]:
-    """Column data of VideoInfos, in the index's order of columns (path kept as given).
-
-    Constant-rate streams store their frame timestamps as (pts_start, pts_step, total_frames) with an empty
-    ``frame_pts``: 300 frames cost 24 bytes instead of 2.4 KB in the memory-mapped copy."""
-    names = ("path", *_SCALARS, *_LISTS, "pts_start", "pts_step", "total_frames")
-    cols: dict[str, list[Any]] = {name: [] for name in names}
-    for v in videos:
-        cols["path"].append(v.path)
-        for name in (*_SCALARS, *_LISTS):
-            value = getattr(v, name)
-            cols[name].append(list(value) if name in _LISTS else value)
-        step = _constant_step(v.frame_pts)
-        if step:
-            cols["frame_pts"][-1] = []
-        cols["pts_start"].append(v.frame_pts[0] if v.frame_pts else 0)
-        cols["pts_step"].append(step)
-        cols["total_frames"].append(len(v.frame_pts))
-    return cols
-
-
-def table_columns() -> tuple[str, ...]:
-    return ("path", *_SCALARS, *_LISTS, "pts_start", "pts_step", "total_frames")
+    def reduce(self) -> tuple[Callable[..., VideoInfo], tuple[Any, ...]]:
+        return (mapped_row, (self.source, self.base_dir, self.row))
 
 
 _MAPPED: dict[tuple[str, str], IndexRows] = {}
 
 
-def row_from_ref(source: str, base_dir: str, row: int) -> VideoInfo:
+def mapped_row(source: str, base_dir: str, row: int) -> VideoInfo:
     """Unpickle a row-backed VideoInfo: map the Arrow file once per process, read the row from it."""
     rows = _MAPPED.get((source, base_dir))
     if rows is None:

@@ -8,25 +8,29 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .._errors import ConfigError
+from .._validate import check_bool, check_choice
 from ._cache import default_cache_dir
-from ._index import INDEX_VERSION, CheckFiles, IndexMeta, pyarrow_module
-from ._table import IndexRows, is_url, table_columns
+from ._index_rows import IndexRows
+from ._index_schema import INDEX_VERSION, INFO_COLUMNS, IndexMeta, pyarrow_module
+from ._location import folder_of, is_remote
 
 log = logging.getLogger("vidloader")
+CheckFiles = Literal["all", "size", "none"]
+CHECK_FILES_CHOICES: tuple[str, ...] = ("all", "size", "none")
 
 
 def index_base(path: str | Path) -> str:
     """The folder an index's relative paths resolve against: its own (a URL's "folder" for a URL)."""
     text = str(path)
-    return text.rsplit("/", 1)[0] if is_url(text) else os.path.dirname(os.path.abspath(text))
+    return folder_of(text if is_remote(text) else os.path.abspath(text))
 
 
 def _source(path: str) -> tuple[Callable[[], Any], str]:
     """An opener of the index file and what identifies this version of it (path, size, mtime or ETag)."""
-    if is_url(path):
+    if is_remote(path):
         try:
             import fsspec
 
@@ -82,7 +86,7 @@ def read_index_table(
         except (pa.ArrowInvalid, OSError) as exc:
             raise ConfigError(f"{path} is not a readable Parquet index ({exc})") from None
         meta = IndexMeta.from_schema(pf.schema_arrow, path)
-        missing = [c for c in table_columns() if c not in pf.schema_arrow.names]
+        missing = [c for c in INFO_COLUMNS if c not in pf.schema_arrow.names]
         if missing:
             raise ConfigError(f"{path}: index lacks columns {missing}")
         try:
@@ -104,7 +108,7 @@ def check_rows(rows: IndexRows, mode: CheckFiles) -> list[tuple[int, str]]:
     mtime = rows.column("mtime_ns").tolist()
     bad: list[tuple[int, str]] = []
     for i, p in enumerate(rows.paths()):
-        if is_url(p):
+        if is_remote(p):
             continue  # objects are checked when opened; a stat per object would cost a request each
         try:
             st = os.stat(p)
@@ -116,3 +120,30 @@ def check_rows(rows: IndexRows, mode: CheckFiles) -> list[tuple[int, str]]:
         elif mode == "all" and mtime[i] and st.st_mtime_ns != mtime[i]:
             bad.append((i, "changed since indexed (modification time differs; same size)"))
     return bad
+
+
+def open_index(
+    path: str | Path, *, check_files: CheckFiles, strict: bool, cache_dir: str | Path | None
+) -> tuple[IndexRows, IndexMeta, list[tuple[str, str]]]:
+    """An index's rows, less those whose file changed since indexing; its meta; and (path, reason) of every
+    file left out, at indexing or now (see ``VideoDataset.from_index``).
+
+    Raises:
+        ConfigError: a bad option; the index is missing, unreadable or of another schema version; or
+            (with ``strict``) it does not match the files.
+    """
+    check_choice("check_files", check_files, CHECK_FILES_CHOICES)
+    check_bool("strict", strict)
+    table, meta, source = read_index_table(path, cache_dir=cache_dir)
+    rows = IndexRows(table, base_dir=index_base(path), source=source)
+    bad = check_rows(rows, check_files)
+    left_out = [(rows.resolve(p), r) for p, r in meta.skipped]
+    if bad:
+        first = f"{rows.path(bad[0][0])}: {bad[0][1]}"
+        msg = f"index {path} does not match {len(bad)} of its {len(rows)} files (first: {first})"
+        if strict:
+            raise ConfigError(f"{msg}; rebuild it with `vidloader index`")
+        log.warning("vidloader: %s; leaving them out (rebuild the index to use them)", msg)
+        left_out += [(rows.path(i), reason) for i, reason in bad]
+        rows = rows.without([i for i, _ in bad])
+    return rows, meta, left_out
