@@ -86,7 +86,7 @@ def test_moved_dataset_opens_in_another_process_without_probing(folder: Path, tm
     shutil.copytree(folder, moved)  # copy2: keeps modification times, as rsync -a does
     shutil.rmtree(folder)
     code = (
-        "import json, sys, vidloader.dataset._probe as p\n"
+        "import json, sys, vidloader.dataset._probe_file as p\n"
         "p.probe_video = None  # any probe would fail\n"
         "import vidloader as vl\n"
         "ds = vl.VideoDataset.from_index(sys.argv[1], strict=True)\n"
@@ -142,7 +142,7 @@ def test_not_an_index_and_other_versions_are_errors(folder: Path, tmp_path: Path
 
 
 def test_reindexing_probes_only_new_and_changed_files(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import vidloader.dataset._probing as probing
+    import vidloader.dataset._probe_many as probing
 
     index = folder / "vidloader-index.parquet"
     kw = dict(on_error="skip", progress=False, use_cache=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import vidloader as vl
-import vidloader.dataset._probing as dataset_module  # where probe_many calls probe_video
+import vidloader.dataset._probe_many as dataset_module  # where probe_many calls probe_video
 from media import (
     CODEC_MEDIA,
     MEDIA,
@@ -127,6 +127,35 @@ def test_from_folder_labels_classes_and_extensions(media: MediaLibrary, tmp_path
         vl.VideoDataset.from_folder(root / "apple")
     with pytest.raises(vl.ConfigError, match="on_error='ignore' is not allowed"):
         vl.VideoDataset.from_folder(root, on_error="ignore")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("option", "match"),
+    [
+        (dict(progress="yes"), "progress must be True or False, got 'yes'"),
+        (dict(use_cache=1), "use_cache must be True or False, got 1"),
+        (dict(num_workers=-1), "num_workers must be >= 0, got -1"),
+        (dict(video_stream=True), "video_stream must be an int, got True"),
+        (dict(engine="spark"), "engine='spark' is not allowed"),
+    ],
+)
+def test_every_constructor_checks_the_probe_options(
+    media: MediaLibrary, tmp_path: Path, option: dict, match: str
+) -> None:
+    """The options are declared once (ProbeOptions) and checked once (probe_many), for every constructor."""
+    path = tmp_path / "data" / "a" / "v.mp4"
+    path.parent.mkdir(parents=True)
+    shutil.copy(media.path("h264"), path)
+    manifest = tmp_path / "one.csv"
+    manifest.write_text("path,label\ndata/a/v.mp4,a\n")
+    for make in (
+        lambda: vl.VideoDataset.from_paths([path], **option),
+        lambda: vl.VideoDataset.from_folder(tmp_path / "data", **option),
+        lambda: vl.VideoDataset.from_manifest(manifest, **option),
+        lambda: vl.dataset.probe_many([str(path)], **option),
+    ):
+        with pytest.raises(vl.ConfigError, match=match):
+            make()
 
 
 # ---- probe cache --------------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """Indexing: VideoInfo, probing, manifests, the probe cache, and synthetic media."""
 
 from ._building import SkippedFile
-from ._cache import ProbeCache, default_cache_dir
 from ._dataset import VideoDataset
 from ._ffmpeg_log import enable_ffmpeg_log, ffmpeg_errors, forward_ffmpeg_log
 from ._files import RangeFile, clear_store_cache, open_source, read_bytes, register_tar_members, source_size
@@ -13,8 +12,9 @@ from ._index_writer import write_index
 from ._info import VideoInfo
 from ._location import is_remote, join_location, tar_member_url
 from ._manifest import ManifestRow, labels_to_ints, read_manifest
-from ._probe import probe_video
-from ._probing import ENGINES, probe_many
+from ._probe_cache import ProbeCache, default_cache_dir
+from ._probe_file import probe_video
+from ._probe_many import ENGINES, ProbeOptions, probe_many
 from ._shards import ShardReport, write_shards
 from ._store import StoreConfig, configure_store, reset_store_stats, store_config, store_stats
 from ._synthetic import DEMO_CLASSES, make_demo_dataset, textured_frames, write_video
@@ -29,6 +29,7 @@ __all__ = [
     "IndexRows",
     "ManifestRow",
     "ProbeCache",
+    "ProbeOptions",
     "RangeFile",
     "ShardReport",
     "SkippedFile",

@@ -8,14 +8,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .._errors import ConfigError, ProbeError
 from .._redact import redact
+from .._validate import check_choice
 from ._index_reader import check_rows, index_base, read_index_table
 from ._index_rows import IndexRows
-from ._info import VideoInfo
-from ._probing import probe_many, whole_stream
+from ._info import VideoInfo, whole_stream
+from ._probe_many import ProbeOptions, probe_many
 
 log = logging.getLogger("vidloader")
 
@@ -32,12 +33,18 @@ class SkippedFile:
         return {"path": self.path, "reason": self.reason}
 
 
+OnError = Literal["raise", "skip"]
+ON_ERROR_CHOICES: tuple[str, ...] = ("raise", "skip")
+
+
 def build_videos(
     paths: Sequence[str],
     labels: Sequence[int],
     segments: Sequence[tuple[float | None, float | None]],
-    on_error: str,
-    probe: dict[str, Any],
+    *,
+    on_error: OnError,
+    probe: ProbeOptions,
+    reuse_index: str | Path | None = None,
     known: Sequence[Any] | None = None,
 ) -> tuple[list[VideoInfo], list[SkippedFile]]:
     """The usable videos of ``paths`` (labelled, cut to their segments) and the files left out.
@@ -47,25 +54,22 @@ def build_videos(
         labels: one integer label per file.
         segments: (start, end) seconds per file, None for the whole file.
         on_error: "raise" the first ProbeError/ConfigError, or "skip" the file and list it.
-        probe: ``probe_many`` options; ``reuse_index`` names an earlier index whose unchanged rows are kept.
+        probe: ``probe_many`` options.
+        reuse_index: an earlier index whose rows are kept for files unchanged since.
         known: per file, a VideoInfo a manifest already carried (or the error it raised), or None to probe.
 
     Returns:
         The videos and the skipped files.
 
     Raises:
-        ProbeError, ConfigError: a file cannot be used and ``on_error="raise"``.
+        ProbeError, ConfigError: a file cannot be used and ``on_error="raise"``; a bad option.
     """
-    reuse = probe.pop("reuse_index", None)
-    if reuse is not None and Path(reuse).is_file():
-        try:
-            probe["known"] = _still_valid(reuse, probe.get("video_stream"), probe.get("cache_dir"))
-        except ConfigError as exc:  # another schema version, or not an index: probe everything
-            log.warning("vidloader: not reusing %s: %s", reuse, exc)
+    check_choice("on_error", on_error, ON_ERROR_CHOICES)
+    reused = _reusable(reuse_index, probe)
     # Rows whose manifest carried their probed info (a shard manifest) are not probed again.
     infos: list[Any] = list(known) if known is not None else [None] * len(paths)
     todo = [i for i, k in enumerate(infos) if k is None]
-    for i, found in zip(todo, probe_many([paths[i] for i in todo], **probe), strict=True):
+    for i, found in zip(todo, probe_many([paths[i] for i in todo], known=reused, **probe), strict=True):
         infos[i] = found
     videos: list[VideoInfo] = []
     skipped: list[SkippedFile] = []
@@ -85,6 +89,17 @@ def build_videos(
             log.warning("vidloader: skipping %s: %s", redact(p), redact(reason))
             skipped.append(SkippedFile(redact(p), redact(reason)))
     return videos, skipped
+
+
+def _reusable(reuse_index: str | Path | None, probe: ProbeOptions) -> dict[str, VideoInfo] | None:
+    """The rows of an earlier index still valid for these probe options, or None (no usable index)."""
+    if reuse_index is None or not Path(reuse_index).is_file():
+        return None
+    try:
+        return _still_valid(reuse_index, probe.get("video_stream"), probe.get("cache_dir"))
+    except ConfigError as exc:  # another schema version, or not an index: probe everything
+        log.warning("vidloader: not reusing %s: %s", reuse_index, exc)
+        return None
 
 
 def _still_valid(path: str | Path, video_stream: int | None, cache_dir: Any) -> dict[str, VideoInfo]:

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Unpack
 
 from .._errors import ConfigError
-from .._validate import check_choice
-from ._building import SkippedFile, build_videos
+from ._building import OnError, SkippedFile, build_videos
 from ._folder import VIDEO_EXTENSIONS, folder_videos
 from ._index_reader import CheckFiles, open_index
 from ._index_rows import IndexRows
 from ._index_writer import write_index
 from ._info import VideoInfo
 from ._manifest import known_info, labels_to_ints, read_manifest
-from ._probing import Engine
-
-log = logging.getLogger("vidloader")
-
-OnError = Literal["raise", "skip"]
-ON_ERROR_CHOICES: tuple[str, ...] = ("raise", "skip")
+from ._probe_many import ProbeOptions
 
 
 class VideoDataset(Sequence[VideoInfo]):
@@ -197,27 +190,34 @@ class VideoDataset(Sequence[VideoInfo]):
         *,
         on_error: OnError = "raise",
         extensions: Sequence[str] = VIDEO_EXTENSIONS,
-        cache_dir: str | Path | None = None,
-        use_cache: bool = True,
-        num_workers: int | None = None,
-        video_stream: int | None = None,
-        progress: bool = True,
-        engine: Engine = "thread",
-        address: str | None = None,
         reuse_index: str | Path | None = None,
+        **probe: Unpack[ProbeOptions],
     ) -> VideoDataset:
         """``root/<class_name>/**/<file>`` with a video extension; labels = positions in sorted class names.
 
-        ``engine`` ("thread", "process", "ray"; ``address`` for a Ray cluster) probes files in parallel;
-        ``reuse_index`` names an earlier index whose rows are reused for files unchanged since (size and
-        mtime), so only new or changed files are probed. The same options apply to ``from_manifest``.
+        Args:
+            root: the dataset folder.
+            on_error: "raise" the first unusable file's error, or "skip" the file (listed in ``skipped``).
+            extensions: the file name endings that are videos.
+            reuse_index: an earlier index whose rows are reused for files unchanged since (size and mtime),
+                so only new or changed files are probed.
+            **probe: how files are probed (``ProbeOptions``: the probe cache, workers, stream, progress bar,
+                and the engine: "thread", "process", or "ray" with ``address`` for a Ray cluster).
+
+        Returns:
+            The dataset.
+
+        Raises:
+            ConfigError: no such folder, no class folder or video in it, or a bad option.
+            ProbeError: a file cannot be used and ``on_error="raise"``.
         """
-        check_choice("on_error", on_error, ON_ERROR_CHOICES)
         root = Path(root)
         classes, paths, labels = folder_videos(root, extensions)
-        probe = dict(cache_dir=cache_dir, use_cache=use_cache, num_workers=num_workers, progress=progress)
-        probe.update(video_stream=video_stream, engine=engine, address=address, reuse_index=reuse_index)
-        return cls._build(paths, labels, [(None, None)] * len(paths), classes, on_error, str(root), probe)
+        segments = [(None, None)] * len(paths)
+        videos, skipped = build_videos(
+            paths, labels, segments, on_error=on_error, probe=probe, reuse_index=reuse_index
+        )
+        return cls(videos=videos, classes=classes, skipped=skipped, root=str(root))
 
     @classmethod
     def from_manifest(
@@ -225,27 +225,35 @@ class VideoDataset(Sequence[VideoInfo]):
         path: str | Path,
         *,
         on_error: OnError = "raise",
-        cache_dir: str | Path | None = None,
-        use_cache: bool = True,
-        num_workers: int | None = None,
-        video_stream: int | None = None,
-        progress: bool = True,
-        engine: Engine = "thread",
-        address: str | None = None,
         reuse_index: str | Path | None = None,
+        **probe: Unpack[ProbeOptions],
     ) -> VideoDataset:
         """CSV (``path,label[,start_sec,end_sec]`` header) or JSONL with those keys, local or at any fsspec
-        URL; rows may name tar shard members and carry probed info (see ``read_manifest``)."""
-        check_choice("on_error", on_error, ON_ERROR_CHOICES)
+        URL; rows may name tar shard members and carry probed info (see ``read_manifest``).
+
+        Args:
+            path: the manifest.
+            on_error, reuse_index, **probe: as for ``from_folder``.
+
+        Returns:
+            The dataset.
+
+        Raises:
+            ConfigError: the manifest is missing or malformed, or a bad option.
+            ProbeError: a file cannot be used and ``on_error="raise"``.
+        """
         rows = read_manifest(path)
         labels, classes = labels_to_ints([r.label for r in rows])
-        probe = dict(cache_dir=cache_dir, use_cache=use_cache, num_workers=num_workers, progress=progress)
-        probe.update(video_stream=video_stream, engine=engine, address=address, reuse_index=reuse_index)
-        segments = [(r.start, r.end) for r in rows]
-        known = [known_info(r) for r in rows]
-        return cls._build(
-            [r.path for r in rows], labels, segments, classes, on_error, str(path), probe, known
+        videos, skipped = build_videos(
+            [r.path for r in rows],
+            labels,
+            [(r.start, r.end) for r in rows],
+            on_error=on_error,
+            probe=probe,
+            reuse_index=reuse_index,
+            known=[known_info(r) for r in rows],
         )
+        return cls(videos=videos, classes=classes, skipped=skipped, root=str(path))
 
     @classmethod
     def from_paths(
@@ -254,26 +262,30 @@ class VideoDataset(Sequence[VideoInfo]):
         *,
         labels: Sequence[int] | None = None,
         on_error: OnError = "raise",
-        cache_dir: str | Path | None = None,
-        use_cache: bool = True,
-        num_workers: int | None = None,
-        video_stream: int | None = None,
-        progress: bool = False,
+        **probe: Unpack[ProbeOptions],
     ) -> VideoDataset:
-        """Files given directly; labels default to 0."""
-        check_choice("on_error", on_error, ON_ERROR_CHOICES)
+        """Files given directly; labels default to 0.
+
+        Args:
+            paths: the files.
+            labels: one integer label per file (default: all 0).
+            on_error: as for ``from_folder``.
+            **probe: as for ``from_folder``; no progress bar unless ``progress=True``.
+
+        Returns:
+            The dataset.
+
+        Raises:
+            ConfigError: as many labels as paths are not given, or a bad option.
+            ProbeError: a file cannot be used and ``on_error="raise"``.
+        """
         labels = list(labels) if labels is not None else [0] * len(paths)
         if len(labels) != len(paths):
             raise ConfigError(f"labels has {len(labels)} entries for {len(paths)} paths")
-        probe = dict(cache_dir=cache_dir, use_cache=use_cache, num_workers=num_workers, progress=progress)
-        probe.update(video_stream=video_stream)
-        classes = tuple(str(i) for i in sorted(set(labels)))
+        probe.setdefault("progress", False)
         segments = [(None, None)] * len(paths)
-        return cls._build([str(p) for p in paths], labels, segments, classes, on_error, None, probe)
-
-    @classmethod
-    def _build(
-        cls, paths, labels, segments, classes, on_error, root, probe: dict[str, Any], known=None
-    ) -> VideoDataset:
-        videos, skipped = build_videos(paths, labels, segments, on_error, probe, known)
-        return cls(videos=videos, classes=classes, skipped=skipped, root=root)
+        videos, skipped = build_videos(
+            [str(p) for p in paths], labels, segments, on_error=on_error, probe=probe
+        )
+        classes = tuple(str(i) for i in sorted(set(labels)))
+        return cls(videos=videos, classes=classes, skipped=skipped)

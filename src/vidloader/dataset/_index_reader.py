@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 from .._errors import ConfigError
 from .._validate import check_bool, check_choice
-from ._cache import default_cache_dir
 from ._index_rows import IndexRows
 from ._index_schema import INDEX_VERSION, INFO_COLUMNS, IndexMeta, pyarrow_module
 from ._location import folder_of, is_remote
+from ._probe_cache import default_cache_dir
 
 log = logging.getLogger("vidloader")
 CheckFiles = Literal["all", "size", "none"]

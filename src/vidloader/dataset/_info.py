@@ -136,3 +136,20 @@ class VideoInfo:
         for k in ("frame_pts", "keyframe_pts", "audio_streams"):
             d[k] = tuple(d.get(k, ()))
         return cls(**d)
+
+
+def whole_stream(info: VideoInfo) -> VideoInfo:
+    """The VideoInfo of a segment widened back to its whole stream, unlabelled (what a probe returns).
+
+    Args:
+        info: a VideoInfo, of a segment or not.
+
+    Returns:
+        The whole stream's VideoInfo with label -1.
+    """
+    if info.start is None and info.end is None:
+        return replace(info, label=-1)
+    n = len(info.frame_pts)
+    span = (info.frame_pts[-1] - info.frame_pts[0]) * info.time_base
+    duration = float(span) + (float(span) / (n - 1) if n > 1 else 1.0 / info.fps)
+    return replace(info, label=-1, start=None, end=None, first_frame=0, num_frames=n, duration=duration)

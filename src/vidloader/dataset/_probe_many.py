@@ -14,18 +14,42 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from .._errors import ConfigError, ProbeError
-from .._validate import check_choice
-from ._cache import ProbeCache
+from .._validate import check_bool, check_choice, check_opt_int
 from ._info import VideoInfo
 from ._location import is_remote
-from ._probe import probe_video
+from ._probe_cache import ProbeCache
+from ._probe_file import probe_video
 
 Engine = Literal["thread", "process", "ray"]
 ENGINES: tuple[str, ...] = ("thread", "process", "ray")
 Result = VideoInfo | ProbeError
+
+
+class ProbeOptions(TypedDict, total=False):
+    """How files are probed: the keywords of ``probe_many``, which ``VideoDataset.from_folder``,
+    ``from_manifest`` and ``from_paths`` pass on to it (defaults as ``probe_many`` gives them, except that
+    ``from_paths`` shows no progress bar unless asked).
+
+    Args:
+        cache_dir: the probe cache's folder (default: ``default_cache_dir()``).
+        use_cache: read and write the probe cache (default True).
+        num_workers: probe threads or processes (default None or 0: sized to the CPUs).
+        video_stream: the video stream to index (default None: the best one).
+        progress: show a progress bar (default True).
+        engine: "thread" (default), "process" or "ray".
+        address: the Ray cluster to join with engine="ray" (default None: start Ray locally).
+    """
+
+    cache_dir: str | Path | None
+    use_cache: bool
+    num_workers: int | None
+    video_stream: int | None
+    progress: bool
+    engine: Engine
+    address: str | None
 
 
 def probe_one(path: str, video_stream: int | None) -> Result:
@@ -99,8 +123,8 @@ def probe_many(
     Args:
         paths: the files, in the order results are returned.
         cache_dir, use_cache: the local SQLite probe cache (keyed by absolute path, size, mtime, stream).
-        num_workers: threads or processes (default: twice the CPUs, at most 8, for threads; the CPUs for
-            processes); Ray sizes its own pool.
+        num_workers: threads or processes (default, or 0: twice the CPUs, at most 8, for threads; the CPUs
+            for processes); Ray sizes its own pool.
         video_stream: the video stream to index (default: the best one).
         progress: show a progress bar.
         engine: "thread", "process" or "ray".
@@ -111,8 +135,12 @@ def probe_many(
         One VideoInfo or ProbeError per path.
 
     Raises:
-        ConfigError: an unknown engine, or Ray asked for and not installed.
+        ConfigError: a bad option value, or Ray asked for and not installed.
     """
+    check_bool("use_cache", use_cache)
+    check_bool("progress", progress)
+    check_opt_int("num_workers", num_workers, minimum=0)
+    check_opt_int("video_stream", video_stream, minimum=0)
     check_choice("engine", engine, ENGINES)
     cache = ProbeCache(cache_dir) if use_cache else None
     keys = _cache_keys(paths, video_stream, cache, num_workers)
@@ -192,13 +220,3 @@ def _collect(
         bar.update(1)
     bar.close()
     return fresh
-
-
-def whole_stream(info: VideoInfo) -> VideoInfo:
-    """The VideoInfo of a segment row widened back to its whole stream (what a probe returns)."""
-    if info.start is None and info.end is None:
-        return replace(info, label=-1)
-    n = len(info.frame_pts)
-    span = (info.frame_pts[-1] - info.frame_pts[0]) * info.time_base
-    duration = float(span) + (float(span) / (n - 1) if n > 1 else 1.0 / info.fps)
-    return replace(info, label=-1, start=None, end=None, first_frame=0, num_frames=n, duration=duration)
