@@ -13,7 +13,7 @@ from .._validate import check_index, check_int, check_non_negative_int
 from ..dataset import VideoInfo
 from ._clips import ClipPlan
 from ._config import SamplingConfig
-from ._random import TAG_CLIP_SHUFFLE, TAG_ORDER, rng
+from ._random import TAG_CLIP_SEED, TAG_CLIP_SHUFFLE, TAG_ORDER, rng
 from ._stride_clips import stride_clips, window_counts
 from ._video_clips import clip_count, video_clips
 
@@ -38,7 +38,8 @@ def clip_seed(seed: int, epoch: int, video_index: int, clip_index: int) -> int:
     Returns:
         An int in [0, 2**63).
     """
-    state = np.random.SeedSequence([seed, epoch, video_index, clip_index, 7]).generate_state(1, np.uint64)[0]
+    key = [seed, epoch, video_index, clip_index, TAG_CLIP_SEED]
+    state = np.random.SeedSequence(key).generate_state(1, np.uint64)[0]
     return int(state) & (2**63 - 1)
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-# One tag per decision, the last element of its key: clip starts, the epoch's video order, the clip order.
-TAG_CLIPS, TAG_ORDER, TAG_CLIP_SHUFFLE = 1, 2, 3
+# One tag per decision, the last element of its key: clip starts, the epoch's video order, the clip order,
+# and the per-clip seed handed downstream (``clip_seed``).
+TAG_CLIPS, TAG_ORDER, TAG_CLIP_SHUFFLE, TAG_CLIP_SEED = 1, 2, 3, 7
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
