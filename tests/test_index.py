@@ -254,12 +254,15 @@ def test_a_row_backed_info_owns_its_pickling(media: MediaLibrary, tmp_path: Path
     assert pickle.loads(pickle.dumps(cut)) == cut != row
 
 
-@pytest.mark.parametrize("base", ["/data/idx", "/", "s3://b/idx", "file:///data", "tar://d::s3://b/s.tar"])
+@pytest.mark.parametrize(
+    "base", ["/data/idx", "/", "rel/idx", "", "s3://b/idx", "file:///data", "tar://d::s3://b/s.tar"]
+)
 def test_bulk_paths_resolve_like_one_path(base: str) -> None:
     import pyarrow as pa
 
     stored = ["a.mp4", "sub/b.mp4", "../up/c.mp4", "./d.mp4", "e//f.mp4", "g/", "/abs/h.mp4"]
     stored += ["s3://other/i.mp4", "C:/win/j.mp4", "c://k", "tar://m.mp4::/data/s.tar", "q.mp4?sig=a/../b"]
+    stored += ["../../two/up.mp4", "../../../../../../far.mp4", "../x/./y.mp4", "../", "..", "../z.mp4?s=1"]
     rows = IndexRows(pa.table({"path": stored}), base_dir=base)
     assert rows.paths() == [rows.path(i) for i in range(len(stored))] == [resolve(base, p) for p in stored]
     kept = rows.without([0, 5])

@@ -111,15 +111,15 @@ class IndexRows(Sequence[VideoInfo]):
         # A URL or a drive path holds a colon: the regex, the slowest test, runs only when some path has one.
         if pc.any(pc.match_substring(col, ":")).as_py():
             absolute = pc.match_substring_regex(col, ABSOLUTE_PATTERN)
-        prefix, suffix = join_parts(self.base_dir)
-        if prefix.endswith("/") and not suffix:  # the separator form is Arrow's fastest join
-            joined = pc.binary_join_element_wise(prefix[:-1], col, "/")
-        else:
-            joined = pc.binary_join_element_wise(prefix, col, suffix, "")
-        out = pc.if_else(absolute, col, joined).to_pylist()
-        # The writer stores relative paths normalised: only those climbing out of the index's folder (or
-        # written by another tool) need the whole join.
-        odd = pc.and_not(pc.match_substring_regex(col, UNNORMALISED_PATTERN), absolute)
+        rest, depth = col, None
+        if pc.any(pc.starts_with(col, "../")).as_py():
+            # An index written outside its data folder stores every path as "../..": each depth of climbing
+            # is resolved once, and the rest of each path joined to it.
+            rest = pc.replace_substring_regex(col, r"^(?:\.\./)+", "")
+            depth = pc.divide(pc.subtract(pc.utf8_length(col), pc.utf8_length(rest)), 3)
+        out = pc.if_else(absolute, col, _joined(self.base_dir, rest, depth)).to_pylist()
+        # What is left: relative paths the writer would not have stored ("./a", "a//b", "a/../b").
+        odd = pc.and_not(pc.match_substring_regex(rest, UNNORMALISED_PATTERN), absolute)
         for i in np.flatnonzero(odd.to_numpy(zero_copy_only=False)).tolist():
             out[i] = self.resolve(col[i].as_py())
         return out
@@ -157,6 +157,22 @@ class IndexRows(Sequence[VideoInfo]):
         """Any column as Python values, in this sequence's order."""
         col = self.table.column(name).to_pylist()
         return col if self._keep is None else [col[int(k)] for k in self._keep]
+
+
+def _joined(folder: str, rest: Any, depth: Any) -> Any:
+    """Each ``rest`` joined to ``folder`` climbed ``depth`` folders up (None: no climbing), in Arrow; right
+    for every path that is neither absolute nor matches ``UNNORMALISED_PATTERN``."""
+    import pyarrow.compute as pc
+
+    out = None
+    for d in [0] if depth is None else pc.unique(depth).to_pylist():
+        prefix, suffix = join_parts(resolve(folder, "/".join([".."] * d)) if d else folder)
+        if prefix.endswith("/") and not suffix:  # the separator form is Arrow's fastest join
+            part = pc.binary_join_element_wise(prefix[:-1], rest, "/")
+        else:
+            part = pc.binary_join_element_wise(prefix, rest, suffix, "")
+        out = part if out is None else pc.if_else(pc.equal(depth, d), part, out)
+    return out
 
 
 @dataclass(frozen=True)
