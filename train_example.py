@@ -54,7 +54,8 @@ import vidloader as vl
 # The run, top to bottom: `run` sets up the process (train_session.py), builds the data, model and loaders
 # (train_build.py), then evaluates a checkpoint or trains: `train` runs the epochs, each `train_epoch` (its
 # steps and checkpoints, train_state.py) then the evaluation and the epoch's metrics line (train_eval.py).
-# The builders, importable from here as before (the tests and your own scripts use them).
+
+# The builders stay importable from here, as before (the tests and your own scripts use them).
 __all__ = [
     "VIDEO_MODELS",
     "align_labels",
