@@ -188,7 +188,7 @@ def copy_bandwidth(device: torch.device, nbytes: int = 1 << 30, repeats: int = 1
     return 2 * nbytes * repeats / (start.elapsed_time(end) / 1e3)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -207,18 +207,11 @@ def main() -> None:
     parser.add_argument(
         "--skip", nargs="*", default=[], help="rows to leave out, e.g. --skip 'torchvision v2'"
     )
-    args = parser.parse_args()
-    device = torch.device(args.device)
-    w = make_workload(args, device)
+    return parser.parse_args()
 
-    rows: list[tuple[str, Callable[[Workload], torch.Tensor]]] = [
-        ("fused op", fused),
-        ("reference", reference),
-    ]
-    if not args.jitter:  # the unfused pipelines below have no jitter
-        rows += [("torch chain", torch_chain), ("torchvision v2", torchvision_v2)]
-    rows = [r for r in rows if r[0] not in args.skip]
 
+def print_workload(args: argparse.Namespace, device: torch.device, w: Workload) -> float | None:
+    """The machine, the workload and its minimum bytes; returns the device copy bandwidth (None on CPU)."""
     minimum = w.in_elems + w.out_bytes
     print(
         f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
@@ -234,13 +227,24 @@ def main() -> None:
     bandwidth = copy_bandwidth(device) if device.type == "cuda" else None
     if bandwidth is not None:
         print(f"device-to-device copy bandwidth (clone of 1 GiB): {bandwidth / 1e9:.0f} GB/s")
+    return bandwidth
 
+
+def time_rows(
+    rows: list[tuple[str, Callable[[Workload], torch.Tensor]]],
+    w: Workload,
+    repeats: int,
+    bandwidth: float | None,
+) -> dict[str, tuple[float, float]]:
+    """Time every row and print the table: per implementation, times, speed-up over the torch chain and
+    modelled bytes. Returns (median, min) seconds per row."""
+    minimum = w.in_elems + w.out_bytes
     header = f"| {'implementation':<15} | {'median ms':>9} | {'min ms':>8} | {'vs chain':>8} | {'bytes (model)':>13} | {'x minimum':>9} |"
     if bandwidth is not None:
         header += f" {'GB/s (min bytes)':>16} | {'% of copy':>9} |"
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
-    results = {name: time_it(fn, w, args.repeats) for name, fn in rows}
+    results = {name: time_it(fn, w, repeats) for name, fn in rows}
     chain = results.get("torch chain", (float("nan"),))[0]
     for name, (median, best) in results.items():
         moved = modelled_bytes(name, w)
@@ -253,6 +257,24 @@ def main() -> None:
             gbs = minimum / median / 1e9
             line += f" {gbs:>16.0f} | {100 * gbs * 1e9 / bandwidth:>8.0f}% |"
         print(line)
+    return results
+
+
+def main() -> None:
+    args = parse_args()
+    device = torch.device(args.device)
+    w = make_workload(args, device)
+
+    rows: list[tuple[str, Callable[[Workload], torch.Tensor]]] = [
+        ("fused op", fused),
+        ("reference", reference),
+    ]
+    if not args.jitter:  # the unfused pipelines below have no jitter
+        rows += [("torch chain", torch_chain), ("torchvision v2", torchvision_v2)]
+    rows = [r for r in rows if r[0] not in args.skip]
+
+    bandwidth = print_workload(args, device, w)
+    results = time_rows(rows, w, args.repeats, bandwidth)
     if "fused op" in results and "torch chain" in results:
         diff = (fused(w).float() - torch_chain(w).float()).abs().max().item()
         print(f"max |fused op - torch chain| in {args.dtype}: {diff:.3g}")

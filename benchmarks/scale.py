@@ -51,19 +51,16 @@ def rss_mb(kind: str = "VmRSS") -> float:
 
 def synthetic_index(n: int, path: Path, real_file: Path, vfr: bool = False) -> None:
     """n rows, as Parquet: distinct paths ``c<label>/v<i>.mp4`` (which do not exist), facts of ``real_file``."""
-    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from vidloader.dataset import INDEX_VERSION, index_schema
 
     schema = index_schema()
-    st = real_file.stat()
     meta = {"version": INDEX_VERSION, "classes": [f"c{i}" for i in range(700)], "skipped": [], "root": None}
     schema = schema.with_metadata({b"vidloader.index": json.dumps(meta).encode()})
     chunk = 65536
-    pts = np.arange(FRAMES, dtype=np.int64) * 512
-    keys = pts[::50]
+    st = real_file.stat()
     with pq.ParquetWriter(
         path,
         schema,
@@ -72,45 +69,54 @@ def synthetic_index(n: int, path: Path, real_file: Path, vfr: bool = False) -> N
         column_encoding={"frame_pts": "DELTA_BINARY_PACKED", "keyframe_pts": "DELTA_BINARY_PACKED"},
     ) as w:
         for s in range(0, n, chunk):
-            m = min(chunk, n - s)
-            ids = np.arange(s, s + m)
-
-            def lists(values: np.ndarray, m: int = m) -> pa.Array:
-                offsets = np.arange(m + 1, dtype=np.int32) * len(values)
-                return pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.tile(values, m)))
-
-            cols = {
-                "path": pa.array([f"c{i % 700}/v{i:08d}.mp4" for i in range(s, s + m)]),
-                "label": pa.array(ids % 700),
-                "num_frames": pa.array(np.full(m, FRAMES)),
-                "fps": pa.array(np.full(m, 25.0)),
-                "duration": pa.array(np.full(m, FRAMES / 25.0)),
-                "width": pa.array(np.full(m, 340, np.int32)),
-                "height": pa.array(np.full(m, 256, np.int32)),
-                "codec": pa.array(["h264"] * m),
-                "pix_fmt": pa.array(["yuv420p"] * m),
-                "rotation": pa.array(np.zeros(m, np.int32)),
-                "has_audio": pa.array(np.ones(m, bool)),
-                "start": pa.nulls(m, pa.float64()),
-                "end": pa.nulls(m, pa.float64()),
-                "stream_index": pa.array(np.zeros(m, np.int32)),
-                "time_base_num": pa.array(np.ones(m, np.int64)),
-                "time_base_den": pa.array(np.full(m, TB_DEN)),
-                "first_frame": pa.array(np.zeros(m, np.int64)),
-                "size_bytes": pa.array(np.full(m, st.st_size)),
-                # Constant rate: stored as pts_start, pts_step; --vfr stores every pts, as a VFR stream needs.
-                "frame_pts": lists(pts if vfr else pts[:0]),
-                "keyframe_pts": lists(keys),
-                "audio_streams": pa.ListArray.from_arrays(
-                    pa.array(np.arange(m + 1, dtype=np.int32)), pa.array(np.ones(m, np.int32))
-                ),
-                "pts_start": pa.array(np.zeros(m, np.int64)),
-                "pts_step": pa.array(np.full(m, 0 if vfr else 512)),
-                "total_frames": pa.array(np.full(m, FRAMES)),
-                "mtime_ns": pa.array(np.full(m, st.st_mtime_ns)),
-                "video_stream": pa.nulls(m, pa.int32()),
-            }
+            cols = _index_rows(s, min(chunk, n - s), st, vfr)
             w.write_table(pa.table([cols[f.name] for f in schema], schema=schema), row_group_size=chunk)
+
+
+def _index_rows(s: int, m: int, st: os.stat_result, vfr: bool) -> dict:
+    """Columns of index rows s..s+m: 300 frames at 25 fps, a keyframe every 50, the real file's size/mtime."""
+    import numpy as np
+    import pyarrow as pa
+
+    ids = np.arange(s, s + m)
+    pts = np.arange(FRAMES, dtype=np.int64) * 512
+    keys = pts[::50]
+
+    def lists(values: np.ndarray) -> pa.Array:
+        offsets = np.arange(m + 1, dtype=np.int32) * len(values)
+        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.tile(values, m)))
+
+    return {
+        "path": pa.array([f"c{i % 700}/v{i:08d}.mp4" for i in range(s, s + m)]),
+        "label": pa.array(ids % 700),
+        "num_frames": pa.array(np.full(m, FRAMES)),
+        "fps": pa.array(np.full(m, 25.0)),
+        "duration": pa.array(np.full(m, FRAMES / 25.0)),
+        "width": pa.array(np.full(m, 340, np.int32)),
+        "height": pa.array(np.full(m, 256, np.int32)),
+        "codec": pa.array(["h264"] * m),
+        "pix_fmt": pa.array(["yuv420p"] * m),
+        "rotation": pa.array(np.zeros(m, np.int32)),
+        "has_audio": pa.array(np.ones(m, bool)),
+        "start": pa.nulls(m, pa.float64()),
+        "end": pa.nulls(m, pa.float64()),
+        "stream_index": pa.array(np.zeros(m, np.int32)),
+        "time_base_num": pa.array(np.ones(m, np.int64)),
+        "time_base_den": pa.array(np.full(m, TB_DEN)),
+        "first_frame": pa.array(np.zeros(m, np.int64)),
+        "size_bytes": pa.array(np.full(m, st.st_size)),
+        # Constant rate: stored as pts_start, pts_step; --vfr stores every pts, as a VFR stream needs.
+        "frame_pts": lists(pts if vfr else pts[:0]),
+        "keyframe_pts": lists(keys),
+        "audio_streams": pa.ListArray.from_arrays(
+            pa.array(np.arange(m + 1, dtype=np.int32)), pa.array(np.ones(m, np.int32))
+        ),
+        "pts_start": pa.array(np.zeros(m, np.int64)),
+        "pts_step": pa.array(np.full(m, 0 if vfr else 512)),
+        "total_frames": pa.array(np.full(m, FRAMES)),
+        "mtime_ns": pa.array(np.full(m, st.st_mtime_ns)),
+        "video_stream": pa.nulls(m, pa.int32()),
+    }
 
 
 def measure_size(index: str, cache: str) -> dict:

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,11 +72,19 @@ def machine() -> dict[str, str]:
     return facts
 
 
+@dataclass
+class Report:
+    """The final table's rows (check, result) and the steps that failed."""
+
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    rows: list[tuple[str, str]] = []
+    report = Report()
     facts = machine()
     print(json.dumps(facts, indent=2))
     if "gpu" not in facts:
@@ -83,20 +92,32 @@ def main() -> int:
             "gpu_check: FAILED: no CUDA device (torch.cuda.is_available() is False); run it on a GPU machine"
         )
         return 2
-    rows += [(f"machine: {k}", v) for k, v in facts.items()]
-    failed: list[str] = []
+    report.rows += [(f"machine: {k}", v) for k, v in facts.items()]
     if facts["nvcuvid"] != "found":
-        failed.append("nvcuvid (NVDEC library) not found by ldconfig")
+        report.failed.append("nvcuvid (NVDEC library) not found by ldconfig")
+    cuda_tests(report)
+    op_benchmark(report, quick=args.quick)
+    ragged_benchmark(report, quick=args.quick)
+    with tempfile.TemporaryDirectory() as tmp:
+        for wl in ["1080p-gop250"] if args.quick else ["1080p-gop250", "1080p-gop30"]:
+            loader_benchmark(report, wl, Path(tmp) / f"{wl}.json", quick=args.quick)
+        for backend in ("dali", "pyav"):
+            training_stall(report, backend, Path(tmp) / f"train-{backend}", quick=args.quick)
+    return print_summary(report)
 
+
+def cuda_tests(report: Report) -> None:
     rc, out = run(
         [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "tests", "-p", "no:cacheprovider"],
         env={"VIDLOADER_REQUIRE_CUDA": "1"},
     )
     summary = [ln for ln in out.splitlines() if re.search(r"\d+ (passed|failed)", ln)]
-    rows.append(("cuda tests", (summary[-1] if summary else f"rc={rc}").strip("= ")))
+    report.rows.append(("cuda tests", (summary[-1] if summary else f"rc={rc}").strip("= ")))
     if rc != 0:
-        failed.append(f"cuda tests (rc={rc})")
+        report.failed.append(f"cuda tests (rc={rc})")
 
+
+def op_benchmark(report: Report, *, quick: bool) -> None:
     rc, out = run(
         [
             sys.executable,
@@ -104,24 +125,27 @@ def main() -> int:
             "--device",
             "cuda",
             "--repeats",
-            "5" if args.quick else "20",
+            "5" if quick else "20",
         ]
     )
     if rc != 0:
-        failed.append(f"op benchmark (rc={rc})")
+        report.failed.append(f"op benchmark (rc={rc})")
     for ln in out.splitlines():
         if ln.strip().startswith(("fused op", "torch chain", "torchvision", "GB/s", "copy bandwidth")):
-            rows.append((f"ops: {ln.split('  ')[0].strip()}", " ".join(ln.split()[1:])))
+            report.rows.append((f"ops: {ln.split('  ')[0].strip()}", " ".join(ln.split()[1:])))
 
-    # Ragged (mixed frame sizes) vs uniform batch of the same total pixels, Triton kernel (issue 14).
-    rc, out = run(
+
+def ragged_benchmark(report: Report, *, quick: bool) -> None:
+    """Ragged (mixed frame sizes) vs uniform batch of the same total pixels, Triton kernel (issue 14).
+    Rows only: its exit status is not one of the checks."""
+    _, out = run(
         [
             sys.executable,
             "benchmarks/bench_ragged.py",
             "--device",
             "cuda",
             "--repeats",
-            "5" if args.quick else "50",
+            "5" if quick else "50",
         ]
     )
     section = ""
@@ -129,92 +153,89 @@ def main() -> int:
         if ln.startswith(("random resized", "whole frames")):
             section = ln.split(":")[0]
         elif ln.startswith("| ragged op (mixed input)"):
-            rows.append((f"ragged vs uniform: {section}", " ".join(ln.strip("| ").split("|")[1:]).strip()))
-
-    with tempfile.TemporaryDirectory() as tmp:
-        workloads = ["1080p-gop250"] if args.quick else ["1080p-gop250", "1080p-gop30"]
-        for wl in workloads:
-            js = Path(tmp) / f"{wl}.json"
-            rc, out = run(
-                [
-                    sys.executable,
-                    "-m",
-                    "vidloader.cli",
-                    "bench",
-                    "--synthetic",
-                    wl,
-                    "--backends",
-                    "vidloader-dali,dali-reader,torchcodec,vidloader-pyav",
-                    "--frames",
-                    "16",
-                    "--stride",
-                    "2",
-                    "--batch-size",
-                    "8",
-                    "--resize",
-                    "224",
-                    "--workers",
-                    str(min(8, os.cpu_count() or 1)),
-                    "--seconds",
-                    "10" if args.quick else "30",
-                    "--ceiling",
-                    "--json",
-                    str(js),
-                ]
+            report.rows.append(
+                (f"ragged vs uniform: {section}", " ".join(ln.strip("| ").split("|")[1:]).strip())
             )
-            if rc != 0 or not js.exists():
-                failed.append(f"{wl} bench (rc={rc})")
-            if js.exists():
-                data = json.loads(js.read_text())
-                for name, r in data.get("backends", {}).items():
-                    if r.get("clips_per_s") is not None:
-                        rows.append(
-                            (
-                                f"{wl}: {name}",
-                                f"{r['clips_per_s']:.1f} clips/s, {r.get('frames_per_s', 0):.0f} frames/s",
-                            )
-                        )
-                    else:
-                        rows.append((f"{wl}: {name}", str(r.get("skipped", r.get("error", "?")))))
-                ceil = data.get("ceiling") or {}
-                if "frames_per_s" in ceil:
-                    rows.append((f"{wl}: ceiling", f"{ceil['frames_per_s']:.0f} frames/s ({ceil['how']})"))
-                elif ceil:
-                    rows.append((f"{wl}: ceiling", f"skipped: {ceil.get('skipped')}"))
-            else:
-                rows.append((f"{wl}: bench", f"failed rc={rc}"))
 
-        # Issue 5's question: how long does an r2plus1d_18 16x112² batch-32 step wait for data, DALI vs CPU?
-        for backend in ("dali", "pyav"):
-            out_dir = Path(tmp) / f"train-{backend}"
-            rc, out = run(
-                [
-                    sys.executable,
-                    "train_example.py",
-                    "--config",
-                    "configs/demo_gpu.yaml",
-                    "--out",
-                    str(out_dir),
-                    "train.epochs=1" if args.quick else "train.epochs=2",
-                    "transform.size=112",
-                    f"loader.backend={backend}",
-                    f"loader.num_workers={min(8, os.cpu_count() or 1)}",
-                ]
-            )
-            metrics = out_dir / "metrics.jsonl"
-            if metrics.exists():
-                last = json.loads(metrics.read_text().splitlines()[-1])
-                rows.append(
-                    (
-                        f"train r2plus1d_18 16x112 b32: {backend}",
-                        f"stall {last['stall_pct']:.1f}%, {last['clips_per_s']:.1f} clips/s",
-                    )
-                )
-            else:
-                rows.append((f"train r2plus1d_18 16x112 b32: {backend}", f"failed rc={rc}"))
-            if rc != 0:
-                failed.append(f"train {backend} (rc={rc})")
 
+def loader_benchmark(report: Report, wl: str, js: Path, *, quick: bool) -> None:
+    """vidloader-DALI vs a plain DALI reader vs torchcodec vs vidloader-PyAV on one workload, and the ceiling."""
+    rc, _ = run(
+        [
+            sys.executable,
+            "-m",
+            "vidloader.cli",
+            "bench",
+            "--synthetic",
+            wl,
+            "--backends",
+            "vidloader-dali,dali-reader,torchcodec,vidloader-pyav",
+            "--frames",
+            "16",
+            "--stride",
+            "2",
+            "--batch-size",
+            "8",
+            "--resize",
+            "224",
+            "--workers",
+            str(min(8, os.cpu_count() or 1)),
+            "--seconds",
+            "10" if quick else "30",
+            "--ceiling",
+            "--json",
+            str(js),
+        ]
+    )
+    if rc != 0 or not js.exists():
+        report.failed.append(f"{wl} bench (rc={rc})")
+    if not js.exists():
+        report.rows.append((f"{wl}: bench", f"failed rc={rc}"))
+        return
+    data = json.loads(js.read_text())
+    for name, r in data.get("backends", {}).items():
+        if r.get("clips_per_s") is not None:
+            speed = f"{r['clips_per_s']:.1f} clips/s, {r.get('frames_per_s', 0):.0f} frames/s"
+            report.rows.append((f"{wl}: {name}", speed))
+        else:
+            report.rows.append((f"{wl}: {name}", str(r.get("skipped", r.get("error", "?")))))
+    ceil = data.get("ceiling") or {}
+    if "frames_per_s" in ceil:
+        report.rows.append((f"{wl}: ceiling", f"{ceil['frames_per_s']:.0f} frames/s ({ceil['how']})"))
+    elif ceil:
+        report.rows.append((f"{wl}: ceiling", f"skipped: {ceil.get('skipped')}"))
+
+
+def training_stall(report: Report, backend: str, out_dir: Path, *, quick: bool) -> None:
+    """Issue 5's question: how long does an r2plus1d_18 16x112² batch-32 step wait for data, DALI vs CPU?"""
+    rc, _ = run(
+        [
+            sys.executable,
+            "train_example.py",
+            "--config",
+            "configs/demo_gpu.yaml",
+            "--out",
+            str(out_dir),
+            "train.epochs=1" if quick else "train.epochs=2",
+            "transform.size=112",
+            f"loader.backend={backend}",
+            f"loader.num_workers={min(8, os.cpu_count() or 1)}",
+        ]
+    )
+    check = f"train r2plus1d_18 16x112 b32: {backend}"
+    metrics = out_dir / "metrics.jsonl"
+    if metrics.exists():
+        last = json.loads(metrics.read_text().splitlines()[-1])
+        report.rows.append((check, f"stall {last['stall_pct']:.1f}%, {last['clips_per_s']:.1f} clips/s"))
+    else:
+        report.rows.append((check, f"failed rc={rc}"))
+    if rc != 0:
+        report.failed.append(f"train {backend} (rc={rc})")
+
+
+def print_summary(report: Report) -> int:
+    """The table of every row and the one-line verdict; the exit status (0 passed, 1 failed)."""
+    rows, failed = report.rows, report.failed
     width = max(len(k) for k, _ in rows)
     print("\n" + "=" * 100)
     print(f"{'check'.ljust(width)} | result")

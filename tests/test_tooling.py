@@ -11,6 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# train_example.py and the modules beside it that it is built from.
+TRAIN_SCRIPT = sorted(p.name for p in ROOT.glob("train_*.py"))
 
 
 def tool(name: str) -> str:
@@ -26,7 +28,7 @@ def tool(name: str) -> str:
 @pytest.mark.parametrize(
     "args",
     [
-        ["check", "src", "tests", "scripts", "benchmarks", "examples", "train_example.py", "train_config.py"],
+        ["check", "src", "tests", "scripts", "benchmarks", "examples", *TRAIN_SCRIPT],
         [
             "format",
             "--check",
@@ -35,8 +37,7 @@ def tool(name: str) -> str:
             "scripts",
             "benchmarks",
             "examples",
-            "train_example.py",
-            "train_config.py",
+            *TRAIN_SCRIPT,
         ],
     ],
 )

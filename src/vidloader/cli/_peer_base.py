@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 import numpy as np
 
@@ -28,19 +28,24 @@ class Peer(Protocol):
     ) -> np.ndarray: ...
 
 
+class BatchOptions(TypedDict):
+    """The keywords of ``BatchPeer.batches``, written once for the protocol and its readers.
+
+    ``batch_size``: clips per batch; ``resize``: (height, width) of the frames it returns, or None for the
+    files' own size; ``workers``: the reader's threads."""
+
+    batch_size: int
+    resize: tuple[int, int] | None
+    workers: int
+
+
 class BatchPeer(Protocol):
     """A peer that decodes whole batches itself (a reader pipeline): it gets the clip list up front."""
 
     name: str
 
     def batches(
-        self,
-        dataset: VideoDataset,
-        clips: Sequence[ClipSpec],
-        *,
-        batch_size: int,
-        resize: tuple[int, int] | None,
-        workers: int,
+        self, dataset: VideoDataset, clips: Sequence[ClipSpec], **options: Unpack[BatchOptions]
     ) -> Iterator[Any]: ...
 
 

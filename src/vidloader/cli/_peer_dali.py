@@ -5,11 +5,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from ..dataset import VideoDataset
 from ..sampling import ClipSpec
-from ._peer_base import PeerUnavailable
+from ._peer_base import BatchOptions, PeerUnavailable
 
 
 def require_dali_cpu_codecs(dataset: VideoDataset, videos: Iterable[int]) -> None:
@@ -46,31 +46,20 @@ class DALIReader:
             raise PeerUnavailable(missing)
 
     def batches(
-        self,
-        dataset: VideoDataset,
-        clips: Sequence[ClipSpec],
-        *,
-        batch_size: int,
-        resize: tuple[int, int] | None,
-        workers: int,
+        self, dataset: VideoDataset, clips: Sequence[ClipSpec], **options: Unpack[BatchOptions]
     ) -> Iterator[Any]:
         import tempfile
 
         from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
+        batch_size = options["batch_size"]
         length, stride = _clip_shape(clips, batch_size)
         if self.device.type == "cpu":
             require_dali_cpu_codecs(dataset, {c.video_index for c in clips})
         with tempfile.TemporaryDirectory(prefix="vidloader-dali-reader-") as tmp:
             file_list = _write_file_list(dataset, clips, Path(tmp), length=length, stride=stride)
             pipe = _reader_pipeline(
-                file_list,
-                on_gpu=self.device.type == "cuda",
-                batch_size=batch_size,
-                workers=workers,
-                resize=resize,
-                length=length,
-                stride=stride,
+                file_list, on_gpu=self.device.type == "cuda", options=options, length=length, stride=stride
             )
             it = DALIGenericIterator(
                 [pipe],
@@ -118,24 +107,18 @@ def _write_file_list(
 
 
 def _reader_pipeline(
-    file_list: Path,
-    *,
-    on_gpu: bool,
-    batch_size: int,
-    workers: int,
-    resize: tuple[int, int] | None,
-    length: int,
-    stride: int,
+    file_list: Path, *, on_gpu: bool, options: BatchOptions, length: int, stride: int
 ) -> Any:
     """The built DALI pipeline: the video reader over ``file_list``, then the resize when one is asked."""
     import torch
     from nvidia.dali import fn, pipeline_def
 
     device_id: Any = torch.cuda.current_device() if on_gpu else None  # None: CPU-only pipeline
+    resize = options["resize"]
 
     @pipeline_def(
-        batch_size=batch_size,
-        num_threads=max(1, workers),
+        batch_size=options["batch_size"],
+        num_threads=max(1, options["workers"]),
         device_id=device_id,
         prefetch_queue_depth=2,
     )

@@ -61,7 +61,7 @@ def run_peer(peer: Any, dataset: Any, job: PeerJob) -> tuple[list[np.ndarray], d
                 )
             )
 
-        return got, {**_timed(make_iter, job, peer.name), **peer_meta(peer, job)}
+        return got, {**time_job(make_iter, job, peer.name), **peer_meta(peer, job)}
     got = [peer.decode(dataset[c.video_index], c.frame_indices, None) for c in job.check_clips]
     with ThreadPoolExecutor(max_workers=max(1, job.workers)) as pool:
 
@@ -73,10 +73,20 @@ def run_peer(peer: Any, dataset: Any, job: PeerJob) -> tuple[list[np.ndarray], d
             for k in range(job.n_batches):
                 yield np.stack(list(pool.map(one, job.plan[k * b : (k + 1) * b])))
 
-        return got, {**_timed(batches, job, peer.name), **peer_meta(peer, job)}
+        return got, {**time_job(batches, job, peer.name), **peer_meta(peer, job)}
 
 
-def _timed(make_iter: Any, job: PeerJob, name: str) -> dict[str, Any]:
+def time_job(make_iter: Any, job: PeerJob, name: str) -> dict[str, Any]:
+    """``measure`` with the job's batches, clip size, repeats and time budget: every row times alike.
+
+    Args:
+        make_iter: makes a fresh iterator of batches (one per repeat).
+        job: the clips and budget all rows share.
+        name: the row's name, shown on its progress bar.
+
+    Returns:
+        ``measure``'s timing fields.
+    """
     return measure(
         make_iter,
         n_batches=job.n_batches,

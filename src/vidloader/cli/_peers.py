@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..dataset import VideoInfo
-from ._peer_base import BatchPeer, Peer, PeerUnavailable, import_or_skip, resize_frames
+from ._peer_base import BatchOptions, BatchPeer, Peer, PeerUnavailable, import_or_skip, resize_frames
 from ._peer_dali import DALIReader, require_dali_cpu_codecs
 from ._peer_ffmpeg import SPDL, TorchCodec, TorchCodecApprox
 
@@ -160,6 +160,7 @@ PEERS: dict[str, Callable[[], Peer | BatchPeer]] = {
 __all__ = [
     "PEERS",
     "SPDL",
+    "BatchOptions",
     "BatchPeer",
     "DALIReader",
     "Decord",
