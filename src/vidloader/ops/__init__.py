@@ -10,7 +10,7 @@ own frame size (mixed datasets), still in one launch, with optional letterboxing
 from ._checks import check_channel_stats, check_layout, check_out_dtype, check_size, check_video
 from ._color_jitter import clip_color_jitter
 from ._common import backend_for
-from ._ragged import RaggedClips
+from ._ragged_clips import RaggedClips
 from ._ragged_op import clip_resized_crop_normalize_ragged
 from ._reference import ragged_resized_crop_normalize_reference, resized_crop_normalize_reference
 from ._resized_crop import clip_resized_crop_normalize

@@ -16,7 +16,7 @@ import torch
 from .._errors import ConfigError
 from ._checks import check_rects
 from ._common import check_row_args, check_settings, output_shape, run_backend
-from ._ragged import RaggedClips
+from ._ragged_clips import RaggedClips
 from ._reference import ragged_resized_crop_normalize_reference
 
 
