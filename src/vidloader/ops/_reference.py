@@ -1,10 +1,12 @@
-"""Pure-torch reference of the fused clip op: the semantics the Triton kernel is tested against.
+"""Pure-torch reference of the fused clip op family: the semantics the Triton kernel is tested against.
 
-It is also the CPU implementation (no Triton on CPU outside the interpreter), so it is written to be fast
-rather than literal: per clip, the crop is converted to float32 NCHW once, resized by torch's own bilinear
-kernel (which *defines* the resize semantics), colour-jittered in place if asked, and then normalisation, the
-output layout and the output dtype are applied by a single write into the output tensor. The horizontal flip is the only extra
-copy, made for flipped clips only, because a strided view cannot run backwards.
+One implementation (``fused_reference`` of a ``FusedCall``) serves both ops; the two public functions take the
+ops' own arguments. It is also the CPU implementation (no Triton on CPU outside the interpreter), so it is
+written to be fast rather than literal: per clip, the crop is converted to float32 NCHW once, resized by
+torch's own bilinear kernel (which *defines* the resize semantics), colour-jittered in place if asked, and
+then normalisation, the output layout and the output dtype are applied by a single write into the output
+tensor. The horizontal flip is the only extra copy, made for flipped clips only, because a strided view
+cannot run backwards.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._common import normalize_affine, output_shape
+from ._fused_args import FusedCall
 
 # ITU-R 601-2 luma weights, as torchvision's rgb_to_grayscale.
 GRAY_WEIGHTS: tuple[float, float, float] = (0.2989, 0.587, 0.114)
@@ -38,82 +40,50 @@ def _color_jitter_(x: torch.Tensor, brightness: float, contrast: float, saturati
     return x
 
 
-def resized_crop_normalize_reference(
-    video: torch.Tensor,
-    boxes: torch.Tensor,
-    size: list[int],
-    flip: torch.Tensor,
-    mean: list[float],
-    std: list[float],
-    out_dtype: torch.dtype,
-    layout: str,
-    jitter: torch.Tensor | None,
-    views: int,
-) -> torch.Tensor:
-    """Output row ``n`` is clip ``n // views`` of ``video`` cropped to ``boxes[n]``, resized, flipped if
-    ``flip[n]``, jittered by ``jitter[n]`` and normalised. Arguments are assumed validated.
+def fused_reference(call: FusedCall) -> torch.Tensor:
+    """Output row ``n`` is clip ``n // views`` cropped to ``boxes[n]``, resized into ``dest[n]`` of its canvas
+    (the whole canvas without ``dest``), flipped with the canvas if ``flip[n]``, jittered and normalised;
+    canvas pixels outside ``dest[n]`` are 0 (the normalised mean colour). Arguments are assumed validated.
 
     Args:
-        video: uint8 ``[B, T, H, W, 3]``.
-        boxes: int64 ``[B * views, 4]`` of ``(y0, x0, h, w)``.
-        size: output ``[height, width]``.
-        flip: bool ``[B * views]``.
-        mean: per-channel mean.
-        std: per-channel std.
-        out_dtype: a float dtype.
-        layout: "NCTHW" or "NTHWC".
-        jitter: float32 ``[B * views, 3]`` colour factors, or None.
-        views: output rows per clip.
+        call: the op's arguments.
 
     Returns:
-        ``[B * views, ...]`` in ``layout`` and ``out_dtype``.
+        ``call.out_shape()`` in the call's ``out_dtype``, on the clips' device.
     """
-    out = torch.empty(
-        output_shape(boxes.shape[0], video.shape[1], int(size[0]), int(size[1]), layout),
-        dtype=out_dtype,
-        device=video.device,
+    out = (torch.empty if call.dest is None else torch.zeros)(
+        call.out_shape(), dtype=call.rows.out_dtype, device=call.clips.device
     )
-    if out.numel() > 0:
-        _write_rows(out, video, views, boxes, flip, jitter, None, mean, std, layout)
+    if out.numel() == 0:
+        return out
+    clips: torch.Tensor | list[torch.Tensor] = call.clips  # uniform: clips[i] is clip i
+    if call.geometry is not None:
+        f = call.frames
+        clips = [call.clips[o : o + f * h * w * 3].view(f, h, w, 3) for o, h, w in call.geometry.tolist()]
+    _write_rows(out, clips, call)
     return out
 
 
-def _write_rows(
-    out: torch.Tensor,
-    clips: torch.Tensor | list[torch.Tensor],
-    views: int,
-    boxes: torch.Tensor,
-    flip: torch.Tensor,
-    jitter: torch.Tensor | None,
-    dests: list[list[int]] | None,
-    mean: list[float],
-    std: list[float],
-    layout: str,
-) -> None:
-    """Both references' loop: output row ``n`` from ``clips[n // views]``, into ``dests[n]`` of its canvas
-    (mirrored with the canvas when flipped) or, without ``dests``, the whole canvas."""
-    scale, shift = _affine(mean, std, jitter is not None, out.device)
-    box_rows, flips = boxes.tolist(), flip.tolist()
-    factors = jitter.tolist() if jitter is not None else None
-    out_w = out.shape[-1] if layout == "NCTHW" else out.shape[-2]
+def _write_rows(out: torch.Tensor, clips: torch.Tensor | list[torch.Tensor], call: FusedCall) -> None:
+    """Row ``n`` of ``out`` from ``clips[n // views]``, into ``dest[n]`` of its canvas (mirrored with the canvas
+    when flipped) or, without ``dest``, the whole canvas."""
+    rows = call.rows
+    scale, shift = (
+        torch.tensor(v, dtype=torch.float32, device=out.device).view(1, 3, 1, 1) for v in call.affine()
+    )
+    box_rows, flips = call.boxes.tolist(), rows.flip.tolist()
+    factors = rows.jitter.tolist() if rows.jitter is not None else None
+    dests = call.dest.tolist() if call.dest is not None else None
+    out_w = rows.size[1]
     for n in range(out.shape[0]):
-        dst = _row_dst(out[n], layout)
+        dst = _row_dst(out[n], rows.layout)
         if dests is not None:
             dy, dx, dh, dw = dests[n]
             if flips[n]:
                 dx = out_w - dx - dw  # mirroring the canvas mirrors where the picture sits on it
             dst = dst[:, :, dy : dy + dh, dx : dx + dw]
         row_factors = None if factors is None else factors[n]
-        write_row(clips[n // views], box_rows[n], bool(flips[n]), row_factors, dst, scale, shift)
-
-
-def _affine(
-    mean: list[float], std: list[float], unit_input: bool, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    scale_l, shift_l = normalize_affine(mean, std, unit_input=unit_input)
-    scale = torch.tensor(scale_l, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-    shift = torch.tensor(shift_l, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-    return scale, shift
+        _write_row(clips[n // rows.views], box_rows[n], bool(flips[n]), row_factors, dst, scale, shift)
 
 
 def _row_dst(row: torch.Tensor, layout: str) -> torch.Tensor:
@@ -121,7 +91,7 @@ def _row_dst(row: torch.Tensor, layout: str) -> torch.Tensor:
     return row.permute(1, 0, 2, 3) if layout == "NCTHW" else row.permute(0, 3, 1, 2)
 
 
-def write_row(
+def _write_row(
     clip: torch.Tensor,
     box: list[int],
     flip: bool,
@@ -146,6 +116,42 @@ def write_row(
     torch.addcmul(shift, res, scale, out=dst)
 
 
+def resized_crop_normalize_reference(
+    video: torch.Tensor,
+    boxes: torch.Tensor,
+    size: list[int],
+    flip: torch.Tensor,
+    mean: list[float],
+    std: list[float],
+    out_dtype: torch.dtype,
+    layout: str,
+    jitter: torch.Tensor | None,
+    views: int,
+) -> torch.Tensor:
+    """The reference of ``torch.ops.vidloader.clip_resized_crop_normalize`` (same arguments): output row ``n``
+    is clip ``n // views`` of ``video`` cropped to ``boxes[n]``, resized, flipped if ``flip[n]``, jittered by
+    ``jitter[n]`` and normalised. Arguments are assumed validated.
+
+    Args:
+        video: uint8 ``[B, T, H, W, 3]``.
+        boxes: int64 ``[B * views, 4]`` of ``(y0, x0, h, w)``.
+        size: output ``[height, width]``.
+        flip: bool ``[B * views]``.
+        mean: per-channel mean.
+        std: per-channel std.
+        out_dtype: a float dtype.
+        layout: "NCTHW" or "NTHWC".
+        jitter: float32 ``[B * views, 3]`` colour factors, or None.
+        views: output rows per clip.
+
+    Returns:
+        ``[B * views, ...]`` in ``layout`` and ``out_dtype``.
+    """
+    return fused_reference(
+        FusedCall.from_dense(video, boxes, size, flip, mean, std, out_dtype, layout, jitter, views)
+    )
+
+
 def ragged_resized_crop_normalize_reference(
     data: torch.Tensor,
     geometry: torch.Tensor,
@@ -161,11 +167,12 @@ def ragged_resized_crop_normalize_reference(
     views: int,
     dest: torch.Tensor | None,
 ) -> torch.Tensor:
-    """The ragged op: input clip ``i`` is ``data[offset_i :]`` viewed as ``[frames, H_i, W_i, 3]`` with
-    ``geometry[i] = (offset_i, H_i, W_i)``; output row ``n`` is clip ``n // views`` cropped to ``boxes[n]``,
-    resized into ``dest[n] = (y0, x0, h, w)`` of the ``size`` canvas (the whole canvas when ``dest`` is None),
-    flipped (the whole canvas) if ``flip[n]``, jittered and normalised; canvas pixels outside ``dest[n]`` are
-    0 (the normalised mean colour). Arguments are assumed validated (the op checks them).
+    """The reference of ``torch.ops.vidloader.clip_resized_crop_normalize_ragged`` (same arguments): input clip
+    ``i`` is ``data[offset_i :]`` viewed as ``[frames, H_i, W_i, 3]`` with ``geometry[i] = (offset_i, H_i,
+    W_i)``; output row ``n`` is clip ``n // views`` cropped to ``boxes[n]``, resized into ``dest[n] = (y0, x0,
+    h, w)`` of the ``size`` canvas (the whole canvas when ``dest`` is None), flipped (the whole canvas) if
+    ``flip[n]``, jittered and normalised; canvas pixels outside ``dest[n]`` are 0 (the normalised mean
+    colour). Arguments are assumed validated.
 
     Args:
         data: the packed uint8 frames of every clip.
@@ -184,13 +191,7 @@ def ragged_resized_crop_normalize_reference(
     Returns:
         ``[B * views, 3, frames, *size]`` (NCTHW) or ``[B * views, frames, *size, 3]`` of ``out_dtype``.
     """
-    n_out = boxes.shape[0]
-    out_h, out_w = int(size[0]), int(size[1])
-    shape = output_shape(n_out, frames, out_h, out_w, layout)
-    out = (torch.empty if dest is None else torch.zeros)(shape, dtype=out_dtype, device=data.device)
-    if out.numel() == 0:
-        return out
-    clips = [data[off : off + frames * h * w * 3].view(frames, h, w, 3) for off, h, w in geometry.tolist()]
-    dests = dest.tolist() if dest is not None else [[0, 0, out_h, out_w]] * n_out
-    _write_rows(out, clips, views, boxes, flip, jitter, dests, mean, std, layout)
-    return out
+    call = FusedCall.from_ragged(
+        data, geometry, frames, boxes, size, flip, mean, std, out_dtype, layout, jitter, views, dest
+    )
+    return fused_reference(call)
