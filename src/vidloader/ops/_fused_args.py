@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from .._validate import check_bool
 from ._checks import (
     check_channel_stats,
     check_flip,
@@ -30,9 +31,10 @@ ROW_SCHEMA = (
     "SymInt[] size, Tensor flip, float[] mean, float[] std, ScalarType out_dtype, str layout, Tensor? jitter, "
     "SymInt views"
 )
-DENSE_SCHEMA = f"(Tensor video, Tensor boxes, {ROW_SCHEMA}) -> Tensor"
+DENSE_SCHEMA = f"(Tensor video, Tensor boxes, {ROW_SCHEMA}, bool antialias=False) -> Tensor"
 RAGGED_SCHEMA = (
-    f"(Tensor data, Tensor geometry, SymInt frames, Tensor boxes, {ROW_SCHEMA}, Tensor? dest) -> Tensor"
+    f"(Tensor data, Tensor geometry, SymInt frames, Tensor boxes, {ROW_SCHEMA}, Tensor? dest, "
+    "bool antialias=False) -> Tensor"
 )
 
 
@@ -55,7 +57,8 @@ class FusedCall(NamedTuple):
     ``clips`` is uint8 ``[B, T, H, W, 3]`` when ``geometry`` is None (uniform geometry: the dense op), else the
     flat packed buffer in which clip ``i`` is ``[frames, H_i, W_i, 3]`` at ``geometry[i] = (offset_i, H_i,
     W_i)``. Output row ``n`` is clip ``n // views`` cropped to ``boxes[n]`` and resized into ``dest[n]`` of
-    the output canvas (the whole canvas when ``dest`` is None).
+    the output canvas (the whole canvas when ``dest`` is None), with torch's antialiased bilinear filter
+    if ``antialias``.
     """
 
     clips: torch.Tensor
@@ -64,26 +67,27 @@ class FusedCall(NamedTuple):
     boxes: torch.Tensor
     rows: Rows
     dest: torch.Tensor | None = None
+    antialias: bool = False
 
     @classmethod
-    def from_dense(cls, video: torch.Tensor, boxes: torch.Tensor, *rows: Any) -> FusedCall:
-        """The dense op's arguments, in ``DENSE_SCHEMA`` order."""
-        return cls(video, None, video.shape[1], boxes, Rows(*rows))
+    def from_dense(cls, video: torch.Tensor, boxes: torch.Tensor, *rest: Any) -> FusedCall:
+        """The dense op's arguments, in ``DENSE_SCHEMA`` order (a trailing default may be left out)."""
+        rows = len(Rows._fields)
+        return cls(video, None, video.shape[1], boxes, Rows(*rest[:rows]), None, *rest[rows:])
 
     @classmethod
     def from_ragged(
         cls, data: torch.Tensor, geometry: torch.Tensor, frames: int, boxes: torch.Tensor, *rest: Any
     ) -> FusedCall:
-        """The ragged op's arguments, in ``RAGGED_SCHEMA`` order."""
-        return cls(
-            data, geometry, frames, boxes, Rows(*rest[: len(Rows._fields)]), *rest[len(Rows._fields) :]
-        )
+        """The ragged op's arguments, in ``RAGGED_SCHEMA`` order (a trailing default may be left out)."""
+        rows = len(Rows._fields)
+        return cls(data, geometry, frames, boxes, Rows(*rest[:rows]), *rest[rows:])
 
     def op_args(self) -> tuple[Any, ...]:
         """The arguments of the op this call belongs to (dense without ``geometry``), in its schema order."""
         if self.geometry is None:
-            return (self.clips, self.boxes, *self.rows)
-        return (self.clips, self.geometry, self.frames, self.boxes, *self.rows, self.dest)
+            return (self.clips, self.boxes, *self.rows, self.antialias)
+        return (self.clips, self.geometry, self.frames, self.boxes, *self.rows, self.dest, self.antialias)
 
     def out_shape(self) -> tuple[Any, ...]:
         """``[N, 3, frames, H', W']`` (NCTHW) or ``[N, frames, H', W', 3]`` (NTHWC), ``N`` the boxes' rows."""
@@ -112,6 +116,7 @@ def check_call(
     boxes: Any,
     rows: tuple[Any, ...],
     dest: Any,
+    antialias: Any,
 ) -> FusedCall:
     """Check what a wrapper was given and put it on the clips' device, as a FusedCall.
 
@@ -122,6 +127,7 @@ def check_call(
         rows: the wrapper's ``size, flip, mean, std, out_dtype, layout, jitter, views`` (``flip`` None means no
             flips), unchecked.
         dest: letterbox rectangles inside the ``size`` canvas, or None.
+        antialias: True or False.
 
     Returns:
         The call, every tensor on the clips' device.
@@ -131,6 +137,7 @@ def check_call(
     """
     size, flip, mean, std, out_dtype, layout, jitter, views = rows
     views = check_views(views)
+    antialias = check_bool("antialias", antialias)
     out_h, out_w = check_size(size)
     mean_t = check_channel_stats("mean", mean)
     std_t = check_channel_stats("std", std, nonzero=True)
@@ -156,4 +163,5 @@ def check_call(
         boxes.to(device, non_blocking=True),
         checked,
         None if dest is None else dest.to(device, non_blocking=True),
+        antialias,
     )

@@ -61,6 +61,7 @@ def clip_resized_crop_normalize(
     layout: str = "NCTHW",
     jitter: torch.Tensor | None = None,
     views: int = 1,
+    antialias: bool = False,
 ) -> torch.Tensor:
     """Crop, resize, flip, colour-jitter and normalise a batch of clips in one pass.
 
@@ -70,7 +71,7 @@ def clip_resized_crop_normalize(
             same box is used for every frame of that clip. CPU or the video's device (CPU avoids a sync for
             the bounds check).
         size: output ``(H', W')`` (an int means square). Resizing is
-            ``F.interpolate(mode="bilinear", align_corners=False, antialias=False)`` on float32 of the box.
+            ``F.interpolate(mode="bilinear", align_corners=False, antialias=antialias)`` on float32 of the box.
         flip: bool ``[B * views]``: mirror that output clip horizontally; None means no flips.
         mean, std: 3 per-channel values; the output is ``(x / 255 - mean) / std``.
         out_dtype: torch.float32, torch.float16 or torch.bfloat16.
@@ -81,6 +82,9 @@ def clip_resized_crop_normalize(
             pre-pass over the input on the kernel path.
         views: output clips per input clip; output row ``n`` comes from input clip ``n // views``. Lets
             multi-crop evaluation run in one launch without copying the video.
+        antialias: resize with torch's antialiased bilinear filter (torchvision v2 ``Resize``'s default),
+            whose support widens with the downscale factor; upscaling is unchanged by it. Default False, as
+            torchvision's video presets.
 
     Returns:
         ``[B * views, ...]`` tensor of ``out_dtype`` on the video's device, in ``layout``.
@@ -91,9 +95,8 @@ def clip_resized_crop_normalize(
     video_u8 = check_video(video_u8)
     batch, frames, height, width = video_u8.shape[:4]
     rows = (size, flip, mean, std, out_dtype, layout, jitter, views)
-    return _invoke(
-        check_call(video_u8.contiguous(), None, frames, [(height, width)] * batch, boxes, rows, None)
-    )
+    sizes = [(height, width)] * batch
+    return _invoke(check_call(video_u8.contiguous(), None, frames, sizes, boxes, rows, None, antialias))
 
 
 def clip_resized_crop_normalize_ragged(
@@ -109,6 +112,7 @@ def clip_resized_crop_normalize_ragged(
     jitter: torch.Tensor | None = None,
     views: int = 1,
     dest: torch.Tensor | None = None,
+    antialias: bool = False,
 ) -> torch.Tensor:
     """Crop, resize, flip, jitter and normalise clips of mixed frame sizes into one batch, in one pass.
 
@@ -128,6 +132,7 @@ def clip_resized_crop_normalize_ragged(
         views: output clips per input clip (row ``n`` comes from clip ``n // views``).
         dest: optional int64 ``[B * views, 4]`` rectangles ``(y0, x0, h, w)`` of the canvas the box is
             resized into (letterboxing); the rest of the canvas is 0. None means the whole canvas.
+        antialias: resize with torch's antialiased bilinear filter (see :func:`clip_resized_crop_normalize`).
 
     Returns:
         ``[B * views, ...]`` tensor of ``out_dtype`` on the clips' device, in ``layout``.
@@ -138,4 +143,5 @@ def clip_resized_crop_normalize_ragged(
     if not isinstance(clips, RaggedClips):
         raise ConfigError(f"clips must be a vidloader.ops.RaggedClips, got {type(clips).__name__}")
     rows = (size, flip, mean, std, out_dtype, layout, jitter, views)
-    return _invoke(check_call(clips.data, clips.geometry(), clips.frames, clips.sizes, boxes, rows, dest))
+    geometry = clips.geometry()
+    return _invoke(check_call(clips.data, geometry, clips.frames, clips.sizes, boxes, rows, dest, antialias))

@@ -2,7 +2,8 @@
 
 One program computes a BLOCK_H x BLOCK_W tile of one output frame, all three channels: for every output
 pixel it reads its source texels per channel as uint8 straight from the decoded clip, blends them in float32
-with exactly the index/weight arithmetic of torch's upsample_bilinear2d (align_corners=False), applies flip,
+with exactly the index/weight arithmetic of torch's upsample_bilinear2d (align_corners=False; with
+antialias, that of _upsample_bilinear2d_aa), applies flip,
 optional colour jitter and normalisation, and stores once in the output dtype and layout. Nothing is
 materialised in between, which is the whole point: the op moves the input once and the output once. Where a
 clip lives and where its picture sits on the canvas are compile-time specialisations (``_triton_resample``):
@@ -127,14 +128,15 @@ def _store_rgb(
 @triton.jit
 def _gray_sum_kernel(
     data_ptr, geo_ptr, boxes_ptr, dest_ptr, jitter_ptr, partial_ptr, T, H, W, views, out_h, out_w,
-    UNIFORM: tl.constexpr, LETTERBOX: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr,
+    UNIFORM: tl.constexpr, LETTERBOX: tl.constexpr, ANTIALIAS: tl.constexpr, BLOCK_H: tl.constexpr,
+    BLOCK_W: tl.constexpr,
 ):  # fmt: skip
     """Pre-pass for contrast: per tile, the sum of grey levels after brightness inside the picture (flip
     cannot change it)."""
     pid, n, t, rows, cols, mask = _tile(T, out_h, out_w, BLOCK_H, BLOCK_W)
     red, green, blue, inside = _picture_rgb(
         data_ptr, geo_ptr, boxes_ptr, dest_ptr, n, t, T, H, W, views, rows, cols, mask, 0, out_h, out_w,
-        UNIFORM, LETTERBOX,
+        UNIFORM, LETTERBOX, ANTIALIAS,
     )  # fmt: skip
     red, green, blue = _brightness(red, green, blue, tl.load(jitter_ptr + n * 3))
     _store_tile_sum(partial_ptr, pid, tl.where(inside, _gray(red, green, blue), 0.0))
@@ -144,13 +146,13 @@ def _gray_sum_kernel(
 def _fused_kernel(
     data_ptr, geo_ptr, boxes_ptr, dest_ptr, flip_ptr, jitter_ptr, gray_mean_ptr, out_ptr,
     T, H, W, views, out_h, out_w, scale0, scale1, scale2, shift0, shift1, shift2,
-    UNIFORM: tl.constexpr, LETTERBOX: tl.constexpr, NCTHW: tl.constexpr, JITTER: tl.constexpr,
-    BF16_BITS: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr,
+    UNIFORM: tl.constexpr, LETTERBOX: tl.constexpr, ANTIALIAS: tl.constexpr, NCTHW: tl.constexpr,
+    JITTER: tl.constexpr, BF16_BITS: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr,
 ):  # fmt: skip
     pid, n, t, rows, cols, mask = _tile(T, out_h, out_w, BLOCK_H, BLOCK_W)
     red, green, blue, inside = _picture_rgb(
         data_ptr, geo_ptr, boxes_ptr, dest_ptr, n, t, T, H, W, views, rows, cols, mask,
-        tl.load(flip_ptr + n), out_h, out_w, UNIFORM, LETTERBOX,
+        tl.load(flip_ptr + n), out_h, out_w, UNIFORM, LETTERBOX, ANTIALIAS,
     )  # fmt: skip
     if JITTER:
         red, green, blue = _color_jitter(red, green, blue, jitter_ptr, gray_mean_ptr, n)
@@ -187,7 +189,12 @@ def launch(call: FusedCall) -> torch.Tensor:
     grid = (out.shape[0] * call.frames, triton.cdiv(out_h, BLOCK_H), triton.cdiv(out_w, BLOCK_W))
     where = (clips, geometry, boxes, dest)
     sizes = (call.frames, height, width, call.rows.views, out_h, out_w)
-    flags: dict[str, Any] = {"UNIFORM": uniform, "LETTERBOX": letterbox, **tiling()}
+    flags: dict[str, Any] = {
+        "UNIFORM": uniform,
+        "LETTERBOX": letterbox,
+        "ANTIALIAS": call.antialias,
+        **tiling(),
+    }
     jitter, gray_mean = boxes, boxes
     if call.rows.jitter is not None:
         jitter = call.rows.jitter.to(device=dev).contiguous()

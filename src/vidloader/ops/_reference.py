@@ -3,7 +3,7 @@
 One implementation (``fused_reference`` of a ``FusedCall``) serves both ops; the two public functions take the
 ops' own arguments. It is also the CPU implementation (no Triton on CPU outside the interpreter), so it is
 written to be fast rather than literal: per clip, the crop is converted to float32 NCHW once, resized by
-torch's own bilinear kernel (which *defines* the resize semantics), colour-jittered in place if asked, and
+torch's own bilinear kernel (which *defines* the resize semantics, antialiased or not), colour-jittered in place if asked, and
 then normalisation, the output layout and the output dtype are applied by a single write into the output
 tensor. The horizontal flip is the only extra copy, made for flipped clips only, because a strided view
 cannot run backwards.
@@ -83,7 +83,8 @@ def _write_rows(out: torch.Tensor, clips: torch.Tensor | list[torch.Tensor], cal
                 dx = out_w - dx - dw  # mirroring the canvas mirrors where the picture sits on it
             dst = dst[:, :, dy : dy + dh, dx : dx + dw]
         row_factors = None if factors is None else factors[n]
-        _write_row(clips[n // rows.views], box_rows[n], bool(flips[n]), row_factors, dst, scale, shift)
+        clip = clips[n // rows.views]
+        _write_row(clip, box_rows[n], bool(flips[n]), row_factors, dst, (scale, shift), call.antialias)
 
 
 def _row_dst(row: torch.Tensor, layout: str) -> torch.Tensor:
@@ -97,23 +98,27 @@ def _write_row(
     flip: bool,
     factors: list[float] | None,
     dst: torch.Tensor,
-    scale: torch.Tensor,
-    shift: torch.Tensor,
+    affine: tuple[torch.Tensor, torch.Tensor],
+    antialias: bool,
 ) -> None:
-    """Crop ``box`` of uint8 ``clip [T, H, W, 3]``, resize to ``dst``'s size, flip, jitter, normalise into
-    ``dst`` (a ``[T, 3, H', W']`` view of the output)."""
+    """Crop ``box`` of uint8 ``clip [T, H, W, 3]``, resize to ``dst``'s size, flip, jitter, normalise (``x *
+    scale + shift``, ``affine = (scale, shift)``) into ``dst`` (a ``[T, 3, H', W']`` view of the output)."""
     y0, x0, h, w = box
     t_len, out_h, out_w = dst.shape[0], dst.shape[2], dst.shape[3]
     # NCHW float32: torch's generic bilinear kernel is ~1.8x faster than its channels-last one at C=3.
     crop = torch.empty((t_len, 3, h, w), dtype=torch.float32, device=clip.device)
     crop.copy_(clip[:, y0 : y0 + h, x0 : x0 + w, :].permute(0, 3, 1, 2))
-    res = F.interpolate(crop, size=(out_h, out_w), mode="bilinear", align_corners=False, antialias=False)
+    if antialias and out_w == 1 and out_h != h:
+        # torch's antialiased CPU kernel gets a one-column output wrong from contiguous NCHW input when the
+        # height changes (torch 2.11); from channels-last input it follows the filter, as for every other shape.
+        crop = crop.contiguous(memory_format=torch.channels_last)
+    res = F.interpolate(crop, size=(out_h, out_w), mode="bilinear", align_corners=False, antialias=antialias)
     if flip:
         res = res.flip(-1)
     if factors is not None:
         _color_jitter_(res.div_(255.0), *factors)
     # One write: normalise, cast to out_dtype and scatter into the output layout together.
-    torch.addcmul(shift, res, scale, out=dst)
+    torch.addcmul(affine[1], res, affine[0], out=dst)
 
 
 def resized_crop_normalize_reference(
@@ -127,6 +132,7 @@ def resized_crop_normalize_reference(
     layout: str,
     jitter: torch.Tensor | None,
     views: int,
+    antialias: bool = False,
 ) -> torch.Tensor:
     """The reference of ``torch.ops.vidloader.clip_resized_crop_normalize`` (same arguments): output row ``n``
     is clip ``n // views`` of ``video`` cropped to ``boxes[n]``, resized, flipped if ``flip[n]``, jittered by
@@ -143,13 +149,15 @@ def resized_crop_normalize_reference(
         layout: "NCTHW" or "NTHWC".
         jitter: float32 ``[B * views, 3]`` colour factors, or None.
         views: output rows per clip.
+        antialias: resize with ``F.interpolate(..., antialias=True)``.
 
     Returns:
         ``[B * views, ...]`` in ``layout`` and ``out_dtype``.
     """
-    return fused_reference(
-        FusedCall.from_dense(video, boxes, size, flip, mean, std, out_dtype, layout, jitter, views)
+    call = FusedCall.from_dense(
+        video, boxes, size, flip, mean, std, out_dtype, layout, jitter, views, antialias
     )
+    return fused_reference(call)
 
 
 def ragged_resized_crop_normalize_reference(
@@ -166,6 +174,7 @@ def ragged_resized_crop_normalize_reference(
     jitter: torch.Tensor | None,
     views: int,
     dest: torch.Tensor | None,
+    antialias: bool = False,
 ) -> torch.Tensor:
     """The reference of ``torch.ops.vidloader.clip_resized_crop_normalize_ragged`` (same arguments): input clip
     ``i`` is ``data[offset_i :]`` viewed as ``[frames, H_i, W_i, 3]`` with ``geometry[i] = (offset_i, H_i,
@@ -187,11 +196,25 @@ def ragged_resized_crop_normalize_reference(
         jitter: float32 ``[B * views, 3]`` brightness/contrast/saturation factors, or None.
         views: output rows per clip.
         dest: int64 ``[B * views, 4]`` canvas rectangles (letterbox), or None for the whole canvas.
+        antialias: resize with ``F.interpolate(..., antialias=True)``.
 
     Returns:
         ``[B * views, 3, frames, *size]`` (NCTHW) or ``[B * views, frames, *size, 3]`` of ``out_dtype``.
     """
     call = FusedCall.from_ragged(
-        data, geometry, frames, boxes, size, flip, mean, std, out_dtype, layout, jitter, views, dest
+        data,
+        geometry,
+        frames,
+        boxes,
+        size,
+        flip,
+        mean,
+        std,
+        out_dtype,
+        layout,
+        jitter,
+        views,
+        dest,
+        antialias,
     )
     return fused_reference(call)

@@ -1,9 +1,10 @@
 """Triton helpers that find an output row's picture and resample it from its clip: where the clip's frame is,
-where the picture sits on the canvas, and the bilinear taps.
+where the picture sits on the canvas, and the bilinear (optionally antialiased) taps.
 
 Each is specialised by compile-time flags, so the dense op (uniform geometry, the whole canvas) pays for no
 per-clip lookup: ``UNIFORM`` takes the frame from the batch stride instead of the geometry table, and
-without ``LETTERBOX`` the picture is the whole canvas (no rectangle load, no inside mask).
+without ``LETTERBOX`` the picture is the whole canvas (no rectangle load, no inside mask); ``ANTIALIAS``
+swaps the 2 x 2 bilinear taps for torch's antialiased window, whose size follows the downscale factor.
 """
 
 from __future__ import annotations
@@ -62,6 +63,94 @@ def _bilinear_rgb(frame, box, H, W, rows, cols, out_h, out_w, mask):
 
 
 @triton.jit
+def _aa_window(dst, in_size, out_size):
+    """torch's antialiased bilinear window (``_upsample_bilinear2d_aa``, align_corners=False) of destination
+    indices ``dst``: the source indices ``[lo, hi)``, the window centre, 1 / scale and the tap count.
+
+    The triangle filter's support is the downscale factor ``scale = in / out`` when that is > 1 (else 1), so
+    every source pixel under an output pixel counts. The arithmetic is that of torch's CPU kernel: float32
+    values, each ``+ 0.5`` in float64 as there, and truncation toward zero. A pixel weighs more than 0 only
+    if its centre is less than ``support`` from the window centre, so ``ceil(2 * support)`` taps from ``lo``
+    hold every non-zero weight (up to float rounding right at the support's edge, where a weight is 0 to
+    within an ulp): one count for the whole tile, where ``hi - lo`` varies by a tap between pixels.
+    """
+    scale = tl.math.div_rn(in_size.to(tl.float32), tl.cast(out_size, tl.float32))
+    down = scale >= 1.0
+    support = tl.where(down, scale, 1.0)
+    invscale = tl.where(down, (1.0 / scale.to(tl.float64)).to(tl.float32), 1.0)
+    center = (scale.to(tl.float64) * (dst.to(tl.float64) + 0.5)).to(tl.float32)
+    lo = tl.maximum(((center - support).to(tl.float64) + 0.5).to(tl.int32), 0)
+    hi = tl.minimum(((center + support).to(tl.float64) + 0.5).to(tl.int32), in_size)
+    return lo, hi, center, invscale, tl.math.ceil(2.0 * support).to(tl.int32)
+
+
+@triton.jit
+def _aa_weight(j, lo, hi, center, invscale):
+    """The triangle weight of source index ``j`` in its window (0 outside ``[lo, hi)``), before normalising."""
+    x = ((j.to(tl.float32) - center).to(tl.float64) + 0.5) * invscale.to(tl.float64)
+    x = tl.abs(x.to(tl.float32))
+    return tl.where((j >= lo) & (j < hi) & (x < 1.0), 1.0 - x, 0.0)
+
+
+@triton.jit
+def _aa_total(lo, hi, center, invscale, taps):
+    """Each window's weight sum, which torch divides every weight by (1 for the empty windows of lanes
+    outside the picture)."""
+    total = tl.zeros(lo.shape, tl.float32)
+    k = taps * 0  # while, not range: Triton's interpreter cannot index a range by a tensor bound
+    while k < taps:
+        total += _aa_weight(lo + k, lo, hi, center, invscale)
+        k += 1
+    return tl.where(total > 0.0, total, 1.0)
+
+
+@triton.jit
+def _aa_row(row, x0, W, lo, hi, center, invscale, total, taps, mask):
+    """Source row ``row`` (one per output row) blended along x with the normalised weights: 3 float32 tiles."""
+    red = tl.zeros(mask.shape, tl.float32)
+    green = tl.zeros(mask.shape, tl.float32)
+    blue = tl.zeros(mask.shape, tl.float32)
+    k = taps * 0
+    while k < taps:
+        x = lo + k
+        wx = tl.math.div_rn(_aa_weight(x, lo, hi, center, invscale), total)[None, :]
+        texel = row + (tl.minimum(tl.maximum(x0 + x, 0), W - 1) * 3)[None, :]
+        red += wx * tl.load(texel, mask=mask, other=0).to(tl.float32)
+        green += wx * tl.load(texel + 1, mask=mask, other=0).to(tl.float32)
+        blue += wx * tl.load(texel + 2, mask=mask, other=0).to(tl.float32)
+        k += 1
+    return red, green, blue
+
+
+@triton.jit
+def _antialiased_rgb(frame, box, H, W, rows, cols, out_h, out_w, mask):
+    """The crop ``box`` (y0, x0, h, w) of an ``H x W`` RGB ``frame`` resized to ``out_h x out_w`` with torch's
+    antialiased bilinear filter, at (rows, cols): 3 float32 tiles. As torch does, each source row is blended
+    along x first and the rows then along y."""
+    y0 = tl.load(box).to(tl.int32)
+    x0 = tl.load(box + 1).to(tl.int32)
+    ylo, yhi, ycenter, yinv, ytaps = _aa_window(rows, tl.load(box + 2).to(tl.int32), out_h)
+    xlo, xhi, xcenter, xinv, xtaps = _aa_window(cols, tl.load(box + 3).to(tl.int32), out_w)
+    ytotal = _aa_total(ylo, yhi, ycenter, yinv, ytaps)
+    xtotal = _aa_total(xlo, xhi, xcenter, xinv, xtaps)
+    red = tl.zeros(mask.shape, tl.float32)
+    green = tl.zeros(mask.shape, tl.float32)
+    blue = tl.zeros(mask.shape, tl.float32)
+    k = ytaps * 0
+    while k < ytaps:
+        y = ylo + k
+        wy = tl.math.div_rn(_aa_weight(y, ylo, yhi, ycenter, yinv), ytotal)[:, None]
+        # Clamped like the bilinear taps: zero-weight taps and bad boxes under torch.compile read in the frame.
+        row = frame + (tl.minimum(tl.maximum(y0 + y, 0), H - 1) * (W * 3))[:, None]
+        row_red, row_green, row_blue = _aa_row(row, x0, W, xlo, xhi, xcenter, xinv, xtotal, xtaps, mask)
+        red += wy * row_red
+        green += wy * row_green
+        blue += wy * row_blue
+        k += 1
+    return red, green, blue
+
+
+@triton.jit
 def _source_frame(data_ptr, geo_ptr, clip, t, T, H, W, UNIFORM: tl.constexpr):
     """Frame ``t`` of clip ``clip`` and its size: from the batch stride (uniform geometry, ``H x W``) or from
     the clip's ``(offset, height, width)`` row of the geometry table."""
@@ -104,11 +193,15 @@ def _placement(dest_ptr, n, rows, cols, mask, flip, out_h, out_w, LETTERBOX: tl.
 @triton.jit
 def _picture_rgb(
     data_ptr, geo_ptr, boxes_ptr, dest_ptr, n, t, T, H, W, views, rows, cols, mask, flip, out_h, out_w,
-    UNIFORM: tl.constexpr, LETTERBOX: tl.constexpr,
+    UNIFORM: tl.constexpr, LETTERBOX: tl.constexpr, ANTIALIAS: tl.constexpr,
 ):  # fmt: skip
     """3 float32 tiles of output row ``n`` at canvas (rows, cols) of frame ``t``, and the mask of the pixels
     inside its picture."""
     frame, height, width = _source_frame(data_ptr, geo_ptr, n // views, t, T, H, W, UNIFORM)
     r, c, pic_h, pic_w, inside = _placement(dest_ptr, n, rows, cols, mask, flip, out_h, out_w, LETTERBOX)
-    red, green, blue = _bilinear_rgb(frame, boxes_ptr + n * 4, height, width, r, c, pic_h, pic_w, inside)
+    box = boxes_ptr + n * 4
+    if ANTIALIAS:
+        red, green, blue = _antialiased_rgb(frame, box, height, width, r, c, pic_h, pic_w, inside)
+    else:
+        red, green, blue = _bilinear_rgb(frame, box, height, width, r, c, pic_h, pic_w, inside)
     return red, green, blue, inside
