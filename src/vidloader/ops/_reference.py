@@ -149,7 +149,7 @@ def resized_crop_normalize_reference(
         layout: "NCTHW" or "NTHWC".
         jitter: float32 ``[B * views, 3]`` colour factors, or None.
         views: output rows per clip.
-        antialias: resize with ``F.interpolate(..., antialias=True)``.
+        antialias: True resizes as ``F.interpolate(..., antialias=True)``.
 
     Returns:
         ``[B * views, ...]`` in ``layout`` and ``out_dtype``.
@@ -196,7 +196,7 @@ def ragged_resized_crop_normalize_reference(
         jitter: float32 ``[B * views, 3]`` brightness/contrast/saturation factors, or None.
         views: output rows per clip.
         dest: int64 ``[B * views, 4]`` canvas rectangles (letterbox), or None for the whole canvas.
-        antialias: resize with ``F.interpolate(..., antialias=True)``.
+        antialias: True resizes as ``F.interpolate(..., antialias=True)``.
 
     Returns:
         ``[B * views, 3, frames, *size]`` (NCTHW) or ``[B * views, frames, *size, 3]`` of ``out_dtype``.
