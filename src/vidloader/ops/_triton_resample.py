@@ -105,11 +105,18 @@ def _aa_total(lo, hi, center, invscale, taps):
 
 
 @triton.jit
+def _zeros_rgb(mask):
+    return (
+        tl.zeros(mask.shape, tl.float32),
+        tl.zeros(mask.shape, tl.float32),
+        tl.zeros(mask.shape, tl.float32),
+    )
+
+
+@triton.jit
 def _aa_row(row, x0, W, lo, hi, center, invscale, total, taps, mask):
     """Source row ``row`` (one per output row) blended along x with the normalised weights: 3 float32 tiles."""
-    red = tl.zeros(mask.shape, tl.float32)
-    green = tl.zeros(mask.shape, tl.float32)
-    blue = tl.zeros(mask.shape, tl.float32)
+    red, green, blue = _zeros_rgb(mask)
     k = taps * 0
     while k < taps:
         x = lo + k
@@ -133,15 +140,12 @@ def _antialiased_rgb(frame, box, H, W, rows, cols, out_h, out_w, mask):
     xlo, xhi, xcenter, xinv, xtaps = _aa_window(cols, tl.load(box + 3).to(tl.int32), out_w)
     ytotal = _aa_total(ylo, yhi, ycenter, yinv, ytaps)
     xtotal = _aa_total(xlo, xhi, xcenter, xinv, xtaps)
-    red = tl.zeros(mask.shape, tl.float32)
-    green = tl.zeros(mask.shape, tl.float32)
-    blue = tl.zeros(mask.shape, tl.float32)
+    red, green, blue = _zeros_rgb(mask)
     k = ytaps * 0
     while k < ytaps:
-        y = ylo + k
-        wy = tl.math.div_rn(_aa_weight(y, ylo, yhi, ycenter, yinv), ytotal)[:, None]
         # Clamped like the bilinear taps: zero-weight taps and bad boxes under torch.compile read in the frame.
-        row = frame + (tl.minimum(tl.maximum(y0 + y, 0), H - 1) * (W * 3))[:, None]
+        row = frame + (tl.minimum(tl.maximum(y0 + ylo + k, 0), H - 1) * (W * 3))[:, None]
+        wy = tl.math.div_rn(_aa_weight(ylo + k, ylo, yhi, ycenter, yinv), ytotal)[:, None]
         row_red, row_green, row_blue = _aa_row(row, x0, W, xlo, xhi, xcenter, xinv, xtotal, xtaps, mask)
         red += wy * row_red
         green += wy * row_green
