@@ -192,7 +192,7 @@ def copy_bandwidth(device: torch.device, nbytes: int = 1 << 30, repeats: int = 1
     return 2 * nbytes * repeats / (start.elapsed_time(end) / 1e3)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -214,7 +214,11 @@ def main() -> None:
     parser.add_argument(
         "--skip", nargs="*", default=[], help="rows to leave out, e.g. --skip 'torchvision v2'"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     device = torch.device(args.device)
     w = make_workload(args, device)
 
