@@ -5,12 +5,13 @@ RandomResizedCrop box (scale 0.08-1) and flip coin per clip drawn exactly as Tra
 
     python benchmarks/bench_ops.py --device cpu --repeats 5
     python benchmarks/bench_ops.py --device cuda --repeats 20
+    python benchmarks/bench_ops.py --device cuda --antialias   # every row resizes with antialias=True
 
 Rows:
   fused op          vidloader.ops.clip_resized_crop_normalize (Triton on CUDA, the torch reference on CPU)
   reference         the pure-torch reference called directly (per-clip loop)
   torch chain       crop -> float -> F.interpolate -> flip -> /255 -> -mean -> /std per clip, stack, permute, cast
-  torchvision v2    per clip: v2.functional resized_crop (uint8, bilinear, antialias=False) -> hflip ->
+  torchvision v2    per clip: v2.functional resized_crop (uint8, bilinear, same antialias) -> hflip ->
                     to_dtype(float32, scale=True) -> normalize, then stack, permute, cast (it rounds to uint8
                     after resizing, so it is not numerically the same op)
 
@@ -46,6 +47,7 @@ class Workload:
     size: tuple[int, int]
     out_dtype: torch.dtype
     layout: str
+    antialias: bool
 
     @property
     def in_elems(self) -> int:
@@ -77,20 +79,22 @@ def make_workload(args: argparse.Namespace, device: torch.device) -> Workload:
         size=(args.size, args.size),
         out_dtype=DTYPES[args.dtype],
         layout=args.layout,
+        antialias=args.antialias,
     )
 
 
 def fused(w: Workload) -> torch.Tensor:
     return clip_resized_crop_normalize(
-        w.video, w.boxes, w.size, w.flip, MEAN, STD, out_dtype=w.out_dtype, layout=w.layout, jitter=w.jitter
-    )
+        w.video, w.boxes, w.size, w.flip, MEAN, STD, out_dtype=w.out_dtype, layout=w.layout, jitter=w.jitter,
+        antialias=w.antialias,
+    )  # fmt: skip
 
 
 def reference(w: Workload) -> torch.Tensor:
     dev = w.video.device
     return resized_crop_normalize_reference(
         w.video, w.boxes.to(dev), list(w.size), w.flip.to(dev), list(MEAN), list(STD), w.out_dtype, w.layout,
-        None if w.jitter is None else w.jitter.to(dev), 1,
+        None if w.jitter is None else w.jitter.to(dev), 1, w.antialias,
     )  # fmt: skip
 
 
@@ -108,7 +112,7 @@ def torch_chain(w: Workload) -> torch.Tensor:
     clips = []
     for n, (y0, x0, h, wd) in enumerate(w.boxes.tolist()):
         x = w.video[n, :, y0 : y0 + h, x0 : x0 + wd, :].float().permute(0, 3, 1, 2)
-        x = F.interpolate(x, size=w.size, mode="bilinear", align_corners=False, antialias=False)
+        x = F.interpolate(x, size=w.size, mode="bilinear", align_corners=False, antialias=w.antialias)
         if bool(w.flip[n]):
             x = x.flip(-1)
         clips.append((x / 255 - mean) / std)
@@ -121,7 +125,7 @@ def torchvision_v2(w: Workload) -> torch.Tensor:
     clips = []
     for n, (y0, x0, h, wd) in enumerate(w.boxes.tolist()):
         x = w.video[n].permute(0, 3, 1, 2)  # [T, 3, H, W] uint8, a view
-        x = TF.resized_crop(x, y0, x0, h, wd, list(w.size), antialias=False)
+        x = TF.resized_crop(x, y0, x0, h, wd, list(w.size), antialias=w.antialias)
         if bool(w.flip[n]):
             x = TF.horizontal_flip(x)
         x = TF.to_dtype(x, torch.float32, scale=True)
@@ -205,6 +209,9 @@ def parse_args() -> argparse.Namespace:
         "--jitter", action="store_true", help="add colour jitter to the fused op and reference"
     )
     parser.add_argument(
+        "--antialias", action="store_true", help="resize with antialias=True (every row, unfused ones too)"
+    )
+    parser.add_argument(
         "--skip", nargs="*", default=[], help="rows to leave out, e.g. --skip 'torchvision v2'"
     )
     return parser.parse_args()
@@ -219,7 +226,8 @@ def print_workload(args: argparse.Namespace, device: torch.device, w: Workload) 
     )
     print(
         f"workload: B={args.batch} T={args.frames} {args.height}x{args.width} uint8 -> {args.size}x{args.size} "
-        f"{args.dtype} {args.layout}{' + jitter' if args.jitter else ''}; repeats={args.repeats}"
+        f"{args.dtype} {args.layout}{' + jitter' if args.jitter else ''}"
+        f"{' + antialias' if args.antialias else ''}; repeats={args.repeats}"
     )
     print(
         f"minimum bytes: {w.in_elems / 1e6:.1f} MB crop regions read + {w.out_bytes / 1e6:.1f} MB written = {minimum / 1e6:.1f} MB"

@@ -145,57 +145,40 @@ def check_video(video: Any) -> torch.Tensor:
     return video
 
 
-def check_boxes(boxes: Any, rows: int, height: int, width: int) -> torch.Tensor:
-    """int64 ``[rows, 4]`` of ``(y0, x0, h, w)``, each inside the ``height x width`` frame.
-
-    The value check reads the boxes on the host: free for CPU boxes (what the transforms pass), one
-    synchronisation for CUDA ones. It is skipped under torch.compile, where the kernel clamps its reads
-    to the frame instead, so a bad box can give wrong pixels but never an out-of-bounds read.
-    """
-    if not isinstance(boxes, torch.Tensor):
-        raise ConfigError(f"boxes must be an int64 torch.Tensor [B, 4], got {type(boxes).__name__}")
-    if boxes.dtype != torch.int64:
-        raise ConfigError(f"boxes has dtype {boxes.dtype}; only torch.int64 [B, 4] (y0, x0, h, w) is allowed")
-    if boxes.dim() != 2 or boxes.shape[1] != 4:
-        raise ConfigError(f"boxes has shape {tuple(boxes.shape)}; need [B, 4] rows of (y0, x0, h, w)")
-    if boxes.shape[0] != rows:
-        raise ConfigError(
-            f"boxes has {boxes.shape[0]} rows but the batch needs {rows} (one per clip and view)"
-        )
-    return _check_inside("boxes", boxes, height, width, "frame")
-
-
 def check_rects(name: str, rects: Any, rows: int, heights: list[int], widths: list[int]) -> torch.Tensor:
-    """int64 ``[rows, 4]`` of ``(y0, x0, h, w)``, row ``n`` inside a ``heights[n] x widths[n]`` area."""
-    if not isinstance(rects, torch.Tensor) or rects.dtype != torch.int64:
+    """int64 ``[rows, 4]`` of ``(y0, x0, h, w)``, row ``n`` non-empty and inside a ``heights[n] x widths[n]`` area.
+
+    Crop boxes (in their clip's frame) and letterbox rectangles (in the output canvas) alike. The value check
+    reads the rectangles on the host: free for CPU tensors (what the transforms pass), one synchronisation for
+    CUDA ones. It is skipped under torch.compile, where the kernel clamps its reads to the frame instead, so a
+    bad box can give wrong pixels but never an out-of-bounds read.
+    """
+    if not isinstance(rects, torch.Tensor):
         raise ConfigError(
-            f"{name} must be an int64 torch.Tensor [N, 4] of (y0, x0, h, w), got "
-            f"{getattr(rects, 'dtype', type(rects).__name__)}"
+            f"{name} must be an int64 torch.Tensor [N, 4] of (y0, x0, h, w), got {type(rects).__name__}"
+        )
+    if rects.dtype != torch.int64:
+        raise ConfigError(
+            f"{name} has dtype {rects.dtype}; only torch.int64 [N, 4] (y0, x0, h, w) is allowed"
         )
     if rects.dim() != 2 or rects.shape[1] != 4 or rects.shape[0] != rows:
-        raise ConfigError(f"{name} has shape {tuple(rects.shape)}; need [{rows}, 4] (one per clip and view)")
-    return _check_inside(name, rects, heights, widths, "area")
-
-
-def _check_inside(
-    name: str, rects: torch.Tensor, heights: int | list[int], widths: int | list[int], area: str
-) -> torch.Tensor:
-    """Every ``[N, 4]`` row ``(y0, x0, h, w)`` non-empty and inside its ``height x width`` ``area`` (one
-    size for all rows, or one per row); read on the host, skipped under torch.compile."""
-    if _compiling() or rects.shape[0] == 0:
+        count = rects.dim() == 2 and rects.shape[0] != rows
+        short = f": {rects.shape[0]} rows but the batch needs {rows}" if count else ""
+        raise ConfigError(
+            f"{name} has shape {tuple(rects.shape)}; need [{rows}, 4], [B, 4] rows of (y0, x0, h, w), one per "
+            f"clip and view{short}"
+        )
+    if _compiling() or rows == 0:
         return rects
     y0, x0, h, w = rects.cpu().unbind(1)
-    hmax = heights if isinstance(heights, int) else torch.tensor(heights)
-    wmax = widths if isinstance(widths, int) else torch.tensor(widths)
+    hmax, wmax = torch.tensor(heights), torch.tensor(widths)
     bad = (h < 1) | (w < 1) | (y0 < 0) | (x0 < 0) | (y0 + h > hmax) | (x0 + w > wmax)
     if bool(bad.any()):
         i = int(bad.nonzero()[0, 0])
         r = tuple(int(v) for v in rects[i].tolist())
-        height = heights if isinstance(heights, int) else heights[i]
-        width = widths if isinstance(widths, int) else widths[i]
         raise ConfigError(
-            f"{name}[{i}]=(y0={r[0]}, x0={r[1]}, h={r[2]}, w={r[3]}) is not allowed for a {height}x{width} "
-            f"{area}; need h >= 1, w >= 1, 0 <= y0, y0 + h <= {height}, 0 <= x0, x0 + w <= {width}"
+            f"{name}[{i}]=(y0={r[0]}, x0={r[1]}, h={r[2]}, w={r[3]}) is not allowed for a {heights[i]}x{widths[i]} "
+            f"area; need h >= 1, w >= 1, 0 <= y0, y0 + h <= {heights[i]}, 0 <= x0, x0 + w <= {widths[i]}"
         )
     return rects
 

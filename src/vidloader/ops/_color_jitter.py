@@ -8,7 +8,7 @@ import torch
 
 from .._errors import ConfigError
 from ._checks import check_video
-from ._resized_crop import clip_resized_crop_normalize
+from ._fused_op import clip_resized_crop_normalize
 
 
 def _factors(name: str, value: torch.Tensor | Sequence[float] | float, batch: int) -> torch.Tensor:

@@ -9,15 +9,7 @@ from typing import Literal
 import torch
 
 from .._errors import ConfigError
-from ..ops import (
-    RaggedClips,
-    check_layout,
-    check_out_dtype,
-    check_size,
-    check_video,
-    clip_resized_crop_normalize,
-    clip_resized_crop_normalize_ragged,
-)
+from ..ops import RaggedClips, check_size
 from ._boxes import (
     center_crop_boxes,
     check_crop_fits,
@@ -27,13 +19,12 @@ from ._boxes import (
     source_box,
     three_crop_boxes,
 )
-from ._presets import resolve_stats
+from ._fused import FusedClipTransform, Layout, clip_sizes
 
-Layout = Literal["NCTHW", "NTHWC"]
 CROPS: tuple[int, ...] = (1, 3)
 
 
-class EvalClipTransform:
+class EvalClipTransform(FusedClipTransform):
     """Evaluation views of uint8 ``[B, T, H, W, 3]`` clips: ``crops`` views per clip, clip-major.
 
     Without ``resize``: ``crops=1`` is the centered square of side ``min(H, W)``; ``crops=3`` three such
@@ -65,6 +56,8 @@ class EvalClipTransform:
         out_dtype: torch.float32, torch.float16 or torch.bfloat16.
         layout: "NCTHW" or "NTHWC".
         letterbox: fit the whole frame inside ``size`` (aspect kept, zero bars) instead of cropping.
+        antialias: resize with torch's antialiased bilinear filter (what torchvision v2's ``Resize`` does by
+            default); False (the default) is what torchvision's video presets and ``weights.transforms()`` do.
 
     Raises:
         ConfigError: any argument outside the above, naming it and the allowed values.
@@ -89,6 +82,7 @@ class EvalClipTransform:
         out_dtype: torch.dtype = torch.float32,
         layout: Layout = "NCTHW",
         letterbox: bool = False,
+        antialias: bool = False,
     ) -> None:
         self.size = check_size(size)
         if isinstance(crops, bool) or crops not in CROPS:
@@ -106,10 +100,7 @@ class EvalClipTransform:
             raise ConfigError(f"give either resize={resize!r} or resize_short={resize_short!r}, not both")
         self.resize_short = resize_short
         self.resize = check_resize_to(resize)
-        self.preset = preset
-        self.mean, self.std = resolve_stats(preset, mean, std)
-        self.out_dtype = check_out_dtype(out_dtype)
-        self.layout = check_layout(layout)
+        self._set_output(preset, mean, std, out_dtype, layout, antialias)
         if not isinstance(letterbox, bool):
             raise ConfigError(f"letterbox={letterbox!r} is not allowed; choose True or False")
         if letterbox and (self.crops != 1 or resize_short is not None or resize is not None):
@@ -206,45 +197,16 @@ class EvalClipTransform:
         Raises:
             ConfigError: a bad video or seeds, or a crop that does not fit the resized frame.
         """
-        if isinstance(video_u8, RaggedClips):
-            if seeds is not None:
-                check_seeds(seeds, len(video_u8))
-            return self._ragged(video_u8)
-        video_u8 = check_video(video_u8)
-        if self.letterbox:
-            return self._ragged(RaggedClips.from_batch(video_u8))
+        sizes = clip_sizes(video_u8)
         if seeds is not None:
-            check_seeds(seeds, video_u8.shape[0])
-        batch, _, height, width, _ = video_u8.shape
-        return clip_resized_crop_normalize(
-            video_u8,
-            self.boxes(batch, height, width),
-            self.size,
-            None,
-            self.mean,
-            self.std,
-            out_dtype=self.out_dtype,
-            layout=self.layout,
-            views=self.crops,
-        )
-
-    def _ragged(self, clips: RaggedClips) -> torch.Tensor:
-        return clip_resized_crop_normalize_ragged(
-            clips,
-            self.boxes_per_clip(clips.sizes),
-            self.size,
-            None,
-            self.mean,
-            self.std,
-            out_dtype=self.out_dtype,
-            layout=self.layout,
-            views=self.crops,
-            dest=self.letterbox_rects(clips.sizes) if self.letterbox else None,
-        )
+            check_seeds(seeds, len(sizes))
+        dest = self.letterbox_rects(sizes) if self.letterbox else None
+        return self._fused(video_u8, self.boxes_per_clip(sizes), views=self.crops, dest=dest)
 
     def __repr__(self) -> str:
         return (
             f"EvalClipTransform(size={self.size}, crops={self.crops}, resize={self.resize}, "
             f"resize_short={self.resize_short}, mean={self.mean}, std={self.std}, "
-            f"out_dtype={self.out_dtype}, layout={self.layout!r}, letterbox={self.letterbox})"
+            f"out_dtype={self.out_dtype}, layout={self.layout!r}, letterbox={self.letterbox}, "
+            f"antialias={self.antialias})"
         )

@@ -5,20 +5,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
 
 import torch
 
 from .._errors import ConfigError
-from ..ops import (
-    RaggedClips,
-    check_layout,
-    check_out_dtype,
-    check_size,
-    check_video,
-    clip_resized_crop_normalize,
-    clip_resized_crop_normalize_ragged,
-)
+from ..ops import RaggedClips, check_size
 from ._boxes import (
     check_crop_fits,
     check_range,
@@ -28,9 +19,7 @@ from ._boxes import (
     resized_size,
     source_box,
 )
-from ._presets import resolve_stats
-
-Layout = Literal["NCTHW", "NTHWC"]
+from ._fused import FusedClipTransform, Layout, clip_sizes
 
 
 def _check_jitter_strength(jitter: object) -> tuple[float, float, float] | None:
@@ -57,11 +46,11 @@ def _check_prob(name: str, p: object) -> float:
     return float(p)
 
 
-class TrainClipTransform:
+class TrainClipTransform(FusedClipTransform):
     """Training augmentation of uint8 ``[B, T, H, W, 3]`` clips into normalised ``out_dtype`` clips.
 
-    Two crop recipes, both ending in one call of the fused op (crop + bilinear resize without antialias +
-    flip + jitter + ``(x / 255 - mean) / std`` for the whole batch):
+    Two crop recipes, both ending in one call of the fused op (crop + bilinear resize, antialiased only with
+    ``antialias=True`` + flip + jitter + ``(x / 255 - mean) / std`` for the whole batch):
 
     - ``resize=None`` (default): a random resized crop (torchvision ``RandomResizedCrop`` semantics, ``scale``
       and ``ratio``) resized to ``size``; PyTorchVideo / SlowFast style.
@@ -96,6 +85,8 @@ class TrainClipTransform:
         out_dtype: torch.float32, torch.float16 or torch.bfloat16.
         layout: "NCTHW" (what torchvision's video models take) or "NTHWC".
         jitter: None or ``(brightness, contrast, saturation)`` strengths >= 0.
+        antialias: resize with torch's antialiased bilinear filter (what torchvision v2's ``Resize`` does by
+            default); False (the default) is what torchvision's video presets do.
 
     Raises:
         ConfigError: any argument outside the above, naming it and the allowed values.
@@ -122,6 +113,7 @@ class TrainClipTransform:
         out_dtype: torch.dtype = torch.float32,
         layout: Layout = "NCTHW",
         jitter: tuple[float, float, float] | None = None,
+        antialias: bool = False,
     ) -> None:
         self.size = check_size(size)
         self.resize = check_resize_to(resize)
@@ -136,10 +128,7 @@ class TrainClipTransform:
             raise ConfigError(f"flip={flip!r} is not allowed; choose True or False")
         self.flip = flip
         self.hflip_prob = _check_prob("hflip_prob", hflip_prob)
-        self.preset = preset
-        self.mean, self.std = resolve_stats(preset, mean, std)
-        self.out_dtype = check_out_dtype(out_dtype)
-        self.layout = check_layout(layout)
+        self._set_output(preset, mean, std, out_dtype, layout, antialias)
         self.jitter = _check_jitter_strength(jitter)
 
     def _crop_box(self, g: torch.Generator, height: int, width: int) -> tuple[int, int, int, int]:
@@ -224,38 +213,12 @@ class TrainClipTransform:
         Raises:
             ConfigError: a bad video or seeds, or a crop that does not fit the resized frame.
         """
-        if isinstance(video_u8, RaggedClips):
-            boxes, flips, jitter = self.draw_params_per_clip(video_u8.sizes, seeds)
-            return clip_resized_crop_normalize_ragged(
-                video_u8,
-                boxes,
-                self.size,
-                flips,
-                self.mean,
-                self.std,
-                out_dtype=self.out_dtype,
-                layout=self.layout,
-                jitter=jitter,
-            )
-        video_u8 = check_video(video_u8)
-        seed_list = check_seeds(seeds, video_u8.shape[0])
-        boxes, flips, jitter = self.draw_params(video_u8.shape[2], video_u8.shape[3], seed_list)
-        return clip_resized_crop_normalize(
-            video_u8,
-            boxes,
-            self.size,
-            flips,
-            self.mean,
-            self.std,
-            out_dtype=self.out_dtype,
-            layout=self.layout,
-            jitter=jitter,
-        )
+        boxes, flips, jitter = self.draw_params_per_clip(clip_sizes(video_u8), seeds)
+        return self._fused(video_u8, boxes, flip=flips, jitter=jitter)
 
     def __repr__(self) -> str:
         return (
             f"TrainClipTransform(size={self.size}, resize={self.resize}, scale={self.scale}, ratio={self.ratio}, "
             f"flip={self.flip}, hflip_prob={self.hflip_prob}, mean={self.mean}, std={self.std}, "
-            f"out_dtype={self.out_dtype}, layout={self.layout!r}, "
-            f"jitter={self.jitter})"
+            f"out_dtype={self.out_dtype}, layout={self.layout!r}, jitter={self.jitter}, antialias={self.antialias})"
         )
