@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .._errors import ConfigError
+from .._validate import check_int
 from ..dataset import VideoInfo, open_source
 
 ResizeArg = int | tuple[int, int] | None
@@ -135,14 +136,12 @@ def check_resize(resize: object) -> ResizeArg:
     """
     if resize is None:
         return None
-    if isinstance(resize, int) and not isinstance(resize, bool) and resize > 0:
-        return resize
-    if (
-        isinstance(resize, (tuple, list))
-        and len(resize) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in resize)
-    ):
-        return (int(resize[0]), int(resize[1]))
+    try:
+        if isinstance(resize, (tuple, list)) and len(resize) == 2:
+            return (check_int("resize", resize[0], minimum=1), check_int("resize", resize[1], minimum=1))
+        return check_int("resize", resize, minimum=1)
+    except ConfigError:
+        pass  # one message for every wrong shape of the argument
     raise ConfigError(
         f"resize={resize!r} is not allowed; give None, a positive int (short side) or (height, width)"
     )
