@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from .._errors import ConfigError, DecodeError
 from .._validate import check_int
 from ..dataset import VideoInfo, enable_ffmpeg_log, forward_ffmpeg_log
-from ._base import MAX_KEYFRAME_RETRIES, DecodedClip, ResizeArg, open_input, output_size
+from ._base import (
+    MAX_KEYFRAME_RETRIES,
+    BatchFrames,
+    ClipRequest,
+    DecodedClip,
+    DecodeSettings,
+    DecodeTask,
+    ResizeArg,
+    group_by_video,
+    open_input,
+    output_size,
+)
 from ._frame_sink import FrameSink
 from ._profile import clip_profile
+from ._tasks import decode_group_task, decode_task
 from ._walk import DecodeWalk, next_attempt
 
 # Codecs whose FFmpeg decoders drop exactly the frames nothing refers to under AVDISCARD_NONREF (checked
@@ -91,6 +104,7 @@ class PyAVBackend:
     """
 
     name = "pyav"
+    writes_host_rows = True
 
     def __init__(self, *, threads: int = 1, skip_nonref: bool = True) -> None:
         try:
@@ -106,6 +120,59 @@ class PyAVBackend:
 
     def __repr__(self) -> str:
         return f"PyAVBackend(threads={self.threads}, skip_nonref={self.skip_nonref})"
+
+    def tasks(
+        self, requests: Sequence[ClipRequest], settings: DecodeSettings, *, shared: bool
+    ) -> list[DecodeTask]:
+        """One task per clip; with ``shared``, one per group of clips of a video that a single decode pass
+        serves (``shared_decode_groups``: multiview, sliding, several clips per video), which decodes their
+        union from the keyframe once instead of a seek-and-decode per clip.
+
+        Args:
+            requests: the batch's clips.
+            settings: resize, rotation and audio.
+            shared: group clips of one video where that pays.
+
+        Returns:
+            The tasks, videos in order of first use.
+        """
+        out = []
+        for positions in group_by_video(requests):
+            groups = [[k] for k in range(len(positions))]
+            if shared and len(positions) > 1:
+                info = requests[positions[0]].info
+                groups = shared_decode_groups(info, [requests[i].frame_indices for i in positions])
+            out += [self._task(requests, [positions[k] for k in g], settings) for g in groups]
+        return out
+
+    def _task(
+        self, requests: Sequence[ClipRequest], members: list[int], settings: DecodeSettings
+    ) -> DecodeTask:
+        r = requests[members[0]]
+        s = settings
+        if len(members) == 1:
+            one = (self, r.info, r.frame_indices, s.resize, s.apply_rotation, r.out, s.audio)
+            return DecodeTask((members[0],), decode_task, one)
+        clips = [requests[m].frame_indices for m in members]
+        outs = [requests[m].out for m in members]
+        group = (self, r.info, clips, s.resize, s.apply_rotation, outs, s.audio)
+        return DecodeTask(tuple(members), decode_group_task, group)
+
+    def finish_batch(
+        self, results: Sequence[Any], settings: DecodeSettings, fail: Callable[[int, DecodeError], None]
+    ) -> BatchFrames:
+        """The decoded clips' frames as they are (host memory; rows of the loader's batch buffer where the
+        tasks wrote there): nothing is left to decode.
+
+        Args:
+            results: the batch's DecodedClips.
+            settings: unused (the tasks applied them).
+            fail: unused (nothing fails here).
+
+        Returns:
+            Every position, with its frames.
+        """
+        return BatchFrames(list(range(len(results))), [torch.from_numpy(r.frames) for r in results])
 
     def decode_clip(
         self,

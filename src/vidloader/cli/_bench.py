@@ -8,7 +8,7 @@ import platform
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
 from .._validate import check_int
@@ -20,6 +20,9 @@ from ._peer_base import package_version
 from ._peer_run import PeerJob
 from ._peers import PEERS, PeerUnavailable
 from ._vidloader_row import VIDLOADER_BACKENDS, run_vidloader
+
+if TYPE_CHECKING:
+    from ..loader import LoaderConfig
 
 # Python distributions whose versions every report records (None when not installed).
 _VERSIONS = {
@@ -97,8 +100,8 @@ def run_bench(
         seconds=seconds,
         seed=seed,
     )
-    job, refs, kw = prepare(dataset, settings, progress=progress)
-    rounds = _run_rounds(backends, repeats, dataset, job, refs, kw, settings.shared_decode)
+    job, refs, config = prepare(dataset, settings, progress=progress)
+    rounds = _run_rounds(backends, repeats, dataset, job, refs, config)
     results = {n: merge_rounds(rs) for n, rs in rounds.items()}
     return {
         "machine": machine_info(),
@@ -115,8 +118,7 @@ def _run_rounds(
     dataset: VideoDataset,
     job: PeerJob,
     refs: Sequence[Any],
-    kw: dict[str, Any],
-    shared: bool,
+    config: LoaderConfig,
 ) -> dict[str, list[dict[str, Any]]]:
     """Each backend's row of every round; a backend skipped or failed in one round is not run again."""
     # Repeats are interleaved rounds (every backend once per round), so a machine whose speed drifts
@@ -126,7 +128,7 @@ def _run_rounds(
         for name in backends:
             if rounds[name] and "clips_per_s" not in rounds[name][-1]:
                 continue  # skipped or failed: not retried
-            rounds[name].append(_row(name, dataset, job, refs, kw, shared))
+            rounds[name].append(_row(name, dataset, job, refs, config))
     return rounds
 
 
@@ -170,14 +172,13 @@ def _row(
     dataset: VideoDataset,
     job: PeerJob,
     refs: Sequence[Any],
-    kw: dict[str, Any],
-    shared: bool,
+    config: LoaderConfig,
 ) -> dict[str, Any]:
     """One backend's row: its check against ``refs``, then its timing; ``skipped``/``error`` instead when
     it cannot run or fails (the other rows still run)."""
     try:
         if name in VIDLOADER_BACKENDS:
-            got, timing = run_vidloader(name, dataset, job, kw, shared)
+            got, timing = run_vidloader(name, dataset, job, config)
         elif getattr(PEERS[name], "isolated", False):
             from ._isolated import run_isolated
 

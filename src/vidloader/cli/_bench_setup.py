@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
 from .._validate import check_choice, check_int, check_positive_float
 from ..backends import check_resize, output_size
 from ..dataset import VideoDataset
-from ..sampling import ClipSpec
+from ..sampling import SAMPLING_MODES, ClipSpec, SamplingMode
 from ._check import reference
 from ._peer_run import PeerJob
+
+if TYPE_CHECKING:
+    from ..loader import LoaderConfig
 
 # FFmpeg threads per decoder: vidloader's PyAV decoder runs one per worker (the workers fill the
 # cores; FFmpeg frame threads would also log from their own threads, which PyAV's Python log callback,
@@ -23,7 +26,7 @@ _THREADS = 1
 class BenchSettings:
     """``run_bench``'s options once validated, with what follows from them."""
 
-    sampling: str
+    sampling: SamplingMode
     clips_per_video: int
     shared_decode: bool
     frames: int
@@ -36,9 +39,12 @@ class BenchSettings:
     seconds: float | None
     seed: int
 
-    def loader_kwargs(self) -> dict[str, Any]:
-        """The VideoLoader options of the planner and of every vidloader row."""
-        return dict(
+    def loader_config(self) -> LoaderConfig:
+        """The VideoLoader config of the planner and of every vidloader row (the PyAV backend on the CPU; a
+        row replaces the backend and device)."""
+        from ..loader import LoaderConfig
+
+        return LoaderConfig(
             sampling=self.sampling,
             shuffle=self.sampling == "random",
             clips_per_video=self.clips_per_video,
@@ -49,6 +55,8 @@ class BenchSettings:
             resize=self.resize,
             num_workers=self.workers,
             output_layout="NTHWC",
+            shared_decode=self.shared_decode,
+            backend="pyav",
         )
 
     def config(self, *, clips: int, repeats: int, videos: int) -> dict[str, Any]:
@@ -90,14 +98,14 @@ def bench_settings(
     check_int("workers", workers, minimum=0)
     seconds = check_positive_float("seconds", seconds, allow_none=True)
     resize = check_resize(resize)
-    check_choice("sampling", sampling, ("random", "uniform", "multiview", "sliding"))
+    mode: SamplingMode = check_choice("sampling", sampling, SAMPLING_MODES)
     # Random clips, several per video when the dataset is small, so every run has `clips` clips; the
-    # other plans in video order (no shuffle), the way an evaluation pass reads them.
+    # other plans in video order (no shuffle), the way an evaluation pass reads them (sliding: every window).
     if clips_per_video is None:
-        clips_per_video = max(1, -(-clips // len(dataset))) if sampling == "random" else 4
+        clips_per_video = {"random": max(1, -(-clips // len(dataset))), "sliding": 1}.get(sampling, 4)
     per_video = check_int("clips_per_video", clips_per_video, minimum=1)
     return BenchSettings(
-        sampling=sampling,
+        sampling=mode,
         clips_per_video=per_video,
         # Random plans of a small workload put several clips of one file in a batch, which a training
         # epoch over a real dataset (one clip per video) never does; vidloader would decode those together
@@ -118,16 +126,16 @@ def bench_settings(
 
 def prepare(
     dataset: VideoDataset, settings: BenchSettings, *, progress: bool
-) -> tuple[PeerJob, list[Any], dict[str, Any]]:
+) -> tuple[PeerJob, list[Any], LoaderConfig]:
     """(the job every row runs, the reference frames of its check clips, the vidloader rows' VideoLoader
-    options): the plan cut to whole batches, resized to one size when ``resize`` is given."""
-    kw = settings.loader_kwargs()
-    plan, n_batches = _plan(dataset, kw, settings.clips, settings.batch_size)
+    config): the plan cut to whole batches, resized to one size when ``resize`` is given."""
+    config = settings.loader_config()
+    plan, n_batches = _plan(dataset, config, settings.clips, settings.batch_size)
     hw = _common_size(dataset, plan, settings.resize)
     if hw is not None:
         # Every row resizes to this one size, vidloader's too: on mixed data a short side alone would give
         # each clip its own size (vidloader's batch would not stack) and time different work than the peers.
-        kw["resize"] = hw
+        config = replace(config, resize=hw)
     check_clips = plan[:2]
     refs = [reference(dataset[c.video_index], c.frame_indices) for c in check_clips]
     job = PeerJob(
@@ -143,17 +151,17 @@ def prepare(
         seconds=settings.seconds,
         progress=progress,
     )
-    return job, refs, kw
+    return job, refs, config
 
 
 def _plan(
-    dataset: VideoDataset, kw: dict[str, Any], clips: int, batch_size: int
+    dataset: VideoDataset, config: LoaderConfig, clips: int, batch_size: int
 ) -> tuple[list[ClipSpec], int]:
     """(the first ``clips`` clips of epoch 0's plan in whole batches, the number of batches); at least two
     batches, or ConfigError."""
     from ..loader import VideoLoader
 
-    planner = VideoLoader(dataset, backend="pyav", **kw)
+    planner = VideoLoader(dataset, config=config)
     plan: list[ClipSpec] = planner.clip_plan(0)
     n_batches = max(2, min(clips, len(plan)) // batch_size)
     if n_batches * batch_size > len(plan):

@@ -1,10 +1,8 @@
-"""Audio per batch: clips' spans (decoded by the workers at their source rate) -> fixed-length waveforms or
-log-mel features on the loader's device, plus the mask of clips that have real audio."""
+"""Audio features per batch: clips' spans (decoded by the loader's workers at their source rate) ->
+fixed-length waveforms or log-mel features on the loader's device, plus the mask of clips that have real
+audio."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -14,21 +12,6 @@ from ..sampling import SamplingConfig
 
 # Added to mel power before the log so silence (zero padding, files without audio) stays finite.
 LOG_MEL_EPS = 1e-6
-
-
-@dataclass(frozen=True)
-class WithAudio:
-    """What a decode task returns when the loader wants audio: its frame result and the clip's audio."""
-
-    frames: Any  # DecodedClip or PreparedClip
-    audio: AudioSpan
-
-
-def split_audio(decoded: list[tuple[Any, Any]]) -> tuple[list[tuple[Any, Any]], list[AudioSpan] | None]:
-    """(clip, frame result) pairs and the clips' audio spans (None when the tasks carried no audio)."""
-    if not decoded or not isinstance(decoded[0][1], WithAudio):
-        return decoded, None
-    return [(c, d.frames) for c, d in decoded], [d.audio for _, d in decoded]
 
 
 def _video_fps(info: VideoInfo) -> float | None:
