@@ -62,44 +62,38 @@ def run_bench(
     dataset: VideoDataset,
     *,
     backends: Sequence[str],
-    frames: int = 16,
-    stride: int = 2,
-    batch_size: int = 8,
-    resize: int | tuple[int, int] | None = None,
-    workers: int = 2,
-    clips: int = 64,
-    sampling: str = "random",
-    clips_per_video: int | None = None,
     repeats: int = 3,
-    seconds: float | None = None,
-    seed: int = 0,
     progress: bool = True,
+    **options: Any,
 ) -> dict[str, Any]:
     """Check, then time each backend on one clip list; the report is what ``--json`` writes.
 
-        Every backend runs once per round, in the given order, over the whole list (or for at most
-        ``seconds``), for ``repeats`` rounds; ``vs_best_peer`` holds vidloader-pyav's ratio to the fastest
-        peer of each round. A backend that cannot run here gets ``{"skipped": reason}``; one that
-    fails gets ``{"error": ...}``; the others still run."""
+    Every backend runs once per round, in the given order, over the whole list (or for at most
+    ``seconds``), for ``repeats`` rounds; ``vs_best_peer`` holds vidloader-pyav's ratio to the fastest
+    peer of each round. A backend that cannot run here gets ``{"skipped": reason}``; one that fails gets
+    ``{"error": ...}``; the others still run.
+
+    Args:
+        dataset: the videos.
+        backends: vidloader rows and peers, by name.
+        repeats: rounds.
+        progress: show a progress bar.
+        **options: the workload: ``frames``, ``stride``, ``batch_size``, ``resize``, ``workers``, ``clips``,
+            ``sampling``, ``clips_per_video``, ``seconds``, ``seed`` (see ``bench_settings``).
+
+    Returns:
+        The report.
+
+    Raises:
+        ConfigError: an unknown backend or a bad option.
+    """
     unknown = [b for b in backends if b not in (*VIDLOADER_BACKENDS, *PEERS)]
     if unknown:
         raise ConfigError(
             f"unknown backend(s) {unknown}; choose from {sorted((*VIDLOADER_BACKENDS, *PEERS))}"
         )
     check_int("repeats", repeats, minimum=1)
-    settings = bench_settings(
-        dataset,
-        sampling=sampling,
-        clips=clips,
-        clips_per_video=clips_per_video,
-        frames=frames,
-        stride=stride,
-        batch_size=batch_size,
-        resize=resize,
-        workers=workers,
-        seconds=seconds,
-        seed=seed,
-    )
+    settings = bench_settings(dataset, **options)
     job, refs, config = prepare(dataset, settings, progress=progress)
     rounds = _run_rounds(backends, repeats, dataset, job, refs, config)
     results = {n: merge_rounds(rs) for n, rs in rounds.items()}

@@ -61,7 +61,7 @@ def run_peer(peer: Any, dataset: Any, job: PeerJob) -> tuple[list[np.ndarray], d
                 )
             )
 
-        return got, {**_timed(make_iter, job, peer.name), **peer_meta(peer, job)}
+        return got, {**timed(make_iter, job, peer.name), **peer_meta(peer, job)}
     got = [peer.decode(dataset[c.video_index], c.frame_indices, None) for c in job.check_clips]
     with ThreadPoolExecutor(max_workers=max(1, job.workers)) as pool:
 
@@ -73,10 +73,11 @@ def run_peer(peer: Any, dataset: Any, job: PeerJob) -> tuple[list[np.ndarray], d
             for k in range(job.n_batches):
                 yield np.stack(list(pool.map(one, job.plan[k * b : (k + 1) * b])))
 
-        return got, {**_timed(batches, job, peer.name), **peer_meta(peer, job)}
+        return got, {**timed(batches, job, peer.name), **peer_meta(peer, job)}
 
 
-def _timed(make_iter: Any, job: PeerJob, name: str) -> dict[str, Any]:
+def timed(make_iter: Any, job: PeerJob, name: str) -> dict[str, Any]:
+    """``measure`` of the batches ``make_iter()`` yields, with the job's sizes and repeats."""
     return measure(
         make_iter,
         n_batches=job.n_batches,

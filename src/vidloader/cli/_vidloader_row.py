@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..dataset import VideoDataset
-from ._measure import measure
 from ._peer_base import PeerUnavailable, package_version
 from ._peer_dali import require_dali_cpu_codecs
-from ._peer_run import PeerJob
+from ._peer_run import PeerJob, timed
 
 if TYPE_CHECKING:
     from ..loader import LoaderConfig
@@ -53,16 +52,7 @@ def run_vidloader(
 
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
-        timing = measure(
-            make_iter,
-            n_batches=job.n_batches,
-            batch_size=job.batch_size,
-            frames=job.frames,
-            repeats=job.repeats,
-            seconds=job.seconds,
-            desc=name,
-            progress=job.progress,
-        )
+        timing = timed(make_iter, job, name)
     finally:
         loader.close()
     timing["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
