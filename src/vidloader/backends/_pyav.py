@@ -24,7 +24,7 @@ from ._base import (
     open_input,
     output_size,
 )
-from ._frame_sink import FrameSink
+from ._frame_sink import FrameSink, output_rows
 from ._profile import clip_profile
 from ._tasks import decode_group_task, decode_task
 from ._walk import DecodeWalk, next_attempt
@@ -66,17 +66,6 @@ def shared_decode_groups(info: VideoInfo, clips: Sequence[Sequence[int]]) -> lis
             groups.append([i])
             end = last
     return groups
-
-
-def _fitting(info: VideoInfo, out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
-    """``out`` when it fits a clip of ``shape`` (uint8), a new array when None; else a DecodeError."""
-    if out is None:
-        return np.empty(shape, dtype=np.uint8)
-    if out.shape != shape or out.dtype != np.uint8:
-        raise DecodeError(
-            info.path, f"output buffer {out.dtype}{list(out.shape)} does not fit the clip {shape}"
-        )
-    return out
 
 
 def _decoded(info: VideoInfo, frame_indices: Sequence[int], frames: np.ndarray) -> DecodedClip:
@@ -221,7 +210,7 @@ class PyAVBackend:
         final = (len(frame_indices), *output_size(info, resize, apply_rotation=apply_rotation), 3)
         rotate = info.rotation // 90 if apply_rotation else 0
         return FrameSink(
-            [info.frame_pts[i] for i in frame_indices], _fitting(info, out, final), rotate=rotate
+            [info.frame_pts[i] for i in frame_indices], output_rows(info, out, final), rotate=rotate
         )
 
     def decode_clips(
@@ -240,7 +229,7 @@ class PyAVBackend:
         at = {i: j for j, i in enumerate(union)}
         result = []
         for c, out in zip(clips, outs or [None] * len(clips), strict=True):
-            frames = _fitting(info, out, (len(c), *whole.frames.shape[1:]))
+            frames = output_rows(info, out, (len(c), *whole.frames.shape[1:]))
             for j, i in enumerate(c):  # straight into the (possibly strided) batch row: one copy
                 frames[j] = whole.frames[at[i]]
             result.append(_decoded(info, c, frames))

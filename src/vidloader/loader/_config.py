@@ -39,8 +39,9 @@ class LoaderConfig(SamplingConfig):
     ``VideoLoader(dataset, **options)`` builds one from its keywords; ``VideoLoader(dataset, config=...)``
     takes one as it is. Being a ``SamplingConfig``, it is what ``plan_epoch`` takes. Values are kept as
     given but normalised: ``device`` becomes a ``torch.device`` (``cuda`` -> ``cuda:N``), ``rank`` and
-    ``world_size`` the resolved ints, ``output_layout`` the layout batches come out in. An option given a
-    non-default value in a mode that ignores it is refused.
+    ``world_size`` the resolved ints, ``output_layout`` the layout batches come out in (None with a
+    transform that does not say; ``layout`` then reads NCTHW). An option given a non-default value in a
+    mode that ignores it is refused.
 
     Raises:
         ConfigError: a value is of the wrong type or not among the allowed ones, contradicts another
