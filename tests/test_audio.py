@@ -17,7 +17,7 @@ from media import probe_cache_env, shared_media  # noqa: F401  (fixture)
 from vidloader.backends import AudioSpec, decode_audio_span
 from vidloader.backends._audio import clip_span
 from vidloader.dataset import probe_video, textured_frames, write_video
-from vidloader.transforms import LOG_MEL_EPS
+from vidloader.loader._assemble import LOG_MEL_EPS
 
 SRC_RATE = 48000
 FPS = 25
@@ -273,7 +273,7 @@ def test_batched_resample_matches_per_clip_resample() -> None:
     import torchaudio.functional as AF
 
     from vidloader.backends import AudioSpan
-    from vidloader.transforms import AudioBatcher
+    from vidloader.loader import AudioBatcher
 
     rng = np.random.default_rng(0)
     batcher = AudioBatcher(AudioSpec(channels=2), 4000)

@@ -1,5 +1,7 @@
 """The assemble stage: a batch's decoded frames -> one uint8 batch on the device (stacked, or packed as
-RaggedClips when frame sizes differ) -> transform (or layout and dtype) -> ClipBatch with its bookkeeping.
+RaggedClips when frame sizes differ) -> transform (or layout and dtype) -> ClipBatch with its bookkeeping,
+and its clips' audio spans (decoded by the workers at their source rate) -> fixed-length waveforms or
+log-mel features on the device (AudioBatcher).
 
 Clips of mixed frame sizes (mixed datasets) go to the transform as RaggedClips: it crops and resizes each
 clip from its own decoded size into its slot of the fixed-size batch
@@ -16,11 +18,11 @@ import numpy as np
 import torch
 
 from .._errors import ConfigError
-from ..dataset import VideoDataset
+from ..backends import AudioSpan, AudioSpec
+from ..dataset import VideoDataset, VideoInfo
 from ..ops import RaggedClips
-from ..sampling import ClipSpec, clip_seed
-from ..transforms import AudioBatcher
-from ._batch import ClipBatch
+from ..sampling import ClipSpec, SamplingConfig, clip_seed
+from ._batch import ClipBatch, frame_mask
 from ._config import LoaderConfig
 from ._decode import TO_NTHWC, DecodedBatch
 from ._state import LoaderStats
@@ -135,16 +137,6 @@ class Assembler:
         return video.contiguous(), 1
 
 
-def frame_mask(clips: Sequence[ClipSpec]) -> torch.Tensor:
-    """bool ``[B, T]``: True for real frames, False for frames that only repeat a short video's last one."""
-    t = len(clips[0].frame_indices) if clips else 0
-    mask = torch.ones((len(clips), t), dtype=torch.bool)
-    for i, c in enumerate(clips):
-        if c.padded:
-            mask[i, t - c.padded :] = False
-    return mask
-
-
 def mixed_shape_error(paths: Sequence[str], shapes: Sequence[tuple[int, ...]]) -> ConfigError:
     """The error for a batch of mixed frame sizes when the loader has no transform to hand them to."""
     first = shapes[0]
@@ -184,3 +176,122 @@ def ragged_frames(frames: Sequence[torch.Tensor], device: torch.device) -> Ragge
         if on_gpu[j]:
             out.clip(j).copy_(f)
     return out
+
+
+# Added to mel power before the log so silence (zero padding, files without audio) stays finite.
+LOG_MEL_EPS = 1e-6
+
+
+def _video_fps(info: VideoInfo) -> float | None:
+    if info.fps > 0:
+        return float(info.fps)
+    n = len(info.frame_pts)
+    if n > 1 and info.frame_pts[-1] > info.frame_pts[0]:
+        return float((n - 1) / ((info.frame_pts[-1] - info.frame_pts[0]) * info.time_base))
+    return None
+
+
+def audio_samples(spec: AudioSpec, sampling: SamplingConfig, dataset: VideoDataset) -> int:
+    """Samples per clip, fixed per loader so batches stack.
+
+    ``spec.duration`` seconds if set; else with target_fps ``frames_per_clip / target_fps``; else the longest
+    nominal clip span over the dataset's videos, ``frames_per_clip x frame_stride / fps`` at each video's
+    own fps (the maximum, so it does not depend on the order of the files, and no clip's own span is cut).
+    Each clip's audio is its own span; the samples after it are zeros.
+
+    Args:
+        spec: the loader's AudioSpec.
+        sampling: the loader's clip sampling.
+        dataset: the videos (their lowest fps sets the length in stride mode).
+
+    Returns:
+        Samples per clip at ``spec.sample_rate`` (at least 1).
+    """
+    if spec.duration is not None:
+        seconds = float(spec.duration)
+    elif sampling.target_fps is not None:
+        seconds = sampling.frames_per_clip / sampling.target_fps
+    else:
+        rates = [fps for fps in map(_video_fps, dataset) if fps is not None]
+        # 25: no video to go by; the number only sizes an empty loader's audio.
+        seconds = sampling.frames_per_clip * sampling.frame_stride / min(rates, default=25.0)
+    return max(1, round(seconds * spec.sample_rate))
+
+
+class AudioBatcher:
+    """Turns a batch's AudioSpans into ``audio`` and ``audio_mask`` on a device.
+
+    The clips of one source rate are resampled together, on the device, by one cached kernel: per clip
+    ``torchaudio.functional.resample`` costs a kernel build and a conv call each.
+
+    Args:
+        spec: what audio to deliver.
+        samples: samples per clip at ``spec.sample_rate`` (see ``audio_samples``).
+    """
+
+    def __init__(self, spec: AudioSpec, samples: int) -> None:
+        self.spec = spec
+        self.samples = samples
+        self._mel: dict[torch.device, torch.nn.Module] = {}
+        self._resample: dict[tuple[int, torch.device], torch.nn.Module] = {}
+
+    def _mel_on(self, device: torch.device) -> torch.nn.Module:
+        # Built once per device: its filter bank and window are buffers, made on first use.
+        if device not in self._mel:
+            import torchaudio
+
+            s = self.spec
+            self._mel[device] = torchaudio.transforms.MelSpectrogram(
+                sample_rate=s.sample_rate, n_fft=s.n_fft, hop_length=s.hop_length, n_mels=s.n_mels
+            ).to(device)
+        return self._mel[device]
+
+    def _resampler(self, rate: int, device: torch.device) -> torch.nn.Module:
+        # torchaudio.transforms.Resample is functional.resample with its sinc kernel kept (same defaults).
+        key = (rate, device)
+        if key not in self._resample:
+            import torchaudio
+
+            self._resample[key] = torchaudio.transforms.Resample(rate, self.spec.sample_rate).to(device)
+        return self._resample[key]
+
+    def waveforms(self, spans: list[AudioSpan], device: torch.device) -> torch.Tensor:
+        """float32 [B, channels, samples] at spec.sample_rate on ``device``, each clip cut or zero-padded at
+        its end; clips without audio are zeros."""
+        out = torch.zeros((len(spans), self.spec.channels, self.samples), dtype=torch.float32, device=device)
+        by_rate: dict[int, list[int]] = {}
+        for i, span in enumerate(spans):
+            if span.present and span.samples.shape[1] > 0:
+                by_rate.setdefault(span.rate, []).append(i)
+        for rate, rows in by_rate.items():
+            lengths = [spans[i].samples.shape[1] for i in rows]
+            host = torch.zeros(
+                (len(rows), self.spec.channels, max(lengths)),
+                dtype=torch.float32,
+                pin_memory=device.type == "cuda",
+            )
+            for k, i in enumerate(rows):
+                host[k, :, : lengths[k]] = torch.from_numpy(spans[i].samples)
+            x = host.to(device, non_blocking=True)
+            if rate != self.spec.sample_rate:
+                x = self._resampler(rate, device)(x)
+                # Resampled alone, a clip would end at ceil(n x new / old) samples; a shorter clip's filter
+                # ringing into the zeros that pad it to the group's length is not its audio.
+                lengths = [-(-n * self.spec.sample_rate // rate) for n in lengths]
+            n = min(self.samples, x.shape[-1])
+            x = x[..., :n]
+            if min(lengths) < n:
+                ends = torch.tensor(lengths, device=device)
+                x = x * (torch.arange(n, device=device) < ends[:, None])[:, None, :]
+            out[torch.tensor(rows, device=device), :, :n] = x
+        return out
+
+    def __call__(self, spans: list[AudioSpan], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = torch.tensor([s.present for s in spans], dtype=torch.bool)
+        # Float32 throughout: a caller's autocast region would run the resampling conv and the mel's FFT in
+        # half precision, and log-mel of quiet audio needs the range.
+        with torch.autocast(device.type, enabled=False):
+            audio = self.waveforms(spans, device)
+            if self.spec.features == "log_mel":
+                audio = torch.log(self._mel_on(device)(audio) + LOG_MEL_EPS)
+        return audio, mask.to(device, non_blocking=True)

@@ -1,5 +1,5 @@
-"""A batch's memory: ClipBatch, what the loader yields (it prints shapes, not tensors), and HostBuffers, the
-recycled host memory batches are decoded into.
+"""A batch's memory: ClipBatch, what the loader yields (it prints shapes, not tensors; ``frame_mask`` makes
+its mask of padded frames), and HostBuffers, the recycled host memory batches are decoded into.
 
 HostBuffers, why: a fresh batch buffer is paid for twice. Large allocations (every video batch is far above
 glibc's mmap threshold) come from ``mmap`` and go back on free, so the first write of each 4 KiB page faults
@@ -19,12 +19,13 @@ from __future__ import annotations
 import math
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 
 import torch
 
 from .._errors import ConfigError
+from ..sampling import ClipSpec
 
 
 @dataclass
@@ -125,6 +126,16 @@ class ClipBatch:
             for f in fields(self)
         }
         return ClipBatch(**kw)  # type: ignore[arg-type]
+
+
+def frame_mask(clips: Sequence[ClipSpec]) -> torch.Tensor:
+    """bool ``[B, T]``: True for real frames, False for frames that only repeat a short video's last one."""
+    t = len(clips[0].frame_indices) if clips else 0
+    mask = torch.ones((len(clips), t), dtype=torch.bool)
+    for i, c in enumerate(clips):
+        if c.padded:
+            mask[i, t - c.padded :] = False
+    return mask
 
 
 def _uses(buffer: torch.Tensor) -> tuple[int, int]:

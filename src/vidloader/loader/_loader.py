@@ -17,9 +17,8 @@ from .._validate import check_int
 from ..backends import Backend, resolve_backend
 from ..dataset import VideoDataset, store_stats
 from ..sampling import ClipPlan, ClipSpec
-from ..transforms import AudioBatcher, audio_samples
 from . import _handoff
-from ._assemble import Assembler
+from ._assemble import Assembler, AudioBatcher, audio_samples
 from ._batch import ClipBatch, HostBuffers
 from ._config import LoaderConfig, loader_config
 from ._decode import CollectedBatch, Decoder

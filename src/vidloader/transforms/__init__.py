@@ -3,14 +3,12 @@
 ``TrainClipTransform`` and ``EvalClipTransform`` follow the loader's batched contract
 (``transform(video_u8, *, seeds)``) and end in one call of ``vidloader.ops.clip_resized_crop_normalize``:
 uint8 ``[B, T, H, W, 3]`` in, normalised ``[B * num_views, ...]`` out in the chosen dtype and layout.
-``AudioBatcher`` turns the loader's per-clip audio into waveforms or log-mel features on the device.
 ``PerClipTransform`` runs any per-clip callable (a torchvision v2 transform, ``weights.transforms()``) under
 the same contract; ``as_clip_transform`` is how the loader decides which one a callable needs. Given a
 ``vidloader.ops.RaggedClips`` batch (clips of mixed frame sizes) the two built-in transforms compute every
 clip's boxes from its own size and call ``clip_resized_crop_normalize_ragged`` instead, still one launch.
 """
 
-from ._audio_features import LOG_MEL_EPS, AudioBatcher, audio_samples
 from ._boxes import (
     center_crop_boxes,
     random_resized_crop_boxes,
@@ -33,15 +31,12 @@ from ._train import TrainClipTransform
 
 __all__ = [
     "BATCHED_MARKER",
-    "LOG_MEL_EPS",
-    "AudioBatcher",
     "ClipTransform",
     "EvalClipTransform",
     "PerClipTransform",
     "TrainClipTransform",
     "TransformKind",
     "as_clip_transform",
-    "audio_samples",
     "center_crop_boxes",
     "denormalize",
     "normalization_stats",
