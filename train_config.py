@@ -18,7 +18,7 @@ import yaml
 from vidloader import ConfigError, VideoLoader
 
 # Keys the loader sections may not set: the training script owns them.
-_LOADER_OWNED = {"dataset", "transform", "transform_kind", "device", "rank", "world_size", "dtype"}
+_LOADER_OWNED = {"dataset", "config", "transform", "transform_kind", "device", "rank", "world_size", "dtype"}
 
 # Keys whose value may take more than one form (transform.size: 112 or [h, w]); their users check them.
 _ANY_TYPE = {("transform", "size")}

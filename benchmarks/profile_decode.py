@@ -47,7 +47,7 @@ def profile(
     n = clips // batch
     it = iter(loader)
     # Warm-up batches: pool start, first file reads, and the batch buffers in flight being allocated once
-    # (the loader recycles them after that; see vidloader/loader/_host_buffers.py).
+    # (the loader recycles them after that; see HostBuffers in vidloader/loader/_batch.py).
     for _ in range(warmup):
         next(it)
     reset_profile()

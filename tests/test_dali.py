@@ -339,7 +339,7 @@ def test_nvdec_fallbacks(gpu_media: dict[str, Path], tmp_path: Path) -> None:
 
 def test_environment_has_no_forced_fork() -> None:
     # The loader never asks for fork; spawned workers are the documented mode beside DALI.
-    from vidloader.loader._pool import DecodePool
+    from vidloader.loader._workers import DecodePool
 
     pool = DecodePool(num_workers=1, worker_type="process")
     fut = pool.submit(os.getpid)

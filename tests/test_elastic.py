@@ -47,7 +47,7 @@ def clips_of(batches: list[vl.ClipBatch]) -> list[Clip]:
 
 
 def full_epoch(ds: vl.VideoDataset, world: int, epoch: int = 0) -> Counter[Clip]:
-    cfg = loader(ds, 0, 1).sampling
+    cfg = loader(ds, 0, 1).config  # a LoaderConfig is the SamplingConfig plan_epoch takes
     plans = [plan_epoch(ds, cfg, seed=5, epoch=epoch, rank=r, world_size=world) for r in range(world)]
     return Counter((c.video_index, c.clip_index, c.frame_indices) for p in plans for c in p)
 

@@ -133,7 +133,9 @@ def test_set_epoch_and_implicit_advance(dataset: vl.VideoDataset) -> None:
 
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_resume_gives_exactly_the_remaining_batches(dataset: vl.VideoDataset, num_workers: int) -> None:
-    kw = dict(clips_per_video=2, batch_size=2, num_workers=num_workers, prefetch=3)  # 7 batches
+    kw = dict(clips_per_video=2, batch_size=2, num_workers=num_workers)  # 7 batches
+    if num_workers:
+        kw["prefetch"] = 3  # prefetch applies only with workers (refused without)
     full = make(dataset, **kw)
     full.set_epoch(2)
     expected = rows(list(full))
@@ -252,13 +254,14 @@ def test_stats_are_json(dataset: vl.VideoDataset) -> None:
 def test_rank_sharding(dataset: vl.VideoDataset, sampling: str) -> None:
     per_rank = []
     for rank in range(3):
-        loader = make(dataset, rank=rank, world_size=3, batch_size=2, sampling=sampling, clip_step=5)
+        step = {"clip_step": 5} if sampling == "sliding" else {}  # clip_step applies to windows only
+        loader = make(dataset, rank=rank, world_size=3, batch_size=2, sampling=sampling, **step)
         expected = len(loader)  # the next epoch's length: read before the pass moves to the one after
         batches = list(loader)
         assert len(batches) == expected
         per_rank.append(batches)
         assert loader.clip_plan(0) == vl.plan_epoch(
-            list(dataset), loader.sampling, seed=7, epoch=0, rank=rank, world_size=3
+            list(dataset), loader.config, seed=7, epoch=0, rank=rank, world_size=3
         )
     assert len({len(b) for b in per_rank}) == 1, "every rank yields as many batches"
     videos = [{v for b in batches for v in b.video_index.tolist()} for batches in per_rank]

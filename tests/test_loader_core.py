@@ -483,6 +483,6 @@ def test_loader_config_is_frozen_and_validated(h264: list[Path]) -> None:
     with pytest.raises(AttributeError):
         cfg.batch_size = 3  # type: ignore[misc]
     with pytest.raises(vl.ConfigError, match="prefetch must be >= 1"):
-        LoaderConfig(batch_size=1, sampling=cfg.sampling, prefetch=0)
+        LoaderConfig(batch_size=1, frames_per_clip=cfg.frames_per_clip, prefetch=0)
     with pytest.raises(vl.ConfigError, match="decode_timeout must be positive"):
-        LoaderConfig(batch_size=1, sampling=cfg.sampling, decode_timeout=True)
+        LoaderConfig(batch_size=1, frames_per_clip=cfg.frames_per_clip, decode_timeout=True)

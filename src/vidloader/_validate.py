@@ -84,9 +84,11 @@ def check_index(name: str, value: Any, size: int) -> int:
     return value
 
 
-def check_positive_float(name: str, value: Any, *, allow_none: bool = False) -> float | None:
+def check_positive_float(
+    name: str, value: Any, *, allow_none: bool = False, what: str = "a positive number"
+) -> float | None:
     if value is None and allow_none:
         return None
     if not (is_int(value) or isinstance(value, float)) or not value > 0:
-        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        raise ConfigError(f"{name} must be {what}, got {value!r}")
     return float(value)

@@ -1,18 +1,24 @@
-"""Decode backends: given a VideoInfo and frame indices, return the frames (no iteration logic here)."""
+"""Decode backends: given a VideoInfo and frame indices, return the frames (no iteration logic here); per
+batch, the worker tasks that decode a batch's clips and the step that finishes the batch (``Backend``)."""
 
 from ._audio import AudioSpan, AudioSpec, clip_span, decode_audio_span
 from ._base import (
     MAX_KEYFRAME_RETRIES,
     Backend,
+    BatchFrames,
+    ClipRequest,
     DecodedClip,
+    DecodeSettings,
+    DecodeTask,
     ResizeArg,
     check_resize,
     keyframes_to_try,
     output_size,
 )
-from ._dali import DALI_CPU_CODECS, DALIBackend, PreparedClip, is_out_of_memory, remux_segment
+from ._dali import DALIBackend, is_out_of_memory
 from ._profile import PROFILE_ENV, STAGES, profile_totals, reset_profile
 from ._pyav import PyAVBackend, shared_decode_groups
+from ._remux import DALI_CPU_CODECS, PreparedClip, remux_segment
 from ._select import BACKENDS, dali_missing, resolve_backend
 
 __all__ = [
@@ -24,7 +30,11 @@ __all__ = [
     "AudioSpan",
     "AudioSpec",
     "Backend",
+    "BatchFrames",
+    "ClipRequest",
     "DALIBackend",
+    "DecodeSettings",
+    "DecodeTask",
     "DecodedClip",
     "PreparedClip",
     "PyAVBackend",

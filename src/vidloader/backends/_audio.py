@@ -13,7 +13,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._errors import ConfigError, DecodeError
-from .._validate import check_choice, check_int, check_positive_float
+from .._validate import check_bool, check_choice, check_int, check_positive_float
 from ..dataset import VideoInfo, enable_ffmpeg_log
 from ._base import open_input
 
@@ -46,14 +46,11 @@ class AudioSpec:
     def __post_init__(self) -> None:
         for name in ("sample_rate", "n_mels", "n_fft", "hop_length"):
             check_int(f"AudioSpec.{name}", getattr(self, name), minimum=1)
-        if isinstance(self.channels, bool):
-            raise ConfigError(f"AudioSpec.channels={self.channels!r} is not allowed; choose one of 1, 2")
-        check_choice("AudioSpec.channels", self.channels, (1, 2))
+        check_choice("AudioSpec.channels", check_int("AudioSpec.channels", self.channels), (1, 2))
         check_choice("AudioSpec.features", self.features, AUDIO_FEATURES)
         if self.stream is not None:
             check_int("AudioSpec.stream", self.stream, minimum=0)
-        if not isinstance(self.required, bool):
-            raise ConfigError(f"AudioSpec.required must be True or False, got {self.required!r}")
+        check_bool("AudioSpec.required", self.required)
         seconds = check_positive_float("AudioSpec.duration", self.duration, allow_none=True)
         if seconds is not None and not math.isfinite(seconds):
             raise ConfigError(f"AudioSpec.duration must be a finite number of seconds, got {self.duration!r}")

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import torch
 
-from .._errors import ConfigError
+from .._errors import ConfigError, DecodeError
+from .._validate import check_int
 from ..dataset import VideoInfo, open_source
+
+if TYPE_CHECKING:
+    from ._audio import AudioSpec
 
 ResizeArg = int | tuple[int, int] | None
 
@@ -135,30 +140,118 @@ def check_resize(resize: object) -> ResizeArg:
     """
     if resize is None:
         return None
-    if isinstance(resize, int) and not isinstance(resize, bool) and resize > 0:
-        return resize
-    if (
-        isinstance(resize, (tuple, list))
-        and len(resize) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in resize)
-    ):
-        return (int(resize[0]), int(resize[1]))
+    try:
+        if isinstance(resize, (tuple, list)) and len(resize) == 2:
+            return (check_int("resize", resize[0], minimum=1), check_int("resize", resize[1], minimum=1))
+        return check_int("resize", resize, minimum=1)
+    except ConfigError:
+        pass  # one message for every wrong shape of the argument
     raise ConfigError(
         f"resize={resize!r} is not allowed; give None, a positive int (short side) or (height, width)"
     )
 
 
+@dataclass(frozen=True)
+class ClipRequest:
+    """One clip of a batch, as the loader asks a backend for it: the video, its frames, and the host batch row
+    the frames are to be written into (a uint8 ``[T, H, W, 3]`` view), or None for frames of their own."""
+
+    info: VideoInfo
+    frame_indices: Sequence[int]
+    out: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """What every clip of a loader is decoded with: ``resize``, ``apply_rotation`` and the audio wanted with
+    each clip (an ``AudioSpec``, or None)."""
+
+    resize: ResizeArg = None
+    apply_rotation: bool = False
+    audio: AudioSpec | None = None
+
+
+@dataclass(frozen=True, eq=False)  # compared by identity: its args hold numpy rows
+class DecodeTask:
+    """One call for the loader's workers: ``fn(*args)`` (``fn`` top-level, so spawned processes unpickle it)
+    decodes the requests at positions ``members``. A task of one member returns its result, one of several
+    a list of them (``results`` unpacks both). A result has the clip's ``timestamps``; with audio wanted it
+    is a ``WithAudio``. ``fallback`` says why the clip decodes some other way than the backend's own (a file
+    it cannot take), for the loader to count; None when it does not."""
+
+    members: tuple[int, ...]
+    fn: Callable[..., Any] = field(repr=False)
+    args: tuple[Any, ...] = field(repr=False)
+    fallback: str | None = None
+
+    def results(self, returned: Any) -> list[Any]:
+        """What ``fn`` returned, as one result per member."""
+        return list(returned) if len(self.members) > 1 else [returned]
+
+
+@dataclass(frozen=True)
+class BatchFrames:
+    """What a backend's ``finish_batch`` gives: the positions that decoded, in order, each one's uint8
+    ``[T, H, W, 3]`` frames (host or device memory), and, when the backend made one, all of them as one
+    ``[B', T, H, W, 3]`` tensor (frames born together on the device: handed on without a copy)."""
+
+    kept: list[int]
+    frames: list[torch.Tensor] = field(repr=False)
+    stacked: torch.Tensor | None = field(default=None, repr=False)
+
+
+def group_by_video(requests: Sequence[ClipRequest]) -> list[list[int]]:
+    """Positions of ``requests``, grouped by video (a path and its segment), videos in order of first use."""
+    groups: dict[tuple[str, int, int, int], list[int]] = {}
+    for i, r in enumerate(requests):
+        key = (r.info.path, r.info.stream_index, r.info.first_frame, r.info.num_frames)
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
 class Backend(Protocol):
-    """A decoder: given a probed video and frame indices, return those frames."""
+    """A decoder, as the loader drives it per batch: ``tasks`` turns the batch's clips into calls for its
+    workers, and ``finish_batch`` turns what those returned into frames, once per batch on the loader's
+    producing thread (on torch's current CUDA stream). ``PyAVBackend`` decodes on the CPU in the tasks
+    (``decode_clip`` per clip) and has nothing left to finish; ``DALIBackend`` cuts packets in the tasks
+    and decodes the batch on the device in ``finish_batch``.
+
+    ``writes_host_rows`` says whether its tasks write decoded frames into host batch rows given in the
+    requests (``ClipRequest.out``); a backend whose frames are born on a device says False.
+    """
 
     name: str
+    writes_host_rows: bool
 
-    def decode_clip(
+    def tasks(
+        self, requests: Sequence[ClipRequest], settings: DecodeSettings, *, shared: bool
+    ) -> list[DecodeTask]:
+        """The worker calls that decode ``requests``.
+
+        Args:
+            requests: the clips, in batch order.
+            settings: resize, rotation and audio.
+            shared: whether clips of one video may share one decode pass (where the backend has them).
+
+        Returns:
+            Tasks whose ``members`` cover every position of ``requests`` once.
+        """
+        ...
+
+    def finish_batch(
         self,
-        info: VideoInfo,
-        frame_indices: Sequence[int],
-        *,
-        resize: ResizeArg = None,
-        apply_rotation: bool = False,
-        out: np.ndarray | None = None,
-    ) -> DecodedClip: ...
+        results: Sequence[Any],
+        settings: DecodeSettings,
+        fail: Callable[[int, DecodeError], None],
+    ) -> BatchFrames:
+        """The frames of a batch's task results (audio already taken off), in one step for the batch.
+
+        Args:
+            results: one task result per clip that decoded so far.
+            settings: resize, rotation and audio.
+            fail: told of each position that fails here, with the error (it may raise).
+
+        Returns:
+            The positions that decoded and their frames.
+        """
+        ...

@@ -11,122 +11,31 @@ Mechanism, chosen by measurement and for ownership:
   copy). Dynamic mode breaks forked children once it has run, so the loader's workers are threads or
   spawned processes, never forks.
 - Files DALI cannot decode here (codec or pixel format, see ``unsupported_reason``) fall back to the PyAV
-  backend per file, counted by the loader.
+  backend per file: their tasks say so (``DecodeTask.fallback``), and the loader counts them.
 """
 
 from __future__ import annotations
 
-import io
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from .._errors import DecodeError
 from ..dataset import VideoInfo
-from ._base import ResizeArg, keyframes_to_try, open_input, output_size
-from ._walk import seek_keyframe
-
-DALI_CPU_CODECS = frozenset({"vp8", "vp9", "mjpeg"})
-NVDEC_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "mjpeg"})
-_EIGHT_BIT_420 = frozenset({"yuv420p", "yuvj420p", "nv12"})
-
-
-@dataclass(frozen=True)
-class PreparedClip:
-    """A clip ready for DALI: the packets it needs as a small container, and frame positions inside it."""
-
-    path: str
-    encoded: np.ndarray = field(repr=False)  # uint8 [bytes]
-    frames: np.ndarray = field(repr=False)  # int32 [T], indices into the segment's frames
-    pts: tuple[int, ...]
-    timestamps: tuple[float, ...]
-    height: int
-    width: int
-
-    @property
-    def shape(self) -> tuple[int, int, int, int]:
-        return (len(self.pts), self.height, self.width, 3)
-
-
-def unsupported_reason(
-    info: VideoInfo, *, device_type: str, compute_capability: tuple[int, int] | None
-) -> str | None:
-    """Why DALI cannot decode this file on this device (None when it can)."""
-    if device_type == "cpu":
-        if info.codec not in DALI_CPU_CODECS:
-            return f"DALI's CPU decoder has no {info.codec} (it handles VP8/VP9/MJPEG only)"
-        return None
-    if info.codec not in NVDEC_CODECS:
-        return f"NVDEC has no {info.codec} decoder"
-    if info.codec == "av1" and compute_capability is not None and compute_capability[0] == 9:
-        return "Hopper's NVDEC has no AV1"
-    if info.pix_fmt not in _EIGHT_BIT_420 and info.codec != "mjpeg":
-        # NVDEC does 4:2:0 (and HEVC 10-bit), but H.264 10-bit / 4:2:2 / 4:4:4 are not decodable, and DALI's
-        # RGB output path is validated on 8-bit 4:2:0 only; other formats take the exact CPU path.
-        return f"pixel format {info.pix_fmt} is not decoded by NVDEC through DALI"
-    return None
-
-
-def remux_segment(info: VideoInfo, frame_indices: Sequence[int]) -> tuple[bytes, list[int]]:
-    """Stream-copy the packets a clip needs into an in-memory Matroska file.
-
-    Args:
-        info: the probed video.
-        frame_indices: the clip's frames.
-
-    Returns:
-        The segment's bytes and, for each requested frame, its index among the segment's frames
-        (presentation order), which is what DALI's ``frames=`` counts.
-
-    Raises:
-        DecodeError: the packets of some frame are missing (damaged or truncated file).
-    """
-    import av
-
-    wanted = sorted({info.frame_pts[i] for i in frame_indices})
-    with open_input(info) as src:
-        stream = src.streams[info.stream_index]
-        first_key = info.keyframe_pts[0] if info.keyframe_pts else None
-        for key in keyframes_to_try(info.keyframe_pts, wanted[0]):
-            # From the first keyframe, seek to the start: MPEG-TS seeks by dts and lands past it.
-            seek_keyframe(src, stream, None if key == first_key else key)
-            packets = []
-            seen: set[int] = set()
-            started = False
-            for packet in src.demux(stream):
-                if packet.size == 0:
-                    break
-                if packet.is_discard:
-                    continue
-                p = packet.pts if packet.pts is not None else packet.dts
-                if not started:
-                    # The segment must open on the keyframe so DALI can decode it standalone.
-                    if not (packet.is_keyframe and p is not None and p <= wanted[0]):
-                        continue
-                    started = True
-                packets.append(packet)
-                if p is not None:
-                    seen.add(p)
-                if seen.issuperset(wanted):
-                    break
-            if started and seen.issuperset(wanted):
-                break
-        if not seen.issuperset(wanted):
-            raise DecodeError(
-                info.path, "packets for the clip's frames are missing (damaged or truncated file?)"
-            )
-        buf = io.BytesIO()
-        with av.open(buf, mode="w", format="matroska") as dst:
-            out = dst.add_stream_from_template(stream)
-            for packet in packets:
-                packet.stream = out
-                dst.mux(packet)
-    seg_pts = sorted(seen)
-    pos = {p: i for i, p in enumerate(seg_pts)}
-    return buf.getvalue(), [pos[info.frame_pts[i]] for i in frame_indices]
-
+from ._base import (
+    BatchFrames,
+    ClipRequest,
+    DecodeSettings,
+    DecodeTask,
+    ResizeArg,
+    group_by_video,
+    output_size,
+)
+from ._pyav import PyAVBackend
+from ._remux import PreparedClip, remux_segment, unsupported_reason
+from ._tasks import decode_task, prepare_task
 
 _OOM_MARKERS = ("out of memory", "cudaerrormemoryallocation", "allocation failed", "cuda_error_out_of_memory")
 
@@ -147,23 +56,64 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return any(m in text for m in _OOM_MARKERS)
 
 
+def decode_isolating(
+    backend: DALIBackend,
+    clips: list[PreparedClip],
+    resize: ResizeArg,
+    fail: Callable[[int, DecodeError], None],
+) -> tuple[list[int], torch.Tensor | None]:
+    """Decode ``clips`` in one DALI call; if that fails, split the batch in halves (recursively) to find
+    the clips that fail alone, keeping every half that decodes.
+
+    A healthy batch costs exactly one ``decode_batch`` call; one bad clip among B costs about
+    ``1 + 2 log2 B``.
+
+    Args:
+        backend: the backend whose ``decode_batch`` runs.
+        clips: the prepared clips, all of one output size.
+        resize: the loader's resize.
+        fail: told of each clip that fails alone (its position, the error); it may raise.
+
+    Returns:
+        The positions that decoded, in order, and their frames (None when none did).
+    """
+
+    def run(lo: int, hi: int) -> list[tuple[range, torch.Tensor]]:
+        try:
+            return [(range(lo, hi), backend.decode_batch(clips[lo:hi], resize=resize))]
+        except DecodeError as exc:
+            if hi - lo == 1:
+                fail(lo, DecodeError(clips[lo].path, exc.reason))
+                return []
+            mid = (lo + hi) // 2
+            return run(lo, mid) + run(mid, hi)
+
+    parts = run(0, len(clips))
+    kept = [i for r, _ in parts for i in r]
+    if not parts:
+        return kept, None
+    return kept, parts[0][1] if len(parts) == 1 else torch.cat([t for _, t in parts])
+
+
 class DALIBackend:
     """Decodes batches of clips with DALI on ``device`` (a CUDA device: NVDEC; 'cpu': DALI's CPU decoder).
 
-    ``prepare_clip`` runs in the loader's CPU workers; ``decode_batch`` runs once per batch on the loader's
-    prefetch thread, on torch's current CUDA stream.
+    ``prepare_clip`` runs in the loader's CPU workers (``tasks``); ``decode_batch`` runs once per batch and
+    frame size on the loader's producing thread, on torch's current CUDA stream (``finish_batch``).
 
     Args:
         device: where frames are decoded and delivered.
     """
 
     name = "dali"
+    writes_host_rows = False  # frames are born on the device (or in DALI's own CPU memory)
 
     def __init__(self, *, device: torch.device | str) -> None:
         self.device = torch.device(device)
         self.compute_capability = (
             torch.cuda.get_device_capability(self.device) if self.device.type == "cuda" else None
         )
+        self._fallback = PyAVBackend()  # files DALI cannot decode here
 
     def __repr__(self) -> str:
         return f"DALIBackend(device={str(self.device)!r})"
@@ -175,6 +125,67 @@ class DALIBackend:
     def __setstate__(self, state: dict) -> None:
         self.device = torch.device(state["device"])
         self.compute_capability = state["compute_capability"]
+        self._fallback = PyAVBackend()
+
+    def tasks(
+        self, requests: Sequence[ClipRequest], settings: DecodeSettings, *, shared: bool
+    ) -> list[DecodeTask]:
+        """Per clip: a task that cuts its packets (``prepare_clip``), or, for a file DALI cannot decode here
+        (or with ``apply_rotation``, which DALI does not do), a PyAV decode marked as a fallback.
+
+        Args:
+            requests: the batch's clips (their ``out`` rows are not used: see ``writes_host_rows``).
+            settings: resize, rotation and audio.
+            shared: unused (DALI decodes the whole batch in one call anyway).
+
+        Returns:
+            One task per clip, videos in order of first use.
+        """
+        out = []
+        for m in (m for positions in group_by_video(requests) for m in positions):
+            r, s = requests[m], settings
+            reason = "apply_rotation=True" if s.apply_rotation else self.unsupported_reason(r.info)
+            if reason is None:
+                out.append(DecodeTask((m,), prepare_task, (self, r.info, r.frame_indices, s.resize, s.audio)))
+                continue
+            args = (self._fallback, r.info, r.frame_indices, s.resize, s.apply_rotation, None, s.audio)
+            out.append(DecodeTask((m,), decode_task, args, fallback=reason))
+        return out
+
+    def finish_batch(
+        self, results: Sequence[Any], settings: DecodeSettings, fail: Callable[[int, DecodeError], None]
+    ) -> BatchFrames:
+        """Decode the batch's prepared clips: one DALI call per output size (a batch of mixed sizes makes one
+        tensor per size), bisected on failure (``decode_isolating``); fallback clips come decoded already.
+
+        Args:
+            results: PreparedClips, and DecodedClips of fallback files.
+            settings: the loader's resize.
+            fail: told of each clip that fails alone (it may raise).
+
+        Returns:
+            The clips that decoded; ``stacked`` is DALI's own output when it holds all of them.
+        """
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, r in enumerate(results):
+            if isinstance(r, PreparedClip):
+                groups.setdefault(r.shape, []).append(i)
+        decoded: dict[int, torch.Tensor] = {}
+        failed: set[int] = set()
+        stacked = None
+        for rows in groups.values():
+
+            def failing(k: int, err: DecodeError, rows: list[int] = rows) -> None:
+                failed.add(rows[k])
+                fail(rows[k], err)
+
+            kept, video = decode_isolating(self, [results[i] for i in rows], settings.resize, failing)
+            if video is not None:
+                decoded.update((rows[k], video[j]) for j, k in enumerate(kept))
+                stacked = video if len(groups) == 1 and len(rows) == len(results) else None
+        kept = [i for i in range(len(results)) if i not in failed]
+        frames = [decoded[i] if i in decoded else torch.from_numpy(results[i].frames) for i in kept]
+        return BatchFrames(kept, frames, stacked)
 
     def unsupported_reason(self, info: VideoInfo) -> str | None:
         return unsupported_reason(

@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import DecodeError
+from ..dataset import VideoInfo
+
 
 def rgb_view(frame: Any) -> np.ndarray:
     """A zero-copy ``[H, W, 3]`` view of an rgb24 ``av.VideoFrame``'s pixels (row padding left out); it
@@ -22,6 +25,18 @@ def rgb_view(frame: Any) -> np.ndarray:
     h, w = frame.height, frame.width
     rows = np.frombuffer(plane, dtype=np.uint8)[: h * plane.line_size].reshape(h, plane.line_size)
     return rows[:, : w * 3].reshape(h, w, 3)
+
+
+def output_rows(info: VideoInfo, out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """Where a clip of ``shape`` goes: ``out`` when it fits (uint8, that shape; a strided batch row is fine),
+    a new array when None; else a DecodeError naming the file."""
+    if out is None:
+        return np.empty(shape, dtype=np.uint8)
+    if out.shape != shape or out.dtype != np.uint8:
+        raise DecodeError(
+            info.path, f"output buffer {out.dtype}{list(out.shape)} does not fit the clip {shape}"
+        )
+    return out
 
 
 class FrameSink:

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from .._errors import ConfigError, DecodeError
+from .._validate import check_int
 from ..dataset import VideoInfo, enable_ffmpeg_log, forward_ffmpeg_log
-from ._base import MAX_KEYFRAME_RETRIES, DecodedClip, ResizeArg, open_input, output_size
-from ._frame_sink import FrameSink
+from ._base import (
+    MAX_KEYFRAME_RETRIES,
+    BatchFrames,
+    ClipRequest,
+    DecodedClip,
+    DecodeSettings,
+    DecodeTask,
+    ResizeArg,
+    group_by_video,
+    open_input,
+    output_size,
+)
+from ._frame_sink import FrameSink, output_rows
 from ._profile import clip_profile
-from ._walk import DecodeWalk
+from ._tasks import decode_group_task, decode_task
+from ._walk import DecodeWalk, next_attempt
 
 # Codecs whose FFmpeg decoders drop exactly the frames nothing refers to under AVDISCARD_NONREF (checked
 # frame by frame against a full sequential decode). libdav1d is not one: AV1's hidden frames shown later
@@ -54,21 +68,10 @@ def shared_decode_groups(info: VideoInfo, clips: Sequence[Sequence[int]]) -> lis
     return groups
 
 
-def _next_target(walk: DecodeWalk, info: VideoInfo, wanted: list[int], k: int, target: int) -> int | None:
-    """After an attempt that could not vouch for every wanted frame: the keyframe (index) the next attempt
-    starts from, or None when going further back cannot help."""
-    started_at = walk.started_at
-    if started_at is None or started_at > wanted[0]:
-        pass  # landed past the clip: not a decode failure, just go back
-    elif walk.error:
-        if started_at < info.keyframe_pts[k]:
-            return None  # errors with a GOP of pre-roll before the clip: damage
-    elif started_at < info.keyframe_pts[max(k - 1, 0)]:
-        return None  # frames still missing two GOPs back: the decoder will not produce them
-    if target == 0:
-        return None
-    started = target if started_at is None else bisect.bisect_right(info.keyframe_pts, started_at) - 1
-    return max(min(target, started) - 1, 0)
+def _decoded(info: VideoInfo, frame_indices: Sequence[int], frames: np.ndarray) -> DecodedClip:
+    pts = tuple(info.frame_pts[i] for i in frame_indices)
+    tb = info.time_base
+    return DecodedClip(frames=frames, pts=pts, timestamps=tuple(float(p * tb) for p in pts))
 
 
 class PyAVBackend:
@@ -90,11 +93,13 @@ class PyAVBackend:
     """
 
     name = "pyav"
+    writes_host_rows = True
 
     def __init__(self, *, threads: int = 1, skip_nonref: bool = True) -> None:
-        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
-            raise ConfigError(f"threads must be an int >= 0 (0: one per core), got {threads!r}")
-        self.threads = threads
+        try:
+            self.threads = check_int("threads", threads, minimum=0)
+        except ConfigError:
+            raise ConfigError(f"threads must be an int >= 0 (0: one per core), got {threads!r}") from None
         # Non-reference frames before the clip's first frame are never needed by anything: letting FFmpeg
         # drop them (AVDISCARD_NONREF) is exact and saves a large share of the seek-to-clip decode.
         self.skip_nonref = skip_nonref
@@ -104,6 +109,59 @@ class PyAVBackend:
 
     def __repr__(self) -> str:
         return f"PyAVBackend(threads={self.threads}, skip_nonref={self.skip_nonref})"
+
+    def tasks(
+        self, requests: Sequence[ClipRequest], settings: DecodeSettings, *, shared: bool
+    ) -> list[DecodeTask]:
+        """One task per clip; with ``shared``, one per group of clips of a video that a single decode pass
+        serves (``shared_decode_groups``: multiview, sliding, several clips per video), which decodes their
+        union from the keyframe once instead of a seek-and-decode per clip.
+
+        Args:
+            requests: the batch's clips.
+            settings: resize, rotation and audio.
+            shared: group clips of one video where that pays.
+
+        Returns:
+            The tasks, videos in order of first use.
+        """
+        out = []
+        for positions in group_by_video(requests):
+            groups = [[k] for k in range(len(positions))]
+            if shared and len(positions) > 1:
+                info = requests[positions[0]].info
+                groups = shared_decode_groups(info, [requests[i].frame_indices for i in positions])
+            out += [self._task(requests, [positions[k] for k in g], settings) for g in groups]
+        return out
+
+    def _task(
+        self, requests: Sequence[ClipRequest], members: list[int], settings: DecodeSettings
+    ) -> DecodeTask:
+        r = requests[members[0]]
+        s = settings
+        if len(members) == 1:
+            one = (self, r.info, r.frame_indices, s.resize, s.apply_rotation, r.out, s.audio)
+            return DecodeTask((members[0],), decode_task, one)
+        clips = [requests[m].frame_indices for m in members]
+        outs = [requests[m].out for m in members]
+        group = (self, r.info, clips, s.resize, s.apply_rotation, outs, s.audio)
+        return DecodeTask(tuple(members), decode_group_task, group)
+
+    def finish_batch(
+        self, results: Sequence[Any], settings: DecodeSettings, fail: Callable[[int, DecodeError], None]
+    ) -> BatchFrames:
+        """The decoded clips' frames as they are (host memory; rows of the loader's batch buffer where the
+        tasks wrote there): nothing is left to decode.
+
+        Args:
+            results: the batch's DecodedClips.
+            settings: unused (the tasks applied them).
+            fail: unused (nothing fails here).
+
+        Returns:
+            Every position, with its frames.
+        """
+        return BatchFrames(list(range(len(results))), [torch.from_numpy(r.frames) for r in results])
 
     def decode_clip(
         self,
@@ -139,9 +197,7 @@ class PyAVBackend:
         frames = sink.finish()  # converted frames went straight into their rows as they came
         prof.lap("copy")
         prof.done(len(frame_indices))
-        pts = tuple(info.frame_pts[i] for i in frame_indices)
-        tb = info.time_base
-        return DecodedClip(frames=frames, pts=pts, timestamps=tuple(float(p * tb) for p in pts))
+        return _decoded(info, frame_indices, frames)
 
     @staticmethod
     def _sink(
@@ -152,14 +208,10 @@ class PyAVBackend:
         out: np.ndarray | None,
     ) -> FrameSink:
         final = (len(frame_indices), *output_size(info, resize, apply_rotation=apply_rotation), 3)
-        if out is None:
-            out = np.empty(final, dtype=np.uint8)
-        elif out.shape != final or out.dtype != np.uint8:
-            raise DecodeError(
-                info.path, f"output buffer {out.dtype}{list(out.shape)} does not fit the clip {final}"
-            )
         rotate = info.rotation // 90 if apply_rotation else 0
-        return FrameSink([info.frame_pts[i] for i in frame_indices], out, rotate=rotate)
+        return FrameSink(
+            [info.frame_pts[i] for i in frame_indices], output_rows(info, out, final), rotate=rotate
+        )
 
     def decode_clips(
         self,
@@ -175,21 +227,12 @@ class PyAVBackend:
         union = sorted({i for c in clips for i in c})
         whole = self.decode_clip(info, union, resize=resize, apply_rotation=apply_rotation)
         at = {i: j for j, i in enumerate(union)}
-        tb = info.time_base
         result = []
         for c, out in zip(clips, outs or [None] * len(clips), strict=True):
-            shape = (len(c), *whole.frames.shape[1:])
-            if out is None:
-                out = np.empty(shape, dtype=np.uint8)
-            elif out.shape != shape or out.dtype != np.uint8:
-                raise DecodeError(
-                    info.path, f"output buffer {out.dtype}{list(out.shape)} does not fit the clip {shape}"
-                )
+            frames = output_rows(info, out, (len(c), *whole.frames.shape[1:]))
             for j, i in enumerate(c):  # straight into the (possibly strided) batch row: one copy
-                out[j] = whole.frames[at[i]]
-            frames = out
-            pts = tuple(info.frame_pts[i] for i in c)
-            result.append(DecodedClip(frames=frames, pts=pts, timestamps=tuple(float(p * tb) for p in pts)))
+                frames[j] = whole.frames[at[i]]
+            result.append(_decoded(info, c, frames))
         return result
 
     def _decode_wanted(
@@ -236,7 +279,7 @@ class PyAVBackend:
                         self._preroll.add(info.path)
                     return walk.got
                 last_error = walk.error or last_error
-                step = _next_target(walk, info, wanted, k, target)
+                step = next_attempt(walk, info, wanted, k, target)
                 if step is None:
                     break
                 target = step

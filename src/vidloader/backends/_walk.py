@@ -3,6 +3,7 @@ and judge each decoder error by whether it can touch a wanted frame."""
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 import numpy as np
@@ -192,3 +193,20 @@ def seek_keyframe(container, stream, pts: int | None) -> None:
         container.seek(0, backward=True, any_frame=False)  # AV_TIME_BASE units: before every stream
     except av.error.FFmpegError:
         container.seek(-(1 << 40), stream=stream, backward=True, any_frame=False)
+
+
+def next_attempt(walk: DecodeWalk, info: VideoInfo, wanted: list[int], k: int, target: int) -> int | None:
+    """After an attempt (``walk``) that could not vouch for every wanted frame: the keyframe (index) the next attempt
+    starts from, or None when going further back cannot help."""
+    started_at = walk.started_at
+    if started_at is None or started_at > wanted[0]:
+        pass  # landed past the clip: not a decode failure, just go back
+    elif walk.error:
+        if started_at < info.keyframe_pts[k]:
+            return None  # errors with a GOP of pre-roll before the clip: damage
+    elif started_at < info.keyframe_pts[max(k - 1, 0)]:
+        return None  # frames still missing two GOPs back: the decoder will not produce them
+    if target == 0:
+        return None
+    started = target if started_at is None else bisect.bisect_right(info.keyframe_pts, started_at) - 1
+    return max(min(target, started) - 1, 0)

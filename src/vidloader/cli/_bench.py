@@ -8,7 +8,7 @@ import platform
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
 from .._validate import check_int
@@ -20,6 +20,9 @@ from ._peer_base import package_version
 from ._peer_run import PeerJob
 from ._peers import PEERS, PeerUnavailable
 from ._vidloader_row import VIDLOADER_BACKENDS, run_vidloader
+
+if TYPE_CHECKING:
+    from ..loader import LoaderConfig
 
 # Python distributions whose versions every report records (None when not installed).
 _VERSIONS = {
@@ -59,46 +62,40 @@ def run_bench(
     dataset: VideoDataset,
     *,
     backends: Sequence[str],
-    frames: int = 16,
-    stride: int = 2,
-    batch_size: int = 8,
-    resize: int | tuple[int, int] | None = None,
-    workers: int = 2,
-    clips: int = 64,
-    sampling: str = "random",
-    clips_per_video: int | None = None,
     repeats: int = 3,
-    seconds: float | None = None,
-    seed: int = 0,
     progress: bool = True,
+    **options: Any,
 ) -> dict[str, Any]:
     """Check, then time each backend on one clip list; the report is what ``--json`` writes.
 
-        Every backend runs once per round, in the given order, over the whole list (or for at most
-        ``seconds``), for ``repeats`` rounds; ``vs_best_peer`` holds vidloader-pyav's ratio to the fastest
-        peer of each round. A backend that cannot run here gets ``{"skipped": reason}``; one that
-    fails gets ``{"error": ...}``; the others still run."""
+    Every backend runs once per round, in the given order, over the whole list (or for at most
+    ``seconds``), for ``repeats`` rounds; ``vs_best_peer`` holds vidloader-pyav's ratio to the fastest
+    peer of each round. A backend that cannot run here gets ``{"skipped": reason}``; one that fails gets
+    ``{"error": ...}``; the others still run.
+
+    Args:
+        dataset: the videos.
+        backends: vidloader rows and peers, by name.
+        repeats: rounds.
+        progress: show a progress bar.
+        **options: the workload: ``frames``, ``stride``, ``batch_size``, ``resize``, ``workers``, ``clips``,
+            ``sampling``, ``clips_per_video``, ``seconds``, ``seed`` (see ``bench_settings``).
+
+    Returns:
+        The report.
+
+    Raises:
+        ConfigError: an unknown backend or a bad option.
+    """
     unknown = [b for b in backends if b not in (*VIDLOADER_BACKENDS, *PEERS)]
     if unknown:
         raise ConfigError(
             f"unknown backend(s) {unknown}; choose from {sorted((*VIDLOADER_BACKENDS, *PEERS))}"
         )
     check_int("repeats", repeats, minimum=1)
-    settings = bench_settings(
-        dataset,
-        sampling=sampling,
-        clips=clips,
-        clips_per_video=clips_per_video,
-        frames=frames,
-        stride=stride,
-        batch_size=batch_size,
-        resize=resize,
-        workers=workers,
-        seconds=seconds,
-        seed=seed,
-    )
-    job, refs, kw = prepare(dataset, settings, progress=progress)
-    rounds = _run_rounds(backends, repeats, dataset, job, refs, kw, settings.shared_decode)
+    settings = bench_settings(dataset, **options)
+    job, refs, config = prepare(dataset, settings, progress=progress)
+    rounds = _run_rounds(backends, repeats, dataset, job, refs, config)
     results = {n: merge_rounds(rs) for n, rs in rounds.items()}
     return {
         "machine": machine_info(),
@@ -115,8 +112,7 @@ def _run_rounds(
     dataset: VideoDataset,
     job: PeerJob,
     refs: Sequence[Any],
-    kw: dict[str, Any],
-    shared: bool,
+    config: LoaderConfig,
 ) -> dict[str, list[dict[str, Any]]]:
     """Each backend's row of every round; a backend skipped or failed in one round is not run again."""
     # Repeats are interleaved rounds (every backend once per round), so a machine whose speed drifts
@@ -126,7 +122,7 @@ def _run_rounds(
         for name in backends:
             if rounds[name] and "clips_per_s" not in rounds[name][-1]:
                 continue  # skipped or failed: not retried
-            rounds[name].append(_row(name, dataset, job, refs, kw, shared))
+            rounds[name].append(_row(name, dataset, job, refs, config))
     return rounds
 
 
@@ -170,14 +166,13 @@ def _row(
     dataset: VideoDataset,
     job: PeerJob,
     refs: Sequence[Any],
-    kw: dict[str, Any],
-    shared: bool,
+    config: LoaderConfig,
 ) -> dict[str, Any]:
     """One backend's row: its check against ``refs``, then its timing; ``skipped``/``error`` instead when
     it cannot run or fails (the other rows still run)."""
     try:
         if name in VIDLOADER_BACKENDS:
-            got, timing = run_vidloader(name, dataset, job, kw, shared)
+            got, timing = run_vidloader(name, dataset, job, config)
         elif getattr(PEERS[name], "isolated", False):
             from ._isolated import run_isolated
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
 from .._validate import check_choice, check_int, check_positive_float
-from ..backends import check_resize, output_size
+from ..backends import output_size
 from ..dataset import VideoDataset
-from ..sampling import ClipSpec
+from ..sampling import SAMPLING_MODES, ClipSpec, SamplingMode
 from ._check import reference
 from ._peer_run import PeerJob
+
+if TYPE_CHECKING:
+    from ..loader import LoaderConfig
 
 # FFmpeg threads per decoder: vidloader's PyAV decoder runs one per worker (the workers fill the
 # cores; FFmpeg frame threads would also log from their own threads, which PyAV's Python log callback,
@@ -21,52 +24,32 @@ _THREADS = 1
 
 @dataclass(frozen=True)
 class BenchSettings:
-    """``run_bench``'s options once validated, with what follows from them."""
+    """``run_bench``'s options once validated: the loader config of the planner and of every vidloader row
+    (PyAV on the CPU; a row replaces the backend and device), and the timing options."""
 
-    sampling: str
-    clips_per_video: int
-    shared_decode: bool
-    frames: int
-    stride: int
-    batch_size: int
-    resize: int | tuple[int, int] | None
-    workers: int
-    threads: int
+    loader: LoaderConfig
+    sampling: str  # as asked for: the loader's config says "uniform" for "multiview"
     clips: int
     seconds: float | None
-    seed: int
-
-    def loader_kwargs(self) -> dict[str, Any]:
-        """The VideoLoader options of the planner and of every vidloader row."""
-        return dict(
-            sampling=self.sampling,
-            shuffle=self.sampling == "random",
-            clips_per_video=self.clips_per_video,
-            batch_size=self.batch_size,
-            frames_per_clip=self.frames,
-            frame_stride=self.stride,
-            seed=self.seed,
-            resize=self.resize,
-            num_workers=self.workers,
-            output_layout="NTHWC",
-        )
+    threads: int = _THREADS
 
     def config(self, *, clips: int, repeats: int, videos: int) -> dict[str, Any]:
         """The report's ``config``; ``clips`` is the number of clips planned, not the number asked for."""
+        c = self.loader
         return {
             "sampling": self.sampling,
-            "clips_per_video": self.clips_per_video,
-            "shared_decode": self.shared_decode,
-            "frames": self.frames,
-            "stride": self.stride,
-            "batch_size": self.batch_size,
-            "resize": self.resize,
-            "workers": self.workers,
+            "clips_per_video": c.clips_per_video,
+            "shared_decode": c.shared_decode,
+            "frames": c.frames_per_clip,
+            "stride": c.frame_stride,
+            "batch_size": c.batch_size,
+            "resize": c.resize,
+            "workers": c.num_workers,
             "threads": self.threads,
             "clips": clips,
             "repeats": repeats,
             "seconds": self.seconds,
-            "seed": self.seed,
+            "seed": c.seed,
             "videos": videos,
         }
 
@@ -74,86 +57,101 @@ class BenchSettings:
 def bench_settings(
     dataset: VideoDataset,
     *,
-    sampling: str,
-    clips: int,
-    clips_per_video: int | None,
-    frames: int,
-    stride: int,
-    batch_size: int,
-    resize: int | tuple[int, int] | None,
-    workers: int,
-    seconds: float | None,
-    seed: int,
+    frames: int = 16,
+    stride: int = 2,
+    batch_size: int = 8,
+    resize: int | tuple[int, int] | None = None,
+    workers: int = 2,
+    clips: int = 64,
+    sampling: str = "random",
+    clips_per_video: int | None = None,
+    seconds: float | None = None,
+    seed: int = 0,
 ) -> BenchSettings:
-    """Validate the options ``run_bench`` passes on (it checks ``backends`` and ``repeats`` first)."""
+    """The workload ``run_bench`` times, validated (it checks ``backends`` and ``repeats`` first).
+
+    Args:
+        dataset: the videos.
+        frames, stride, batch_size, resize, workers, seed: the clips and the vidloader rows' loader.
+        clips: clips to time (at least two batches).
+        sampling, clips_per_video: the plan (default: several random clips per video when the dataset is
+            small; 4 per video for "uniform"; every window for "sliding").
+        seconds: time each run for at most this long.
+
+    Returns:
+        The settings.
+
+    Raises:
+        ConfigError: a bad value.
+    """
+    from ..loader import LoaderConfig
+
     check_int("clips", clips, minimum=1)
     check_int("workers", workers, minimum=0)
-    seconds = check_positive_float("seconds", seconds, allow_none=True)
-    resize = check_resize(resize)
-    check_choice("sampling", sampling, ("random", "uniform", "multiview", "sliding"))
+    mode: SamplingMode = check_choice("sampling", sampling, SAMPLING_MODES)
     # Random clips, several per video when the dataset is small, so every run has `clips` clips; the
-    # other plans in video order (no shuffle), the way an evaluation pass reads them.
+    # other plans in video order (no shuffle), the way an evaluation pass reads them (sliding: every window).
     if clips_per_video is None:
-        clips_per_video = max(1, -(-clips // len(dataset))) if sampling == "random" else 4
-    per_video = check_int("clips_per_video", clips_per_video, minimum=1)
-    return BenchSettings(
-        sampling=sampling,
-        clips_per_video=per_video,
+        clips_per_video = {"random": max(1, -(-clips // len(dataset))), "sliding": 1}.get(sampling, 4)
+    loader = LoaderConfig(
+        sampling=mode,
+        shuffle=sampling == "random",
+        clips_per_video=clips_per_video,
         # Random plans of a small workload put several clips of one file in a batch, which a training
         # epoch over a real dataset (one clip per video) never does; vidloader would decode those together
         # and look faster than it is in training, so shared decode passes are only on for the
         # evaluation-style plans.
         shared_decode=sampling != "random",
-        frames=frames,
-        stride=stride,
         batch_size=batch_size,
-        resize=resize,
-        workers=workers,
-        threads=_THREADS,
-        clips=clips,
-        seconds=seconds,
+        frames_per_clip=frames,
+        frame_stride=stride,
         seed=seed,
+        resize=resize,
+        num_workers=workers,
+        output_layout="NTHWC",
+        backend="pyav",
     )
+    return BenchSettings(loader, sampling, clips, check_positive_float("seconds", seconds, allow_none=True))
 
 
 def prepare(
     dataset: VideoDataset, settings: BenchSettings, *, progress: bool
-) -> tuple[PeerJob, list[Any], dict[str, Any]]:
+) -> tuple[PeerJob, list[Any], LoaderConfig]:
     """(the job every row runs, the reference frames of its check clips, the vidloader rows' VideoLoader
-    options): the plan cut to whole batches, resized to one size when ``resize`` is given."""
-    kw = settings.loader_kwargs()
-    plan, n_batches = _plan(dataset, kw, settings.clips, settings.batch_size)
-    hw = _common_size(dataset, plan, settings.resize)
+    config): the plan cut to whole batches, resized to one size when ``resize`` is given."""
+    config = settings.loader
+    plan, n_batches = _plan(dataset, config, settings.clips, config.batch_size)
+    hw = _common_size(dataset, plan, config.resize)
     if hw is not None:
         # Every row resizes to this one size, vidloader's too: on mixed data a short side alone would give
         # each clip its own size (vidloader's batch would not stack) and time different work than the peers.
-        kw["resize"] = hw
+        config = replace(config, resize=hw)
     check_clips = plan[:2]
     refs = [reference(dataset[c.video_index], c.frame_indices) for c in check_clips]
     job = PeerJob(
         check_clips=tuple(check_clips),
         plan=tuple(plan),
-        batch_size=settings.batch_size,
+        batch_size=config.batch_size,
         n_batches=n_batches,
         resize=hw,
-        workers=settings.workers,
+        workers=config.num_workers,
         threads=settings.threads,
-        frames=settings.frames,
+        frames=config.frames_per_clip,
         repeats=1,
         seconds=settings.seconds,
         progress=progress,
     )
-    return job, refs, kw
+    return job, refs, config
 
 
 def _plan(
-    dataset: VideoDataset, kw: dict[str, Any], clips: int, batch_size: int
+    dataset: VideoDataset, config: LoaderConfig, clips: int, batch_size: int
 ) -> tuple[list[ClipSpec], int]:
     """(the first ``clips`` clips of epoch 0's plan in whole batches, the number of batches); at least two
     batches, or ConfigError."""
     from ..loader import VideoLoader
 
-    planner = VideoLoader(dataset, backend="pyav", **kw)
+    planner = VideoLoader(dataset, config=config)
     plan: list[ClipSpec] = planner.clip_plan(0)
     n_batches = max(2, min(clips, len(plan)) // batch_size)
     if n_batches * batch_size > len(plan):

@@ -209,7 +209,7 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--clips-per-video",
         type=int,
-        help="clips per video (default: enough random clips for --clips; multiview/uniform: 4)",
+        help="clips per video (default: enough random clips for --clips; multiview/uniform: 4; sliding: every window)",
     )
     p.add_argument(
         "--seconds",

@@ -3,6 +3,7 @@ timed one, then timed on the same clip list as the peers."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,15 +14,15 @@ from ._peer_dali import require_dali_cpu_codecs
 from ._peer_run import PeerJob, time_job
 
 if TYPE_CHECKING:
-    import torch
+    from ..loader import LoaderConfig
 
 VIDLOADER_BACKENDS = ("vidloader-pyav", "vidloader-dali")
 
 
 def run_vidloader(
-    name: str, dataset: VideoDataset, job: PeerJob, kw: dict[str, Any], shared: bool
+    name: str, dataset: VideoDataset, job: PeerJob, config: LoaderConfig
 ) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """(frames of the check clips, timing fields) of ``VideoLoader`` with the row's backend."""
+    """(frames of the check clips, timing fields) of ``VideoLoader`` with ``config`` and the row's backend."""
     import torch
 
     from ..backends import dali_missing
@@ -38,11 +39,12 @@ def run_vidloader(
             # On a CPU box DALI's CPU decoder would hand H.264 files to the PyAV fallback, so the row
             # would time PyAV under DALI's name.
             require_dali_cpu_codecs(dataset, {c.video_index for c in job.plan})
-    loader = VideoLoader(dataset, backend=backend, device=device, shared_decode=shared, **kw)
+    config = replace(config, backend=backend, device=device)
+    loader = VideoLoader(dataset, config=config)
     try:
         if tuple(loader.clip_plan(0)[: len(job.plan)]) != job.plan:
             raise RuntimeError("vidloader's plan differs from the benchmark's clip list")
-        got = _check_frames(dataset, job, kw, backend=backend, device=device)
+        got = _check_frames(dataset, job, config)
 
         def make_iter() -> Any:
             loader.set_epoch(0)
@@ -59,21 +61,14 @@ def run_vidloader(
     return got, timing
 
 
-def _check_frames(
-    dataset: VideoDataset, job: PeerJob, kw: dict[str, Any], *, backend: str, device: torch.device
-) -> list[np.ndarray]:
+def _check_frames(dataset: VideoDataset, job: PeerJob, config: LoaderConfig) -> list[np.ndarray]:
     """The check clips' frames at full size, read through a loader like the timed one (same backend and
     path), so the check covers what the benchmark times, batch buffer included."""
     from ..loader import VideoLoader
 
     # One clip per batch: at full size, clips of files with different sizes make no single batch.
     n = len(job.check_clips)
-    check = VideoLoader(
-        dataset,
-        backend=backend,
-        device=device,
-        **{**kw, "resize": None, "batch_size": 1, "num_workers": 0},
-    )
+    check = VideoLoader(dataset, config=replace(config, resize=None, batch_size=1, num_workers=0))
     if tuple(check.clip_plan(0)[:n]) != job.check_clips:
         raise RuntimeError("vidloader's check plan differs from the benchmark's clip list")
     batches = iter(check)

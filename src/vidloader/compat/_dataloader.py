@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from typing import Any
 
 import torch
 
 from .._errors import ConfigError
-from ..loader import VideoLoader
+from ..loader import LoaderConfig, VideoLoader
 from ..sampling import SamplingConfig
 from ._torchvision import DistributedSampler, Kinetics, _clip_items, _ClipSampler
 
@@ -78,24 +79,17 @@ class DataLoader(VideoLoader):
                 generator=generator,
             ),
         )
-        cfg, placement = _clip_sampling(dataset, sampler, shuffle)
-        options = _default_options(dataset, options, timeout=timeout, prefetch_factor=prefetch_factor)
-        super().__init__(
-            dataset.videos,
+        sampling, placement = _clip_sampling(dataset, sampler, shuffle)
+        config = LoaderConfig.from_options(
+            **asdict(sampling),
             batch_size=batch_size,
-            frames_per_clip=cfg.frames_per_clip,
-            target_fps=cfg.target_fps,
-            clip_step=cfg.clip_step,
-            sampling=cfg.sampling,
-            clips_per_video=cfg.clips_per_video,
-            clips_per_video_mode=cfg.clips_per_video_mode,
-            shuffle=cfg.shuffle,
             drop_last=drop_last,
             transform=dataset.transform,
             num_workers=num_workers,
             **placement,
-            **options,
+            **_default_options(dataset, options, timeout=timeout, prefetch_factor=prefetch_factor),
         )
+        super().__init__(dataset.videos, config=config)
         self.kinetics = dataset
         self.sampler = sampler
         self.collate_fn = collate_fn

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -31,13 +32,10 @@ class VideoClips:
         self.frame_rate = frame_rate
 
     def sampling(self, **choice: Any) -> SamplingConfig:
-        """The grid plus a clip choice as a SamplingConfig."""
-        return SamplingConfig(
-            frames_per_clip=self.frames_per_clip,
-            target_fps=self.frame_rate,
-            clip_step=self.step_between_clips,
-            **choice,
-        )
+        """The grid plus a clip choice as a SamplingConfig (the grid's step only where the choice picks among
+        its windows: a loader refuses a step that has no effect)."""
+        cfg = SamplingConfig(frames_per_clip=self.frames_per_clip, target_fps=self.frame_rate, **choice)
+        return replace(cfg, clip_step=self.step_between_clips) if cfg.windowed else cfg
 
     def num_clips(self) -> int:
         """Windows on the grid over all videos (a video shorter than a clip counts one padded window;

@@ -1,10 +1,14 @@
-"""VideoLoader: clip plan -> decode -> ops -> ClipBatch, with prefetch, sharding and resumable state.
+"""VideoLoader: clip plan -> decode -> assemble -> ClipBatch on the device, with prefetch, sharding and
+resumable state.
 
-Inside, a pass runs through a Scheduler (plans -> decode tasks -> workers, prefetch, deadlines), an
-Assembler (decoded clips -> device batch -> transform -> ClipBatch) and a Handoff (ready on the caller's
-stream); LoaderConfig holds the validated options and EpochCursor the position that state_dict saves."""
+A pass reads top-down in ``VideoLoader.__iter__`` (``_loader``): the epoch's plan for this rank, then the
+decode stage (``_decode``: the backend's tasks on the workers of ``_workers``, deadlines and retries, the
+backend's batch step, the host memory frames land in), the assemble stage (``_assemble``: frames -> device
+batch -> transform -> ``ClipBatch`` of ``_batch``, and the batch's audio features) and the hand-off
+(``_handoff``: prefetch thread, ready on the caller's stream), the position kept in ``_state``.
+``LoaderConfig`` (``_config``) defines every option once."""
 
-from ._audio import AudioBatcher, audio_samples
+from ._assemble import AudioBatcher, audio_samples
 from ._batch import ClipBatch
 from ._config import LAYOUTS, LoaderConfig
 from ._loader import VideoLoader

@@ -1,199 +1,88 @@
-"""Assembler: a batch's decoded clips -> uint8 frames on the device -> transform (or layout and dtype) ->
-ClipBatch. Frames DALI decodes are born on the device, one DALI call per batch."""
+"""The assemble stage: a batch's decoded frames -> one uint8 batch on the device (stacked, or packed as
+RaggedClips when frame sizes differ) -> transform (or layout and dtype) -> ClipBatch with its bookkeeping,
+and its clips' audio spans (decoded by the workers at their source rate) -> fixed-length waveforms or
+log-mel features on the device (AudioBatcher).
+
+Clips of mixed frame sizes (mixed datasets) go to the transform as RaggedClips: it crops and resizes each
+clip from its own decoded size into its slot of the fixed-size batch
+(``vidloader.ops.clip_resized_crop_normalize_ragged``), so nothing is stretched to a common size first.
+Without a transform there is no geometry to apply and the batch cannot be stacked: that is a ConfigError
+saying what to pass.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from .._errors import DecodeError
-from ..backends import DALIBackend, PreparedClip, output_size
-from ..dataset import VideoDataset
+from .._errors import ConfigError
+from ..backends import AudioSpan, AudioSpec
+from ..dataset import VideoDataset, VideoInfo
 from ..ops import RaggedClips
-from ..sampling import ClipSpec, clip_seed
-from ._audio import AudioBatcher, split_audio
-from ._batch import ClipBatch
+from ..sampling import ClipSpec, SamplingConfig, clip_seed
+from ._batch import ClipBatch, frame_mask
 from ._config import LoaderConfig
-from ._host_buffers import HostBuffers
-from ._ragged import mixed_shape_error, ragged_frames
-from ._scheduler import DecodedBatch
-from ._short import frame_mask
-from ._stats import LoaderStats
+from ._decode import TO_NTHWC, DecodedBatch
+from ._state import LoaderStats
 
 _PERMUTE = {"NTHWC": (0, 1, 2, 3, 4), "NCTHW": (0, 4, 1, 2, 3), "NTCHW": (0, 1, 4, 2, 3)}
-_TO_NTHWC = {"NTHWC": (0, 1, 2, 3, 4), "NCTHW": (0, 2, 3, 4, 1), "NTCHW": (0, 1, 3, 4, 2)}
-
-
-def decode_isolating(
-    backend: DALIBackend, clips: list[PreparedClip], resize: Any, fail: Callable[[int, DecodeError], None]
-) -> tuple[list[int], torch.Tensor | None]:
-    """Decode ``clips`` in one DALI call; if that fails, split the batch in halves (recursively) to find
-    the clips that fail alone, keeping every half that decodes.
-
-    A healthy batch costs exactly one ``decode_batch`` call; one bad clip among B costs about
-    ``1 + 2 log2 B``. ``fail(i, err)`` is told of each clip that fails alone (it may raise).
-
-    Returns:
-        The positions that decoded, in order, and their frames (None when none did).
-    """
-
-    def run(lo: int, hi: int) -> list[tuple[range, torch.Tensor]]:
-        try:
-            return [(range(lo, hi), backend.decode_batch(clips[lo:hi], resize=resize))]
-        except DecodeError as exc:
-            if hi - lo == 1:
-                fail(lo, DecodeError(clips[lo].path, exc.reason))
-                return []
-            mid = (lo + hi) // 2
-            return run(lo, mid) + run(mid, hi)
-
-    parts = run(0, len(clips))
-    kept = [i for r, _ in parts for i in r]
-    if not parts:
-        return kept, None
-    return kept, parts[0][1] if len(parts) == 1 else torch.cat([t for _, t in parts])
 
 
 class Assembler:
-    """Makes ClipBatches for one pass (one backend).
+    """Makes the ClipBatches of one pass.
 
     Args:
         config: the loader's options.
-        dataset: the videos (labels, paths for messages, frame sizes for buffers).
-        backend: the pass's backend (DALI batches are decoded here).
+        dataset: the videos (labels, paths for messages).
         audio: the loader's audio batcher, or None.
-        stats: counters and the on_error policy.
-        host: where host batch buffers come from (recycled once nothing refers to a batch).
+        stats: counters.
     """
 
     def __init__(
-        self,
-        *,
-        config: LoaderConfig,
-        dataset: VideoDataset,
-        backend: Any,
-        audio: AudioBatcher | None,
-        stats: LoaderStats,
-        host: HostBuffers,
+        self, *, config: LoaderConfig, dataset: VideoDataset, audio: AudioBatcher | None, stats: LoaderStats
     ) -> None:
-        self.config, self.dataset, self.backend, self.audio, self.stats = (
-            config,
-            dataset,
-            backend,
-            audio,
-            stats,
-        )
-        self.host = host
-        # A transform takes NTHWC; without one, workers write straight into the output layout.
-        self.layout = "NTHWC" if config.transform is not None else config.layout
+        self.config, self.dataset, self.audio, self.stats = config, dataset, audio, stats
 
-    def buffers(self, clips: list[ClipSpec]) -> tuple[torch.Tensor | None, list[np.ndarray | None]]:
-        """A host batch buffer that thread workers fill in place, already in the output layout (pinned for
-        CUDA), and each clip's row of it as a [T, H, W, C] view; (None, [None...]) where workers cannot.
+    def __call__(self, epoch: int, batch: DecodedBatch) -> ClipBatch | None:
+        """The ClipBatch of a decoded batch, counted; None (counted as skipped) when no clip decoded.
 
-        Saves a stack, a copy and a layout permute per batch. Not for process workers (separate memory) or
-        DALI (frames are born on the device). The memory is new or recycled from a batch nothing refers to
-        any more (``HostBuffers``): a batch the caller still holds is never written."""
-        cfg = self.config
-        none: list[np.ndarray | None] = [None] * len(clips)
-        if isinstance(self.backend, DALIBackend) or (cfg.num_workers > 0 and cfg.worker_type == "process"):
-            return None, none
-        sizes = {
-            output_size(self.dataset[c.video_index], cfg.resize, apply_rotation=cfg.apply_rotation)
-            for c in clips
-        }
-        if len(sizes) != 1:
-            return None, none  # mixed sizes: packed ragged (or reported) by the assembly step
-        (h, w), t = sizes.pop(), cfg.sampling.frames_per_clip
-        dims = {"T": t, "H": h, "W": w, "C": 3}
-        shape = (len(clips), *(dims[k] for k in self.layout[1:]))
-        buf = self.host.take(shape, pin=cfg.device.type == "cuda")
-        order = tuple(d - 1 for d in _TO_NTHWC[self.layout][1:])
-        return buf, [buf[i].permute(*order).numpy() for i in range(len(clips))]
-
-    def __call__(self, epoch: int, batch: DecodedBatch) -> tuple[ClipBatch, int] | None:
-        """The ClipBatch of a decoded batch and how many clips it holds; None when DALI failed on all."""
-        items, spans = split_audio(list(zip(batch.clips, batch.results, strict=True)))
-        video: torch.Tensor | RaggedClips | None
-        if len({d.shape for _, d in items}) > 1:
-            # Mixed frame sizes: a transform gets the clips ragged (each at its own size), else an error.
-            if self.config.transform is None:
-                paths = [self.dataset[c.video_index].path for c, _ in items]
-                raise mixed_shape_error(paths, [tuple(d.shape) for _, d in items])
-            video, kept = ragged_frames(
-                [d for _, d in items], self.config.device, lambda rows: self._decode_rows(batch, items, rows)
-            )
-        else:
-            video, kept = self._frames_on_device(batch, [d for _, d in items])
-        if video is None:
+        Raises:
+            ConfigError: the clips differ in frame size and there is no transform to take them.
+        """
+        counts = self.stats.counts
+        if not batch.clips:  # every clip failed under on_error="skip"
+            counts["skipped_batches"] += 1
             return None
-        clips = [items[i][0] for i in kept]
-        timestamps = [items[i][1].timestamps for i in kept]
+        video = self._video(batch)
         audio = audio_mask = None
-        if spans is not None and self.audio is not None:
-            spans = [spans[i] for i in kept]
-            audio, audio_mask = self.audio(spans, self.config.device)
-            self.stats.counts["clips_without_audio"] += sum(not s.present for s in spans)
-        return self._finish(epoch, clips, timestamps, video, audio, audio_mask), len(clips)
+        if batch.audio is not None and self.audio is not None:
+            audio, audio_mask = self.audio(batch.audio, self.config.device)
+            counts["clips_without_audio"] += sum(not s.present for s in batch.audio)
+        out = self._clip_batch(epoch, batch.clips, batch.timestamps, video, audio, audio_mask)
+        counts["batches"] += 1
+        counts["clips"] += len(batch.clips)
+        return out
 
-    def _decode_rows(
-        self, batch: DecodedBatch, items: list[tuple[ClipSpec, Any]], rows: list[int]
-    ) -> tuple[list[int], torch.Tensor | None]:
-        """One DALI call for the PreparedClips at ``rows`` (bisected on failure): the rows kept, frames."""
-
-        def fail(k: int, err: DecodeError) -> None:
-            self.stats.fail(batch.clips[rows[k]], err)
-
-        kept, frames = decode_isolating(self.backend, [items[i][1] for i in rows], self.config.resize, fail)
-        return [rows[k] for k in kept], frames
-
-    def _frames_on_device(
-        self, batch: DecodedBatch, items: list[Any]
-    ) -> tuple[torch.Tensor | None, list[int]]:
-        """uint8 [B', T, H, W, C] on the device and the positions of ``items`` it holds: DALI's output as
-        it is when every clip went through DALI (zero-copy), else host frames through one pinned buffer
-        with DALI rows copied in on the device."""
+    def _video(self, batch: DecodedBatch) -> torch.Tensor | RaggedClips:
+        """uint8 NTHWC frames on the device: the batch tensor moved over, with the clips decoded elsewhere
+        copied in on the device; or, for mixed sizes, RaggedClips (with a transform to take them)."""
         device = self.config.device
-        if batch.buffer is not None:
-            buf = batch.buffer
-            if len(batch.rows) != buf.shape[0]:
-                buf = buf[batch.rows]  # some clips failed under on_error="skip": a copy of the others
-            video = buf.to(device, non_blocking=True)
-            # An NTHWC view; _finish's permute to the output layout then lands on the buffer's own memory
-            # order, so no copy happens there.
-            return video.permute(*_TO_NTHWC[self.layout]), list(range(len(items)))
-        prepared = [i for i, d in enumerate(items) if isinstance(d, PreparedClip)]
-        dali_video = None
-        failed: set[int] = set()
-        if prepared:
+        if batch.video is not None:
+            # Moved in its own memory order (one copy), then seen as NTHWC: the permute to the output layout
+            # later lands back on that order, so no copy happens there.
+            video = batch.video.to(device, non_blocking=True).permute(*TO_NTHWC[batch.layout])
+            for i, f in enumerate(batch.frames):
+                if f.device != batch.video.device:
+                    video[i].copy_(f)
+            return video
+        if self.config.transform is None:
+            paths = [self.dataset[c.video_index].path for c in batch.clips]
+            raise mixed_shape_error(paths, [tuple(f.shape) for f in batch.frames])
+        return ragged_frames(batch.frames, device)
 
-            def fail(k: int, err: DecodeError) -> None:
-                failed.add(prepared[k])
-                self.stats.fail(batch.clips[prepared[k]], err)
-
-            _, dali_video = decode_isolating(
-                self.backend, [items[i] for i in prepared], self.config.resize, fail
-            )
-        kept = [i for i in range(len(items)) if i not in failed]
-        if not kept:
-            return None, []
-        dali_rows = [r for r, i in enumerate(kept) if i in set(prepared)]
-        if dali_video is not None and len(dali_rows) == len(kept):
-            return dali_video, kept
-        host = self.host.take((len(kept), *items[kept[0]].shape), pin=device.type == "cuda")
-        host_np = host.numpy()
-        for r, i in enumerate(kept):
-            if not isinstance(items[i], PreparedClip):
-                host_np[r] = items[i].frames
-        video = host.to(device, non_blocking=True)
-        if dali_video is not None:
-            video[dali_rows] = dali_video.to(device)
-        return video, kept
-
-    def _finish(
+    def _clip_batch(
         self,
         epoch: int,
         clips: list[ClipSpec],
@@ -203,43 +92,206 @@ class Assembler:
         audio_mask: torch.Tensor | None,
     ) -> ClipBatch:
         cfg = self.config
-        labels = torch.tensor([self.dataset[c.video_index].label for c in clips], dtype=torch.int64)
         meta = {
             "video_index": torch.tensor([c.video_index for c in clips], dtype=torch.int64),
             "clip_index": torch.tensor([c.clip_index for c in clips], dtype=torch.int64),
             "frame_index": torch.tensor([c.frame_indices for c in clips], dtype=torch.int64),
             "timestamp": torch.tensor(np.array(timestamps, dtype=np.float64)),
             "frame_mask": frame_mask(clips),
+            "label": torch.tensor([self.dataset[c.video_index].label for c in clips], dtype=torch.int64),
         }
         self.stats.counts["padded_clips"] += sum(c.padded > 0 for c in clips)
         self.stats.counts["padded_frames"] += sum(c.padded for c in clips)
-        views = 1
-        if cfg.transform is not None:
-            seeds = [clip_seed(cfg.seed, epoch, c.video_index, c.clip_index) for c in clips]
-            video = cfg.transform(video, seeds=seeds)
-            views = int(getattr(cfg.transform, "num_views", 1))
-        else:
-            if isinstance(video, RaggedClips):  # refused in __call__: without a transform sizes must agree
-                raise TypeError("a ragged batch needs a transform")
-            video = video.permute(*_PERMUTE[cfg.layout])
-            if cfg.dtype != torch.uint8:
-                # Float output is scaled to [0, 1]; normalisation belongs to a transform.
-                video = video.to(cfg.dtype).div_(255)
-            video = video.contiguous()
+        video, views = self._model_input(epoch, clips, video)
         view_index = None
         if views > 1:
             meta = {k: v.repeat_interleave(views, dim=0) for k, v in meta.items()}
-            labels = labels.repeat_interleave(views)
             view_index = torch.arange(views).repeat(len(clips))
             if audio is not None and audio_mask is not None:
                 audio, audio_mask = audio.repeat_interleave(views, 0), audio_mask.repeat_interleave(views)
-        mask = meta.pop("frame_mask").to(cfg.device, non_blocking=True)
         return ClipBatch(
             video=video,
-            label=labels.to(cfg.device, non_blocking=True),
-            frame_mask=mask,
+            label=meta.pop("label").to(cfg.device, non_blocking=True),
+            frame_mask=meta.pop("frame_mask").to(cfg.device, non_blocking=True),
             view_index=view_index,
             audio=audio,
             audio_mask=audio_mask,
             **meta,
         )
+
+    def _model_input(
+        self, epoch: int, clips: list[ClipSpec], video: torch.Tensor | RaggedClips
+    ) -> tuple[torch.Tensor, int]:
+        """The transform's output (and its views per clip), or the frames in the output layout and dtype."""
+        cfg = self.config
+        transform = cfg.clip_transform
+        if transform is not None:
+            seeds = [clip_seed(cfg.seed, epoch, c.video_index, c.clip_index) for c in clips]
+            return transform(video, seeds=seeds), int(getattr(transform, "num_views", 1))
+        if isinstance(video, RaggedClips):  # refused in _video: without a transform sizes must agree
+            raise TypeError("a ragged batch needs a transform")
+        video = video.permute(*_PERMUTE[cfg.layout])
+        if cfg.dtype != torch.uint8:
+            # Float output is scaled to [0, 1]; normalisation belongs to a transform.
+            video = video.to(cfg.dtype).div_(255)
+        return video.contiguous(), 1
+
+
+def mixed_shape_error(paths: Sequence[str], shapes: Sequence[tuple[int, ...]]) -> ConfigError:
+    """The error for a batch of mixed frame sizes when the loader has no transform to hand them to."""
+    first = shapes[0]
+    k = next(i for i, s in enumerate(shapes) if s != first)
+    return ConfigError(
+        f"clips in one batch differ in shape: {paths[0]} gives {first[1:3]} (H, W) but {paths[k]} gives "
+        f"{shapes[k][1:3]}; without a transform the loader can only stack equal frames. Pass a transform "
+        "(e.g. transform=vidloader.transforms.TrainClipTransform(size=112) or EvalClipTransform(size=112)), "
+        "which crops and resizes every clip from its own size, or resize=(height, width) to stretch every "
+        "video to one size (resize=<short side> keeps aspect ratios, so it does not make mixed ones equal)"
+    )
+
+
+def ragged_frames(frames: Sequence[torch.Tensor], device: torch.device) -> RaggedClips:
+    """Clips of different frame sizes as RaggedClips on ``device`` (clip ``i`` at its own ``(H_i, W_i)``):
+    frames on the host through one packed buffer (pinned for CUDA) and one transfer, frames already on the
+    GPU copied into their slots there.
+
+    Raises:
+        ConfigError: the clips have different frame counts (a sampling bug, never user data).
+    """
+    lengths = {f.shape[0] for f in frames}
+    if len(lengths) != 1:
+        raise ConfigError(f"clips in one batch have different frame counts {sorted(lengths)}")
+    sizes = [(int(f.shape[1]), int(f.shape[2])) for f in frames]
+    frames_per_clip = lengths.pop()
+    on_gpu = [f.is_cuda for f in frames]
+    if all(on_gpu):  # frames born on the device: nothing to send from the host
+        out = RaggedClips.empty(sizes, frames_per_clip, device=device)
+    else:
+        host = RaggedClips.empty(sizes, frames_per_clip, pin_memory=device.type == "cuda")
+        for j, f in enumerate(frames):
+            if not on_gpu[j]:
+                host.clip(j).copy_(f)
+        out = host.to(device, non_blocking=True)
+    for j, f in enumerate(frames):
+        if on_gpu[j]:
+            out.clip(j).copy_(f)
+    return out
+
+
+# Added to mel power before the log so silence (zero padding, files without audio) stays finite.
+LOG_MEL_EPS = 1e-6
+
+
+def _video_fps(info: VideoInfo) -> float | None:
+    if info.fps > 0:
+        return float(info.fps)
+    n = len(info.frame_pts)
+    if n > 1 and info.frame_pts[-1] > info.frame_pts[0]:
+        return float((n - 1) / ((info.frame_pts[-1] - info.frame_pts[0]) * info.time_base))
+    return None
+
+
+def audio_samples(spec: AudioSpec, sampling: SamplingConfig, dataset: VideoDataset) -> int:
+    """Samples per clip, fixed per loader so batches stack.
+
+    ``spec.duration`` seconds if set; else with target_fps ``frames_per_clip / target_fps``; else the longest
+    nominal clip span over the dataset's videos, ``frames_per_clip x frame_stride / fps`` at each video's
+    own fps (the maximum, so it does not depend on the order of the files, and no clip's own span is cut).
+    Each clip's audio is its own span; the samples after it are zeros.
+
+    Args:
+        spec: the loader's AudioSpec.
+        sampling: the loader's clip sampling.
+        dataset: the videos (their lowest fps sets the length in stride mode).
+
+    Returns:
+        Samples per clip at ``spec.sample_rate`` (at least 1).
+    """
+    if spec.duration is not None:
+        seconds = float(spec.duration)
+    elif sampling.target_fps is not None:
+        seconds = sampling.frames_per_clip / sampling.target_fps
+    else:
+        rates = [fps for fps in map(_video_fps, dataset) if fps is not None]
+        # 25: no video to go by; the number only sizes an empty loader's audio.
+        seconds = sampling.frames_per_clip * sampling.frame_stride / min(rates, default=25.0)
+    return max(1, round(seconds * spec.sample_rate))
+
+
+class AudioBatcher:
+    """Turns a batch's AudioSpans into ``audio`` and ``audio_mask`` on a device.
+
+    The clips of one source rate are resampled together, on the device, by one cached kernel: per clip
+    ``torchaudio.functional.resample`` costs a kernel build and a conv call each.
+
+    Args:
+        spec: what audio to deliver.
+        samples: samples per clip at ``spec.sample_rate`` (see ``audio_samples``).
+    """
+
+    def __init__(self, spec: AudioSpec, samples: int) -> None:
+        self.spec = spec
+        self.samples = samples
+        self._mel: dict[torch.device, torch.nn.Module] = {}
+        self._resample: dict[tuple[int, torch.device], torch.nn.Module] = {}
+
+    def _mel_on(self, device: torch.device) -> torch.nn.Module:
+        # Built once per device: its filter bank and window are buffers, made on first use.
+        if device not in self._mel:
+            import torchaudio
+
+            s = self.spec
+            self._mel[device] = torchaudio.transforms.MelSpectrogram(
+                sample_rate=s.sample_rate, n_fft=s.n_fft, hop_length=s.hop_length, n_mels=s.n_mels
+            ).to(device)
+        return self._mel[device]
+
+    def _resampler(self, rate: int, device: torch.device) -> torch.nn.Module:
+        # torchaudio.transforms.Resample is functional.resample with its sinc kernel kept (same defaults).
+        key = (rate, device)
+        if key not in self._resample:
+            import torchaudio
+
+            self._resample[key] = torchaudio.transforms.Resample(rate, self.spec.sample_rate).to(device)
+        return self._resample[key]
+
+    def waveforms(self, spans: list[AudioSpan], device: torch.device) -> torch.Tensor:
+        """float32 [B, channels, samples] at spec.sample_rate on ``device``, each clip cut or zero-padded at
+        its end; clips without audio are zeros."""
+        out = torch.zeros((len(spans), self.spec.channels, self.samples), dtype=torch.float32, device=device)
+        by_rate: dict[int, list[int]] = {}
+        for i, span in enumerate(spans):
+            if span.present and span.samples.shape[1] > 0:
+                by_rate.setdefault(span.rate, []).append(i)
+        for rate, rows in by_rate.items():
+            lengths = [spans[i].samples.shape[1] for i in rows]
+            host = torch.zeros(
+                (len(rows), self.spec.channels, max(lengths)),
+                dtype=torch.float32,
+                pin_memory=device.type == "cuda",
+            )
+            for k, i in enumerate(rows):
+                host[k, :, : lengths[k]] = torch.from_numpy(spans[i].samples)
+            x = host.to(device, non_blocking=True)
+            if rate != self.spec.sample_rate:
+                x = self._resampler(rate, device)(x)
+                # Resampled alone, a clip would end at ceil(n x new / old) samples; a shorter clip's filter
+                # ringing into the zeros that pad it to the group's length is not its audio.
+                lengths = [-(-n * self.spec.sample_rate // rate) for n in lengths]
+            n = min(self.samples, x.shape[-1])
+            x = x[..., :n]
+            if min(lengths) < n:
+                ends = torch.tensor(lengths, device=device)
+                x = x * (torch.arange(n, device=device) < ends[:, None])[:, None, :]
+            out[torch.tensor(rows, device=device), :, :n] = x
+        return out
+
+    def __call__(self, spans: list[AudioSpan], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = torch.tensor([s.present for s in spans], dtype=torch.bool)
+        # Float32 throughout: a caller's autocast region would run the resampling conv and the mel's FFT in
+        # half precision, and log-mel of quiet audio needs the range.
+        with torch.autocast(device.type, enabled=False):
+            audio = self.waveforms(spans, device)
+            if self.spec.features == "log_mel":
+                audio = torch.log(self._mel_on(device)(audio) + LOG_MEL_EPS)
+        return audio, mask.to(device, non_blocking=True)

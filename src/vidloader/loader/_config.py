@@ -1,18 +1,22 @@
-"""LoaderConfig: every VideoLoader option but the dataset, validated once and frozen."""
+"""LoaderConfig: every VideoLoader option, each defined once (name, type, default, doc, the modes it applies
+in), validated once and frozen. VideoLoader's signature, its docstring, its read-only attributes and
+docs/api.md are all made from these fields."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import torch
 
 from .._errors import ConfigError
-from .._validate import check_choice, check_int
-from ..backends import BACKENDS, AudioSpec, ResizeArg, check_resize
-from ..sampling import SamplingConfig, ShortVideo
-from ..transforms import ClipTransform, as_clip_transform
-from ._options import resolve_output_options
+from .._option import documented, option, refuse_ignored
+from .._validate import check_bool, check_choice, check_int, check_positive_float
+from ..backends import BACKENDS, AudioSpec, DecodeSettings, ResizeArg, check_resize
+from ..sampling import SamplingConfig
+from ..transforms import ClipTransform, TransformKind, as_clip_transform
 
 Layout = Literal["NCTHW", "NTCHW", "NTHWC"]
 LAYOUTS: tuple[str, ...] = ("NCTHW", "NTCHW", "NTHWC")
@@ -23,12 +27,198 @@ WorkerType = Literal["thread", "process"]
 WORKER_TYPES: tuple[str, ...] = ("thread", "process")
 
 
-def _check_bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{name} must be True or False, got {value!r}")
+def _with_workers(c: LoaderConfig) -> bool:
+    return c.num_workers > 0
 
 
-def _check_device(device: Any) -> torch.device:
+@documented
+@dataclass(frozen=True, kw_only=True)
+class LoaderConfig(SamplingConfig):
+    """The options of a VideoLoader, the sampling ones included, checked at construction.
+
+    ``VideoLoader(dataset, **options)`` builds one from its keywords; ``VideoLoader(dataset, config=...)``
+    takes one as it is. Being a ``SamplingConfig``, it is what ``plan_epoch`` takes. Values are kept as
+    given but normalised: ``device`` becomes a ``torch.device`` (``cuda`` -> ``cuda:N``), ``rank`` and
+    ``world_size`` the resolved ints, ``output_layout`` the layout batches come out in (None with a
+    transform that does not say; ``layout`` then reads NCTHW). An option given a non-default value in a
+    mode that ignores it is refused.
+
+    Raises:
+        ConfigError: a value is of the wrong type or not among the allowed ones, contradicts another
+            option, or has no effect in this mode (the message names the option and the value).
+    """
+
+    batch_size: int = option(
+        doc="clips per batch (rows are ``batch_size * num_views`` with a multi-view transform)."
+    )
+    seed: int = option(
+        0, doc="base of every random choice (clip positions, shuffling, per-clip transform seeds)."
+    )
+    drop_last: bool = option(False, doc="leave out a last, smaller batch.")
+    device: torch.device = option("cpu", doc='where batches are delivered: "cpu" or "cuda[:N]".')
+    backend: str = option("auto", doc='"auto" (DALI on CUDA when it can run, else PyAV), "pyav" or "dali".')
+    output_layout: Layout | None = option(
+        None,
+        doc="""\"NCTHW\" (default), "NTCHW" or "NTHWC" without a transform; with one it must be None or the
+            transform's own ``layout`` (the transform decides; anything else is refused).""",
+    )
+    dtype: torch.dtype = option(
+        torch.uint8,
+        doc="""torch.uint8, or a float type (scaled to [0, 1]), without a transform; with one it must be
+            uint8 (the default) or the transform's ``out_dtype`` (anything else is refused).""",
+    )
+    resize: ResizeArg = option(None, doc="None, a short side (int) or (height, width).")
+    apply_rotation: bool = option(False, doc="apply the rotation in a file's display matrix.")
+    transform: Callable[..., Any] | None = option(
+        None,
+        doc="""None, a batched vidloader transform (``TrainClipTransform``, ``EvalClipTransform``, or any
+            ``fn(video_u8_BTHWC, *, seeds) -> tensor`` with ``num_views``), or a per-clip callable such as a
+            torchvision v2 transform or ``weights.transforms()``, called per clip with uint8
+            ``[T, C, H, W]`` on ``device`` (seeded per clip) and stacked; see
+            ``vidloader.transforms.as_clip_transform`` (the config's ``clip_transform`` is the result).""",
+    )
+    transform_kind: TransformKind = option(
+        "auto",
+        doc='"auto" (read from the transform\'s marker or signature, once, here), "batched" or "per_clip".',
+    )
+    num_workers: int = option(2, doc="decode workers; 0 decodes one batch at a time with no prefetch thread.")
+    worker_type: WorkerType = option(
+        "thread", doc='"thread" or "process" (spawned).', applies=_with_workers, when="with num_workers > 0"
+    )
+    prefetch: int = option(
+        2, doc="batches made ahead of the caller.", applies=_with_workers, when="with num_workers > 0"
+    )
+    on_error: OnError = option(
+        "raise", doc='"raise" a ``DecodeError`` for a clip that fails, or "skip" it (counted in ``stats``).'
+    )
+    decode_timeout: float = option(
+        300.0,
+        doc="""seconds a batch's decode may take (one deadline for the whole batch, counted from when the
+            loader starts waiting for it and its workers are up); decodes still running then are abandoned,
+            their workers replaced, and their clips fail as a ``DecodeError``; clips that could not start
+            because every worker was stuck get a fresh deadline.""",
+    )
+    shared_decode: bool = option(True, doc="decode clips of one video that one pass serves together (PyAV).")
+    rank: int = option(None, doc="this process's shard (None: torch.distributed's rank, else 0).")
+    world_size: int = option(None, doc="the number of shards (None: torch.distributed's world size, else 1).")
+    audio: AudioSpec | None = option(None, doc="an ``AudioSpec`` to deliver audio with each clip, or None.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_int("seed", self.seed, minimum=0)
+        check_bool("drop_last", self.drop_last)
+        self._set("device", _device(self.device))
+        check_choice("backend", self.backend, BACKENDS)
+        if self.output_layout is not None:
+            check_choice("output_layout", self.output_layout, LAYOUTS)
+        if self.dtype not in DTYPES:
+            raise ConfigError(
+                f"dtype={self.dtype!r} is not allowed; choose one of {[str(d) for d in DTYPES]}"
+            )
+        self._set("resize", check_resize(self.resize))
+        self._set("apply_rotation", bool(self.apply_rotation))
+        # Batched (vidloader) or per-clip (torchvision) transform: decided once, here.
+        self._set("_clip_transform", as_clip_transform(self.transform, self.transform_kind))
+        self._set("output_layout", _output_layout(self.clip_transform, self.dtype, self.output_layout))
+        check_int("num_workers", self.num_workers, minimum=0)
+        check_choice("worker_type", self.worker_type, WORKER_TYPES)
+        check_int("prefetch", self.prefetch, minimum=1)
+        check_choice("on_error", self.on_error, ON_ERROR)
+        self._set(
+            "decode_timeout",
+            check_positive_float("decode_timeout", self.decode_timeout, what="positive seconds"),
+        )
+        check_bool("shared_decode", self.shared_decode)
+        self._set_shard()
+        if self.audio is not None and not isinstance(self.audio, AudioSpec):
+            raise ConfigError(f"audio must be a vidloader.AudioSpec or None, got {type(self.audio).__name__}")
+        refuse_ignored(self, [f for f in self.__dataclass_fields__])
+
+    @classmethod
+    def from_options(cls, **options: Any) -> LoaderConfig:
+        """A config from keyword options, as ``VideoLoader(dataset, **options)`` takes them.
+
+        Args:
+            **options: the fields (see the class).
+
+        Returns:
+            The validated config.
+
+        Raises:
+            ConfigError: an unknown option (named, with the closest known one and the whole list), or a bad
+                value (see the class).
+        """
+        known = [f.name for f in fields(cls)]
+        for name in options:
+            if name not in known:
+                near = difflib.get_close_matches(name, known, n=1)
+                hint = f"did you mean {near[0]!r}? " if near else ""
+                raise ConfigError(f"unknown option {name!r}; {hint}the options are {', '.join(known)}")
+        return cls(**options)
+
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)  # frozen: normalised once, in __post_init__
+
+    def _set_shard(self) -> None:
+        rank, world_size = _dist_defaults(self.rank, self.world_size)
+        check_int("rank", rank, minimum=0)
+        check_int("world_size", world_size, minimum=1)
+        if not rank < world_size:
+            raise ConfigError(f"rank={rank} must be in [0, world_size={world_size})")
+        self._set("rank", rank)
+        self._set("world_size", world_size)
+
+    @property
+    def clip_transform(self) -> ClipTransform | None:
+        """``transform`` under the loader's batched contract (a per-clip one wrapped), or None."""
+        return self.__dict__["_clip_transform"]
+
+    @property
+    def layout(self) -> str:
+        """The layout batches come out in: ``output_layout``, resolved against the transform."""
+        return self.output_layout or "NCTHW"
+
+    @property
+    def inline(self) -> bool:
+        """num_workers=0: one decode at a time and no prefetch thread (batches are made in the caller)."""
+        return self.num_workers == 0
+
+    @property
+    def decode_settings(self) -> DecodeSettings:
+        """What every clip is decoded with (resize, rotation, audio), for the backend."""
+        return DecodeSettings(resize=self.resize, apply_rotation=self.apply_rotation, audio=self.audio)
+
+    def state_fields(self) -> dict[str, Any]:
+        """What a saved loader state must agree on to resume: the sampling, seed and batching. Not the world
+        size: a state resumes at another one (elastic, see ``loader._state``).
+
+        Returns:
+            A JSON-safe dict, compared field by field on ``load_state_dict``.
+        """
+        cfg = self.to_json()
+        cfg.update(seed=self.seed, batch_size=self.batch_size, drop_last=self.drop_last)
+        return cfg
+
+
+def loader_config(config: LoaderConfig | None, options: dict[str, Any]) -> LoaderConfig:
+    """A VideoLoader's config: ``config`` as given, or one made from its keyword ``options``.
+
+    Raises:
+        ConfigError: both were given, ``config`` is not a LoaderConfig, or an option is unknown or bad.
+    """
+    if config is None:
+        return LoaderConfig.from_options(**options)
+    if options:
+        raise ConfigError(
+            f"give config= or keyword options, not both (got config= and {', '.join(sorted(options))})"
+        )
+    if not isinstance(config, LoaderConfig):
+        raise ConfigError(f"config must be a vidloader.LoaderConfig, got {type(config).__name__}")
+    return config
+
+
+def _device(device: Any) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
@@ -43,16 +233,8 @@ def _check_device(device: Any) -> torch.device:
     return dev
 
 
-def dist_defaults(rank: int | None, world_size: int | None) -> tuple[int, int]:
-    """(rank, world_size): the ones given, else torch.distributed's when it is initialised, else (0, 1).
-
-    Args:
-        rank: this process's rank, or None.
-        world_size: the number of ranks, or None.
-
-    Returns:
-        The resolved ``(rank, world_size)``.
-    """
+def _dist_defaults(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """(rank, world_size): the ones given, else torch.distributed's when it is initialised, else (0, 1)."""
     if rank is not None and world_size is not None:
         return rank, world_size
     import torch.distributed as dist
@@ -64,169 +246,33 @@ def dist_defaults(rank: int | None, world_size: int | None) -> tuple[int, int]:
     return (0 if rank is None else rank), (1 if world_size is None else world_size)
 
 
-@dataclass(frozen=True, kw_only=True)
-class LoaderConfig:
-    """The options of a VideoLoader (all but the dataset), checked at construction.
-
-    ``VideoLoader(dataset, **kwargs)`` builds one with ``LoaderConfig.from_kwargs(**kwargs)``; the fields
-    carry the same names and meaning as VideoLoader's keywords (see its docstring), with the sampling
-    keywords gathered in ``sampling`` and ``device`` resolved to a ``torch.device`` (``cuda`` -> ``cuda:N``).
+def _output_layout(transform: Any, dtype: torch.dtype, output_layout: str | None) -> str | None:
+    """The layout the loader yields, as ``output_layout`` holds it (None: a transform that does not say;
+    resolving it again gives the same value, so ``dataclasses.replace`` keeps a config valid). A transform decides the dtype and layout of what the loader yields (it
+    writes the model input in one pass), so ``dtype`` / ``output_layout`` given with one must agree with it:
+    ``dtype`` the default torch.uint8 or the transform's ``out_dtype``, ``output_layout`` None or its
+    ``layout``. Rather than ignoring them, the loader says which to set where.
 
     Raises:
-        ConfigError: a value is of the wrong type or not among the allowed ones (the message names both).
+        ConfigError: naming both values and how to combine them.
     """
-
-    batch_size: int
-    sampling: SamplingConfig
-    seed: int = 0
-    drop_last: bool = False
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    backend: str = "auto"
-    output_layout: Layout | None = None
-    dtype: torch.dtype = torch.uint8
-    resize: ResizeArg = None
-    apply_rotation: bool = False
-    transform: ClipTransform | None = None
-    transform_kind: str = "auto"
-    num_workers: int = 2
-    worker_type: WorkerType = "thread"
-    prefetch: int = 2
-    on_error: OnError = "raise"
-    decode_timeout: float = 300.0
-    shared_decode: bool = True
-    rank: int = 0
-    world_size: int = 1
-    audio: AudioSpec | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.sampling, SamplingConfig):
-            raise ConfigError(f"sampling must be a SamplingConfig, got {type(self.sampling).__name__}")
-        check_int("batch_size", self.batch_size, minimum=1)
-        check_int("seed", self.seed, minimum=0)
-        _check_bool("drop_last", self.drop_last)
-        object.__setattr__(self, "device", _check_device(self.device))
-        check_choice("backend", self.backend, BACKENDS)
-        if self.output_layout is not None:
-            check_choice("output_layout", self.output_layout, LAYOUTS)
-        if self.dtype not in DTYPES:
-            raise ConfigError(
-                f"dtype={self.dtype!r} is not allowed; choose one of {[str(d) for d in DTYPES]}"
-            )
-        object.__setattr__(self, "resize", check_resize(self.resize))
-        object.__setattr__(self, "apply_rotation", bool(self.apply_rotation))
-        # Batched (vidloader) or per-clip (torchvision) transform: decided once, here.
-        object.__setattr__(self, "transform", as_clip_transform(self.transform, self.transform_kind))
-        # dtype / output_layout given with a transform must agree with it (else refused, saying which wins).
-        layout = resolve_output_options(self.transform, self.dtype, self.output_layout)
-        object.__setattr__(self, "output_layout", layout)
-        check_int("num_workers", self.num_workers, minimum=0)
-        check_choice("worker_type", self.worker_type, WORKER_TYPES)
-        check_int("prefetch", self.prefetch, minimum=1)
-        check_choice("on_error", self.on_error, ON_ERROR)
-        timeout = self.decode_timeout
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-            raise ConfigError(f"decode_timeout must be positive seconds, got {timeout!r}")
-        object.__setattr__(self, "decode_timeout", float(timeout))
-        _check_bool("shared_decode", self.shared_decode)
-        check_int("rank", self.rank, minimum=0)
-        check_int("world_size", self.world_size, minimum=1)
-        if not self.rank < self.world_size:
-            raise ConfigError(f"rank={self.rank} must be in [0, world_size={self.world_size})")
-        if self.audio is not None and not isinstance(self.audio, AudioSpec):
-            raise ConfigError(f"audio must be a vidloader.AudioSpec or None, got {type(self.audio).__name__}")
-
-    @classmethod
-    def from_kwargs(
-        cls,
-        *,
-        frames_per_clip: int,
-        frame_stride: int = 1,
-        target_fps: float | None = None,
-        clip_step: int | None = None,
-        sampling: str = "random",
-        clips_per_video: int = 1,
-        clips_per_video_mode: str = "exact",
-        shuffle: bool = True,
-        short_video: ShortVideo = "pad",
-        rank: int | None = None,
-        world_size: int | None = None,
-        **options: Any,
-    ) -> LoaderConfig:
-        """A config from VideoLoader's flat keywords.
-
-        Args:
-            frames_per_clip, frame_stride, target_fps, clip_step, sampling, clips_per_video,
-                clips_per_video_mode, shuffle, short_video: the clip sampling (see ``SamplingConfig``).
-            rank, world_size: None takes torch.distributed's when it is initialised, else (0, 1).
-            **options: the other fields of LoaderConfig.
-
-        Returns:
-            The validated config.
-
-        Raises:
-            ConfigError: a bad value (see the class).
-        """
-        samp = SamplingConfig(
-            frames_per_clip=frames_per_clip,
-            frame_stride=frame_stride,
-            target_fps=target_fps,
-            clip_step=clip_step,
-            sampling=sampling,  # type: ignore[arg-type]
-            clips_per_video=clips_per_video,
-            clips_per_video_mode=clips_per_video_mode,  # type: ignore[arg-type]
-            shuffle=shuffle,
-            short_video=short_video,
+    if transform is None:
+        return "NCTHW" if output_layout is None else output_layout
+    name = type(transform).__name__
+    t_dtype = getattr(transform, "out_dtype", None)
+    t_layout = getattr(transform, "layout", None)
+    if dtype != torch.uint8 and dtype != t_dtype:
+        has = f"yields {t_dtype}" if t_dtype is not None else "decides its own output dtype"
+        raise ConfigError(
+            f"dtype={dtype} conflicts with transform={name}, which {has}: with a transform the transform's "
+            f"dtype wins; set it there (e.g. {name}(..., out_dtype={dtype})) and leave VideoLoader's dtype at "
+            "its default (dtype applies only without a transform)"
         )
-        rank, world_size = dist_defaults(rank, world_size)
-        return cls(sampling=samp, rank=rank, world_size=world_size, **options)
-
-    @property
-    def layout(self) -> str:
-        """The layout batches come out in: ``output_layout``, resolved against the transform."""
-        return self.output_layout or "NCTHW"
-
-    @property
-    def inline(self) -> bool:
-        """num_workers=0: one decode at a time and no prefetch thread (batches are made in the caller)."""
-        return self.num_workers == 0
-
-    def state_fields(self) -> dict[str, Any]:
-        """What a saved loader state must agree on to resume: the sampling, seed and batching. Not the world
-        size: a state resumes at another one (elastic, see ``loader._state``).
-
-        Returns:
-            A JSON-safe dict, compared field by field on ``load_state_dict``.
-        """
-        cfg = self.sampling.to_json()
-        cfg.update(seed=self.seed, batch_size=self.batch_size, drop_last=self.drop_last)
-        return cfg
-
-
-def _option(name: str) -> property:
-    return property(lambda self: getattr(self.config, name), doc=f"The ``{name}`` option (read-only).")
-
-
-class ConfigAttributes:
-    """Read-only attributes mirroring a ``config: LoaderConfig`` (``loader.batch_size`` and so on)."""
-
-    config: LoaderConfig
-
-    sampling: SamplingConfig = _option("sampling")  # type: ignore[assignment]
-    batch_size: int = _option("batch_size")  # type: ignore[assignment]
-    seed: int = _option("seed")  # type: ignore[assignment]
-    drop_last: bool = _option("drop_last")  # type: ignore[assignment]
-    device: torch.device = _option("device")  # type: ignore[assignment]
-    output_layout: str = _option("output_layout")  # type: ignore[assignment]
-    dtype: torch.dtype = _option("dtype")  # type: ignore[assignment]
-    resize = _option("resize")
-    apply_rotation: bool = _option("apply_rotation")  # type: ignore[assignment]
-    transform = _option("transform")
-    num_workers: int = _option("num_workers")  # type: ignore[assignment]
-    worker_type: str = _option("worker_type")  # type: ignore[assignment]
-    prefetch: int = _option("prefetch")  # type: ignore[assignment]
-    on_error: str = _option("on_error")  # type: ignore[assignment]
-    decode_timeout: float = _option("decode_timeout")  # type: ignore[assignment]
-    shared_decode: bool = _option("shared_decode")  # type: ignore[assignment]
-    rank: int = _option("rank")  # type: ignore[assignment]
-    world_size: int = _option("world_size")  # type: ignore[assignment]
-    audio = _option("audio")
+    if output_layout is not None and output_layout != t_layout:
+        has = f"yields {t_layout!r}" if t_layout is not None else "decides its own output layout"
+        raise ConfigError(
+            f"output_layout={output_layout!r} conflicts with transform={name}, which {has}: with a transform "
+            f"the transform's layout wins; set it there (e.g. {name}(..., layout={output_layout!r})) and "
+            "leave VideoLoader's output_layout unset (it applies only without a transform)"
+        )
+    return t_layout if isinstance(t_layout, str) else None  # its own: ``layout`` reads NCTHW

@@ -1,4 +1,9 @@
-"""How a batch becomes ready on the caller's CUDA stream, the same way in every worker mode.
+"""Handing batches to the caller: made ahead on a prefetch thread (unless num_workers=0), and ready on the
+caller's CUDA stream, the same way in every worker mode.
+
+The prefetch thread runs a pass's producer at most ``prefetch`` batches ahead. Every wait there has a
+timeout: the producer re-checks ``stop`` while the queue is full, the consumer re-checks that the producer
+is alive while the queue is empty, and closing joins the thread.
 
 Batches are made on a side stream (so their copies and transform overlap the caller's step); an event
 recorded after them is what the caller's current stream waits on when it takes the batch, and every CUDA
@@ -8,14 +13,24 @@ batch while the step still reads it. On the CPU all of this is a no-op."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, Protocol, TypeVar
 
 import torch
 
 from ._batch import ClipBatch
+from ._state import EpochCursor
 
+log = logging.getLogger("vidloader")
 T = TypeVar("T")
+POLL_S = 0.1
+_END = object()
+# What a pass's producer yields: (the epoch position after the batch, the batch, its readiness event).
+Made = tuple[int, ClipBatch, Any]
 
 
 class StreamOps(Protocol):
@@ -72,13 +87,13 @@ class Handoff:
     def __init__(self, streams: StreamOps | None) -> None:
         self.streams = streams
 
-    def make(self, build: Callable[[], T]) -> tuple[T, Any]:
-        """Run ``build`` on the side stream; returns its result and the event that marks it done."""
+    def make(self, build: Callable[..., T], *args: Any) -> tuple[T, Any]:
+        """Run ``build(*args)`` on the side stream; returns its result and the event that marks it done."""
         if self.streams is None:
-            return build(), None
+            return build(*args), None
         side = self.streams.side()
         with self.streams.use(side):
-            out = build()
+            out = build(*args)
             event = self.streams.record_event(side)
         return out, event
 
@@ -92,3 +107,111 @@ class Handoff:
             if t is not None and self.streams.owns(t):
                 self.streams.keep_alive(t, current)
         return batch
+
+
+class Prefetcher:
+    """Iterate ``produced`` on a background thread.
+
+    Args:
+        produced: the producer; it must check ``stop`` in its own waits (the scheduler does).
+        depth: items made ahead of the consumer.
+        stop: set by ``close``; the producer stops at its next check.
+        join_timeout: how long ``close`` waits for the thread (it can only be inside user code, a
+            transform or a DALI call, by then).
+    """
+
+    def __init__(self, produced: Iterator[Any], *, depth: int, stop: threading.Event, join_timeout: float):
+        self._produced = produced
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = stop
+        self._join_timeout = join_timeout
+        self._thread = threading.Thread(target=self._run, name="vidloader-prefetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        # Never block for good: once the caller has gone (stop), nothing will empty the queue.
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for item in self._produced:
+                if not self._put(item):
+                    return
+            self._put(_END)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            self._put(exc)
+        finally:
+            # Closed here, on the thread running it: closing a generator that another thread is
+            # executing raises "ValueError: generator already executing".
+            self._produced.close()  # type: ignore[attr-defined]
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            try:
+                item = self._queue.get(timeout=POLL_S)
+            except queue.Empty:
+                if not self._thread.is_alive() and self._queue.empty():
+                    raise RuntimeError(
+                        "vidloader: the prefetch thread ended without finishing the pass"
+                    ) from None
+                continue
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        """Stop the producer and wait for its thread to end."""
+        self._stop.set()
+        deadline = time.monotonic() + self._join_timeout
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            self._thread.join(timeout=POLL_S)
+        if self._thread.is_alive():
+            log.warning(
+                "vidloader: the prefetch thread is still inside a transform or decode call after %.0fs",
+                self._join_timeout,
+            )
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+
+def deliver(
+    made: Generator[Made, None, None],
+    *,
+    handoff: Handoff,
+    cursor: EpochCursor,
+    stop: threading.Event,
+    prefetch: int,
+    join_timeout: float,
+    prefetchers: set[Prefetcher],
+) -> Generator[ClipBatch, None, None]:
+    """The pass's batches, ready on the caller's stream, each counted in ``cursor`` when the caller takes
+    it; made on a prefetch thread (listed in ``prefetchers`` while it runs) unless ``prefetch`` is 0. However
+    the pass ends, its producer is stopped."""
+    prefetcher = None
+    items: Iterator[Made] = made
+    if prefetch > 0:
+        prefetcher = Prefetcher(made, depth=prefetch, stop=stop, join_timeout=join_timeout)
+        prefetchers.add(prefetcher)
+        items = iter(prefetcher)
+    try:
+        for position, batch, event in items:
+            ready = handoff.ready(batch, event)
+            cursor.delivered(position)
+            yield ready
+    finally:
+        stop.set()
+        if prefetcher is not None:
+            prefetcher.close()
+            prefetchers.discard(prefetcher)
+        else:
+            made.close()

@@ -1,4 +1,6 @@
-"""Loader state: JSON-safe, with the configuration it was made under, checked field by field on load.
+"""Where a loader stands: each epoch's plan for this rank (and its videos shorter than one clip), the cursor
+in the epoch, the counters and the on_error policy, and the state that saves the position (JSON-safe, with the configuration it was made
+under, checked field by field on load).
 
 The world size is recorded beside the configuration, not in it: a state saved at one world size resumes
 at another (an elastic restart), the rest of the epoch dealt to the new ranks (``sampling.resume_plan``).
@@ -10,13 +12,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import ConfigError, StateMismatchError
-from ..sampling import check_stages
+from .._errors import ConfigError, StateMismatchError, VideoError
+from ..dataset import VideoDataset
+from ..sampling import ClipPlan, ClipSpec, SamplingConfig, check_stages, is_short, plan_epoch, resume_plan
+from ._config import LoaderConfig
+
+log = logging.getLogger("vidloader")
 
 STATE_VERSION = 2
+Stages = tuple[tuple[int, int], ...]
 
 
 def dataset_fingerprint(items: list[tuple[str, int, int]]) -> str:
@@ -32,7 +41,7 @@ class ResumePoint:
 
     epoch: int
     batches_yielded: int
-    stages: tuple[tuple[int, int], ...]
+    stages: Stages
 
 
 def make_state(
@@ -42,7 +51,7 @@ def make_state(
     config: dict[str, Any],
     dataset: str,
     world_size: int,
-    stages: tuple[tuple[int, int], ...] = (),
+    stages: Stages = (),
 ) -> dict[str, Any]:
     state = {
         "version": STATE_VERSION,
@@ -147,3 +156,123 @@ class EpochCursor:
         self.next_epoch, self.resume_from = epoch, done
         self.epoch, self.done = epoch, done
         self.in_epoch = False
+
+
+def short_videos(dataset: VideoDataset, cfg: SamplingConfig) -> list[str]:
+    """Paths of the videos shorter than one clip; raises under ``short_video="error"``, logs otherwise.
+
+    Raises:
+        ConfigError: some video is short and ``cfg.short_video == "error"`` (refused at construction, not
+            part-way through an epoch).
+    """
+    paths = [v.path for v in dataset if is_short(v, cfg)]
+    if not paths:
+        return paths
+    listed = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+    if cfg.short_video == "error":
+        raise ConfigError(
+            f"{len(paths)} videos are shorter than one clip of {cfg.frames_per_clip} frames ({listed}) and "
+            "short_video='error'; choose short_video='pad', 'loop' or 'skip', or shorten the clip"
+        )
+    what = {
+        "pad": "repeats their last frame (ClipBatch.frame_mask marks the padding)",
+        "loop": "plays them again from the start",
+        "skip": "gives them no clip",
+    }[cfg.short_video]
+    log.warning(
+        "vidloader: %d videos are shorter than one clip (%s); short_video=%r %s",
+        len(paths),
+        listed,
+        cfg.short_video,
+        what,
+    )
+    return paths
+
+
+class EpochPlans:
+    """The last epoch's plan, kept: the same epoch is asked for again and again, and planning a large
+    dataset is not free."""
+
+    def __init__(self, config: LoaderConfig) -> None:
+        self._config = config
+        self._cache: tuple[tuple[int, tuple], ClipPlan] | None = None
+        # Earlier world-size stages of the epoch a loaded state resumes (elastic restart), by epoch.
+        self._stages: tuple[int, Stages] = (0, ())
+
+    def stages_of(self, epoch: int) -> Stages:
+        """The earlier stages of ``epoch`` when a loaded state resumes it, else none."""
+        return self._stages[1] if self._stages[0] == epoch else ()
+
+    def resume(self, epoch: int, stages: Stages) -> None:
+        """Plan ``epoch`` as the rest of ``stages`` (from a loaded state)."""
+        self._stages = (epoch, stages)
+
+    def plan(self, dataset: VideoDataset, epoch: int) -> ClipPlan:
+        """``epoch``'s clips for this rank."""
+        key = (epoch, self.stages_of(epoch))
+        if self._cache is None or self._cache[0] != key:
+            cfg = self._config
+
+            def plan(rank: int, world_size: int) -> ClipPlan:
+                return plan_epoch(dataset, cfg, seed=cfg.seed, epoch=epoch, rank=rank, world_size=world_size)
+
+            clips = resume_plan(plan, key[1], rank=cfg.rank, world_size=cfg.world_size)
+            self._cache = (key, ClipPlan.from_specs(clips, cfg.frames_per_clip))
+        return self._cache[1]
+
+
+COUNTERS = (
+    "clips",
+    "batches",
+    "fallbacks",
+    "shared_decode_clips",
+    "skipped_clips",
+    "skipped_batches",
+    "clips_without_audio",
+    "abandoned_decodes",
+    "padded_clips",
+    "padded_frames",
+)
+_MAX_FAILURES = 1000  # listed with reasons; the counter keeps counting past it
+
+
+class LoaderStats:
+    """Counters plus the first decode failures with their reasons; one warning per file."""
+
+    def __init__(self, *, on_error: str) -> None:
+        self.on_error = on_error
+        self.counts: Counter[str] = Counter()
+        self.failures: list[dict[str, str]] = []
+        self._warned_failed: set[str] = set()
+        self._warned_fallback: set[str] = set()
+
+    def fail(self, clip: ClipSpec, err: VideoError) -> None:
+        """Apply on_error to a clip that failed: raise ``err`` ("raise") or record it ("skip")."""
+        if self.on_error == "raise":
+            raise err
+        self.counts["skipped_clips"] += 1
+        if err.path not in self._warned_failed:
+            self._warned_failed.add(err.path)
+            log.warning("vidloader: skipping clip of %s: %s", err.path, err.reason)
+        if len(self.failures) < _MAX_FAILURES:
+            self.failures.append(
+                {"path": err.path, "reason": err.reason, "frame_index": str(clip.frame_indices[0])}
+            )
+
+    def fallback(self, path: str, reason: str) -> None:
+        """A clip of ``path`` decodes with PyAV instead of DALI."""
+        self.counts["fallbacks"] += 1
+        if path not in self._warned_fallback:
+            self._warned_fallback.add(path)
+            log.warning("vidloader: %s decodes on the CPU (PyAV) instead of DALI: %s", path, reason)
+
+    def to_json(
+        self, *, backend: str, skipped_files: list[dict[str, Any]], short: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The counters, failures and skipped files as a JSON-safe dict (``short``: the short-video facts)."""
+        out: dict[str, Any] = {"backend": backend}
+        out.update({k: self.counts[k] for k in COUNTERS})
+        out.update(short or {})
+        out["decode_failures"] = list(self.failures)
+        out["skipped_files"] = skipped_files
+        return out

@@ -1,6 +1,7 @@
-"""Where clip decoding runs: threads (PyAV drops the GIL while decoding) or spawned processes (safe beside
+"""Where decode tasks run: threads (PyAV drops the GIL while decoding) or spawned processes (safe beside
 CUDA and DALI, which break forked children). A decode that outlives its batch's deadline is abandoned and
-its worker replaced, so a stuck file never shrinks the pool."""
+its worker replaced, so a stuck file never shrinks the pool; every wait for tasks wakes to check that the
+caller still wants them and that the workers are alive."""
 
 from __future__ import annotations
 
@@ -15,17 +16,21 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from ._config import WORKER_TYPES
-
 log = logging.getLogger("vidloader")
 _names = itertools.count()
+# How often a wait wakes to check that the caller still wants the batch and the workers are alive.
+POLL_S = 0.1
 # A spawned worker imports torch and PyAV before its first decode: seconds, far more on a loaded machine.
 # Deadlines do not run while workers start, up to this long.
 STARTUP_LIMIT_S = 600.0
+
+
+class Stopped(Exception):
+    """The consumer went away (break, exception, close) while a wait for decode tasks ran."""
 
 
 def _warm_up() -> int:
@@ -47,7 +52,6 @@ class ThreadWorkers:
         self._running: dict[Future, threading.Thread] = {}
         self._live: set[threading.Thread] = set()
         self._retired: set[threading.Thread] = set()
-        self._size = num_threads
         for _ in range(num_threads):
             self._spawn()
 
@@ -226,8 +230,7 @@ class ProcessWorkers:
                 if p.is_alive():
                     p.kill()
 
-    def close(self) -> None:
-        self._replace()
+    close = _replace
 
 
 class DecodePool:
@@ -240,8 +243,6 @@ class DecodePool:
     """
 
     def __init__(self, *, num_workers: int, worker_type: str) -> None:
-        if worker_type not in WORKER_TYPES:
-            raise ValueError(f"worker_type={worker_type!r}")
         self.num_workers = num_workers
         self.worker_type = worker_type if num_workers > 0 else "thread"
         self._workers: ThreadWorkers | ProcessWorkers | None = None
@@ -267,15 +268,31 @@ class DecodePool:
         """Whether workers are still starting up (spawned processes); deadlines wait for them."""
         return self._workers is not None and self._workers.starting()
 
+    def wait(self, futures: list[Future], deadline: float, *, timeout: float, stop: threading.Event) -> None:
+        """Until every future is done or ``deadline`` (``time.monotonic()``) passes; a deadline that falls
+        while workers are still starting moves to ``timeout`` seconds after they are up.
+
+        Raises:
+            Stopped: ``stop`` was set (the consumer is gone).
+        """
+        todo = [f for f in futures if not f.done()]
+        while todo:
+            if self.starting():  # the clock starts once the workers are up
+                deadline = max(deadline, time.monotonic() + timeout)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            wait(todo, timeout=min(POLL_S, left), return_when=FIRST_COMPLETED)
+            if stop.is_set():
+                raise Stopped
+            if self._workers is not None:  # a dead thread is replaced; a dead process breaks its calls
+                self._workers.alive()
+            todo = [f for f in todo if not f.done()]
+
     @property
     def _executor(self) -> ProcessPoolExecutor | None:
         # The process pool's executor, for tests that check how its processes start.
-        return self._workers._executor if isinstance(self._workers, ProcessWorkers) else None
-
-    def check_alive(self) -> None:
-        """Replace any worker thread that died; a dead process surfaces as BrokenProcessPool instead."""
-        if self._workers is not None:
-            self._workers.alive()
+        return getattr(self._workers, "_executor", None)
 
     def close(self) -> None:
         if self._workers is not None:
