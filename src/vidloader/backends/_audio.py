@@ -15,7 +15,7 @@ import numpy as np
 from .._errors import ConfigError, DecodeError
 from .._validate import check_bool, check_choice, check_int, check_positive_float
 from ..dataset import VideoInfo, enable_ffmpeg_log
-from ._base import open_input
+from ._open import open_input
 
 AudioFeatures = Literal["waveform", "log_mel"]
 AUDIO_FEATURES: tuple[str, ...] = ("waveform", "log_mel")

@@ -21,10 +21,10 @@ from ._base import (
     DecodeTask,
     ResizeArg,
     group_by_video,
-    open_input,
     output_size,
 )
 from ._frame_sink import FrameSink, output_rows
+from ._open import open_input
 from ._profile import clip_profile
 from ._tasks import decode_group_task, decode_task
 from ._walk import DecodeWalk, next_attempt

@@ -11,7 +11,8 @@ import numpy as np
 
 from .._errors import DecodeError
 from ..dataset import VideoInfo
-from ._base import keyframes_to_try, open_input
+from ._base import keyframes_to_try
+from ._open import open_input
 from ._walk import seek_keyframe
 
 DALI_CPU_CODECS = frozenset({"vp8", "vp9", "mjpeg"})

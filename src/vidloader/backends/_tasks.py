@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -14,9 +14,37 @@ from ..dataset import VideoInfo
 from ._audio import AudioSpan, AudioSpec, clip_span, decode_audio_span
 from ._base import DecodedClip, ResizeArg
 
-if TYPE_CHECKING:
-    from ._dali import DALIBackend
-    from ._pyav import PyAVBackend
+
+class ClipDecoder(Protocol):
+    """What the decode tasks call: a CPU decoder of one clip, or of several clips of one video in one pass."""
+
+    def decode_clip(
+        self,
+        info: VideoInfo,
+        frame_indices: Sequence[int],
+        *,
+        resize: ResizeArg = None,
+        apply_rotation: bool = False,
+        out: np.ndarray | None = None,
+    ) -> DecodedClip: ...
+
+    def decode_clips(
+        self,
+        info: VideoInfo,
+        clips: Sequence[Sequence[int]],
+        *,
+        resize: ResizeArg = None,
+        apply_rotation: bool = False,
+        outs: Sequence[np.ndarray | None] | None = None,
+    ) -> list[DecodedClip]: ...
+
+
+class ClipPreparer(Protocol):
+    """What the prepare task calls: cut a clip's packets for a device decoder."""
+
+    def prepare_clip(
+        self, info: VideoInfo, frame_indices: Sequence[int], *, resize: ResizeArg = None
+    ) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -36,7 +64,7 @@ def with_audio(result: Any, info: VideoInfo, frame_indices: Sequence[int], audio
 
 
 def decode_task(
-    backend: PyAVBackend,
+    backend: ClipDecoder,
     info: VideoInfo,
     frame_indices: Sequence[int],
     resize: ResizeArg,
@@ -50,7 +78,7 @@ def decode_task(
 
 
 def decode_group_task(
-    backend: PyAVBackend,
+    backend: ClipDecoder,
     info: VideoInfo,
     clips: Sequence[Sequence[int]],
     resize: ResizeArg,
@@ -64,7 +92,7 @@ def decode_group_task(
 
 
 def prepare_task(
-    backend: DALIBackend,
+    backend: ClipPreparer,
     info: VideoInfo,
     frame_indices: Sequence[int],
     resize: ResizeArg,
