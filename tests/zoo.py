@@ -69,11 +69,13 @@ def encode(
     time_base: Fraction | None = None,
     rotation: int | None = None,
     audio_lead: float | None = None,
+    audio_codec: str = "aac",
 ) -> None:
     """Encode RGB frames with full control over codec and muxer options.
 
     ``params``: x264/x265 params (scenecut is always off, so keyframes are where the GOP says).
-    ``audio_lead``: add an AAC track starting at 0 and start the video that many seconds later."""
+    ``audio_lead``: add an audio track (``audio_codec``) starting at 0 and start the video that many seconds
+    later."""
     import av
 
     with av.open(str(path), "w", format=fmt, options=container_options or {}) as out:
@@ -102,7 +104,7 @@ def encode(
             vs.set_display_rotation(rotation)
         aus: Any = None
         if audio_lead is not None:
-            aus = out.add_stream("aac", rate=16000)
+            aus = out.add_stream(audio_codec, rate=16000)
             aus.layout = "mono"
         offset = 0
         if audio_lead:
@@ -124,14 +126,19 @@ def encode(
 def _audio(out: Any, stream: Any, seconds: float) -> None:
     import av
 
-    rate, size = 16000, 1024
+    # The encoder's own sample format and frame size: AAC takes planar floats by 1024, MP2 int16 by 1152.
+    rate, size = 16000, stream.codec_context.frame_size or 1024
+    fmt = stream.codec_context.format.name
     t = np.arange(int(seconds * rate)) / rate
-    samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    samples = 0.3 * np.sin(2 * np.pi * 440 * t)
+    dtype = np.int16 if fmt.startswith("s16") else np.float32
+    if dtype is np.int16:
+        samples = samples * 32767
     for pos in range(0, len(samples), size):
-        chunk = np.zeros((1, size), np.float32)
+        chunk = np.zeros((1, size), dtype)
         part = samples[pos : pos + size]
         chunk[0, : len(part)] = part
-        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+        frame = av.AudioFrame.from_ndarray(chunk, format=fmt, layout="mono")
         frame.sample_rate, frame.pts, frame.time_base = rate, pos, Fraction(1, rate)
         for packet in stream.encode(frame):
             out.mux(packet)
@@ -268,6 +275,22 @@ def _cases() -> list[ZooCase]:
         "dvd.mpg",
         "MPEG-2 program stream (.mpg) with B-frames",
         lambda p: encode(p, f(48, 11), codec="mpeg2video", gop=12, bframes=2),
+    )
+    add(
+        "mpg_mpeg1",
+        "vcd.mpg",
+        "MPEG-1 video in an MPEG-1 program stream with MP2 audio: one keyframe then P-frames only (a "
+        "one-frame reorder delay all the same), video pts starting at 0.54 s",
+        lambda p: encode(
+            p,
+            f(60, 31),
+            codec="mpeg1video",
+            fmt="mpeg",
+            gop=1000,
+            bframes=0,
+            audio_lead=0.0,
+            audio_codec="mp2",
+        ),
     )
     add(
         "avi_mpeg4_bframes",

@@ -40,6 +40,7 @@ class DecodeWalk:
         self.skip_nonref = skip_nonref
         self.got: dict[int, np.ndarray] = {}
         self.fed: set[int] = set()  # wanted frames whose packets went to the decoder
+        self.shown: set[int] = set()  # pts of every frame the decoder gave in this attempt
         self.started_at: int | None = None
         self.error = ""
         self.passed_key = False
@@ -159,8 +160,17 @@ class DecodeWalk:
         self.error = f"decoder error at {where}: {reason}"
 
     def _take(self, frame) -> bool:
-        """Keep a wanted frame; True once the last one is in."""
+        """Keep a wanted frame; True once the last one is in, or once the frames' timestamps cannot be
+        trusted."""
         p = frame.pts
+        if p is not None:
+            if p in self.shown:
+                # Frames come out in presentation order, each once: a timestamp given twice means the
+                # decoder pairs frames with the wrong packets' timestamps (a reorder delay it was not told
+                # of), and a frame found "by pts" could be another one. Fail loudly instead.
+                self._fail(p, "the decoder gave two frames this timestamp (frames paired with wrong pts)")
+                return True
+            self.shown.add(p)
         if p in self.wanted_set and p not in self.got:
             if frame.is_corrupt:
                 self._fail(p, "the decoder flagged the frame corrupt")
