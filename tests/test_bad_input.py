@@ -1,6 +1,7 @@
 """Bad input under both policies. on_error="raise": a vidloader exception whose message names the file and
 the reason. on_error="skip": the file (or clip) is left out, listed with its reason in ds.skipped /
-loader.stats, and one warning is logged per file. Nothing hangs: every loader here runs under a short
+loader.stats, and one warning is logged per file; a damaged file (cut off, or found by ``verify``) is kept
+with the frames that decode and named in ds.damaged / loader.stats. Nothing hangs: every loader here runs under a short
 decode_timeout, and one test proves that timeout fires."""
 
 from __future__ import annotations
@@ -166,9 +167,20 @@ def test_truncated_file_indexes_the_frames_that_decode(
     n = info.num_frames
     got = PyAVBackend().decode_clip(info, list(range(n))).frames
     assert np.array_equal(got, PyAVBackend().decode_clip(whole, list(range(n))).frames)
-    ds = vl.VideoDataset.from_paths([bad], on_error="raise")
+    # A damaged file is an error under on_error="raise", naming the file, how much decodes and the damage;
+    # under "skip" its frames that decode are served, and it is named in ds.damaged and loader.stats.
+    with pytest.raises(vl.ProbeError) as err:
+        vl.VideoDataset.from_paths([bad], on_error="raise")
+    assert err.value.path == str(bad) and f"{n} of " in err.value.reason
+    assert PARTIAL_FILES[name] in err.value.reason
+    ds = vl.VideoDataset.from_paths([bad], on_error="skip")
+    assert [d.path for d in ds.damaged] == [str(bad)] and ds.damaged[0].frames_decoded == n
     loader = vl.VideoLoader(ds, batch_size=2, frames_per_clip=4, sampling="sliding", decode_timeout=60)
     assert sum(len(b) for b in loader) == len(loader.clip_plan(0)) and loader.stats["skipped_clips"] == 0
+    (named,) = loader.stats["damaged_files"]
+    assert (
+        named["path"] == str(bad) and named["frames_decoded"] == n and PARTIAL_FILES[name] in named["damage"]
+    )
 
 
 def test_folder_with_every_bad_file(
@@ -248,6 +260,38 @@ def test_corrupt_mid_file_probes_but_fails_decode(files: dict[str, Path]) -> Non
 
 
 LOADER_KW = dict(batch_size=2, frames_per_clip=6, sampling="sliding", shuffle=False, decode_timeout=30)
+
+
+def test_verify_finds_the_damage_at_indexing(
+    files: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = files["corrupt_mid.mp4"]
+    paths = [files["good.mp4"], bad]
+    with pytest.raises(vl.ProbeError) as err:
+        vl.VideoDataset.from_paths(paths, verify=True, use_cache=False)
+    assert (
+        err.value.path == str(bad)
+        and "damaged: " in err.value.reason
+        and " of 60 frames decode" in err.value.reason
+    )
+    with caplog.at_level(logging.WARNING, logger="vidloader"):
+        ds = vl.VideoDataset.from_paths(paths, verify=True, on_error="skip", use_cache=False)
+    (damaged,) = ds.damaged
+    assert damaged.path == str(bad) and 20 <= damaged.frames_decoded < 60 == damaged.frames_in_container
+    assert ds[1].num_frames == 60, "every listed frame stays indexed"
+    assert any("damaged file(s) kept" in r.getMessage() for r in warnings_about(caplog, bad))
+    loader = vl.VideoLoader(ds, num_workers=0, on_error="skip", **LOADER_KW)
+    plan = loader.clip_plan(0)
+    failing = failing_clips(ds[1], [c for c in plan if c.video_index == 1])
+    delivered = {
+        (v, c) for b in loader for v, c in zip(b.video_index.tolist(), b.clip_index.tolist(), strict=True)
+    }
+    # Its frames that decode are served; clips over the damage fail at decode time, as without verify.
+    assert delivered == {(c.video_index, c.clip_index) for c in plan} - failing and failing
+    stats = loader.stats
+    assert [d["path"] for d in stats["damaged_files"]] == [str(bad)]
+    assert stats["damaged_files"][0]["frames_decoded"] == damaged.frames_decoded
+    assert stats["skipped_clips"] == len(failing)
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])

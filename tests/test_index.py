@@ -1,6 +1,8 @@
 """The portable index: Parquet round trip (segments included), paths that travel with the data, another
 process opening it without probing, files changed since indexing reported (or an error with strict), schema
-versions, incremental re-indexing, the process and Ray probe engines, the CLI, and a loader on an index."""
+versions (an index of version 1 still opens), incremental re-indexing, the process and Ray probe engines,
+damage recorded and reported on every run, the CLI (``--verify``, ``--full``, ``--strict``), and a loader on
+an index."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from media import (
 from vidloader.cli import main
 from vidloader.dataset import INDEX_VERSION, IndexRows, textured_frames, write_video
 from vidloader.dataset._location import resolve
+from zoo import Zoo, zoo_fixture  # noqa: F401  (fixture `zoo`)
 
 LENGTHS = [14, 18, 23, 16]
 
@@ -104,7 +107,7 @@ def test_moved_dataset_opens_in_another_process_without_probing(folder: Path, tm
     assert out[4] == LENGTHS[1]
 
 
-def test_changed_files_are_reported_not_used(folder: Path) -> None:
+def test_changed_files_are_reported_not_used(folder: Path, capsys) -> None:
     ds = vl.VideoDataset.from_folder(folder, on_error="skip", progress=False)
     index = ds.to_index(folder / "vidloader-index.parquet")
     with (folder / "cat" / "v3.mp4").open("ab") as f:
@@ -117,7 +120,12 @@ def test_changed_files_are_reported_not_used(folder: Path) -> None:
     with pytest.raises(vl.ConfigError, match=r"does not match 2 of its 4 files"):
         vl.VideoDataset.from_index(index, strict=True)
     assert len(vl.VideoDataset.from_index(index, check_files="none")) == 4
-    assert main(["index", "--index", str(index), "--strict"]) == 2
+    # --strict exits 1 on files changed since indexing, as on unreadable ones (its --help says so); they
+    # are listed with the reason.
+    assert main(["index", "--index", str(index), "--strict"]) == 1
+    out = capsys.readouterr().out
+    assert "unreadable:  3" in out and "v3.mp4: changed since indexed (size" in out
+    assert main(["index", "--index", str(index)]) == 0
 
 
 def test_not_an_index_and_other_versions_are_errors(folder: Path, tmp_path: Path) -> None:
@@ -133,7 +141,7 @@ def test_not_an_index_and_other_versions_are_errors(folder: Path, tmp_path: Path
     meta["version"] = INDEX_VERSION + 1
     future = tmp_path / "future.parquet"
     pq.write_table(table.replace_schema_metadata({b"vidloader.index": json.dumps(meta).encode()}), future)
-    with pytest.raises(vl.ConfigError, match=r"index schema version 2 is not supported"):
+    with pytest.raises(vl.ConfigError, match=rf"index schema version {INDEX_VERSION + 1} is not supported"):
         vl.VideoDataset.from_index(future)
     with pytest.raises(vl.ConfigError, match=r"must end in '\.parquet'"):
         ds.to_index(tmp_path / "i.arrow")
@@ -269,3 +277,107 @@ def test_bulk_paths_resolve_like_one_path(base: str) -> None:
     assert kept.paths() == [resolve(base, p) for i, p in enumerate(stored) if i not in (0, 5)]
     local = [p for p in stored if ":" not in p]  # no URL or drive path among them: the cheaper test of /
     assert IndexRows(pa.table({"path": local}), base_dir=base).paths() == [resolve(base, p) for p in local]
+
+
+# ---- damage -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def damaged_folder(zoo: Zoo, tmp_path: Path) -> Path:
+    """One healthy file, one cut off (the probe sees it), one whose damage only a decoder sees."""
+    root = tmp_path / "damaged" / "cls"
+    root.mkdir(parents=True)
+    for name in ("mp4_faststart", "truncated_faststart", "corrupt_gop"):
+        shutil.copy(zoo.path(name), root / zoo.path(name).name)
+    return root.parent
+
+
+@pytest.fixture
+def probed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the files probed (not found in the probe cache or an earlier index)."""
+    import vidloader.dataset._probe_many as probing
+
+    names: list[str] = []
+    real = probing.probe_video
+
+    def counting(path, **kw):
+        names.append(Path(path).name)
+        return real(path, **kw)
+
+    monkeypatch.setattr(probing, "probe_video", counting)
+    return names
+
+
+def test_damage_survives_the_index_and_reaches_the_loader(damaged_folder: Path, tmp_path: Path) -> None:
+    ds = vl.VideoDataset.from_folder(damaged_folder, on_error="skip", verify=True, progress=False)
+    assert sorted(Path(d.path).name for d in ds.damaged) == ["corrupt_gop.mp4", "truncated_faststart.mp4"]
+    index = ds.to_index(tmp_path / "d.parquet")
+    table = pq.read_table(index)
+    assert table.column("frames_in_container").to_pylist() == [72, 60, 60]
+    assert [bool(d) for d in table.column("damage").to_pylist()] == [True, False, True]
+    opened = vl.VideoDataset.from_index(index)
+    assert opened.damaged == ds.damaged and list(opened) == list(ds)
+    loader = vl.VideoLoader(opened, batch_size=2, frames_per_clip=4, num_workers=0, on_error="skip")
+    list(loader)
+    named = {Path(d["path"]).name: d for d in loader.stats["damaged_files"]}
+    assert named.keys() == {"corrupt_gop.mp4", "truncated_faststart.mp4"}
+    assert named["corrupt_gop.mp4"]["frames_in_container"] == 72
+    assert named["corrupt_gop.mp4"]["reason"].startswith(
+        f"{named['corrupt_gop.mp4']['frames_decoded']} of 72"
+    )
+
+
+def _as_version_1(index: Path, dst: Path) -> Path:
+    """The index as vidloader wrote it before the damage columns: without them, and version 1."""
+    table = pq.read_table(index).drop_columns(["frames_in_container", "frames_decoded", "damage"])
+    meta = json.loads(table.schema.metadata[b"vidloader.index"])
+    meta["version"] = 1
+    pq.write_table(table.replace_schema_metadata({b"vidloader.index": json.dumps(meta).encode()}), dst)
+    return dst
+
+
+def test_an_index_of_version_1_opens_and_is_not_reused(
+    damaged_folder: Path, tmp_path: Path, probed: list[str]
+) -> None:
+    ds = vl.VideoDataset.from_folder(damaged_folder, on_error="skip", verify=True, progress=False)
+    old = _as_version_1(ds.to_index(damaged_folder / "new.parquet"), damaged_folder / "old.parquet")
+    opened = vl.VideoDataset.from_index(old, cache_dir=tmp_path / "map")
+    # Nothing is known of damage in a version 1 row: read as such, not as an error.
+    assert [(v.frames_in_container, v.frames_decoded, v.damage) for v in opened] == [(0, -1, "")] * 3
+    assert [v.frame_pts for v in opened] == [v.frame_pts for v in ds] and opened.damaged == ()
+    probed.clear()
+    again = vl.VideoDataset.from_folder(
+        damaged_folder, on_error="skip", reuse_index=old, use_cache=False, progress=False
+    )
+    assert len(probed) == 3, "rows without damage records are probed again"
+    assert [Path(d.path).name for d in again.damaged] == ["truncated_faststart.mp4"]
+
+
+def test_cli_verify_strict_and_full(damaged_folder: Path, probed: list[str], capsys) -> None:
+    index = damaged_folder / "vidloader-index.parquet"
+    assert main(["index", str(damaged_folder), "--verify", "--strict"]) == 1
+    out, err = capsys.readouterr()
+    assert "damaged:     2" in out and "corrupt_gop.mp4: " in out and " of 72 frames decode (FFmpeg: " in out
+    assert "truncated_faststart.mp4: 29 of 60 frames decode (FFmpeg: Packet corrupt" in out
+    assert "verified:    3 of 3 videos decoded whole" in out and "2 damaged files" in err
+    assert len(probed) == 3
+    # A later run reads the index and the cache: the damage is still reported, and --strict still fails.
+    assert main(["index", str(damaged_folder), "--strict"]) == 1
+    assert "damaged:     2" in capsys.readouterr().out and len(probed) == 3
+    assert main(["index", "--index", str(index), "--strict"]) == 1
+    assert "damaged:     2" in capsys.readouterr().out
+    assert main(["index", str(damaged_folder)]) == 0
+    # --full reads neither the index nor the probe cache: every file is probed again (without --verify,
+    # only the damage the container shows is found).
+    assert main(["index", str(damaged_folder), "--full"]) == 0
+    out = capsys.readouterr().out
+    assert len(probed) == 6 and "damaged:     1" in out and "verified:    1 of 3" in out
+
+
+def test_cli_help_says_what_strict_does() -> None:
+    from vidloader.cli import build_parser
+
+    sub = build_parser()._subparsers._group_actions[0].choices["index"]  # type: ignore[union-attr]
+    text = " ".join(sub.format_help().split())
+    assert "exit with status 1 when any file is unreadable or damaged" in text
+    assert "with --index: or changed since indexing" in text and "--verify" in text

@@ -1,5 +1,6 @@
-"""Probing: every fact in VideoInfo checked against a full sequential PyAV decode; stream choice; the probe
-cache (hit, miss on change, lives outside the data folder, degrades when unusable)."""
+"""Probing: every fact in VideoInfo checked against a full sequential PyAV decode; stream choice; damage
+found by the probe or by ``verify``, and recorded; the probe cache (hit, miss on change, lives outside the
+data folder, degrades when unusable, keeps damage, refresh, verified results)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import os
 import shutil
 import stat
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from media import (
     shared_media,
 )
 from vidloader.dataset import ProbeCache, default_cache_dir, textured_frames, write_video
+from zoo import Zoo, zoo_fixture  # noqa: F401  (fixture `zoo`)
 
 
 @pytest.mark.parametrize("name", [*CODEC_MEDIA, "short"])
@@ -137,6 +140,8 @@ def test_from_folder_labels_classes_and_extensions(media: MediaLibrary, tmp_path
         (dict(num_workers=-1), "num_workers must be >= 0, got -1"),
         (dict(video_stream=True), "video_stream must be an int, got True"),
         (dict(engine="spark"), "engine='spark' is not allowed"),
+        (dict(verify="yes"), "verify must be True or False, got 'yes'"),
+        (dict(refresh=1), "refresh must be True or False, got 1"),
     ],
 )
 def test_every_constructor_checks_the_probe_options(
@@ -270,3 +275,79 @@ def test_default_cache_dir_follows_env(
 def test_probe_rejects_a_directory(tmp_path: Path) -> None:
     with pytest.raises(vl.ProbeError, match="is a directory"):
         vl.probe_video(tmp_path)
+
+
+# ---- damage -------------------------------------------------------------------------------------------
+
+
+def test_verify_finds_damage_only_the_decoder_sees(zoo: Zoo) -> None:
+    path = zoo.path("corrupt_gop")
+    plain = vl.probe_video(path)
+    assert not plain.damaged and not plain.verified and plain.frames_in_container == plain.num_frames == 72
+    checked = vl.probe_video(path, verify=True)
+    # Every listed frame stays indexed (clips over the damage fail at decode time); the record says how many
+    # decode: the GOP of the overwritten keyframe (24) and the leading frames of the next keyframe do not.
+    assert checked.frame_pts == plain.frame_pts and checked.keyframe_pts == plain.keyframe_pts
+    assert checked.damaged and checked.verified and checked.damage
+    assert 24 <= checked.frames_decoded < 72 - 20 and checked.frames_in_container == 72
+    healthy = vl.probe_video(zoo.path("mp4_bpyramid"), verify=True)
+    assert healthy.verified and not healthy.damaged and healthy.damage == ""
+    assert healthy.frames_decoded == healthy.frames_in_container == healthy.num_frames == 72
+    # A verified probe differs from a plain one only in what the full decode adds.
+    assert replace(healthy, frames_decoded=-1) == vl.probe_video(zoo.path("mp4_bpyramid"))
+
+
+def test_truncated_file_is_recorded_damaged(zoo: Zoo) -> None:
+    info = vl.probe_video(zoo.path("truncated_faststart"))
+    # The MP4's index (at the front) lists the 60 frames the file had; fewer are left, fewer decode.
+    assert info.damaged and "Packet corrupt" in info.damage
+    assert info.frames_decoded == info.num_frames < 60 == info.frames_in_container
+    assert vl.VideoInfo.from_json(json.loads(json.dumps(info.to_json()))) == info
+
+
+def test_damage_is_reported_on_every_run_not_only_the_first(
+    zoo: Zoo, tmp_path: Path, probe_calls: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    paths = [zoo.path("truncated_mkv"), zoo.path("mkv_cues")]
+    cache = tmp_path / "cache"
+    for run in range(2):
+        caplog.clear()
+        ds = vl.VideoDataset.from_paths(paths, on_error="skip", cache_dir=cache)
+        assert len(probe_calls) == 2, "the second run reads the probe cache"
+        assert [d.path for d in ds.damaged] == [str(paths[0])], run
+        assert ds.damaged[0].damage == "File ended prematurely" and ds.summary()["damaged"][0]["path"]
+        named = [r for r in caplog.records if "damaged file(s) kept" in r.getMessage()]
+        assert len(named) == 1 and str(paths[0]) in named[0].getMessage(), run
+        with pytest.raises(
+            vl.ProbeError, match=r"truncated\.mkv: damaged: 32 of 32 frames decode \(FFmpeg: File"
+        ):
+            vl.VideoDataset.from_paths(paths, cache_dir=cache)
+
+
+def test_verify_reuses_only_verified_results(zoo: Zoo, tmp_path: Path, probe_calls: list[str]) -> None:
+    paths = [zoo.path("corrupt_gop"), zoo.path("mp4_faststart")]
+    cache = tmp_path / "cache"
+    plain = vl.VideoDataset.from_paths(paths, cache_dir=cache)
+    assert plain.damaged == () and len(probe_calls) == 2
+    checked = vl.VideoDataset.from_paths(paths, cache_dir=cache, verify=True, on_error="skip")
+    assert len(probe_calls) == 4, "results that were not verified are probed again"
+    assert [d.path for d in checked.damaged] == [str(paths[0])]
+    # Verified results serve a later plain run too: the damage found stays known.
+    again = vl.VideoDataset.from_paths(paths, cache_dir=cache, on_error="skip")
+    assert len(probe_calls) == 4 and again.damaged == checked.damaged
+    vl.VideoDataset.from_paths(paths, cache_dir=cache, verify=True, on_error="skip")
+    assert len(probe_calls) == 4
+    # refresh probes every file again, reading nothing cached, and caches what it finds.
+    vl.VideoDataset.from_paths(paths, cache_dir=cache, refresh=True)
+    assert len(probe_calls) == 6
+    assert vl.VideoDataset.from_paths(paths, cache_dir=cache).damaged == ()
+    assert len(probe_calls) == 6
+
+
+def test_process_engine_verifies_like_threads(zoo: Zoo) -> None:
+    paths = [zoo.path("corrupt_gop"), zoo.path("mpg_mpeg1")]
+    kw = dict(on_error="skip", use_cache=False, verify=True)
+    threads = vl.VideoDataset.from_paths(paths, **kw)  # type: ignore[arg-type]
+    procs = vl.VideoDataset.from_paths(paths, engine="process", num_workers=2, **kw)  # type: ignore[arg-type]
+    assert list(procs) == list(threads) and [v.verified for v in procs] == [True, True]
+    assert [d.path for d in procs.damaged] == [str(paths[0])]

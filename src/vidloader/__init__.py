@@ -12,7 +12,7 @@ from ._errors import (
     VidloaderError,
 )
 from .backends import AudioSpec, DecodedClip, PyAVBackend
-from .dataset import SkippedFile, VideoDataset, VideoInfo, make_demo_dataset, probe_video
+from .dataset import DamagedFile, SkippedFile, VideoDataset, VideoInfo, make_demo_dataset, probe_video
 from .loader import ClipBatch, LoaderConfig, VideoLoader
 from .sampling import ClipSpec, SamplingConfig, plan_epoch
 
@@ -24,6 +24,7 @@ __all__ = [
     "ClipBatch",
     "ClipSpec",
     "ConfigError",
+    "DamagedFile",
     "DecodeError",
     "DecodedClip",
     "LoaderConfig",

@@ -1,5 +1,5 @@
-"""`vidloader index`: what a dataset holds (sizes, aspect ratios, frame rates, VFR, audio), and which files
-cannot be used and why."""
+"""`vidloader index`: what a dataset holds (sizes, aspect ratios, frame rates, VFR, audio), which files
+cannot be used and why, and which are damaged (how many of their frames decode, FFmpeg's first error)."""
 
 from __future__ import annotations
 
@@ -52,10 +52,19 @@ def mixed_summary(ds: VideoDataset) -> dict[str, Any]:
     }
 
 
+def _trouble(ds: VideoDataset) -> list[str]:
+    """The summary's lines on unusable and damaged files, and how many files were decoded whole."""
+    lines = [f"unreadable:  {len(ds.skipped)}", *(f"  {f.path}: {f.reason}" for f in ds.skipped)]
+    lines += [f"damaged:     {len(ds.damaged)}", *(f"  {d.path}: {d.reason}" for d in ds.damaged)]
+    verified = sum(n >= 0 for n in ds.column("frames_decoded"))
+    lines.append(
+        f"verified:    {verified} of {len(ds)} videos decoded whole"
+        + ("" if verified == len(ds) else " (--verify decodes every frame, to find damage only decoders see)")
+    )
+    return lines
+
+
 def format_summary(ds: VideoDataset) -> str:
-    if not len(ds):
-        lines = ["videos:      0", f"unreadable:  {len(ds.skipped)}"]
-        return "\n".join(lines + [f"  {f.path}: {f.reason}" for f in ds.skipped])
     s = ds.summary()
     m = mixed_summary(ds)
     d = s["duration_s"]
@@ -70,10 +79,8 @@ def format_summary(ds: VideoDataset) -> str:
         f"frames:      min {m['frames_range'][0]}, max {m['frames_range'][1]}",
         f"audio:       {m['with_audio']} with audio, {s['videos'] - m['with_audio']} without",
         f"duration:    min {d['min']:.2f}s, max {d['max']:.2f}s, total {d['total']:.1f}s ({d['total'] / 3600:.2f}h)",
-        f"unreadable:  {len(s['skipped'])}",
     ]
-    lines += [f"  {f['path']}: {f['reason']}" for f in s["skipped"]]
-    return "\n".join(lines)
+    return "\n".join(lines + _trouble(ds))
 
 
 def default_index_path(args: argparse.Namespace) -> Path:
@@ -91,11 +98,12 @@ def default_index_path(args: argparse.Namespace) -> Path:
 
 
 def run_index(args: argparse.Namespace) -> tuple[VideoDataset, Path | None]:
-    """Open ``--index`` (checking it against the files), or probe the dataset (only files that are new or
-    changed since the index at the output path) and write the index. Returns the dataset and the path
-    written (None when nothing was written)."""
+    """Open ``--index`` (checking it against the files: changed ones are listed as unreadable), or probe
+    the dataset (only files that are new or changed since the index at the output path and the probe
+    cache, unless ``--full``) and write the index. Returns the dataset and the path written (None when
+    nothing was written)."""
     if getattr(args, "index", None):
-        ds = VideoDataset.from_index(args.index, strict=args.strict, check_files=args.check_files)
+        ds = VideoDataset.from_index(args.index, check_files=args.check_files)
         return ds, None
     out = Path(args.out) if args.out else default_index_path(args)
     probe = dict(
@@ -104,6 +112,8 @@ def run_index(args: argparse.Namespace) -> tuple[VideoDataset, Path | None]:
         address=args.address,
         num_workers=args.workers,
         reuse_index=None if args.full else out,
+        refresh=args.full,
+        verify=args.verify,
     )
     if args.manifest:
         ds = VideoDataset.from_manifest(args.manifest, **probe)
@@ -119,14 +129,26 @@ def add_index_args(p: argparse.ArgumentParser) -> None:
     """The options of `vidloader index` that write and check index files."""
     p.add_argument("--out", help=f"index file to write (default: DIR/{DEFAULT_INDEX_NAME})")
     p.add_argument("--no-write", action="store_true", help="only summarise; write no index")
-    p.add_argument("--full", action="store_true", help="probe every file again (default: only new/changed)")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="probe every file again, reading neither the index nor the probe cache (default: only new or "
+        "changed files)",
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="decode every frame of every file (in parallel) and record in the index how many decode and "
+        "FFmpeg's first error: finds damage that only decoders see",
+    )
     p.add_argument("--engine", choices=list(ENGINES), default="thread", help="how files are probed")
     p.add_argument("--address", help="Ray cluster address for --engine ray (default: a local Ray)")
     p.add_argument("--workers", type=int, help="probe threads or processes")
     p.add_argument(
         "--strict",
         action="store_true",
-        help="exit with status 1 when any file is unreadable; with --index: fail if files changed since",
+        help="exit with status 1 when any file is unreadable or damaged, also when that was found on an "
+        "earlier run (the probe cache and the index keep it); with --index: or changed since indexing",
     )
     p.add_argument(
         "--check-files", choices=list(CHECK_FILES), default="all", help="with --index: what to compare"

@@ -47,8 +47,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     print(format_summary(ds))
     if written is not None:
         print(f"index:       {written}")
-    if args.strict and ds.skipped:
-        print(f"--strict: {len(ds.skipped)} unreadable files", file=sys.stderr)
+    if args.strict and (ds.skipped or ds.damaged):
+        print(f"--strict: {len(ds.skipped)} unreadable, {len(ds.damaged)} damaged files", file=sys.stderr)
         return 1
     return 0
 

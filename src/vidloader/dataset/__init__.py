@@ -1,6 +1,7 @@
 """Indexing: VideoInfo, probing, manifests, the probe cache, and synthetic media."""
 
 from ._building import SkippedFile
+from ._damaged import DamagedFile
 from ._dataset import VideoDataset
 from ._ffmpeg_log import enable_ffmpeg_log, ffmpeg_errors, forward_ffmpeg_log
 from ._files import RangeFile, clear_store_cache, open_source, read_bytes, register_tar_members, source_size
@@ -26,6 +27,7 @@ __all__ = [
     "ENGINES",
     "INDEX_VERSION",
     "VIDEO_EXTENSIONS",
+    "DamagedFile",
     "IndexRows",
     "ManifestRow",
     "ProbeCache",

@@ -13,8 +13,10 @@ from typing import Any, Literal
 from .._errors import ConfigError, ProbeError
 from .._redact import redact
 from .._validate import check_choice
+from ._damaged import DamagedFile, damaged_files, warn_damaged
 from ._index_reader import check_rows, index_base, read_index_table
 from ._index_rows import IndexRows
+from ._index_schema import INDEX_VERSION
 from ._info import VideoInfo, whole_stream
 from ._probe_many import ProbeOptions, probe_many
 
@@ -49,11 +51,16 @@ def build_videos(
 ) -> tuple[list[VideoInfo], list[SkippedFile]]:
     """The usable videos of ``paths`` (labelled, cut to their segments) and the files left out.
 
+    A damaged file (``VideoInfo.damaged``: its container, or with ``verify`` its decoder, reported damage)
+    is an error under ``on_error="raise"``; under "skip" it is kept with the frames that decode, and one
+    warning names the damaged files.
+
     Args:
         paths: the files.
         labels: one integer label per file.
         segments: (start, end) seconds per file, None for the whole file.
-        on_error: "raise" the first ProbeError/ConfigError, or "skip" the file and list it.
+        on_error: "raise" the first ProbeError/ConfigError (a damaged file's included), or "skip": leave
+            unusable files out and list them, keep damaged ones.
         probe: ``probe_many`` options.
         reuse_index: an earlier index whose rows are kept for files unchanged since.
         known: per file, a VideoInfo a manifest already carried (or the error it raised), or None to probe.
@@ -77,6 +84,10 @@ def build_videos(
         try:
             if not isinstance(res, VideoInfo):
                 raise res or ConfigError(f"{redact(p)}: neither probed nor known")
+            if res.damaged and on_error == "raise":
+                raise ProbeError(
+                    p, f"damaged: {DamagedFile.of(res).reason}; on_error='skip' keeps the frames that decode"
+                )
             if res.start is not None or res.end is not None:
                 videos.append(replace(res, label=label))  # a known segment, as probed and cut
             else:
@@ -88,6 +99,7 @@ def build_videos(
             # A signed URL's signature stays out of logs and skip reports.
             log.warning("vidloader: skipping %s: %s", redact(p), redact(reason))
             skipped.append(SkippedFile(redact(p), redact(reason)))
+    warn_damaged(damaged_files(videos))
     return videos, skipped
 
 
@@ -104,7 +116,9 @@ def _reusable(reuse_index: str | Path | None, probe: ProbeOptions) -> dict[str, 
 
 def _still_valid(path: str | Path, video_stream: int | None, cache_dir: Any) -> dict[str, VideoInfo]:
     """absolute path -> whole-stream VideoInfo of the rows of an earlier index whose file is unchanged."""
-    table, _, _ = read_index_table(path, cache_dir=cache_dir)
+    table, meta, _ = read_index_table(path, cache_dir=cache_dir)
+    if meta.version < INDEX_VERSION:
+        raise ConfigError(f"written by an older vidloader (index version {meta.version}, no damage records)")
     rows = IndexRows(table, base_dir=index_base(path))
     bad = {i for i, _ in check_rows(rows, "all")}
     streams = rows.values("video_stream")

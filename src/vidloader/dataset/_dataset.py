@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any, Unpack
 
 from .._errors import ConfigError
 from ._building import OnError, SkippedFile, build_videos
+from ._damaged import DamagedFile, damaged_files, warn_damaged
 from ._folder import VIDEO_EXTENSIONS, folder_videos
 from ._index_reader import CheckFiles, open_index
 from ._index_rows import IndexRows
@@ -19,7 +21,8 @@ from ._probe_many import ProbeOptions
 
 
 class VideoDataset(Sequence[VideoInfo]):
-    """Indexed videos with integer labels. ``ds[i]`` is a VideoInfo; ``ds.skipped`` lists unusable files.
+    """Indexed videos with integer labels. ``ds[i]`` is a VideoInfo; ``ds.skipped`` lists unusable files,
+    ``ds.damaged`` the damaged files kept with the frames that decode.
 
     Built by probing (``from_folder``, ``from_manifest``, ``from_paths``) the videos are held as VideoInfo
     objects; opened from an index file (``from_index``) they stay rows of a memory-mapped table and ``ds[i]``
@@ -75,6 +78,15 @@ class VideoDataset(Sequence[VideoInfo]):
         """``(path, label)`` per video, as torchvision's ``DatasetFolder`` / ``Kinetics`` name it."""
         return list(zip(self.column("path"), self.column("label"), strict=True))
 
+    @functools.cached_property
+    def damaged(self) -> tuple[DamagedFile, ...]:
+        """The files indexing found damaged (cut off, or with ``verify`` frames that do not decode), kept
+        with the frames that decode: each with how many frames decode and FFmpeg's first error."""
+        rows = self.rows
+        if rows is None:
+            return damaged_files(self._videos)
+        return damaged_files(rows[i] for i in rows.where_set("damage"))
+
     @property
     def rows(self) -> IndexRows | None:
         """The memory-mapped index rows behind this dataset, or None when it was built by probing."""
@@ -126,6 +138,7 @@ class VideoDataset(Sequence[VideoInfo]):
             "fps": dict(Counter(round(f, 3) for f in self.column("fps"))),
             "duration_s": {"min": min(durations), "max": max(durations), "total": sum(durations)},
             "skipped": [s.to_json() for s in self.skipped],
+            "damaged": [d.to_json() for d in self.damaged],
         }
 
     def to_index(self, path: str | Path, *, video_stream: int | None = None) -> Path:
@@ -173,7 +186,8 @@ class VideoDataset(Sequence[VideoInfo]):
             cache_dir: where the memory-mapped Arrow copy lives (default: the probe cache folder).
 
         Returns:
-            The dataset; files that changed since indexing are in ``skipped``, not used.
+            The dataset; files that changed since indexing are in ``skipped``, not used; files indexed as
+            damaged are in ``damaged`` (and one warning names them).
 
         Raises:
             ConfigError: the index is missing, unreadable, of another schema version, or (with
@@ -181,7 +195,9 @@ class VideoDataset(Sequence[VideoInfo]):
         """
         rows, meta, left_out = open_index(path, check_files=check_files, strict=strict, cache_dir=cache_dir)
         skipped = [SkippedFile(p, reason) for p, reason in left_out]
-        return cls(videos=rows, classes=meta.classes, skipped=skipped, root=meta.root or str(path))
+        ds = cls(videos=rows, classes=meta.classes, skipped=skipped, root=meta.root or str(path))
+        warn_damaged(ds.damaged)
+        return ds
 
     @classmethod
     def from_folder(
@@ -197,7 +213,9 @@ class VideoDataset(Sequence[VideoInfo]):
 
         Args:
             root: the dataset folder.
-            on_error: "raise" the first unusable file's error, or "skip" the file (listed in ``skipped``).
+            on_error: "raise" the first unusable or damaged file's error, or "skip": leave unusable files out
+                (listed in ``skipped``) and keep damaged ones with the frames that decode (listed in
+                ``damaged``).
             extensions: the file name endings that are videos.
             reuse_index: an earlier index whose rows are reused for files unchanged since (size and mtime),
                 so only new or changed files are probed.
@@ -209,7 +227,7 @@ class VideoDataset(Sequence[VideoInfo]):
 
         Raises:
             ConfigError: no such folder, no class folder or video in it, or a bad option.
-            ProbeError: a file cannot be used and ``on_error="raise"``.
+            ProbeError: a file cannot be used, or is damaged, and ``on_error="raise"``.
         """
         root = Path(root)
         classes, paths, labels = folder_videos(root, extensions)
@@ -240,7 +258,7 @@ class VideoDataset(Sequence[VideoInfo]):
 
         Raises:
             ConfigError: the manifest is missing or malformed, or a bad option.
-            ProbeError: a file cannot be used and ``on_error="raise"``.
+            ProbeError: a file cannot be used, or is damaged, and ``on_error="raise"``.
         """
         rows = read_manifest(path)
         labels, classes = labels_to_ints([r.label for r in rows])
@@ -277,7 +295,7 @@ class VideoDataset(Sequence[VideoInfo]):
 
         Raises:
             ConfigError: as many labels as paths are not given, or a bad option.
-            ProbeError: a file cannot be used and ``on_error="raise"``.
+            ProbeError: a file cannot be used, or is damaged, and ``on_error="raise"``.
         """
         labels = list(labels) if labels is not None else [0] * len(paths)
         if len(labels) != len(paths):

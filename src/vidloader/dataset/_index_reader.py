@@ -13,7 +13,14 @@ from typing import Any, Literal
 from .._errors import ConfigError
 from .._validate import check_bool, check_choice
 from ._index_rows import IndexRows
-from ._index_schema import INDEX_VERSION, INFO_COLUMNS, IndexMeta, pyarrow_module
+from ._index_schema import (
+    ADDED_COLUMNS,
+    INDEX_VERSION,
+    INFO_COLUMNS,
+    IndexMeta,
+    pyarrow_module,
+    with_added_columns,
+)
 from ._location import folder_of, is_remote
 from ._probe_cache import default_cache_dir
 
@@ -49,13 +56,15 @@ def _source(path: str) -> tuple[Callable[[], Any], str]:
 
 
 def _convert(pa: Any, pf: Any, dst: Path) -> None:
-    """Parquet -> uncompressed Arrow IPC, one row group at a time (memory stays one row group)."""
+    """Parquet -> uncompressed Arrow IPC, one row group at a time (memory stays one row group); an index of
+    an older version gains the columns added since, so every copy has them all."""
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     dst.parent.mkdir(parents=True, exist_ok=True)
+    schema = with_added_columns(pf.schema_arrow.empty_table()).schema
     try:
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, pf.schema_arrow) as writer:
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
             for g in range(pf.num_row_groups):
-                writer.write_table(pf.read_row_group(g))
+                writer.write_table(with_added_columns(pf.read_row_group(g)))
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)
@@ -86,7 +95,7 @@ def read_index_table(
         except (pa.ArrowInvalid, OSError) as exc:
             raise ConfigError(f"{path} is not a readable Parquet index ({exc})") from None
         meta = IndexMeta.from_schema(pf.schema_arrow, path)
-        missing = [c for c in INFO_COLUMNS if c not in pf.schema_arrow.names]
+        missing = [c for c in INFO_COLUMNS if c not in pf.schema_arrow.names and c not in ADDED_COLUMNS]
         if missing:
             raise ConfigError(f"{path}: index lacks columns {missing}")
         try:
@@ -96,7 +105,7 @@ def read_index_table(
         except OSError as exc:
             # No writable cache: the table is decompressed into memory instead of mapped; it still works.
             log.warning("vidloader: cannot map the index through %s (%s); reading it into memory", arrow, exc)
-            return pf.read(), meta, None
+            return with_added_columns(pf.read()), meta, None
     return table, meta, str(arrow)
 
 

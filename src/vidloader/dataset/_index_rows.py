@@ -153,6 +153,18 @@ class IndexRows(Sequence[VideoInfo]):
         col = self._cols[name].numpy()
         return col if self._keep is None else col[self._keep]
 
+    def where_set(self, name: str) -> list[int]:
+        """Positions in this sequence whose string column ``name`` is neither empty nor null (found in
+        Arrow: no VideoInfo is built for the others)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        col = self.table.column(name)
+        if self._keep is not None:
+            col = col.take(pa.array(self._keep))
+        is_set = pc.fill_null(pc.not_equal(col, ""), False)
+        return np.flatnonzero(is_set.to_numpy(zero_copy_only=False)).tolist()
+
     def values(self, name: str) -> list[Any]:
         """Any column as Python values, in this sequence's order."""
         col = self.table.column(name).to_pylist()

@@ -19,7 +19,10 @@ from typing import Any
 
 from .._errors import ConfigError
 
-INDEX_VERSION = 1
+# 2 added the damage columns (frames_in_container, frames_decoded, damage); version 1 files still open,
+# their rows reading as nothing known of damage.
+INDEX_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 INDEX_SUFFIX = ".parquet"
 DEFAULT_INDEX_NAME = "vidloader-index.parquet"
 META_KEY = b"vidloader.index"
@@ -43,10 +46,15 @@ INFO_SCALARS = (
     "time_base_den",
     "first_frame",
     "size_bytes",
+    "frames_in_container",
+    "frames_decoded",
+    "damage",
 )
 INFO_LISTS = ("frame_pts", "keyframe_pts", "audio_streams")
 # The columns a VideoInfo is read from: the path, its fields, and a constant rate's timestamps.
 INFO_COLUMNS = ("path", *INFO_SCALARS, *INFO_LISTS, "pts_start", "pts_step", "total_frames")
+# Columns added since version 1, and what a row of an older index reads as (VideoInfo's defaults).
+ADDED_COLUMNS: dict[str, Any] = {"frames_in_container": 0, "frames_decoded": -1, "damage": ""}
 
 
 def pyarrow_module() -> Any:
@@ -59,7 +67,7 @@ def pyarrow_module() -> Any:
 
 
 def index_schema() -> Any:
-    """Version 1 of the index schema (``vidloader.index`` metadata holds the version, classes, skips)."""
+    """Version 2 of the index schema (``vidloader.index`` metadata holds the version, classes, skips)."""
     pa = pyarrow_module()
     return pa.schema(
         [
@@ -81,6 +89,11 @@ def index_schema() -> Any:
             ("time_base_den", pa.int64()),
             ("first_frame", pa.int64()),
             ("size_bytes", pa.int64()),
+            # What indexing found of damage (see VideoInfo): frames listed, frames that decode (-1: no full
+            # decode was made), FFmpeg's first error ("" when none).
+            ("frames_in_container", pa.int64()),
+            ("frames_decoded", pa.int64()),
+            ("damage", pa.string()),
             # Every frame's pts, or empty when pts_step != 0: then frame k's pts is pts_start + k * pts_step.
             ("frame_pts", pa.list_(pa.int64())),
             ("keyframe_pts", pa.list_(pa.int64())),
@@ -120,14 +133,33 @@ class IndexMeta:
         if raw is None:
             raise ConfigError(f"{where} is not a vidloader index (no {META_KEY.decode()!r} metadata)")
         d = json.loads(raw)
-        if d.get("version") != INDEX_VERSION:
+        if d.get("version") not in READABLE_VERSIONS:
             raise ConfigError(
                 f"{where}: index schema version {d.get('version')!r} is not supported (this vidloader "
-                f"reads version {INDEX_VERSION}); rebuild it with `vidloader index`"
+                f"reads versions {', '.join(map(str, READABLE_VERSIONS))}); rebuild it with `vidloader index`"
             )
         return cls(
-            version=INDEX_VERSION,
+            version=int(d["version"]),
             classes=tuple(d.get("classes", ())),
             skipped=tuple((str(p), str(r)) for p, r in d.get("skipped", ())),
             root=d.get("root"),
         )
+
+
+def with_added_columns(table: Any) -> Any:
+    """``table`` (a row group of an index of an older version) with every column added since, at the
+    value an older row reads as; the table itself when it has them all.
+
+    Args:
+        table: a ``pyarrow.Table``.
+
+    Returns:
+        The table with the columns of ``ADDED_COLUMNS`` it lacked appended.
+    """
+    pa = pyarrow_module()
+    schema = index_schema()
+    for name, value in ADDED_COLUMNS.items():
+        if name not in table.column_names:
+            field = schema.field(name)
+            table = table.append_column(field, pa.array([value] * table.num_rows, type=field.type))
+    return table

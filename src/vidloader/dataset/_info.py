@@ -56,6 +56,13 @@ class VideoInfo:
     frame_pts: tuple[int, ...] = field(default=(), repr=False)
     keyframe_pts: tuple[int, ...] = field(default=(), repr=False)
     audio_streams: tuple[int, ...] = field(default=(), repr=False)
+    # What is known of damage (whole stream, not just the segment): the frames the container lists (0: not
+    # recorded, as in indexes written before these fields), the frames a full decode gave with no error
+    # that can touch them (-1: no full decode was made; the probe makes one only for a file it sees
+    # damaged, ``verify`` for every file), and FFmpeg's first error ("" when none was seen).
+    frames_in_container: int = 0
+    frames_decoded: int = -1
+    damage: str = ""
     # Not an argument (init=False): ``replace`` does not carry it to a changed copy; not compared either.
     index_row: IndexRow | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -68,6 +75,17 @@ class VideoInfo:
     @property
     def time_base(self) -> Fraction:
         return Fraction(self.time_base_num, self.time_base_den)
+
+    @property
+    def damaged(self) -> bool:
+        """Whether indexing found this file damaged (``damage`` says how; ``frames_decoded`` of
+        ``frames_in_container`` frames decode)."""
+        return bool(self.damage)
+
+    @property
+    def verified(self) -> bool:
+        """Whether every frame of the file was decoded once at indexing (``frames_decoded`` is known)."""
+        return self.frames_decoded >= 0
 
     @property
     def total_frames(self) -> int:

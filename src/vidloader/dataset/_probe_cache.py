@@ -16,7 +16,8 @@ from pathlib import Path
 from ._files import source_key
 from ._info import VideoInfo
 
-_SCHEMA_VERSION = 2
+# 3: records carry what is known of damage (entries of 2 would read a truncated file as healthy).
+_SCHEMA_VERSION = 3
 
 
 def default_cache_dir() -> Path:

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from .._errors import ProbeError
+from ._decode_check import decode_check, seek_start
 from ._ffmpeg_log import enable_ffmpeg_log, ffmpeg_errors, forward_ffmpeg_log
 from ._files import open_source, source_size
 from ._info import VideoInfo
@@ -17,16 +18,20 @@ log = logging.getLogger("vidloader")
 _DAMAGE_MARKERS = ("ended prematurely", "truncat", "invalid data", "moov atom not found", "corrupt")
 
 
-def probe_video(path: str | Path, *, video_stream: int | None = None) -> VideoInfo:
+def probe_video(path: str | Path, *, video_stream: int | None = None, verify: bool = False) -> VideoInfo:
     """Index one file: every frame's pts from demuxing alone (no decode), stream facts.
 
     A file FFmpeg reports damaged while demuxing (cut off, resynced past bad bytes) is decoded once, and
     indexed with the frames that decode with no error that can touch them (a warning says how many).
-    Damage only the decoder sees is left to decode time, where the clips it touches fail.
+    Damage only the decoder sees is found by ``verify``, which decodes every file once; without it, that
+    damage is left to decode time, where the clips it touches fail. Either way the VideoInfo records it
+    (``damage``, ``frames_decoded`` of ``frames_in_container``).
 
     Args:
         path: the media file.
         video_stream: index of the video stream to use (default: FFmpeg's best video stream).
+        verify: decode every frame once; the index keeps every frame the container lists, and records
+            how many decode and FFmpeg's first error.
 
     Returns:
         The file's VideoInfo.
@@ -45,7 +50,7 @@ def probe_video(path: str | Path, *, video_stream: int | None = None) -> VideoIn
         with av.logging.Capture(local=True) as logs:
             container = av.open(open_source(path, cached=False), metadata_errors="ignore")
             try:
-                return _probe_open(container, path, size, video_stream, logs)
+                return _probe_open(container, path, size, (video_stream, verify), logs)
             finally:
                 container.close()
     except ProbeError:
@@ -79,22 +84,16 @@ def _damage(logs: list) -> str:
     return ""
 
 
-def _probe_open(container, path: str, size: int, video_stream: int | None, logs: list) -> VideoInfo:
+def _probe_open(container, path: str, size: int, choice: tuple[int | None, bool], logs: list) -> VideoInfo:
+    video_stream, verify = choice
     stream = _choose_stream(container, path, video_stream)
     cc = stream.codec_context
     if stream.time_base is None:
         raise ProbeError(path, "video stream has no time base")
     pts, keys, damage = _demux_index(container, stream, path, logs)
-    if damage:
-        total = len(pts)
-        pts, keys = _decodable_frames(container, stream, path, damage, set(pts), set(keys))
-        log.warning(
-            "vidloader: %s is damaged (FFmpeg: %s); indexed the %d of %d frames that decode",
-            path,
-            damage,
-            len(pts),
-            total,
-        )
+    listed, decoded = len(pts), -1
+    if damage or verify:
+        pts, keys, damage, (decoded, listed) = _checked(container, stream, path, (pts, keys), damage)
     if not pts:
         raise ProbeError(path, "video stream has no frames")
     if len(set(pts)) != len(pts):
@@ -134,6 +133,9 @@ def _probe_open(container, path: str, size: int, video_stream: int | None, logs:
         frame_pts=tuple(pts),
         keyframe_pts=tuple(keys),
         audio_streams=tuple(int(s.index) for s in container.streams.audio),
+        frames_in_container=listed,
+        frames_decoded=decoded,
+        damage=damage,
     )
 
 
@@ -185,62 +187,44 @@ def _demux_index(container, stream, path: str, logs: list) -> tuple[list[int], l
     return pts, keys, _damage(logs) or stopped  # from the open on: header damage counts too
 
 
-def _decodable_frames(
-    container, stream, path: str, damage: str, listed: set[int], flagged: set[int]
-) -> tuple[list[int], list[int]]:
-    """For a damaged file: the pts of the frames a sequential decode produces without any error that can
-    touch them, and of the keyframes among them.
+def _checked(
+    container, stream, path: str, index: tuple[list[int], list[int]], damage: str
+) -> tuple[list[int], list[int], str, tuple[int, int]]:
+    """A full decode of the file: (pts, keyframe pts, damage, (frames that decode, frames in the container)).
 
-    After a decoder error, every frame until the next keyframe may have been predicted from damaged data,
-    so frames come out of the index until then, and so do that keyframe's leading frames (shown before
-    it, predicted from the damaged GOP). Frames the decoder flags corrupt are left out too."""
-    import av
-
-    _seek_start(container, stream)
-    cc = stream.codec_context
-    cc.flush_buffers()
-    good: list[int] = []
-    tainted, resume = False, None
-    with av.logging.Capture(local=True) as logs:
-
-        def keep(frames) -> None:
-            for f in frames:
-                p = f.pts
-                if not tainted and not f.is_corrupt and p in listed and (resume is None or p >= resume):
-                    good.append(int(p))
-
-        try:
-            for packet in container.demux(stream):
-                if packet.size == 0:
-                    break
-                ppts = packet.pts if packet.pts is not None else packet.dts
-                if tainted and packet.is_keyframe and ppts is not None:
-                    tainted, resume = False, ppts
-                seen = len(logs)
-                try:
-                    frames = cc.decode(packet)
-                except av.error.InvalidDataError:
-                    frames, tainted = [], True
-                if ffmpeg_errors(logs[seen:]):
-                    tainted = True
-                keep(frames)
-            keep(cc.decode(None))
-        except av.error.FFmpegError:
-            pass  # the rest of the file cannot be read: the frames so far are what decodes
-    if not good:
-        raise ProbeError(path, f"no frame decodes: file is damaged or truncated (FFmpeg: {damage})")
-    good = sorted(set(good))
-    return good, sorted(flagged.intersection(good))
-
-
-def _seek_start(container, stream) -> None:
-    """Back to the first packet: a seek by pts lands after it where the demuxer seeks by dts (MPEG-TS)."""
-    import av
-
-    try:
-        container.seek(0, backward=True, any_frame=False)  # AV_TIME_BASE units: before every stream
-    except av.error.FFmpegError:
-        container.seek(-(1 << 40), stream=stream, backward=True, any_frame=False)
+    A file damaged in its container (``damage`` from demuxing) is indexed with only the frames that decode;
+    one whose damage only the decoder sees keeps every listed frame (clips over the damage fail at decode
+    time), with the damage recorded."""
+    pts, keys = index
+    check = decode_check(container, stream, set(pts))
+    if not check.good:
+        raise ProbeError(
+            path, f"no frame decodes: file is damaged or truncated (FFmpeg: {damage or check.error})"
+        )
+    listed, decoded = len(pts), len(check.good)
+    if damage:
+        # A cut-off MP4 whose index is at the front still lists every frame it had.
+        listed = max(listed, int(stream.frames or 0))
+        log.warning(
+            "vidloader: %s is damaged (FFmpeg: %s); indexed the %d of %d frames that decode",
+            path,
+            damage,
+            decoded,
+            listed,
+        )
+        return check.good, sorted(set(keys).intersection(check.good)), damage, (decoded, listed)
+    damage = check.error
+    if not damage and decoded < listed:
+        damage = f"the decoder gave no frame for {listed - decoded} of the {listed} listed frames"
+    if damage:
+        log.warning(
+            "vidloader: %s is damaged (FFmpeg: %s); %d of its %d frames decode, clips over the others fail",
+            path,
+            damage,
+            decoded,
+            listed,
+        )
+    return pts, keys, damage, (decoded, listed)
 
 
 def _first_frame_rotation(container, stream, path: str) -> int:
@@ -248,7 +232,7 @@ def _first_frame_rotation(container, stream, path: str) -> int:
     is only exposed on decoded frames."""
     import av
 
-    _seek_start(container, stream)
+    seek_start(container, stream)
     stream.codec_context.flush_buffers()
     try:
         with av.logging.Capture(local=True):  # decode messages here are not damage of the file

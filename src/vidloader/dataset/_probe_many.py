@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NamedTuple, TypedDict
 
 from .._errors import ConfigError, ProbeError
 from .._validate import check_bool, check_choice, check_opt_int
@@ -36,6 +36,10 @@ class ProbeOptions(TypedDict, total=False):
     Args:
         cache_dir: the probe cache's folder (default: ``default_cache_dir()``).
         use_cache: read and write the probe cache (default True).
+        refresh: probe every file again, reading neither the probe cache nor an earlier index, and store
+            the fresh results in the cache (default False).
+        verify: decode every frame of every file once, recording the damage only a decoder sees (default
+            False; a cached or earlier result counts only when it was verified too).
         num_workers: probe threads or processes (default None or 0: sized to the CPUs).
         video_stream: the video stream to index (default None: the best one).
         progress: show a progress bar (default True).
@@ -45,6 +49,8 @@ class ProbeOptions(TypedDict, total=False):
 
     cache_dir: str | Path | None
     use_cache: bool
+    refresh: bool
+    verify: bool
     num_workers: int | None
     video_stream: int | None
     progress: bool
@@ -52,43 +58,50 @@ class ProbeOptions(TypedDict, total=False):
     address: str | None
 
 
-def probe_one(path: str, video_stream: int | None) -> Result:
+class Probe(NamedTuple):
+    """What every file is probed with: the video stream choice and whether every frame is decoded."""
+
+    video_stream: int | None
+    verify: bool
+
+
+def probe_one(path: str, how: Probe) -> Result:
     """The probe every engine runs: a VideoInfo, or the ProbeError saying why the file cannot be used."""
     try:
-        return probe_video(path, video_stream=video_stream)
+        return probe_video(path, video_stream=how.video_stream, verify=how.verify)
     except ProbeError as exc:
         return exc
 
 
-def _probe_chunk(paths: Sequence[str], video_stream: int | None) -> list[Result]:
-    return [probe_one(p, video_stream) for p in paths]
+def _probe_chunk(paths: Sequence[str], how: Probe) -> list[Result]:
+    return [probe_one(p, how) for p in paths]
 
 
-def _threads(paths: Sequence[str], video_stream: int | None, workers: int) -> Iterator[Result]:
+def _threads(paths: Sequence[str], how: Probe, workers: int) -> Iterator[Result]:
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(lambda p: probe_one(p, video_stream), paths)
+        yield from pool.map(lambda p: probe_one(p, how), paths)
 
 
-def _processes(paths: Sequence[str], video_stream: int | None, workers: int) -> Iterator[Result]:
+def _processes(paths: Sequence[str], how: Probe, workers: int) -> Iterator[Result]:
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     # Chunks amortise the pickling of results; small enough that the bar still moves.
     size = max(1, min(64, len(paths) // (workers * 8) or 1))
     chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method)) as pool:
-        for results in pool.map(_probe_chunk, chunks, [video_stream] * len(chunks)):
+        for results in pool.map(_probe_chunk, chunks, [how] * len(chunks)):
             yield from results
 
 
-def _ray_batch(batch: dict[str, Any], video_stream: int | None) -> dict[str, Any]:
+def _ray_batch(batch: dict[str, Any], video_stream: int | None, verify: bool) -> dict[str, Any]:
     infos, errors = [], []
     for p in batch["path"]:
-        res = probe_one(str(p), video_stream)
+        res = probe_one(str(p), Probe(video_stream, verify))
         infos.append("" if isinstance(res, ProbeError) else json.dumps(res.to_json()))
         errors.append(res.reason if isinstance(res, ProbeError) else "")
     return {"i": batch["i"], "info": infos, "error": errors}
 
 
-def _ray(paths: Sequence[str], video_stream: int | None, address: str | None) -> Iterator[Result]:
+def _ray(paths: Sequence[str], how: Probe, address: str | None) -> Iterator[Result]:
     try:
         import ray
     except ImportError:
@@ -98,7 +111,8 @@ def _ray(paths: Sequence[str], video_stream: int | None, address: str | None) ->
     ds = ray.data.from_items([{"i": i, "path": p} for i, p in enumerate(paths)])
     fn: Any = _ray_batch  # Ray's stubs do not know fn_kwargs feed the extra argument
     # Batches of files per task: a task per file costs more in scheduling than a probe does.
-    mapped = ds.map_batches(fn, batch_size=32, batch_format="numpy", fn_kwargs={"video_stream": video_stream})
+    kwargs = {"video_stream": how.video_stream, "verify": how.verify}
+    mapped = ds.map_batches(fn, batch_size=32, batch_format="numpy", fn_kwargs=kwargs)
     out = mapped.take_all()
     by_index = {int(r["i"]): r for r in out}
     for i, p in enumerate(paths):
@@ -111,6 +125,8 @@ def probe_many(
     *,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
+    refresh: bool = False,
+    verify: bool = False,
     num_workers: int | None = None,
     video_stream: int | None = None,
     progress: bool = True,
@@ -123,6 +139,9 @@ def probe_many(
     Args:
         paths: the files, in the order results are returned.
         cache_dir, use_cache: the local SQLite probe cache (keyed by absolute path, size, mtime, stream).
+        refresh: probe every file, reading neither the cache nor ``known``; fresh results are cached.
+        verify: decode every frame once (see ``probe_video``); a cached or known result is reused only
+            when it was verified too.
         num_workers: threads or processes (default, or 0: twice the CPUs, at most 8, for threads; the CPUs
             for processes); Ray sizes its own pool.
         video_stream: the video stream to index (default: the best one).
@@ -138,16 +157,19 @@ def probe_many(
         ConfigError: a bad option value, or Ray asked for and not installed.
     """
     check_bool("use_cache", use_cache)
+    check_bool("refresh", refresh)
+    check_bool("verify", verify)
     check_bool("progress", progress)
     check_opt_int("num_workers", num_workers, minimum=0)
     check_opt_int("video_stream", video_stream, minimum=0)
     check_choice("engine", engine, ENGINES)
     cache = ProbeCache(cache_dir) if use_cache else None
     keys = _cache_keys(paths, video_stream, cache, num_workers)
-    cached = cache.get_many([k for k in keys if k]) if cache else {}
-    results, todo = _reuse(paths, keys, cached, known)
-    run = _runner(engine, [paths[i] for i in todo], video_stream, num_workers, address)
-    fresh = _collect(run, todo, keys, results, progress)
+    cached = cache.get_many([k for k in keys if k]) if cache and not refresh else {}
+    results, todo = _reuse(paths, keys, cached, None if refresh else known, verify)
+    how = Probe(video_stream, verify)
+    run = _runner(engine, [paths[i] for i in todo], how, num_workers, address)
+    fresh = _collect(run, todo, keys, results, "verifying" if verify else "indexing", progress)
     if cache:
         cache.put_many(fresh)
         cache.close()
@@ -170,12 +192,15 @@ def _reuse(
     keys: list[str | None],
     cached: Mapping[str, VideoInfo],
     known: Mapping[str, VideoInfo] | None,
+    verify: bool,
 ) -> tuple[list[Result | None], list[int]]:
-    """(results with what ``known`` or the cache already describe filled in, the indices left to probe)."""
+    """(results with what ``known`` or the cache already describe filled in, the indices left to probe).
+    Under ``verify`` only a verified result will do."""
     results: list[Result | None] = [None] * len(paths)
     todo: list[int] = []
     for i, (p, k) in enumerate(zip(paths, keys, strict=True)):
-        hit = (known or {}).get(os.path.abspath(p)) or (cached.get(k) if k is not None else None)
+        hits = [(known or {}).get(os.path.abspath(p)), cached.get(k) if k is not None else None]
+        hit = next((h for h in hits if h is not None and (h.verified or not verify)), None)
         if hit is not None:
             results[i] = replace(hit, path=p)  # keep the spelling the caller used
         else:
@@ -186,17 +211,18 @@ def _reuse(
 def _runner(
     engine: Engine,
     todo_paths: list[str],
-    video_stream: int | None,
+    how: Probe,
     num_workers: int | None,
     address: str | None,
 ) -> Callable[[], Iterator[Result]]:
     """The engine's probe of ``todo_paths``, started only when ``_collect`` calls it."""
     cpus = os.cpu_count() or 2
     if engine == "thread":
-        return lambda: _threads(todo_paths, video_stream, num_workers or min(8, cpus * 2))
+        # Demuxing waits on reads (more threads than cores pay); a full decode keeps a core busy.
+        return lambda: _threads(todo_paths, how, num_workers or (cpus if how.verify else min(8, cpus * 2)))
     if engine == "process":
-        return lambda: _processes(todo_paths, video_stream, num_workers or cpus)
-    return lambda: _ray(todo_paths, video_stream, address)
+        return lambda: _processes(todo_paths, how, num_workers or cpus)
+    return lambda: _ray(todo_paths, how, address)
 
 
 def _collect(
@@ -204,6 +230,7 @@ def _collect(
     todo: list[int],
     keys: list[str | None],
     results: list[Result | None],
+    desc: str,
     progress: bool,
 ) -> dict[str, VideoInfo]:
     from tqdm import tqdm
@@ -211,7 +238,7 @@ def _collect(
     fresh: dict[str, VideoInfo] = {}
     if not todo:
         return fresh
-    bar = tqdm(total=len(todo), desc="indexing", unit="file", disable=not progress or len(todo) < 2)
+    bar = tqdm(total=len(todo), desc=desc, unit="file", disable=not progress or len(todo) < 2)
     for i, res in zip(todo, run(), strict=True):
         results[i] = res
         k = keys[i]

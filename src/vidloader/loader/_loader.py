@@ -230,9 +230,9 @@ class VideoLoader:
 
     @property
     def stats(self) -> dict[str, Any]:
-        """JSON-serialisable counters: clips, batches, skipped files and clips with reasons, fallbacks,
-        shared decodes, clips without audio, decodes abandoned past their deadline, short videos and
-        remote-store reads."""
+        """JSON-serialisable counters: clips, batches, skipped files and clips with reasons, damaged files
+        (served with the frames that decode), fallbacks, shared decodes, clips without audio, decodes
+        abandoned past their deadline, short videos and remote-store reads."""
         extra = {
             "short_video": self.config.short_video,
             "short_videos": len(self._short_videos),
@@ -240,7 +240,10 @@ class VideoLoader:
             "store": store_stats(),
         }
         return self._stats.to_json(
-            backend=self.backend.name, skipped_files=[s.to_json() for s in self.dataset.skipped], short=extra
+            backend=self.backend.name,
+            skipped_files=[s.to_json() for s in self.dataset.skipped],
+            short=extra,
+            damaged_files=[d.to_json() for d in self.dataset.damaged],
         )
 
     def close(self) -> None:

@@ -267,12 +267,19 @@ class LoaderStats:
             log.warning("vidloader: %s decodes on the CPU (PyAV) instead of DALI: %s", path, reason)
 
     def to_json(
-        self, *, backend: str, skipped_files: list[dict[str, Any]], short: dict[str, Any] | None = None
+        self,
+        *,
+        backend: str,
+        skipped_files: list[dict[str, Any]],
+        short: dict[str, Any] | None = None,
+        damaged_files: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """The counters, failures and skipped files as a JSON-safe dict (``short``: the short-video facts)."""
+        """The counters, failures, skipped files and damaged files (served with the frames that decode) as
+        a JSON-safe dict (``short``: the short-video facts)."""
         out: dict[str, Any] = {"backend": backend}
         out.update({k: self.counts[k] for k in COUNTERS})
         out.update(short or {})
         out["decode_failures"] = list(self.failures)
         out["skipped_files"] = skipped_files
+        out["damaged_files"] = damaged_files or []
         return out
