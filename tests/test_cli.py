@@ -102,6 +102,12 @@ def test_bench_tiny_schema_plot_and_wrong_peer(
     assert vs["best_peer_per_round"][0] in rows and vs["cpu_median"] > 0
     assert rows["shifted"]["check"] == "DIFFERS" and rows["shifted"]["luma_mean_abs_diff"] > 5
     assert rows["raises"] == {"error": "RuntimeError: peer gave up on " + rows["raises"]["error"].split()[-1]}
+    # The headline counts only peers that served every checked clip exactly, and names the others.
+    counted = {n for n, r in rows.items() if r.get("check") == "exact" and not n.startswith("vidloader")}
+    assert set(vs["best_peer_per_round"]) <= counted and set(vs["cheapest_peer_per_round"]) <= counted
+    assert report["not_counted"]["shifted"].startswith("check DIFFERS")
+    assert report["not_counted"]["raises"].startswith("error: RuntimeError: peer gave up on")
+    assert not counted & report["not_counted"].keys()
     assert rows["raises"]["error"].endswith(".mp4")
     assert _peer_ran_or_said_why(rows["decord"]) and _peer_ran_or_said_why(rows["torchcodec"])
     assert _peer_ran_or_said_why(rows["spdl"])
@@ -112,6 +118,8 @@ def test_bench_tiny_schema_plot_and_wrong_peer(
         assert "h264" in rows["dali-reader"]["skipped"]
     text = capsys.readouterr().out
     assert "vidloader-pyav vs best peer:" in text and "DIFFERS" in text
+    assert "peers not counted (only those that served every checked clip exactly are): " in text
+    assert "shifted (check DIFFERS)" in text and "raises (error)" in text
     assert out_png.stat().st_size > 1000 and Image.open(out_png).size[0] > 100
 
 
@@ -282,3 +290,127 @@ def test_steady_cpu_per_clip_is_the_second_half_of_the_run() -> None:
     # Under 4 batches: every batch after the first.
     assert steady_cpu_per_clip([0.0, 5.0, 6.0, 7.0], 1) == pytest.approx(1.0)
     assert steady_cpu_per_clip([0.0, 5.0], 1) == pytest.approx(5.0)
+
+
+# ---- the benchmark's headline and FFmpeg's repeated warnings ------------------------------------------
+
+
+def _row(clips_per_s: float, check: str = "exact", **extra: object) -> dict:
+    """A timed row as the benchmark makes it (the numbers only need to be consistent)."""
+    return dict(
+        check=check,
+        mean_abs_diff=0.0 if check == "exact" else 9.0,
+        psnr_db=99.0 if check == "exact" else 20.0,
+        clips_per_s=clips_per_s,
+        clips_per_s_min=clips_per_s,
+        clips_per_s_max=clips_per_s,
+        frames_per_s=4 * clips_per_s,
+        p50_batch_s=0.1,
+        p95_batch_s=0.2,
+        first_batch_s=0.3,
+        cpu_util=1.0,
+        cpu_s_per_clip=1.0 / clips_per_s,
+        cpu_s_per_clip_steady=1.0 / clips_per_s,
+        peak_rss_mb=100.0,
+        **extra,
+    )
+
+
+def test_best_peer_is_the_best_exact_one_and_the_others_are_named() -> None:
+    from vidloader.cli._bench import format_table
+    from vidloader.cli._vs_peers import not_counted, ratios
+
+    rounds = {
+        "vidloader-pyav": [_row(10.0), _row(12.0)],
+        "fast-wrong": [_row(40.0, "DIFFERS", why="shape (8, 180, 320, 3) vs (8, 270, 480, 3)")] * 2,
+        "close-colours": [_row(30.0, "close", basis="luma", luma_mean_abs_diff=0.3)] * 2,
+        "slow-exact": [_row(5.0), _row(6.0)],
+        "broken": [{"error": "RuntimeError: repeated frame indices"}],
+        "absent": [{"skipped": "not installed"}],
+    }
+    vs = ratios(rounds)
+    assert vs is not None and vs["best_peer_per_round"] == ["slow-exact", "slow-exact"]
+    assert vs["per_round"] == [2.0, 2.0] and vs["cheapest_peer_per_round"] == ["slow-exact"] * 2
+    results = {n: rs[-1] for n, rs in rounds.items()}
+    left_out = not_counted(results)
+    assert left_out == {
+        "fast-wrong": "check DIFFERS (shape (8, 180, 320, 3) vs (8, 270, 480, 3))",
+        "close-colours": "check close (luma)",
+        "broken": "error: RuntimeError: repeated frame indices",
+        "absent": "skipped: not installed",
+    }
+    text = format_table({"backends": results, "vs_best_peer": vs, "not_counted": left_out})
+    assert (
+        "vidloader-pyav vs best peer: 2.00x (median of rounds: 2.00x (slow-exact), 2.00x (slow-exact))"
+        in text
+    )
+    assert "fast-wrong (check DIFFERS), close-colours (check close), broken (error), absent (skipped)" in text
+    # A row whose check failed on shape (no pixel difference to report) prints, with the reason.
+    assert "DIFFERS (shape (8, 180, 320, 3) vs (8, 270, 480, 3))" in text
+    # No exact peer at all: no ratio, said so.
+    del rounds["slow-exact"]
+    assert ratios(rounds) is None
+    text = format_table({"backends": {n: rs[-1] for n, rs in rounds.items()}, "vs_best_peer": None})
+    assert "vidloader-pyav vs best peer: no ratio (no peer served every checked clip exactly)" in text
+
+
+def test_check_clips_cover_every_video_of_the_plan_up_to_a_bound() -> None:
+    from vidloader.cli._bench_setup import check_clips_of
+
+    plan = [vl.ClipSpec(video_index=v, clip_index=k, frame_indices=(0,)) for k in range(3) for v in (2, 0, 1)]
+    got = check_clips_of(plan)
+    assert got[:2] == plan[:2] and sorted({c.video_index for c in got}) == [0, 1, 2] and len(got) == 3
+    many = [vl.ClipSpec(video_index=v, clip_index=0, frame_indices=(0,)) for v in range(20)]
+    assert check_clips_of(many) == many[:6]
+
+
+def test_repeated_ffmpeg_warnings_are_counted_not_printed() -> None:
+    import logging
+
+    from vidloader.cli._ffmpeg_warnings import counted_ffmpeg_warnings, format_warnings
+
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    swscale = logging.getLogger("libav.swscaler")
+    handler = Keep()
+    swscale.addHandler(handler)
+    try:
+        with counted_ffmpeg_warnings() as counts:
+            for _ in range(3):
+                swscale.warning("deprecated pixel format used, make sure you did set range correctly")
+            swscale.warning("something else")
+        swscale.warning("deprecated pixel format used, make sure you did set range correctly")
+    finally:
+        swscale.removeHandler(handler)
+    assert counts == {"deprecated pixel format used, make sure you did set range correctly": 3}
+    # Other messages pass, and after the block the filter is gone.
+    assert seen == ["something else", "deprecated pixel format used, make sure you did set range correctly"]
+    assert format_warnings(dict(counts)) == [
+        "FFmpeg said 3 times (shown once): deprecated pixel format used, make sure you did set range correctly"
+    ]
+
+
+def test_bench_on_full_range_video_says_ffmpeg_warnings_once(tmp_path: Path, capfd) -> None:
+    from media import shared_media
+
+    root = tmp_path / "real" / "cls"
+    root.mkdir(parents=True)
+    (root / "full_range.mp4").symlink_to(shared_media("bt709_full_range.mp4"))  # yuvj420p
+    out_json = tmp_path / "r.json"
+    rc = main(
+        ["bench", "--data", str(root.parent), "--backends", "vidloader-pyav,pyav-seek,pyav-naive",
+         "--clips", "8", "--batch-size", "4", "--frames", "4", "--repeats", "1", "--resize", "64",
+         "--json", str(out_json)]
+    )  # fmt: skip
+    assert rc == 0
+    out, err = capfd.readouterr()
+    assert "deprecated pixel format" not in err
+    report = json.loads(out_json.read_text())
+    (said,) = report["ffmpeg_warnings"].items()
+    assert said[0].startswith("deprecated pixel format used") and said[1] > 1
+    assert out.count("deprecated pixel format") == 1 and f"FFmpeg said {said[1]} times (shown once)" in out
+    assert report["vs_best_peer"] is not None and report["not_counted"] == {}

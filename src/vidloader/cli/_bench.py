@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,11 +14,13 @@ from .._validate import check_int
 from ..dataset import VideoDataset
 from ._bench_setup import bench_settings, prepare
 from ._check import worst_check
+from ._ffmpeg_warnings import counted_ffmpeg_warnings, format_warnings
 from ._measure import merge_rounds
 from ._peer_base import package_version
 from ._peer_run import PeerJob
 from ._peers import PEERS, PeerUnavailable
 from ._vidloader_row import VIDLOADER_BACKENDS, run_vidloader
+from ._vs_peers import format_ratios, not_counted, ratios
 
 if TYPE_CHECKING:
     from ..loader import LoaderConfig
@@ -70,8 +71,10 @@ def run_bench(
 
     Every backend runs once per round, in the given order, over the whole list (or for at most
     ``seconds``), for ``repeats`` rounds; ``vs_best_peer`` holds vidloader-pyav's ratio to the fastest
-    peer of each round. A backend that cannot run here gets ``{"skipped": reason}``; one that fails gets
-    ``{"error": ...}``; the others still run.
+    peer of each round among those that served every checked clip exactly (``not_counted`` names the
+    others, and why). A backend that cannot run here gets ``{"skipped": reason}``; one that fails gets
+    ``{"error": ...}``; the others still run. FFmpeg warnings said once per conversion are counted in
+    ``ffmpeg_warnings``, not printed.
 
     Args:
         dataset: the videos.
@@ -94,14 +97,17 @@ def run_bench(
         )
     check_int("repeats", repeats, minimum=1)
     settings = bench_settings(dataset, **options)
-    job, refs, config = prepare(dataset, settings, progress=progress)
-    rounds = _run_rounds(backends, repeats, dataset, job, refs, config)
+    with counted_ffmpeg_warnings() as warned:
+        job, refs, config = prepare(dataset, settings, progress=progress)
+        rounds = _run_rounds(backends, repeats, dataset, job, refs, config)
     results = {n: merge_rounds(rs) for n, rs in rounds.items()}
     return {
         "machine": machine_info(),
         "config": settings.config(clips=len(job.plan), repeats=repeats, videos=len(dataset)),
         "backends": results,
-        "vs_best_peer": _ratios(rounds),
+        "vs_best_peer": ratios(rounds),
+        "not_counted": not_counted(results),
+        "ffmpeg_warnings": dict(warned),
         "ceiling": None,
     }
 
@@ -124,41 +130,6 @@ def _run_rounds(
                 continue  # skipped or failed: not retried
             rounds[name].append(_row(name, dataset, job, refs, config))
     return rounds
-
-
-def _ratios(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
-    """vidloader-pyav against the fastest peer of each round (both measured in that round): clips/s over
-    clips/s, and the peer's CPU seconds per clip over ours (``cpu_per_round``: the figure that holds when
-    other processes take a varying share of the cores, and the throughput ratio once all cores are busy)."""
-    ours = rounds.get("vidloader-pyav", [])
-    peers = {n: rs for n, rs in rounds.items() if n not in VIDLOADER_BACKENDS}
-    per_round, best, cpu, cheapest, steady, steadiest = [], [], [], [], [], []
-    for r, row in enumerate(ours):
-        timed = {n: rs[r] for n, rs in peers.items() if r < len(rs) and "clips_per_s" in rs[r]}
-        if "clips_per_s" not in row or not timed:
-            continue
-        name = max(timed, key=lambda n: timed[n]["clips_per_s"])
-        per_round.append(row["clips_per_s"] / timed[name]["clips_per_s"])
-        best.append(name)
-        low = min(timed, key=lambda n: timed[n]["cpu_s_per_clip"])
-        cpu.append(timed[low]["cpu_s_per_clip"] / max(row["cpu_s_per_clip"], 1e-12))
-        cheapest.append(low)
-        low = min(timed, key=lambda n: timed[n]["cpu_s_per_clip_steady"])
-        steady.append(timed[low]["cpu_s_per_clip_steady"] / max(row["cpu_s_per_clip_steady"], 1e-12))
-        steadiest.append(low)
-    if not per_round:
-        return None
-    return {
-        "median": statistics.median(per_round),
-        "per_round": per_round,
-        "best_peer_per_round": best,
-        "cpu_median": statistics.median(cpu),
-        "cpu_per_round": cpu,
-        "cheapest_peer_per_round": cheapest,
-        "cpu_steady_median": statistics.median(steady),
-        "cpu_steady_per_round": steady,
-        "cheapest_steady_peer_per_round": steadiest,
-    }
 
 
 def _row(
@@ -208,7 +179,9 @@ def format_table(report: dict[str, Any]) -> str:
         share = f"{100 * r['frames_per_s'] / ceiling:.0f}%" if ceiling else "-"
         rng = f"{r['clips_per_s_min']:.1f}-{r['clips_per_s_max']:.1f}"
         check = r["check"]
-        if r.get("basis") == "luma":
+        if "why" in r:
+            check += f" ({r['why']})"
+        elif r.get("basis") == "luma":
             check += f" on luma (mad {r['luma_mean_abs_diff']}; chroma upsampling differs: rgb mad {r['mean_abs_diff']})"
         elif check != "exact":
             check += f" (mad {r['mean_abs_diff']}, {r['psnr_db']} dB)"
@@ -218,26 +191,10 @@ def format_table(report: dict[str, Any]) -> str:
             f"{1000 * r['cpu_s_per_clip']:11.1f} {1000 * r['cpu_s_per_clip_steady']:6.1f} {r['peak_rss_mb']:7.0f} {ratio:>10s} "
             f"{share:>7s}  {check}"
         )
-    vs = report.get("vs_best_peer")
-    if vs:
-        each = ", ".join(
-            f"{x:.2f}x ({n})" for x, n in zip(vs["per_round"], vs["best_peer_per_round"], strict=True)
-        )
-        lines.append(f"vidloader-pyav vs best peer: {vs['median']:.2f}x (median of rounds: {each})")
-        each = ", ".join(
-            f"{x:.2f}x ({n})" for x, n in zip(vs["cpu_per_round"], vs["cheapest_peer_per_round"], strict=True)
-        )
-        lines.append(
-            f"CPU per clip, cheapest peer / vidloader-pyav: {vs['cpu_median']:.2f}x (rounds: {each})"
-        )
-        each = ", ".join(
-            f"{x:.2f}x ({n})"
-            for x, n in zip(vs["cpu_steady_per_round"], vs["cheapest_steady_peer_per_round"], strict=True)
-        )
-        lines.append(
-            "the same over each run's second half (steady state): "
-            f"{vs['cpu_steady_median']:.2f}x (rounds: {each})"
-        )
+    ours_ran = "clips_per_s" in rows.get("vidloader-pyav", {})
+    if ours_ran and any(n not in VIDLOADER_BACKENDS for n in rows):
+        lines += format_ratios(report.get("vs_best_peer"), report.get("not_counted", {}))
+    lines += format_warnings(report.get("ffmpeg_warnings", {}))
     ceil = report.get("ceiling")
     if ceil:
         if "frames_per_s" in ceil:

@@ -126,7 +126,7 @@ def prepare(
         # Every row resizes to this one size, vidloader's too: on mixed data a short side alone would give
         # each clip its own size (vidloader's batch would not stack) and time different work than the peers.
         config = replace(config, resize=hw)
-    check_clips = plan[:2]
+    check_clips = check_clips_of(plan)
     refs = [reference(dataset[c.video_index], c.frame_indices) for c in check_clips]
     job = PeerJob(
         check_clips=tuple(check_clips),
@@ -142,6 +142,29 @@ def prepare(
         progress=progress,
     )
     return job, refs, config
+
+
+def check_clips_of(plan: list[ClipSpec], most: int = 6) -> list[ClipSpec]:
+    """The clips every row's frames are checked on: the plan's first two, then the first clip of each
+    video not yet checked, up to ``most``, so a peer that reads another stream of one file, or trips on
+    one file's timestamps, is caught on that file.
+
+    Args:
+        plan: the benchmark's clips.
+        most: how many to check at most.
+
+    Returns:
+        The check clips, in plan order.
+    """
+    chosen = list(plan[:2])
+    seen = {c.video_index for c in chosen}
+    for clip in plan[2:]:
+        if len(chosen) >= most:
+            break
+        if clip.video_index not in seen:
+            chosen.append(clip)
+            seen.add(clip.video_index)
+    return chosen
 
 
 def _plan(

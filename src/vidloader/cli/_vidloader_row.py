@@ -63,15 +63,23 @@ def run_vidloader(
 
 def _check_frames(dataset: VideoDataset, job: PeerJob, config: LoaderConfig) -> list[np.ndarray]:
     """The check clips' frames at full size, read through a loader like the timed one (same backend and
-    path), so the check covers what the benchmark times, batch buffer included."""
+    path), so the check covers what the benchmark times, batch buffer included. Each is that loader's
+    pass resumed at the clip's place in the plan (batches of one clip), so the clips in between are not
+    decoded."""
     from ..loader import VideoLoader
 
     # One clip per batch: at full size, clips of files with different sizes make no single batch.
-    n = len(job.check_clips)
     check = VideoLoader(dataset, config=replace(config, resize=None, batch_size=1, num_workers=0))
-    if tuple(check.clip_plan(0)[:n]) != job.check_clips:
-        raise RuntimeError("vidloader's check plan differs from the benchmark's clip list")
-    batches = iter(check)
-    got = [next(batches).video[0].cpu().numpy() for _ in range(n)]
-    check.close()
+    try:
+        if tuple(check.clip_plan(0)[: len(job.plan)]) != job.plan:
+            raise RuntimeError("vidloader's check plan differs from the benchmark's clip list")
+        got = []
+        for clip in job.check_clips:
+            state = {**check.state_dict(), "epoch": 0, "batches_yielded": job.plan.index(clip)}
+            check.load_state_dict(state)
+            batches = iter(check)
+            got.append(next(batches).video[0].cpu().numpy())
+            batches.close()  # type: ignore[attr-defined]  # the pass is a generator
+    finally:
+        check.close()
     return got
