@@ -89,3 +89,31 @@ def test_mispaired_timestamps_fail_the_clip_never_a_wrong_frame(
         for j, i in enumerate(clip):
             assert np.array_equal(got.frames[j], ref[info.frame_pts[i]]), f"frame {i}: a wrong frame served"
     assert failed and all("gave two frames this timestamp" in r for r in failed)
+
+
+def test_mpeg1_program_stream_through_loader_process_workers(zoo: Zoo) -> None:
+    # Worker processes open the file themselves: the open options reach them too.
+    ds = vl.VideoDataset.from_paths([zoo.path("mpg_mpeg1")])
+    ref = zoo.reference("mpg_mpeg1")
+    loader = vl.VideoLoader(
+        ds,
+        batch_size=4,
+        frames_per_clip=6,
+        sampling="sliding",
+        num_workers=2,
+        worker_type="process",
+        output_layout="NTHWC",
+        shuffle=False,
+        decode_timeout=60,
+    )
+    try:
+        batches = list(loader)
+    finally:
+        loader.close()
+    info, rows = ds[0], 0
+    for b in batches:
+        for r in range(len(b)):
+            for j, i in enumerate(b.frame_index[r].tolist()):
+                assert np.array_equal(b.video[r, j].numpy(), ref[info.frame_pts[i]]), f"frame {i}"
+            rows += 1
+    assert rows == len(loader.clip_plan(0)) and loader.stats["skipped_clips"] == 0
