@@ -80,18 +80,9 @@ def build_videos(
         infos[i] = found
     videos: list[VideoInfo] = []
     skipped: list[SkippedFile] = []
-    for p, label, (start, end), res in zip(paths, labels, segments, infos, strict=True):
+    for p, label, segment, res in zip(paths, labels, segments, infos, strict=True):
         try:
-            if not isinstance(res, VideoInfo):
-                raise res or ConfigError(f"{redact(p)}: neither probed nor known")
-            if res.damaged and on_error == "raise":
-                raise ProbeError(
-                    p, f"damaged: {DamagedFile.of(res).reason}; on_error='skip' keeps the frames that decode"
-                )
-            if res.start is not None or res.end is not None:
-                videos.append(replace(res, label=label))  # a known segment, as probed and cut
-            else:
-                videos.append(res.with_segment(label=label, start=start, end=end))
+            videos.append(_usable(p, res, label, segment, on_error))
         except (ProbeError, ConfigError) as exc:
             if on_error == "raise":
                 raise
@@ -101,6 +92,20 @@ def build_videos(
             skipped.append(SkippedFile(redact(p), redact(reason)))
     warn_damaged(damaged_files(videos))
     return videos, skipped
+
+
+def _usable(
+    path: str, res: Any, label: int, segment: tuple[float | None, float | None], on_error: OnError
+) -> VideoInfo:
+    """The labelled (segment of the) video a probe result gives, or the error why it is not usable."""
+    if not isinstance(res, VideoInfo):
+        raise res or ConfigError(f"{redact(path)}: neither probed nor known")
+    if res.damaged and on_error == "raise":
+        reason = DamagedFile.of(res).reason
+        raise ProbeError(path, f"damaged: {reason}; on_error='skip' keeps the frames that decode")
+    if res.start is not None or res.end is not None:
+        return replace(res, label=label)  # a known segment, as probed and cut
+    return res.with_segment(label=label, start=segment[0], end=segment[1])
 
 
 def _reusable(reuse_index: str | Path | None, probe: ProbeOptions) -> dict[str, VideoInfo] | None:

@@ -186,8 +186,8 @@ class VideoDataset(Sequence[VideoInfo]):
             cache_dir: where the memory-mapped Arrow copy lives (default: the probe cache folder).
 
         Returns:
-            The dataset; files that changed since indexing are in ``skipped``, not used; files indexed as
-            damaged are in ``damaged`` (and one warning names them).
+            The dataset; files that changed since indexing are in ``skipped``, not used; damaged files
+            (named in one warning) in ``damaged``.
 
         Raises:
             ConfigError: the index is missing, unreadable, of another schema version, or (with

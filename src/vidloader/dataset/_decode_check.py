@@ -61,14 +61,7 @@ def decode_check(container, stream, listed: set[int]) -> DecodeCheck:
                 ppts = packet.pts if packet.pts is not None else packet.dts
                 if tainted and packet.is_keyframe and ppts is not None:
                     tainted, resume = False, ppts
-                seen = len(logs)
-                try:
-                    frames = cc.decode(packet)
-                except av.error.InvalidDataError as exc:
-                    frames = []
-                    errors.append(str(exc).split("; last error log:")[0])
-                    tainted = True
-                found = ffmpeg_errors(logs[seen:])
+                frames, found = _decode(cc, packet, logs)
                 if found:
                     errors += found
                     tainted = True
@@ -76,8 +69,26 @@ def decode_check(container, stream, listed: set[int]) -> DecodeCheck:
             keep(cc.decode(None))
         except av.error.FFmpegError as exc:
             # The rest of the file cannot be read: the frames so far are what decodes.
-            errors.append(f"decoding stopped: {str(exc).split('; last error log:')[0]}")
+            errors.append(f"decoding stopped: {_reason(exc)}")
     return DecodeCheck(sorted(set(good)), errors[0] if errors else "")
+
+
+def _decode(cc, packet, logs: list) -> tuple[list, list[str]]:
+    """The frames one packet gives, and the decoder errors it raised or logged."""
+    import av
+
+    seen = len(logs)
+    try:
+        frames, errors = cc.decode(packet), []
+    except av.error.InvalidDataError as exc:
+        frames, errors = [], [_reason(exc)]
+    return frames, errors + ffmpeg_errors(logs[seen:])
+
+
+def _reason(exc: Exception) -> str:
+    """PyAV's message without the "last error log" it appends from a process-wide record (another
+    thread's, when files are checked in parallel)."""
+    return str(exc).split("; last error log:")[0]
 
 
 def seek_start(container, stream) -> None:
