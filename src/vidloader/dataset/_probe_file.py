@@ -50,7 +50,7 @@ def probe_video(path: str | Path, *, video_stream: int | None = None, verify: bo
         with av.logging.Capture(local=True) as logs:
             container = av.open(open_source(path, cached=False), metadata_errors="ignore")
             try:
-                return _probe_open(container, path, size, (video_stream, verify), logs)
+                return _probe_open(container, path, size, logs, video_stream=video_stream, verify=verify)
             finally:
                 container.close()
     except ProbeError:
@@ -84,8 +84,9 @@ def _damage(logs: list) -> str:
     return ""
 
 
-def _probe_open(container, path: str, size: int, choice: tuple[int | None, bool], logs: list) -> VideoInfo:
-    video_stream, verify = choice
+def _probe_open(
+    container, path: str, size: int, logs: list, *, video_stream: int | None, verify: bool
+) -> VideoInfo:
     stream = _choose_stream(container, path, video_stream)
     cc = stream.codec_context
     if stream.time_base is None:
