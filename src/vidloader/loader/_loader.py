@@ -16,7 +16,7 @@ from .._option import expose_options
 from .._validate import check_int
 from ..backends import Backend, resolve_backend
 from ..dataset import VideoDataset, store_stats
-from ..sampling import ClipPlan, ClipSpec
+from ..sampling import ClipPlan, ClipSpec, plan_epoch
 from . import _handoff
 from ._assemble import Assembler, AudioBatcher, audio_samples
 from ._batch import ClipBatch, HostBuffers
@@ -80,7 +80,7 @@ class VideoLoader:
         self._stats = LoaderStats(on_error=cfg.on_error)
         # Idle batch buffers kept: as many as can be in flight (submitted ahead, queued, the caller's).
         self._host = HostBuffers(keep=2 * cfg.prefetch + 2)
-        self._plans = EpochPlans(cfg)
+        self._plans = EpochPlans(cfg, self.rank_plan)
         self._prefetchers: set[Prefetcher] = set()  # passes still running ahead of their callers
 
     # ---- iteration -----------------------------------------------------------------------------------
@@ -142,7 +142,24 @@ class VideoLoader:
     # ---- plan ----------------------------------------------------------------------------------------
 
     def _plan(self, epoch: int) -> ClipPlan:
-        return self._plans.plan(self.dataset, epoch)
+        return self._plans.plan(epoch)
+
+    def rank_plan(self, epoch: int, rank: int, world_size: int) -> ClipPlan:
+        """The clips ``rank`` of ``world_size`` yields in ``epoch`` as the epoch starts: ``plan_epoch`` of the
+        dataset under this loader's options and seed. Iteration, ``num_clips``, ``clip_plan`` and resuming
+        (an elastic resume deals the rest of an epoch from it) all build on this; a subclass that places
+        clips otherwise overrides it (``vidloader.compat.torchvision.DataLoader`` does).
+
+        Args:
+            epoch: the epoch.
+            rank: a rank.
+            world_size: the number of ranks.
+
+        Returns:
+            That rank's clips, in order.
+        """
+        cfg = self.config
+        return plan_epoch(self.dataset, cfg, seed=cfg.seed, epoch=epoch, rank=rank, world_size=world_size)
 
     def _num_batches(self, n_clips: int) -> int:
         b = self.config.batch_size
