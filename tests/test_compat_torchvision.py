@@ -86,17 +86,22 @@ def test_uniform_sampler_collate_fn_and_per_clip_transform(root: Path) -> None:
     assert len(sampler) == 12 and len(loader) == 3
 
 
-def test_distributed_sampler_shards_by_video(root: Path) -> None:
+def test_distributed_sampler_deals_clips_like_torchvision(root: Path) -> None:
     ds = kinetics(root)
-    counts = []
+    counts, clips = [], []
     for rank in range(2):
         sampler = DistributedSampler(UniformClipSampler(ds.video_clips, 2), num_replicas=2, rank=rank)
         loader = DataLoader(ds, batch_size=2, sampler=sampler)
-        assert (loader.rank, loader.world_size) == (rank, 2) and len(sampler.dataset) == loader.num_clips
+        assert (loader.rank, loader.world_size) == (rank, 2)
+        # torchvision's lengths: the inner sampler's whole epoch (4 videos x 2 clips), a rank's half of it.
+        assert len(sampler.dataset) == 8 and len(sampler) == loader.num_clips
         counts.append(loader.num_clips)
+        clips.append([(c.video_index, c.clip_index) for c in loader.clip_plan()])
         sampler.set_epoch(4)
         assert loader.epoch == 4
     assert counts == [4, 4]
+    # Clip by clip, every other clip of the uniform order: each video's two clips go to both ranks.
+    assert clips == [[(0, 0), (1, 0), (2, 0), (3, 0)], [(0, 8), (1, 13), (2, 8), (3, 13)]]
 
 
 def test_without_a_sampler_every_window_is_a_clip(root: Path) -> None:
