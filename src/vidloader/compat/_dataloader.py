@@ -9,6 +9,7 @@ from typing import Any
 from .._errors import ConfigError
 from ..loader import LoaderConfig, VideoLoader
 from ..sampling import ClipPlan
+from ._cache import check_ours
 from ._samplers import AllWindows, ClipSampler
 from ._torchvision import Kinetics, _clip_items
 
@@ -49,7 +50,7 @@ class DataLoader(VideoLoader):
     Raises:
         ConfigError: an argument torch's DataLoader takes that has no meaning here (``batch_sampler``,
             ``worker_init_fn``, ``multiprocessing_context``, ``generator``), a dataset or sampler that is not
-            the port's, or a bad value.
+            the port's (torchvision's own, read back from a dataset cache, is named as such), or a bad value.
     """
 
     def __init__(
@@ -118,9 +119,7 @@ def _clip_order(dataset: Any, sampler: Any, shuffle: bool | None, given: dict[st
     """The clip choice: the sampler, or without one every window of the dataset's grid. Refuses what torch's
     DataLoader takes but vidloader has no meaning for, rather than ignore it."""
     if not isinstance(dataset, Kinetics):
-        raise ConfigError(
-            f"dataset must be a vidloader.compat.torchvision.Kinetics, got {type(dataset).__name__}"
-        )
+        check_ours(dataset, what="dataset", expected="vidloader.compat.torchvision.Kinetics")
     for name in _UNSUPPORTED:
         if given[name] is not None:
             raise ConfigError(f"{name}= has no vidloader equivalent; leave it out (see docs/migrating.md)")

@@ -18,6 +18,7 @@ from .._errors import ConfigError
 from .._validate import check_bool, check_index, check_int
 from ..loader import VideoLoader
 from ..sampling import SamplingConfig
+from ._cache import check_ours
 from ._grid import shard_rows
 from ._torchvision import VideoClips
 
@@ -32,9 +33,10 @@ class ClipSampler(ABC):
         self, video_clips: VideoClips, clips_per_video: int, *, name: str = "clips_per_video"
     ) -> None:
         if not isinstance(video_clips, VideoClips):
-            raise ConfigError(
-                "expected a vidloader.compat.torchvision VideoClips (dataset.video_clips), got "
-                f"{type(video_clips).__name__}"
+            check_ours(
+                video_clips,
+                what="video_clips",
+                expected="vidloader.compat.torchvision VideoClips (dataset.video_clips)",
             )
         self.video_clips = video_clips
         self.clips_per_video = check_int(name, clips_per_video, minimum=1)

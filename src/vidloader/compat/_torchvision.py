@@ -17,6 +17,7 @@ from .._validate import check_int, check_positive_float
 from ..dataset import VideoDataset
 from ..loader import ClipBatch
 from ..sampling import ClipPlan, SamplingConfig
+from ._cache import check_reader
 from ._grid import ClipGrid
 
 log = logging.getLogger("vidloader")
@@ -109,6 +110,10 @@ class Kinetics:
     ``dataset[i]``: ``(video, audio, label, video_idx)`` per clip when a ``collate_fn`` asks for them (the
     reference scripts' ``KineticsWithVideoId`` items; audio is an empty ``[1, 0]`` tensor).
 
+    It pickles, for the reference scripts' ``--cache-dataset``; a process that has not imported
+    ``vidloader.compat.torchvision`` refuses to read it back (torchvision's own script finding the port's
+    cache under the name both write, see ``_cache``).
+
     Args:
         root: the folder holding ``split``.
         frames_per_clip: frames in a clip.
@@ -184,6 +189,18 @@ class Kinetics:
 
     def __repr__(self) -> str:
         return f"Kinetics(split_folder={self.split_folder!r}, videos={len(self.videos)}, classes={len(self.classes)})"
+
+    def __reduce__(self) -> tuple[Callable[[dict[str, Any]], Kinetics], tuple[dict[str, Any]]]:
+        # A pickled Kinetics is what a dataset cache holds: reading it back checks who reads it (_cache).
+        return _restore_kinetics, (dict(self.__dict__),)
+
+
+def _restore_kinetics(state: dict[str, Any]) -> Kinetics:
+    """A pickled Kinetics back, in a process that uses the port (see ``_cache.check_reader``)."""
+    check_reader()
+    kinetics = Kinetics.__new__(Kinetics)
+    kinetics.__dict__.update(state)
+    return kinetics
 
 
 def _clip_items(batch: ClipBatch) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
