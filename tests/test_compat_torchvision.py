@@ -3,6 +3,7 @@ VideoLoader, as the 5-line port of torchvision's video classification reference 
 
 from __future__ import annotations
 
+import collections
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from torch.utils.data.dataloader import default_collate
 from torchvision.transforms import v2
 
 import vidloader as vl
+from vidloader.compat import _dataloader
+from vidloader.compat._pinned import pinned
 from vidloader.compat.torchvision import (
     DataLoader,
     DistributedSampler,
@@ -134,3 +137,38 @@ def test_kinetics_errors(root: Path) -> None:
         kinetics(root, output_format="THWC", transform=lambda clip: clip)
     with pytest.raises(vl.ConfigError, match=r"expected a vidloader\.compat\.torchvision VideoClips"):
         RandomClipSampler(object(), 2)  # type: ignore[arg-type]
+
+
+def test_pin_memory_without_cuda_is_said_once(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(_dataloader, "_warned_pin", False)
+    ds = kinetics(root)
+    with pytest.warns(UserWarning, match="pin_memory=True has no effect: there is no CUDA device") as seen:
+        loaders = [DataLoader(ds, batch_size=4, pin_memory=True) for _ in range(2)]
+    assert sum("pin_memory" in str(w.message) for w in seen) == 1
+    assert not loaders[0].pin_memory and not next(iter(loaders[0])).video.is_pinned()
+
+
+def test_pinned_copies_every_tensor_of_what_the_loop_gets(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pinning needs CUDA; a marked copy stands in for it, to check which tensors the walk reaches.
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda t: t.clone().fill_(7))
+    Pair = collections.namedtuple("Pair", "a b")
+    batch = vl.ClipBatch(*(torch.zeros(2, 1) for _ in range(6)))
+    out = pinned([batch, Pair(torch.zeros(1), "x"), {"k": (torch.zeros(1), 3)}])
+    assert isinstance(out[0], vl.ClipBatch) and all(
+        bool((getattr(out[0], f) == 7).all()) for f in ("video", "label", "timestamp")
+    )
+    assert out[0].audio is None and isinstance(out[1], Pair) and out[1].b == "x" and out[1].a.item() == 7
+    assert out[2]["k"][0].item() == 7 and out[2]["k"][1] == 3
+
+
+@pytest.mark.cuda
+def test_pin_memory_pins_cpu_batches_on_a_cuda_machine(root: Path) -> None:
+    ds = kinetics(root)
+    loader = DataLoader(ds, batch_size=4, sampler=UniformClipSampler(ds.video_clips, 2), pin_memory=True)
+    batch = next(iter(loader))
+    assert loader.pin_memory and batch.video.is_pinned() and batch.label.is_pinned()
+    collated = DataLoader(ds, batch_size=4, pin_memory=True, collate_fn=lambda items: [i[0] for i in items])
+    assert all(v.is_pinned() for v in next(iter(collated)))
+    on_gpu = DataLoader(ds, batch_size=4, pin_memory=True, device="cuda")  # staged through pinned buffers
+    assert not on_gpu.pin_memory and next(iter(on_gpu)).video.is_cuda

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
 
+import torch
+
 from .._errors import ConfigError
+from .._validate import check_bool
 from ..loader import LoaderConfig, VideoLoader
 from ..sampling import ClipPlan
 from ._cache import check_ours
+from ._pinned import pinned
 from ._samplers import AllWindows, ClipSampler
 from ._torchvision import Kinetics, _clip_items
 
 _UNSUPPORTED = ("batch_sampler", "worker_init_fn", "multiprocessing_context", "generator")
+_warned_pin = False  # pin_memory=True without CUDA: said once per process, as torch says it
 
 
 class DataLoader(VideoLoader):
@@ -38,7 +44,10 @@ class DataLoader(VideoLoader):
             ``torch.distributed``).
         num_workers: decode threads (0: decode on the iterating thread).
         collate_fn: see above.
-        pin_memory: accepted; vidloader pins its host buffers itself when ``device`` is CUDA.
+        pin_memory: with ``device="cpu"`` (the default) and CUDA present, batches (the ``collate_fn``'s
+            result) come in pinned memory, as from torch's DataLoader; with ``device="cuda"`` batches arrive
+            on the GPU through vidloader's own pinned buffers; without CUDA a warning says, once, that there
+            is nothing to pin for.
         drop_last: drop the last incomplete batch.
         timeout: seconds one clip may take to decode (vidloader's ``decode_timeout``; 0: its default).
         prefetch_factor: batches prepared ahead (vidloader's ``prefetch``).
@@ -97,6 +106,7 @@ class DataLoader(VideoLoader):
         self.kinetics = dataset
         self.sampler = sampler
         self.collate_fn = collate_fn
+        self.pin_memory = _pin(check_bool("pin_memory", pin_memory), self.config.device)
         order.attach(self)
 
     def rank_plan(self, epoch: int, rank: int, world_size: int) -> ClipPlan:
@@ -110,7 +120,7 @@ class DataLoader(VideoLoader):
         try:
             for batch in batches:
                 out = batch if self.collate_fn is None else self.collate_fn(_clip_items(batch))
-                yield out
+                yield pinned(out) if self.pin_memory else out
         finally:
             batches.close()  # type: ignore[attr-defined]
 
@@ -132,6 +142,20 @@ def _clip_order(dataset: Any, sampler: Any, shuffle: bool | None, given: dict[st
             f"sampler must be a vidloader.compat.torchvision clip sampler, got {type(sampler).__name__}"
         )
     return sampler
+
+
+def _pin(pin_memory: bool, device: torch.device) -> bool:
+    """Whether the loop's batches are to be pinned here: asked for, delivered on the CPU and CUDA present.
+    Without CUDA there is nothing to pin for: said once per process (torch's DataLoader warns too)."""
+    global _warned_pin
+    if pin_memory and not torch.cuda.is_available() and not _warned_pin:
+        _warned_pin = True
+        warnings.warn(
+            "pin_memory=True has no effect: there is no CUDA device, so batches stay in ordinary memory",
+            UserWarning,
+            stacklevel=3,
+        )
+    return pin_memory and device.type == "cpu" and torch.cuda.is_available()
 
 
 def _default_options(
