@@ -13,6 +13,7 @@ from typing import Any
 
 from .._errors import ConfigError
 from .._option import expose_options
+from .._seed import resume_seed
 from .._validate import check_int
 from ..backends import Backend, resolve_backend
 from ..dataset import VideoDataset, store_stats
@@ -230,18 +231,19 @@ class VideoLoader:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from a ``state_dict``: the next pass starts where that one stood, also at another world
         size (an elastic restart): then the epoch's clips no rank had consumed are dealt to the ranks there
-        are now (the state of any rank will do: they are equal).
+        are now (the state of any rank will do: they are equal). A loader that drew its seed (``seed=None``)
+        takes the state's.
 
         Raises:
-            StateMismatchError: the state is not a loader state, or was saved under another sampling,
-                seed, batching or dataset (the message names the field).
+            StateMismatchError: the state is not a loader state, or was saved under another sampling, a seed
+                other than the one given, batching or dataset (the message names the field).
         """
+        config = resume_seed(self.config, state)  # a drawn seed gives way to the saved one
         point = check_state(
-            state,
-            config=self.config.state_fields(),
-            dataset=self._dataset_fp,
-            world_size=self.config.world_size,
+            state, config=config.state_fields(), dataset=self._dataset_fp, world_size=config.world_size
         )
+        if config is not self.config:
+            self.config, self._plans = config, EpochPlans(config, self.rank_plan)
         self._plans.resume(point.epoch, point.stages)
         self._cursor.load(point.epoch, point.batches_yielded)
 
