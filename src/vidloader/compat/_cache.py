@@ -44,7 +44,7 @@ def check_ours(obj: Any, *, what: str, expected: str) -> None:
             f"{what} is torchvision's own {name}, not the port's: the dataset was made by torchvision, most "
             f"likely read back from a dataset cache torchvision wrote (train.py --cache-dataset keeps one per "
             f"split under {CACHE_FOLDER}, and after the port the script looks for the same file). Delete that "
-            "file, or run once without --cache-dataset, so that the port builds its own dataset"
+            "file (the next --cache-dataset run writes the port's own), or run without --cache-dataset"
         )
     raise ConfigError(f"expected a {expected}, got {name}")
 
@@ -64,6 +64,7 @@ def check_reader() -> None:
     raise ConfigError(
         "this is a dataset cache written by vidloader's torchvision port (a vidloader.compat.torchvision "
         "Kinetics, e.g. saved by train.py --cache-dataset after the port), and this script does not use the "
-        f"port: torchvision's samplers cannot read it. Delete the file (train.py keeps it under {CACHE_FOLDER}) "
-        f"or run once without --cache-dataset; to load it on purpose, import {PORT_MODULE} first"
+        f"port: torchvision's samplers cannot read it. Delete the file (train.py keeps it under {CACHE_FOLDER}; "
+        f"the next --cache-dataset run writes torchvision's own) or run without --cache-dataset; to load it on "
+        f"purpose, import {PORT_MODULE} first"
     )
