@@ -49,10 +49,10 @@ class VideoLoader:
     and ``loader.num_clips`` its clips; ``state_dict()`` / ``load_state_dict()`` resume mid-epoch.
 
     In short: ``sampling="random"`` with the default ``clips_per_video_mode="exact"`` gives exactly
-    ``clips_per_video`` independent random clips per video and epoch; ``"without_replacement"`` is
-    torchvision's RandomClipSampler; ``"uniform"`` is evenly spaced clips (torchvision's
-    UniformClipSampler); ``"sliding"`` every window. Padded frames of short videos are False in
-    ``ClipBatch.frame_mask``.
+    ``clips_per_video`` independent random clips per video and epoch; ``"without_replacement"`` (with
+    ``clip_step``) is torchvision's RandomClipSampler; ``"uniform"`` is evenly spaced clips (as torchvision's
+    UniformClipSampler, which ``vidloader.compat.torchvision`` reproduces clip for clip); ``"sliding"``
+    every window. Padded frames of short videos are False in ``ClipBatch.frame_mask``.
 
     Raises:
         ConfigError: an option is not allowed (the message names it and the allowed values), is unknown,
