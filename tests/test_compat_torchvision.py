@@ -128,6 +128,12 @@ def test_dataloader_refuses_what_has_no_meaning(root: Path, kwargs: dict, messag
         DataLoader(kinetics(root), **kwargs)
 
 
+def test_dataloader_refuses_a_sampler_of_another_dataset(root: Path) -> None:
+    train, val = kinetics(root), kinetics(root, split="val")
+    with pytest.raises(vl.ConfigError, match="sampler was made over another dataset's video_clips"):
+        DataLoader(val, sampler=UniformClipSampler(train.video_clips, 2))
+
+
 def test_kinetics_errors(root: Path) -> None:
     with pytest.raises(vl.ConfigError, match="download=True is not supported"):
         kinetics(root, download=True)

@@ -113,7 +113,7 @@ class DataLoader(VideoLoader):
         """The clips torchvision's loader reads in ``epoch`` on ``rank``: the sampler's window numbers, the
         rank's share of them, each window's frames on the grid."""
         numbers = self._order.numbers(epoch, self.config.seed)
-        return self.kinetics.video_clips.plan(numbers[self._order.rows(len(numbers), rank, world_size)])
+        return self._order.video_clips.plan(numbers[self._order.rows(len(numbers), rank, world_size)])
 
     def __iter__(self) -> Iterator[Any]:
         batches = super().__iter__()
@@ -141,6 +141,9 @@ def _clip_order(dataset: Any, sampler: Any, shuffle: bool | None, given: dict[st
         raise ConfigError(
             f"sampler must be a vidloader.compat.torchvision clip sampler, got {type(sampler).__name__}"
         )
+    if sampler.video_clips is not dataset.video_clips:
+        # Its window numbers index another grid: torchvision would read other clips than it meant.
+        raise ConfigError("the sampler was made over another dataset's video_clips; pass dataset.video_clips")
     return sampler
 
 
