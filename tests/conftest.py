@@ -36,3 +36,9 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 @pytest.fixture(params=DEVICES)
 def device(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def seeded_torch() -> None:
+    """Loaders left at ``seed=None`` draw torch's initial seed: seeded per test, a run repeats the last."""
+    torch.manual_seed(0)

@@ -3,11 +3,14 @@ cannot run into a row instead of ending the run."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,3 +55,22 @@ def test_compat_rows(tmp_path: Path) -> None:
     assert all("KeyError" in r["error"] for r in rows["no-such-reader"].values())
     table = md.read_text()
     assert "| ts_h264 | 60/60 |" in table and "WRONG" in table
+
+
+@pytest.mark.slow
+def test_torchvision_port_reads_torchvisions_clips(tmp_path: Path) -> None:
+    """benchmarks/compat_torchvision.py: torchvision itself (decoding through torchcodec) against the port,
+    on its 12-video tree: every val clip and every rank's DDP share is torchvision's, pixel for pixel."""
+    if importlib.util.find_spec("torchcodec") is None:  # found, not imported: it loads FFmpeg on import
+        pytest.skip("torchvision 0.26 decodes through torchcodec (the bench extra), not installed")
+    out = tmp_path / "fidelity.json"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), VIDLOADER_CACHE_DIR=str(tmp_path / "cache"))
+    cmd = [sys.executable, str(REPO / "benchmarks" / "compat_torchvision.py"), "--json", str(out)]
+    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=900)
+    report = json.loads(out.read_text())
+    assert report["val_clips"] == {"torchvision": 24, "port": 24, "same_frames": 24}
+    assert report["val_max_pixel_diff_of_same"] == 0
+    for world_size, (tv, port) in {"2": (24, 24), "5": (25, 25)}.items():
+        ddp = report["ddp"][world_size]
+        assert ddp["clips over ranks"] == [tv, port] and ddp["len(sampler.dataset)"] == [24, 24]
+        assert ddp["ranks with torchvision's clips"] == int(world_size)

@@ -3,6 +3,7 @@ VideoLoader, as the 5-line port of torchvision's video classification reference 
 
 from __future__ import annotations
 
+import collections
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from torch.utils.data.dataloader import default_collate
 from torchvision.transforms import v2
 
 import vidloader as vl
+from vidloader.compat import _dataloader
+from vidloader.compat._pinned import pinned
 from vidloader.compat.torchvision import (
     DataLoader,
     DistributedSampler,
@@ -86,17 +89,22 @@ def test_uniform_sampler_collate_fn_and_per_clip_transform(root: Path) -> None:
     assert len(sampler) == 12 and len(loader) == 3
 
 
-def test_distributed_sampler_shards_by_video(root: Path) -> None:
+def test_distributed_sampler_deals_clips_like_torchvision(root: Path) -> None:
     ds = kinetics(root)
-    counts = []
+    counts, clips = [], []
     for rank in range(2):
         sampler = DistributedSampler(UniformClipSampler(ds.video_clips, 2), num_replicas=2, rank=rank)
         loader = DataLoader(ds, batch_size=2, sampler=sampler)
-        assert (loader.rank, loader.world_size) == (rank, 2) and len(sampler.dataset) == loader.num_clips
+        assert (loader.rank, loader.world_size) == (rank, 2)
+        # torchvision's lengths: the inner sampler's whole epoch (4 videos x 2 clips), a rank's half of it.
+        assert len(sampler.dataset) == 8 and len(sampler) == loader.num_clips
         counts.append(loader.num_clips)
+        clips.append([(c.video_index, c.clip_index) for c in loader.clip_plan()])
         sampler.set_epoch(4)
         assert loader.epoch == 4
     assert counts == [4, 4]
+    # Clip by clip, every other clip of the uniform order: each video's two clips go to both ranks.
+    assert clips == [[(0, 0), (1, 0), (2, 0), (3, 0)], [(0, 8), (1, 13), (2, 8), (3, 13)]]
 
 
 def test_without_a_sampler_every_window_is_a_clip(root: Path) -> None:
@@ -120,6 +128,12 @@ def test_dataloader_refuses_what_has_no_meaning(root: Path, kwargs: dict, messag
         DataLoader(kinetics(root), **kwargs)
 
 
+def test_dataloader_refuses_a_sampler_of_another_dataset(root: Path) -> None:
+    train, val = kinetics(root), kinetics(root, split="val")
+    with pytest.raises(vl.ConfigError, match="sampler was made over another dataset's video_clips"):
+        DataLoader(val, sampler=UniformClipSampler(train.video_clips, 2))
+
+
 def test_kinetics_errors(root: Path) -> None:
     with pytest.raises(vl.ConfigError, match="download=True is not supported"):
         kinetics(root, download=True)
@@ -129,3 +143,38 @@ def test_kinetics_errors(root: Path) -> None:
         kinetics(root, output_format="THWC", transform=lambda clip: clip)
     with pytest.raises(vl.ConfigError, match=r"expected a vidloader\.compat\.torchvision VideoClips"):
         RandomClipSampler(object(), 2)  # type: ignore[arg-type]
+
+
+def test_pin_memory_without_cuda_is_said_once(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(_dataloader, "_warned_pin", False)
+    ds = kinetics(root)
+    with pytest.warns(UserWarning, match="pin_memory=True has no effect: there is no CUDA device") as seen:
+        loaders = [DataLoader(ds, batch_size=4, pin_memory=True) for _ in range(2)]
+    assert sum("pin_memory" in str(w.message) for w in seen) == 1
+    assert not loaders[0].pin_memory and not next(iter(loaders[0])).video.is_pinned()
+
+
+def test_pinned_copies_every_tensor_of_what_the_loop_gets(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pinning needs CUDA; a marked copy stands in for it, to check which tensors the walk reaches.
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda t: t.clone().fill_(7))
+    Pair = collections.namedtuple("Pair", "a b")
+    batch = vl.ClipBatch(*(torch.zeros(2, 1) for _ in range(6)))
+    out = pinned([batch, Pair(torch.zeros(1), "x"), {"k": (torch.zeros(1), 3)}])
+    assert isinstance(out[0], vl.ClipBatch) and all(
+        bool((getattr(out[0], f) == 7).all()) for f in ("video", "label", "timestamp")
+    )
+    assert out[0].audio is None and isinstance(out[1], Pair) and out[1].b == "x" and out[1].a.item() == 7
+    assert out[2]["k"][0].item() == 7 and out[2]["k"][1] == 3
+
+
+@pytest.mark.cuda
+def test_pin_memory_pins_cpu_batches_on_a_cuda_machine(root: Path) -> None:
+    ds = kinetics(root)
+    loader = DataLoader(ds, batch_size=4, sampler=UniformClipSampler(ds.video_clips, 2), pin_memory=True)
+    batch = next(iter(loader))
+    assert loader.pin_memory and batch.video.is_pinned() and batch.label.is_pinned()
+    collated = DataLoader(ds, batch_size=4, pin_memory=True, collate_fn=lambda items: [i[0] for i in items])
+    assert all(v.is_pinned() for v in next(iter(collated)))
+    on_gpu = DataLoader(ds, batch_size=4, pin_memory=True, device="cuda")  # staged through pinned buffers
+    assert not on_gpu.pin_memory and next(iter(on_gpu)).video.is_cuda

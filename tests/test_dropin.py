@@ -3,6 +3,12 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from torchvision import tv_tensors
@@ -172,3 +178,97 @@ def test_per_clip_transform_runs_on_the_videos_device(device: str) -> None:
     assert devices == [device, device] and out.device.type == device and out.shape == (2, 2, 3, 8, 8)
     cpu = PerClipTransform(fn)(video.cpu(), seeds=[1, 2])
     torch.testing.assert_close(out.cpu(), cpu, atol=0, rtol=0)  # same seeded crops on every device
+
+
+SEED_KW = dict(batch_size=2, frames_per_clip=4, num_workers=0, sampling="random", clips_per_video=2)
+
+
+def starts(loader: vl.VideoLoader, epoch: int = 0) -> list[tuple[int, int]]:
+    return [(c.video_index, c.frame_indices[0]) for c in loader.clip_plan(epoch)]
+
+
+def test_seed_none_is_drawn_from_torchs_initial_seed(dataset: vl.VideoDataset) -> None:
+    torch.manual_seed(123)
+    rng = torch.random.get_rng_state()
+    first = vl.VideoLoader(dataset, **SEED_KW)
+    assert first.seed == 123 and first.config.seed_drawn
+    assert torch.equal(torch.random.get_rng_state(), rng), "the caller's random numbers are not moved"
+    torch.manual_seed(2**64 - 1)  # torch's seeds are 64-bit; the loader's are 63-bit
+    second = vl.VideoLoader(dataset, **SEED_KW)
+    assert second.seed == 2**63 - 1 and starts(second) != starts(first), "another run, other clips"
+    given = vl.VideoLoader(dataset, seed=123, **SEED_KW)
+    assert not given.config.seed_drawn and starts(given) == starts(first)
+    with pytest.raises(vl.ConfigError, match="seed must be >= 0, got -1"):
+        vl.VideoLoader(dataset, seed=-1, **SEED_KW)
+
+
+def test_resume_takes_the_saved_seed_in_place_of_a_drawn_one(dataset: vl.VideoDataset) -> None:
+    torch.manual_seed(11)
+    saved = vl.VideoLoader(dataset, **SEED_KW)
+    full = [b.frame_index.tolist() for b in saved]
+    saved.set_epoch(0)
+    it = iter(saved)
+    next(it)
+    state = saved.state_dict()
+    assert state["config"]["seed"] == 11
+    torch.manual_seed(12)  # a new process draws another seed
+    resumed = vl.VideoLoader(dataset, **SEED_KW)
+    resumed.load_state_dict(state)
+    assert resumed.seed == 11 and resumed.config.seed_drawn
+    assert [b.frame_index.tolist() for b in resumed] == full[1:]
+    assert starts(resumed, 1) == starts(saved, 1), "later epochs too"
+    given = vl.VideoLoader(dataset, seed=12, **SEED_KW)  # a seed given is kept, and so refused here
+    with pytest.raises(vl.StateMismatchError, match="cannot resume: seed was 11 when the state was saved"):
+        given.load_state_dict(state)
+    assert given.seed == 12
+
+
+def test_seed_none_with_ranks_outside_torch_distributed_says_to_pass_one(
+    dataset: vl.VideoDataset, caplog: pytest.LogCaptureFixture
+) -> None:
+    torch.manual_seed(5)
+    with caplog.at_level("WARNING", logger="vidloader"):
+        loader = vl.VideoLoader(dataset, rank=1, world_size=2, **SEED_KW)
+    assert loader.seed == 5
+    assert "seed=None with world_size=2 outside torch.distributed" in caplog.text
+    assert "pass the same seed= on every rank" in caplog.text
+
+
+RANK_SCRIPT = """
+import sys, torch, torch.distributed as dist
+import vidloader as vl
+dist.init_process_group("gloo")
+torch.manual_seed(1000 + dist.get_rank())  # ranks seeded differently: the loader's seed is rank 0's
+ds = vl.VideoDataset.from_folder(sys.argv[1], cache_dir=sys.argv[2], progress=False)
+loader = vl.VideoLoader(ds, batch_size=2, frames_per_clip=4, num_workers=0)
+print("SEED", dist.get_rank(), loader.seed, loader.world_size, flush=True)
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_seed_none_is_rank_zeros_under_torch_distributed(dataset: vl.VideoDataset, tmp_path: Path) -> None:
+    root = Path(dataset.samples[0][0]).parent.parent
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    procs = []
+    for rank in range(2):
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
+            RANK=str(rank),
+            WORLD_SIZE="2",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            OMP_NUM_THREADS="1",
+        )
+        cmd = [sys.executable, "-c", RANK_SCRIPT, str(root), str(root / ".cache")]
+        procs.append(
+            subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        )
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    seen = sorted(line.split()[1:] for out in outs for line in out.splitlines() if line.startswith("SEED"))
+    assert seen == [["0", "1000", "2"], ["1", "1000", "2"]]

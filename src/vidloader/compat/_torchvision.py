@@ -1,47 +1,104 @@
-"""torchvision's video-classification data API (``Kinetics``, clip samplers, ``DataLoader``) over VideoLoader,
-so a torchvision training script switches by changing its imports and constructor names only."""
+"""torchvision's ``Kinetics`` dataset and the ``VideoClips`` grid it holds, over a vidloader VideoDataset, so a
+torchvision training script switches by changing its imports and constructor names only."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import torch
 
 from .._errors import ConfigError
+from .._validate import check_int, check_positive_float
 from ..dataset import VideoDataset
-from ..loader import ClipBatch, VideoLoader
-from ..sampling import SamplingConfig, plan_epoch
+from ..loader import ClipBatch
+from ..sampling import ClipPlan, SamplingConfig
+from ._cache import check_reader
+from ._grid import ClipGrid
+
+log = logging.getLogger("vidloader")
 
 KINETICS_VERSIONS = ("400", "600", "700")
 OUTPUT_FORMATS = ("TCHW", "THWC")
 
 
 class VideoClips:
-    """The clip grid torchvision's samplers are built on: ``frames_per_clip`` frames at ``frame_rate`` (None:
-    the native rate), a window every ``step_between_clips`` of those frames, over ``videos``."""
+    """torchvision's ``VideoClips`` for vidloader: every video's windows of ``frames_per_clip`` frames kept at
+    ``frame_rate`` (None: every frame), a window every ``step_between_clips`` kept frames, numbered across the
+    videos. Computed as torchvision computes them (its frame rates and float32 rounding included, see
+    ``_grid``) from the index, without decoding. A video with no window gives no clip, as in torchvision
+    (logged once).
+
+    ``video_paths``, ``video_fps``, ``num_videos()``, ``num_clips()`` and ``get_clip_location()`` are
+    torchvision's.
+    """
 
     def __init__(
         self, videos: VideoDataset, frames_per_clip: int, step_between_clips: int, frame_rate: float | None
     ) -> None:
         self.videos = videos
-        self.frames_per_clip = frames_per_clip
-        self.step_between_clips = step_between_clips
-        self.frame_rate = frame_rate
+        self.frames_per_clip = check_int("frames_per_clip", frames_per_clip, minimum=1)
+        self.step_between_clips = check_int("step_between_clips", step_between_clips, minimum=1)
+        check_positive_float("frame_rate", frame_rate, allow_none=True)
+        self.frame_rate = frame_rate  # as given: torchvision's arithmetic takes an int rate as it is
+        self.grid = ClipGrid.of_videos(list(videos), frames_per_clip, step_between_clips, frame_rate)
+        _log_dropped(videos, self.grid.counts, frames_per_clip, frame_rate)
 
-    def sampling(self, **choice: Any) -> SamplingConfig:
-        """The grid plus a clip choice as a SamplingConfig (the grid's step only where the choice picks among
-        its windows: a loader refuses a step that has no effect)."""
-        cfg = SamplingConfig(frames_per_clip=self.frames_per_clip, target_fps=self.frame_rate, **choice)
-        return replace(cfg, clip_step=self.step_between_clips) if cfg.windowed else cfg
+    @property
+    def video_paths(self) -> list[str]:
+        return [v.path for v in self.videos]
+
+    @property
+    def video_fps(self) -> list[float]:
+        """Each video's frame rate as torchvision reads it (torchcodec's ``average_fps``)."""
+        return self.grid.video_fps
+
+    def num_videos(self) -> int:
+        return len(self.videos)
 
     def num_clips(self) -> int:
-        """Windows on the grid over all videos (a video shorter than a clip counts one padded window;
-        torchvision drops such videos)."""
-        cfg = self.sampling(sampling="sliding", shuffle=False)
-        return len(plan_epoch(list(self.videos), cfg, seed=0, epoch=0))
+        """Windows over all videos."""
+        return len(self.grid)
+
+    def get_clip_location(self, idx: int) -> tuple[int, int]:
+        """(video, window within the video) of window number ``idx``."""
+        video, window = self.grid.locate(np.array([idx], np.int64))
+        return int(video[0]), int(window[0])
+
+    def plan(self, numbers: np.ndarray) -> ClipPlan:
+        """The clips of window numbers ``numbers``, in that order (``clip_index``: the window in its video)."""
+        video, window = self.grid.locate(numbers)
+        return ClipPlan(video, window, self.grid.frames(video, window))
+
+    def sampling(self, **choice: Any) -> SamplingConfig:
+        """The grid plus a clip choice as a SamplingConfig: what a loader's state records (the port plans the
+        clips itself). The grid's step only where the choice picks among its windows (a loader refuses a
+        step that has no effect); videos without a window give no clip (``short_video="skip"``)."""
+        cfg = SamplingConfig(
+            frames_per_clip=self.frames_per_clip, target_fps=self.frame_rate, short_video="skip", **choice
+        )
+        return replace(cfg, clip_step=self.step_between_clips) if cfg.windowed else cfg
+
+
+def _log_dropped(
+    videos: VideoDataset, counts: np.ndarray, frames_per_clip: int, frame_rate: float | None
+) -> None:
+    dropped = [videos[int(i)].path for i in np.flatnonzero(counts == 0)]
+    if dropped:
+        listed = ", ".join(dropped[:5]) + (f" and {len(dropped) - 5} more" if len(dropped) > 5 else "")
+        log.warning(
+            "vidloader: %d of %d videos have no clip of %d frames at frame_rate=%s (%s); they give no clip, "
+            "as torchvision skips them",
+            len(dropped),
+            len(videos),
+            frames_per_clip,
+            frame_rate,
+            listed,
+        )
 
 
 class Kinetics:
@@ -49,17 +106,22 @@ class Kinetics:
 
     Indexes the videos (no decoding); ``DataLoader`` decodes. ``samples``, ``classes``, ``class_to_idx``,
     ``transform`` and ``video_clips`` are there as torchvision has them, and ``len()`` is the number of
-    windows on the grid. Items come in batches, not by ``dataset[i]``: ``(video, audio, label,
-    video_idx)`` per clip when a ``collate_fn`` asks for them (the reference scripts'
-    ``KineticsWithVideoId`` items; audio is an empty ``[1, 0]`` tensor).
+    windows on torchvision's grid (videos too short for one give none). Items come in batches, not by
+    ``dataset[i]``: ``(video, audio, label, video_idx)`` per clip when a ``collate_fn`` asks for them (the
+    reference scripts' ``KineticsWithVideoId`` items; audio is an empty ``[1, 0]`` tensor).
+
+    It pickles, for the reference scripts' ``--cache-dataset``; a process that has not imported
+    ``vidloader.compat.torchvision`` refuses to read it back (torchvision's own script finding the port's
+    cache under the name both write, see ``_cache``).
 
     Args:
         root: the folder holding ``split``.
         frames_per_clip: frames in a clip.
         num_classes: "400", "600" or "700" (only checked; nothing is downloaded).
         split: the sub-folder, e.g. "train" or "val".
-        frame_rate: sample clips at this rate (vidloader's ``target_fps``); None keeps every frame.
-        step_between_clips: frames between window starts (vidloader's ``clip_step``).
+        frame_rate: keep frames at this rate as torchvision does (every ``fps / frame_rate``-th frame, at
+            the rate torchcodec reports); None keeps every frame.
+        step_between_clips: kept frames between window starts.
         transform: a per-clip callable (torchvision transforms, the reference presets) or a vidloader
             batched transform; see ``VideoLoader(transform=...)``.
         extensions: file extensions to index, with or without the dot.
@@ -128,89 +190,17 @@ class Kinetics:
     def __repr__(self) -> str:
         return f"Kinetics(split_folder={self.split_folder!r}, videos={len(self.videos)}, classes={len(self.classes)})"
 
-
-class _ClipSampler:
-    """A clip choice over a ``VideoClips`` grid; ``len()`` is the clips of the epoch once a DataLoader uses it."""
-
-    def __init__(self, video_clips: VideoClips, clips_per_video: int) -> None:
-        if not isinstance(video_clips, VideoClips):
-            raise ConfigError(
-                f"expected a vidloader.compat.torchvision VideoClips (dataset.video_clips), got {type(video_clips).__name__}"
-            )
-        self.video_clips = video_clips
-        self.clips_per_video = clips_per_video
-        self.loader: VideoLoader | None = None
-
-    def sampling(self) -> SamplingConfig:
-        raise NotImplementedError
-
-    def placement(self) -> dict[str, Any]:
-        return {}
-
-    def set_epoch(self, epoch: int) -> None:
-        """Make the loader's next pass epoch ``epoch`` (it also advances by itself every pass)."""
-        if self.loader is not None:
-            self.loader.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        if self.loader is None:
-            raise ConfigError("this sampler's length is known once a vidloader DataLoader uses it")
-        return self.loader.num_clips
+    def __reduce__(self) -> tuple[Callable[[dict[str, Any]], Kinetics], tuple[dict[str, Any]]]:
+        # A pickled Kinetics is what a dataset cache holds: reading it back checks who reads it (_cache).
+        return _restore_kinetics, (dict(self.__dict__),)
 
 
-class RandomClipSampler(_ClipSampler):
-    """torchvision's ``RandomClipSampler(video_clips, max_clips_per_video)``: per video and epoch, at most
-    ``max_clips_per_video`` distinct random windows of the grid, all shuffled
-    (``sampling="random", clips_per_video_mode="without_replacement"``)."""
-
-    def __init__(self, video_clips: VideoClips, max_clips_per_video: int) -> None:
-        super().__init__(video_clips, max_clips_per_video)
-
-    def sampling(self) -> SamplingConfig:
-        return self.video_clips.sampling(
-            sampling="random",
-            clips_per_video=self.clips_per_video,
-            clips_per_video_mode="without_replacement",
-            shuffle=True,
-        )
-
-
-class UniformClipSampler(_ClipSampler):
-    """torchvision's ``UniformClipSampler(video_clips, num_clips_per_video)``: ``num_clips_per_video`` evenly
-    spaced clips per video, in video order (``sampling="uniform", shuffle=False``; starts are spaced evenly
-    in frames rather than snapped to the window grid, and the first and last clip coincide with torchvision's)."""
-
-    def __init__(self, video_clips: VideoClips, num_clips_per_video: int) -> None:
-        super().__init__(video_clips, num_clips_per_video)
-
-    def sampling(self) -> SamplingConfig:
-        return self.video_clips.sampling(
-            sampling="uniform", clips_per_video=self.clips_per_video, shuffle=False
-        )
-
-
-class DistributedSampler(_ClipSampler):
-    """torchvision's clip ``DistributedSampler(sampler, num_replicas=None, rank=None, shuffle=False)``: the
-    inner sampler's clips, sharded by video over ranks (default: from ``torch.distributed``)."""
-
-    def __init__(
-        self,
-        dataset: _ClipSampler,
-        num_replicas: int | None = None,
-        rank: int | None = None,
-        shuffle: bool = False,
-    ) -> None:
-        if not isinstance(dataset, _ClipSampler):
-            raise ConfigError(f"DistributedSampler wraps a clip sampler, got {type(dataset).__name__}")
-        super().__init__(dataset.video_clips, dataset.clips_per_video)
-        self.dataset, self.num_replicas, self.rank, self.shuffle = dataset, num_replicas, rank, shuffle
-
-    def sampling(self) -> SamplingConfig:
-        inner = self.dataset.sampling()
-        return SamplingConfig(**{**inner.to_json(), "shuffle": inner.shuffle or self.shuffle})
-
-    def placement(self) -> dict[str, Any]:
-        return {k: v for k, v in (("rank", self.rank), ("world_size", self.num_replicas)) if v is not None}
+def _restore_kinetics(state: dict[str, Any]) -> Kinetics:
+    """A pickled Kinetics back, in a process that uses the port (see ``_cache.check_reader``)."""
+    check_reader()
+    kinetics = Kinetics.__new__(Kinetics)
+    kinetics.__dict__.update(state)
+    return kinetics
 
 
 def _clip_items(batch: ClipBatch) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:

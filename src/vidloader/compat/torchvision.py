@@ -2,7 +2,8 @@
 keep its calls. See docs/migrating.md for what maps to what, argument by argument."""
 
 from ._dataloader import DataLoader
-from ._torchvision import DistributedSampler, Kinetics, RandomClipSampler, UniformClipSampler, VideoClips
+from ._samplers import DistributedSampler, RandomClipSampler, UniformClipSampler
+from ._torchvision import Kinetics, VideoClips
 
 __all__ = [
     "DataLoader",

@@ -13,7 +13,8 @@ import torch
 
 from .._errors import ConfigError
 from .._option import documented, option, refuse_ignored
-from .._validate import check_bool, check_choice, check_int, check_positive_float
+from .._seed import drawn_seed
+from .._validate import check_bool, check_choice, check_int, check_opt_int, check_positive_float
 from ..backends import BACKENDS, AudioSpec, DecodeSettings, ResizeArg, check_resize
 from ..sampling import SamplingConfig
 from ..transforms import ClipTransform, TransformKind, as_clip_transform
@@ -52,7 +53,13 @@ class LoaderConfig(SamplingConfig):
         doc="clips per batch (rows are ``batch_size * num_views`` with a multi-view transform)."
     )
     seed: int = option(
-        0, doc="base of every random choice (clip positions, shuffling, per-clip transform seeds)."
+        None,
+        doc="""base of every random choice (clip positions, shuffling, per-clip transform seeds). None
+            (default): drawn once, here, from torch's initial seed, so runs differ unless torch was seeded
+            (``torch.manual_seed(s)`` gives seed ``s``; the caller's random numbers are not moved); under
+            ``torch.distributed`` with ``world_size > 1`` every rank takes rank 0's (build the loader on every
+            rank). ``loader.seed`` is the value in use; ``state_dict()`` records it and ``load_state_dict``
+            takes the saved one in place of a drawn one, so a resumed run draws the same clips.""",
     )
     drop_last: bool = option(False, doc="leave out a last, smaller batch.")
     device: torch.device = option("cpu", doc='where batches are delivered: "cpu" or "cuda[:N]".')
@@ -106,7 +113,7 @@ class LoaderConfig(SamplingConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_int("batch_size", self.batch_size, minimum=1)
-        check_int("seed", self.seed, minimum=0)
+        check_opt_int("seed", self.seed, minimum=0)
         check_bool("drop_last", self.drop_last)
         self._set("device", _device(self.device))
         check_choice("backend", self.backend, BACKENDS)
@@ -131,6 +138,9 @@ class LoaderConfig(SamplingConfig):
         )
         check_bool("shared_decode", self.shared_decode)
         self._set_shard()
+        if self.seed is None:
+            self._set("seed", drawn_seed(self.world_size))
+            self._set("_seed_drawn", True)
         if self.audio is not None and not isinstance(self.audio, AudioSpec):
             raise ConfigError(f"audio must be a vidloader.AudioSpec or None, got {type(self.audio).__name__}")
         refuse_ignored(self, [f for f in self.__dataclass_fields__])
@@ -168,6 +178,11 @@ class LoaderConfig(SamplingConfig):
             raise ConfigError(f"rank={rank} must be in [0, world_size={world_size})")
         self._set("rank", rank)
         self._set("world_size", world_size)
+
+    @property
+    def seed_drawn(self) -> bool:
+        """Whether ``seed`` was drawn here (``seed=None``) rather than given."""
+        return bool(self.__dict__.get("_seed_drawn", False))
 
     @property
     def clip_transform(self) -> ClipTransform | None:

@@ -13,10 +13,11 @@ from typing import Any
 
 from .._errors import ConfigError
 from .._option import expose_options
+from .._seed import resume_seed
 from .._validate import check_int
 from ..backends import Backend, resolve_backend
 from ..dataset import VideoDataset, store_stats
-from ..sampling import ClipPlan, ClipSpec
+from ..sampling import ClipPlan, ClipSpec, plan_epoch
 from . import _handoff
 from ._assemble import Assembler, AudioBatcher, audio_samples
 from ._batch import ClipBatch, HostBuffers
@@ -48,10 +49,10 @@ class VideoLoader:
     and ``loader.num_clips`` its clips; ``state_dict()`` / ``load_state_dict()`` resume mid-epoch.
 
     In short: ``sampling="random"`` with the default ``clips_per_video_mode="exact"`` gives exactly
-    ``clips_per_video`` independent random clips per video and epoch; ``"without_replacement"`` is
-    torchvision's RandomClipSampler; ``"uniform"`` is evenly spaced clips (torchvision's
-    UniformClipSampler); ``"sliding"`` every window. Padded frames of short videos are False in
-    ``ClipBatch.frame_mask``.
+    ``clips_per_video`` independent random clips per video and epoch; ``"without_replacement"`` (with
+    ``clip_step``) is torchvision's RandomClipSampler; ``"uniform"`` is evenly spaced clips (as torchvision's
+    UniformClipSampler, which ``vidloader.compat.torchvision`` reproduces clip for clip); ``"sliding"``
+    every window. Padded frames of short videos are False in ``ClipBatch.frame_mask``.
 
     Raises:
         ConfigError: an option is not allowed (the message names it and the allowed values), is unknown,
@@ -80,7 +81,7 @@ class VideoLoader:
         self._stats = LoaderStats(on_error=cfg.on_error)
         # Idle batch buffers kept: as many as can be in flight (submitted ahead, queued, the caller's).
         self._host = HostBuffers(keep=2 * cfg.prefetch + 2)
-        self._plans = EpochPlans(cfg)
+        self._plans = EpochPlans(cfg, self.rank_plan)
         self._prefetchers: set[Prefetcher] = set()  # passes still running ahead of their callers
 
     # ---- iteration -----------------------------------------------------------------------------------
@@ -142,7 +143,24 @@ class VideoLoader:
     # ---- plan ----------------------------------------------------------------------------------------
 
     def _plan(self, epoch: int) -> ClipPlan:
-        return self._plans.plan(self.dataset, epoch)
+        return self._plans.plan(epoch)
+
+    def rank_plan(self, epoch: int, rank: int, world_size: int) -> ClipPlan:
+        """The clips ``rank`` of ``world_size`` yields in ``epoch`` as the epoch starts: ``plan_epoch`` of the
+        dataset under this loader's options and seed. Iteration, ``num_clips``, ``clip_plan`` and resuming
+        (an elastic resume deals the rest of an epoch from it) all build on this; a subclass that places
+        clips otherwise overrides it (``vidloader.compat.torchvision.DataLoader`` does).
+
+        Args:
+            epoch: the epoch.
+            rank: a rank.
+            world_size: the number of ranks.
+
+        Returns:
+            That rank's clips, in order.
+        """
+        cfg = self.config
+        return plan_epoch(self.dataset, cfg, seed=cfg.seed, epoch=epoch, rank=rank, world_size=world_size)
 
     def _num_batches(self, n_clips: int) -> int:
         b = self.config.batch_size
@@ -213,18 +231,19 @@ class VideoLoader:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from a ``state_dict``: the next pass starts where that one stood, also at another world
         size (an elastic restart): then the epoch's clips no rank had consumed are dealt to the ranks there
-        are now (the state of any rank will do: they are equal).
+        are now (the state of any rank will do: they are equal). A loader that drew its seed (``seed=None``)
+        takes the state's.
 
         Raises:
-            StateMismatchError: the state is not a loader state, or was saved under another sampling,
-                seed, batching or dataset (the message names the field).
+            StateMismatchError: the state is not a loader state, or was saved under another sampling, a seed
+                other than the one given, batching or dataset (the message names the field).
         """
+        config = resume_seed(self.config, state)  # a drawn seed gives way to the saved one
         point = check_state(
-            state,
-            config=self.config.state_fields(),
-            dataset=self._dataset_fp,
-            world_size=self.config.world_size,
+            state, config=config.state_fields(), dataset=self._dataset_fp, world_size=config.world_size
         )
+        if config is not self.config:
+            self.config, self._plans = config, EpochPlans(config, self.rank_plan)
         self._plans.resume(point.epoch, point.stages)
         self._cursor.load(point.epoch, point.batches_yielded)
 

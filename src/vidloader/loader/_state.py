@@ -14,12 +14,14 @@ import hashlib
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from .._errors import ConfigError, StateMismatchError, VideoError
 from ..dataset import VideoDataset
-from ..sampling import ClipPlan, ClipSpec, SamplingConfig, check_stages, is_short, plan_epoch, resume_plan
+from ..sampling import ClipPlan, ClipSpec, SamplingConfig, check_stages, is_short, resume_plan
 from ._config import LoaderConfig
 
 log = logging.getLogger("vidloader")
@@ -191,10 +193,17 @@ def short_videos(dataset: VideoDataset, cfg: SamplingConfig) -> list[str]:
 
 class EpochPlans:
     """The last epoch's plan, kept: the same epoch is asked for again and again, and planning a large
-    dataset is not free."""
+    dataset is not free.
 
-    def __init__(self, config: LoaderConfig) -> None:
+    Args:
+        config: the loader's options (its rank and world size, ``frames_per_clip``).
+        planner: ``planner(epoch, rank, world_size)``, the clips a rank yields in an epoch as it starts
+            (``VideoLoader.rank_plan``); an elastic resume deals the rest of an epoch from it.
+    """
+
+    def __init__(self, config: LoaderConfig, planner: Callable[[int, int, int], Sequence[ClipSpec]]) -> None:
         self._config = config
+        self._planner = planner
         self._cache: tuple[tuple[int, tuple], ClipPlan] | None = None
         # Earlier world-size stages of the epoch a loaded state resumes (elastic restart), by epoch.
         self._stages: tuple[int, Stages] = (0, ())
@@ -207,16 +216,14 @@ class EpochPlans:
         """Plan ``epoch`` as the rest of ``stages`` (from a loaded state)."""
         self._stages = (epoch, stages)
 
-    def plan(self, dataset: VideoDataset, epoch: int) -> ClipPlan:
+    def plan(self, epoch: int) -> ClipPlan:
         """``epoch``'s clips for this rank."""
         key = (epoch, self.stages_of(epoch))
         if self._cache is None or self._cache[0] != key:
             cfg = self._config
-
-            def plan(rank: int, world_size: int) -> ClipPlan:
-                return plan_epoch(dataset, cfg, seed=cfg.seed, epoch=epoch, rank=rank, world_size=world_size)
-
-            clips = resume_plan(plan, key[1], rank=cfg.rank, world_size=cfg.world_size)
+            clips = resume_plan(
+                partial(self._planner, epoch), key[1], rank=cfg.rank, world_size=cfg.world_size
+            )
             self._cache = (key, ClipPlan.from_specs(clips, cfg.frames_per_clip))
         return self._cache[1]
 
