@@ -246,9 +246,8 @@ dist.destroy_process_group()
 """
 
 
-@pytest.mark.slow
-def test_seed_none_is_rank_zeros_under_torch_distributed(dataset: vl.VideoDataset, tmp_path: Path) -> None:
-    root = Path(dataset.samples[0][0]).parent.parent
+def run_ranks(script: str, *args: str) -> list[subprocess.CompletedProcess]:
+    """``script`` on two ranks under a real gloo process group (the environment torchrun sets)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -264,11 +263,53 @@ def test_seed_none_is_rank_zeros_under_torch_distributed(dataset: vl.VideoDatase
             MASTER_PORT=str(port),
             OMP_NUM_THREADS="1",
         )
-        cmd = [sys.executable, "-c", RANK_SCRIPT, str(root), str(root / ".cache")]
+        cmd = [sys.executable, "-c", script, *args]
         procs.append(
             subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         )
     outs = [p.communicate(timeout=300)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs), outs
+    return [
+        subprocess.CompletedProcess(p.args, p.returncode, out) for p, out in zip(procs, outs, strict=True)
+    ]
+
+
+@pytest.mark.slow
+def test_seed_none_is_rank_zeros_under_torch_distributed(dataset: vl.VideoDataset) -> None:
+    root = Path(dataset.samples[0][0]).parent.parent
+    done = run_ranks(RANK_SCRIPT, str(root), str(root / ".cache"))
+    outs = [d.stdout for d in done]
+    assert all(d.returncode == 0 for d in done), outs
     seen = sorted(line.split()[1:] for out in outs for line in out.splitlines() if line.startswith("SEED"))
     assert seen == [["0", "1000", "2"], ["1", "1000", "2"]]
+
+
+RANK_ZERO_BUILDS_NONE = """
+import sys, time, torch, torch.distributed as dist
+import vidloader as vl
+import vidloader._seed
+vidloader._seed.SEED_WAIT_S = 3.0
+dist.init_process_group("gloo")
+ds = vl.VideoDataset.from_folder(sys.argv[1], cache_dir=sys.argv[2], progress=False)
+if dist.get_rank() == 1:  # only rank 1 builds this loader: it must not wait for rank 0 for good
+    t0 = time.monotonic()
+    try:
+        vl.VideoLoader(ds, batch_size=2, frames_per_clip=4, num_workers=0)
+    except vl.ConfigError as exc:
+        print("REFUSED", round(time.monotonic() - t0), exc, flush=True)
+dist.barrier()
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_seed_none_on_a_rank_whose_rank_zero_builds_no_loader_is_refused_not_hung(
+    dataset: vl.VideoDataset,
+) -> None:
+    root = Path(dataset.samples[0][0]).parent.parent
+    done = run_ranks(RANK_ZERO_BUILDS_NONE, str(root), str(root / ".cache"))
+    assert all(d.returncode == 0 for d in done), [d.stdout for d in done]
+    refused = [line for line in done[1].stdout.splitlines() if line.startswith("REFUSED")]
+    assert refused, done[1].stdout
+    seconds = int(refused[0].split()[1])
+    assert seconds < 30, refused[0]
+    assert "rank 0 did not build this loader" in refused[0] and "pass the same seed=" in refused[0]

@@ -57,8 +57,8 @@ class LoaderConfig(SamplingConfig):
         doc="""base of every random choice (clip positions, shuffling, per-clip transform seeds). None
             (default): drawn once, here, from torch's initial seed, so runs differ unless torch was seeded
             (``torch.manual_seed(s)`` gives seed ``s``; the caller's random numbers are not moved); under
-            ``torch.distributed`` with ``world_size > 1`` every rank takes rank 0's (build the loader on every
-            rank). ``loader.seed`` is the value in use; ``state_dict()`` records it and ``load_state_dict``
+            ``torch.distributed`` with ``world_size > 1`` every rank takes rank 0's, shared through the process
+            group's store (a rank whose rank 0 builds no such loader gets a ConfigError within a minute). ``loader.seed`` is the value in use; ``state_dict()`` records it and ``load_state_dict``
             takes the saved one in place of a drawn one, so a resumed run draws the same clips.""",
     )
     drop_last: bool = option(False, doc="leave out a last, smaller batch.")
