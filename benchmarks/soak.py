@@ -5,7 +5,8 @@ Soak: RSS and open file descriptors of the main process and of every worker proc
 second, after each of N epochs (thread workers, then spawned process workers). Growth is measured against
 the end of epoch 1 (the first epoch builds caches, pools and pinned buffers).
 
-Faults, each on a fresh loader with on_error="skip", reporting what the loader did:
+Faults, each on a fresh loader with on_error="skip", reporting what the loader did (with
+max_skip_fraction=0.5, so that skipping what they break stays within the budget):
 - sigkill: a process worker is killed with SIGKILL after the first batch;
 - stuck: a decode that never returns (a backend stub for one file) under decode_timeout;
 - deleted: a file is deleted mid-epoch;
@@ -35,6 +36,7 @@ import vidloader as vl
 from vidloader.dataset import textured_frames, write_video
 
 RELEASE = threading.Event()
+WITHIN_BUDGET = {"max_skip_fraction": 0.5}  # the faults measure skipping, not the budget
 
 
 def make_media(root: Path, n: int, frames: int) -> list[Path]:
@@ -104,7 +106,8 @@ def soak(paths: list[Path], epochs: int, worker_type: str, quick: bool) -> dict[
 
 def fault_sigkill(paths: list[Path]) -> dict[str, Any]:
     ds = vl.VideoDataset.from_paths(paths, use_cache=False)
-    loader = vl.VideoLoader(ds, num_workers=2, worker_type="process", on_error="skip", **loader_kw())  # type: ignore[arg-type]
+    kw = {**loader_kw(), **WITHIN_BUDGET}
+    loader = vl.VideoLoader(ds, num_workers=2, worker_type="process", on_error="skip", **kw)  # type: ignore[arg-type]
     plan = {(c.video_index, c.clip_index) for c in loader.clip_plan(0)}
     got: list[tuple[int, int]] = []
     try:
@@ -146,7 +149,7 @@ class StuckBackend(vl.PyAVBackend):
 
 def fault_stuck(paths: list[Path], timeout: float) -> dict[str, Any]:
     ds = vl.VideoDataset.from_paths(paths, use_cache=False)
-    kw = {**loader_kw(), "decode_timeout": timeout}
+    kw = {**loader_kw(), "decode_timeout": timeout, **WITHIN_BUDGET}
     loader = vl.VideoLoader(ds, num_workers=2, on_error="skip", **kw)  # type: ignore[arg-type]
     loader.backend = StuckBackend(str(paths[1]))
     t0 = time.perf_counter()
@@ -175,7 +178,8 @@ def fault_deleted(paths: list[Path], tmp: Path) -> dict[str, Any]:
         dst.write_bytes(p.read_bytes())
         copies.append(dst)
     ds = vl.VideoDataset.from_paths(copies, use_cache=False)
-    loader = vl.VideoLoader(ds, num_workers=2, on_error="skip", **{**loader_kw(), "shuffle": False})  # type: ignore[arg-type]
+    kw = {**loader_kw(), "shuffle": False, **WITHIN_BUDGET}
+    loader = vl.VideoLoader(ds, num_workers=2, on_error="skip", **kw)  # type: ignore[arg-type]
     it = iter(loader)
     clips = len(next(it))
     copies[-1].unlink()  # the last video's clips come at the end of the epoch

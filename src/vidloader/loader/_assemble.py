@@ -50,7 +50,9 @@ class Assembler:
 
         Raises:
             ConfigError: the clips differ in frame size and there is no transform to take them.
+            SkipBudgetError: with this batch's failures the pass lost more than on_error="skip" allows.
         """
+        self.stats.settle(len(batch.clips))
         counts = self.stats.counts
         if not batch.clips:  # every clip failed under on_error="skip"
             counts["skipped_batches"] += 1

@@ -13,7 +13,7 @@ import torch
 
 from .._errors import ConfigError
 from .._option import documented, option, refuse_ignored
-from .._validate import check_bool, check_choice, check_int, check_positive_float
+from .._validate import check_bool, check_choice, check_fraction, check_int, check_positive_float
 from ..backends import BACKENDS, AudioSpec, DecodeSettings, ResizeArg, check_resize
 from ..sampling import SamplingConfig
 from ..transforms import ClipTransform, TransformKind, as_clip_transform
@@ -29,6 +29,9 @@ WORKER_TYPES: tuple[str, ...] = ("thread", "process")
 
 def _with_workers(c: LoaderConfig) -> bool:
     return c.num_workers > 0
+
+
+_WHEN_SKIPPING: dict[str, Any] = {"applies": lambda c: c.on_error == "skip", "when": "with on_error='skip'"}
 
 
 @documented
@@ -91,6 +94,18 @@ class LoaderConfig(SamplingConfig):
     on_error: OnError = option(
         "raise", doc='"raise" a ``DecodeError`` for a clip that fails, or "skip" it (counted in ``stats``).'
     )
+    max_skip_fraction: float = option(
+        0.05,
+        doc="""the share of a pass's planned clips (this rank's epoch, or its rest after a resume), and of the
+            dataset's files, that may be lost; past it ``SkipBudgetError`` (1.0: no bound).""",
+        **_WHEN_SKIPPING,
+    )
+    max_consecutive_failures: int | None = option(
+        16,
+        doc="""files that may fail in a row with no clip decoded between them (an outage fails every file);
+            past it ``SkipBudgetError`` (None: no bound).""",
+        **_WHEN_SKIPPING,
+    )
     decode_timeout: float = option(
         300.0,
         doc="""seconds a batch's decode may take (one deadline for the whole batch, counted from when the
@@ -125,6 +140,9 @@ class LoaderConfig(SamplingConfig):
         check_choice("worker_type", self.worker_type, WORKER_TYPES)
         check_int("prefetch", self.prefetch, minimum=1)
         check_choice("on_error", self.on_error, ON_ERROR)
+        self._set("max_skip_fraction", check_fraction("max_skip_fraction", self.max_skip_fraction))
+        if self.max_consecutive_failures is not None:
+            check_int("max_consecutive_failures", self.max_consecutive_failures, minimum=0)
         self._set(
             "decode_timeout",
             check_positive_float("decode_timeout", self.decode_timeout, what="positive seconds"),

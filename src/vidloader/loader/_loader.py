@@ -77,7 +77,7 @@ class VideoLoader:
         self._pool = DecodePool(num_workers=cfg.num_workers, worker_type=cfg.worker_type)
         self._dataset_fp = dataset_fingerprint(dataset.fingerprint_items())
         self._cursor = EpochCursor()
-        self._stats = LoaderStats(on_error=cfg.on_error)
+        self._stats = LoaderStats(cfg)
         # Idle batch buffers kept: as many as can be in flight (submitted ahead, queued, the caller's).
         self._host = HostBuffers(keep=2 * cfg.prefetch + 2)
         self._plans = EpochPlans(cfg)
@@ -90,11 +90,15 @@ class VideoLoader:
 
         Raises:
             DecodeError: a clip failed under on_error="raise" (names the file and the reason).
+            SkipBudgetError: under on_error="skip", the pass lost more clips than ``max_skip_fraction``
+                allows, or more than ``max_consecutive_failures`` files failed in a row.
             ConfigError: clips of one batch differ in frame size and there is no transform to take them.
         """
         epoch, start = self._cursor.begin()
         plan = self._plan(epoch)
-        batches = plan.batches(self.config.batch_size, start, self._num_batches(len(plan)))
+        b, n_batches = self.config.batch_size, self._num_batches(len(plan))
+        batches = plan.batches(b, start, n_batches)
+        self._stats.begin_pass(epoch, max(min(len(plan), n_batches * b) - start * b, 0), self.dataset)
         cfg, stop = self.config, threading.Event()
         handoff = Handoff(_handoff.streams_for(cfg.device))
         yield from _handoff.deliver(
@@ -231,8 +235,9 @@ class VideoLoader:
     @property
     def stats(self) -> dict[str, Any]:
         """JSON-serialisable counters: clips, batches, skipped files and clips with reasons, fallbacks,
-        shared decodes, clips without audio, decodes abandoned past their deadline, short videos and
-        remote-store reads."""
+        shared decodes, clips without audio, decodes abandoned past their deadline, short videos,
+        remote-store reads, and the current (or last) pass's skip budget (``skip_budget``: its epoch, the
+        clips it planned, lost and may lose)."""
         extra = {
             "short_video": self.config.short_video,
             "short_videos": len(self._short_videos),

@@ -1,5 +1,5 @@
 """Where a loader stands: each epoch's plan for this rank (and its videos shorter than one clip), the cursor
-in the epoch, the counters and the on_error policy, and the state that saves the position (JSON-safe, with the configuration it was made
+in the epoch, the counters and the on_error policy with each pass's skip budget, and the state that saves the position (JSON-safe, with the configuration it was made
 under, checked field by field on load).
 
 The world size is recorded beside the configuration, not in it: a state saved at one world size resumes
@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from .._budget import SkipBudget
 from .._errors import ConfigError, StateMismatchError, VideoError
 from ..dataset import VideoDataset
 from ..sampling import ClipPlan, ClipSpec, SamplingConfig, check_stages, is_short, plan_epoch, resume_plan
@@ -237,20 +238,38 @@ _MAX_FAILURES = 1000  # listed with reasons; the counter keeps counting past it
 
 
 class LoaderStats:
-    """Counters plus the first decode failures with their reasons; one warning per file."""
+    """Counters plus the first decode failures with their reasons; one warning per file; each pass's
+    ``SkipBudget``, checked batch by batch under on_error="skip"."""
 
-    def __init__(self, *, on_error: str) -> None:
-        self.on_error = on_error
+    def __init__(self, config: LoaderConfig) -> None:
+        self.config = config
         self.counts: Counter[str] = Counter()
         self.failures: list[dict[str, str]] = []
+        self.budget = SkipBudget(epoch=0, planned=0)  # each pass's, from begin_pass
         self._warned_failed: set[str] = set()
         self._warned_fallback: set[str] = set()
 
+    def begin_pass(self, epoch: int, planned: int, dataset: VideoDataset) -> None:
+        """A pass of ``epoch`` over ``dataset`` sets out to deliver ``planned`` clips; under on_error="skip"
+        it raises ``SkipBudgetError`` if the dataset left out more of its files than the budget allows."""
+        cfg = self.config
+        self.budget = SkipBudget(
+            epoch=epoch,
+            planned=planned,
+            max_fraction=cfg.max_skip_fraction,
+            max_consecutive=cfg.max_consecutive_failures,
+            left_out=[(s.path, s.reason) for s in dataset.skipped],
+            videos=len(dataset),
+        )
+        if cfg.on_error == "skip":
+            self.budget.check()
+
     def fail(self, clip: ClipSpec, err: VideoError) -> None:
         """Apply on_error to a clip that failed: raise ``err`` ("raise") or record it ("skip")."""
-        if self.on_error == "raise":
+        if self.config.on_error == "raise":
             raise err
         self.counts["skipped_clips"] += 1
+        self.budget.lose(err.path, err.reason)
         if err.path not in self._warned_failed:
             self._warned_failed.add(err.path)
             log.warning("vidloader: skipping clip of %s: %s", err.path, err.reason)
@@ -258,6 +277,13 @@ class LoaderStats:
             self.failures.append(
                 {"path": err.path, "reason": err.reason, "frame_index": str(clip.frame_indices[0])}
             )
+
+    def settle(self, decoded: int) -> None:
+        """A batch is decoded, ``decoded`` of its clips made it; raises ``SkipBudgetError`` past the budget."""
+        if decoded:
+            self.budget.decoded()
+        if self.config.on_error == "skip":
+            self.budget.check()
 
     def fallback(self, path: str, reason: str) -> None:
         """A clip of ``path`` decodes with PyAV instead of DALI."""
@@ -273,6 +299,8 @@ class LoaderStats:
         out: dict[str, Any] = {"backend": backend}
         out.update({k: self.counts[k] for k in COUNTERS})
         out.update(short or {})
+        b = self.budget  # the current (or last) pass's
+        out["skip_budget"] = {"epoch": b.epoch, "planned": b.planned, "lost": b.lost, "allowed": b.allowed}
         out["decode_failures"] = list(self.failures)
         out["skipped_files"] = skipped_files
         return out

@@ -1,0 +1,228 @@
+"""The skip budget (issue #24): under on_error="skip" a pass may lose a share of its planned clips (and its
+dataset a share of its files) and a run of files failing in a row; past either it raises SkipBudgetError
+with the counts, the failures by reason and the first files."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import vidloader as vl
+from media import probe_cache_env  # noqa: F401  (autouse fixture)
+from vidloader._budget import SkipBudget, reason_kind, top_reasons
+from vidloader.dataset import textured_frames, write_video
+
+KW = dict(batch_size=2, frames_per_clip=4, num_workers=2, backend="pyav", decode_timeout=60)
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    root = tmp_path_factory.mktemp("budget_src")
+    paths = [
+        write_video(root / f"v{i:02d}.mp4", textured_frames(16, 32, 48, seed=i), gop=8) for i in range(24)
+    ]
+    paths.append(write_video(root / "long.mp4", textured_frames(64, 32, 48, seed=99), gop=8))
+    paths.append(write_video(root / "short.mp4", textured_frames(3, 32, 48, seed=98), gop=3))
+    return paths
+
+
+def copies(paths: list[Path], tmp_path: Path) -> list[Path]:
+    """Fresh copies, so a test can delete some after indexing."""
+    out = []
+    for p in paths:
+        shutil.copyfile(p, tmp_path / p.name)
+        out.append(tmp_path / p.name)
+    return out
+
+
+# ---- the budget --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_three_of_four_files_deleted_after_indexing_raise_past_the_budget(
+    sources: list[Path], tmp_path: Path, num_workers: int
+) -> None:
+    paths = copies(sources[:4], tmp_path)
+    index = vl.VideoDataset.from_paths(paths, use_cache=False).to_index(tmp_path / "index.parquet")
+    ds = vl.VideoDataset.from_index(index)
+    for p in paths[1:]:  # while the dataset is open: the loader finds them gone
+        p.unlink()
+    loader = vl.VideoLoader(ds, **{**KW, "num_workers": num_workers}, on_error="skip")  # type: ignore[arg-type]
+    delivered: list[int] = []
+    with pytest.raises(vl.SkipBudgetError) as err:
+        for batch in loader:
+            delivered += batch.video_index.tolist()
+    e = err.value
+    assert isinstance(e, vl.VidloaderError)
+    assert (e.epoch, e.planned, e.unit) == (0, 4, "clips") and 1 <= e.lost <= 3
+    deleted = {str(p) for p in paths[1:]}
+    assert set(e.files) <= deleted and len(e.files) == e.lost  # one clip per file
+    (reason,) = e.reasons  # the same fault in every file: one reason, its path taken out
+    assert "No such file or directory" in reason and "<file>" in reason and e.reasons[reason] == e.lost
+    msg = str(e)
+    assert f"epoch 0: under on_error='skip' {e.lost} of 4 planned clips failed" in msg
+    assert "more than max_skip_fraction=0.05 allows (0 clips)" in msg
+    assert f"by reason: {e.lost} x {reason}" in msg and all(f in msg for f in e.files)
+    assert "raise max_skip_fraction" in msg
+    assert set(delivered) <= {0} and len(delivered) < 4  # never a quarter of the epoch in silence
+    assert loader.stats["skipped_clips"] == e.lost and loader.stats["clips"] == len(delivered)
+
+
+def test_files_the_dataset_left_out_count_against_the_budget(sources: list[Path], tmp_path: Path) -> None:
+    paths = copies(sources[:4], tmp_path)
+    index = vl.VideoDataset.from_paths(paths, use_cache=False).to_index(tmp_path / "index.parquet")
+    for p in paths[1:]:  # before the index is opened: it leaves them out, with a warning
+        p.unlink()
+    ds = vl.VideoDataset.from_index(index)
+    assert len(ds) == 1 and len(ds.skipped) == 3
+    loader = vl.VideoLoader(ds, **KW, on_error="skip")  # type: ignore[arg-type]
+    with pytest.raises(vl.SkipBudgetError) as err:
+        next(iter(loader))
+    e = err.value
+    assert (e.epoch, e.lost, e.planned, e.unit) == (0, 3, 4, "files")
+    assert e.files == [str(p) for p in paths[1:]] and e.reasons == {"file no longer exists": 3}
+    assert "the dataset left out 3 of the 4 files it was given (75.0%" in str(e)
+    assert "more than max_skip_fraction=0.05 allows (0 files)" in str(e)
+    # Within a budget that allows it, the rest of the dataset trains; under on_error="raise" the dataset's
+    # own policy (from_index(strict=...)) decides, as before.
+    assert sum(len(b) for b in vl.VideoLoader(ds, **KW, on_error="skip", max_skip_fraction=0.75)) == 1  # type: ignore[arg-type]
+    assert sum(len(b) for b in vl.VideoLoader(ds, **KW)) == 1  # type: ignore[arg-type]
+
+
+def test_the_share_bound_allows_exactly_its_clips(sources: list[Path], tmp_path: Path) -> None:
+    paths = copies(sources[:20], tmp_path)
+    ds = vl.VideoDataset.from_paths(paths, use_cache=False)
+    paths[3].unlink()
+    loader = vl.VideoLoader(ds, **KW, on_error="skip")  # type: ignore[arg-type]
+    # 5% of 20 planned clips is 1: losing one is within the budget.
+    assert sum(len(b) for b in loader) == 19
+    assert loader.stats["skip_budget"] == {"epoch": 0, "planned": 20, "lost": 1, "allowed": 1}
+    paths[7].unlink()
+    with pytest.raises(vl.SkipBudgetError, match=r"epoch 1: .* 2 of 20 planned clips failed \(10\.0%\)"):
+        list(loader)
+    strict = vl.VideoLoader(ds, **KW, on_error="skip", max_skip_fraction=0.0)  # type: ignore[arg-type]
+    with pytest.raises(vl.SkipBudgetError, match=r"max_skip_fraction=0\.0 allows \(0 clips\)"):
+        list(strict)
+
+
+def test_files_failing_in_a_row_name_an_outage_before_the_share(sources: list[Path], tmp_path: Path) -> None:
+    paths = copies(sources[:24], tmp_path)
+    ds = vl.VideoDataset.from_paths(paths, use_cache=False)
+    for p in paths[8:14]:  # six files in a row, as a mount that went away
+        p.unlink()
+    kw = dict(KW, shuffle=False, max_skip_fraction=1.0)
+    loader = vl.VideoLoader(ds, **kw, on_error="skip", max_consecutive_failures=3)  # type: ignore[arg-type]
+    delivered = 0
+    with pytest.raises(vl.SkipBudgetError) as err:
+        for batch in loader:
+            delivered += len(batch)
+    # Batches of 2 in plan order: [8, 9] fail (2 in a row), [10, 11] make it 4 > 3.
+    assert delivered == 8 and err.value.lost == 4
+    assert err.value.files == [str(p) for p in paths[8:12]]
+    assert "4 files failed in a row with no clip decoded between them" in str(err.value)
+    assert "max_consecutive_failures=3" in str(err.value) and "4 of 24 planned clips failed so far" in str(
+        err.value
+    )
+    tolerant = vl.VideoLoader(ds, **kw, on_error="skip", max_consecutive_failures=6)  # type: ignore[arg-type]
+    assert sum(len(b) for b in tolerant) == 18 and tolerant.stats["skipped_clips"] == 6
+
+
+def test_the_clips_of_one_file_fail_in_a_row_once(sources: list[Path], tmp_path: Path) -> None:
+    first, long, last = copies([sources[0], sources[24], sources[1]], tmp_path)
+    ds = vl.VideoDataset.from_paths([first, long, last], use_cache=False)
+    long.unlink()  # 16 sliding windows of one file fail one after another
+    kw = dict(KW, sampling="sliding", shuffle=False, max_skip_fraction=1.0)
+    loader = vl.VideoLoader(ds, **kw, on_error="skip", max_consecutive_failures=1)  # type: ignore[arg-type]
+    assert sum(len(b) for b in loader) == 8 and loader.stats["skipped_clips"] == 16
+    none_in_a_row = vl.VideoLoader(ds, **kw, on_error="skip", max_consecutive_failures=0)  # type: ignore[arg-type]
+    with pytest.raises(vl.SkipBudgetError, match=r"1 files failed in a row .* max_consecutive_failures=0"):
+        list(none_in_a_row)
+
+
+def test_the_budget_counts_per_pass_from_the_resume_point(sources: list[Path], tmp_path: Path) -> None:
+    paths = copies(sources[:20], tmp_path)
+    ds = vl.VideoDataset.from_paths(paths, use_cache=False)
+    kw = dict(KW, shuffle=False, num_workers=0)
+    before = vl.VideoLoader(ds, **kw, on_error="skip")  # type: ignore[arg-type]
+    it = iter(before)
+    for _ in range(5):
+        next(it)
+    state = before.state_dict()
+    paths[12].unlink()
+    after = vl.VideoLoader(ds, **kw, on_error="skip", max_skip_fraction=0.1)  # type: ignore[arg-type]
+    after.load_state_dict(state)
+    # The rest of the epoch is 10 clips: 10% of them is 1, so one lost clip is within this pass's budget.
+    assert sum(len(b) for b in after) == 9
+    assert after.stats["skip_budget"] == {"epoch": 0, "planned": 10, "lost": 1, "allowed": 1}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            dict(max_skip_fraction=0.2),
+            r"max_skip_fraction=0\.2 has no effect here: it applies only with on_error='skip'",
+        ),
+        (dict(max_consecutive_failures=None), r"max_consecutive_failures=None has no effect here"),
+        (
+            dict(on_error="skip", max_skip_fraction=1.5),
+            r"max_skip_fraction must be a fraction in \[0, 1\], got 1\.5",
+        ),
+        (dict(on_error="skip", max_skip_fraction=-0.1), r"max_skip_fraction must be a fraction in \[0, 1\]"),
+        (
+            dict(on_error="skip", max_skip_fraction=True),
+            r"max_skip_fraction must be a fraction in \[0, 1\], got True",
+        ),
+        (dict(on_error="skip", max_skip_fraction=float("nan")), r"max_skip_fraction must be a fraction"),
+        (dict(on_error="skip", max_skip_fraction="5%"), r"max_skip_fraction must be a fraction .* got '5%'"),
+        (
+            dict(on_error="skip", max_consecutive_failures=-1),
+            r"max_consecutive_failures must be >= 0, got -1",
+        ),
+        (dict(on_error="skip", max_consecutive_failures=2.0), r"max_consecutive_failures must be an int"),
+    ],
+)
+def test_budget_options_are_checked_and_refused_where_ignored(options: dict, message: str) -> None:
+    with pytest.raises(vl.ConfigError, match=message):
+        vl.LoaderConfig(batch_size=2, frames_per_clip=4, **options)  # type: ignore[arg-type]
+
+
+def test_budget_options_are_loader_options(sources: list[Path]) -> None:
+    cfg = vl.LoaderConfig(
+        batch_size=2,
+        frames_per_clip=4,
+        on_error="skip",
+        max_skip_fraction=1,
+        **{"max_consecutive_failures": 0},
+    )
+    assert cfg.max_skip_fraction == 1.0 and isinstance(cfg.max_skip_fraction, float)
+    assert cfg.max_consecutive_failures == 0
+    defaults = vl.LoaderConfig(batch_size=2, frames_per_clip=4)
+    assert (defaults.max_skip_fraction, defaults.max_consecutive_failures) == (0.05, 16)
+    assert "max_skip_fraction" not in defaults.state_fields()  # a state resumes under another budget
+    loader = vl.VideoLoader(vl.VideoDataset.from_paths(sources[:2], use_cache=False), config=cfg)
+    assert loader.max_skip_fraction == 1.0 and "SkipBudgetError" in (
+        vl.VideoLoader.max_skip_fraction.__doc__ or ""
+    )
+
+
+def test_skip_budget_arithmetic() -> None:
+    def budget(planned: int, fraction: float) -> SkipBudget:
+        return SkipBudget(epoch=0, planned=planned, max_fraction=fraction, max_consecutive=None)
+
+    # 0.29 * 100 is 28.999999999999996 in floating point; the budget is 29 clips all the same.
+    assert [budget(100, 0.29).allowed, budget(20, 0.05).allowed, budget(7, 1.0).allowed] == [29, 1, 7]
+    assert [budget(19, 0.05).allowed, budget(0, 0.05).allowed, budget(5, 0.0).allowed] == [0, 0, 0]
+    assert reason_kind("/d/a.mp4", "cannot open ([Errno 2] No such file: '/d/a.mp4')") == (
+        "cannot open ([Errno 2] No such file: '<file>')"
+    )
+    reasons = Counter({"a": 5, "b": 3, "c": 2, "d": 1, "e": 1})
+    assert top_reasons(reasons) == "5 x a; 3 x b; 2 x c; 2 other reasons"
+    b = budget(10, 1.0)
+    for i in range(8):
+        b.lose(f"/d/{i}.mp4", "gone")
+    assert b.files == [f"/d/{i}.mp4" for i in range(5)] and b.lost == 8
+    b.check()  # within a budget of 10
