@@ -1,9 +1,12 @@
-"""The skip budget (issue #24): under on_error="skip" a pass may lose a share of its planned clips (and its
-dataset a share of its files) and a run of files failing in a row; past either it raises SkipBudgetError
-with the counts, the failures by reason and the first files."""
+"""Trouble is loud (issue #24): on_error="skip" has a budget per pass (a share of the planned clips, and
+files failing in a row) past which the pass raises SkipBudgetError with counts, reasons and the first files;
+a pass that ran to its end logs one line of what it lost; loader.stats counts the clips the caller received."""
 
 from __future__ import annotations
 
+import json
+import logging
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -16,6 +19,7 @@ from vidloader._budget import SkipBudget, reason_kind, top_reasons
 from vidloader.dataset import textured_frames, write_video
 
 KW = dict(batch_size=2, frames_per_clip=4, num_workers=2, backend="pyav", decode_timeout=60)
+OPEN = dict(max_skip_fraction=1.0, max_consecutive_failures=None)  # the budget out of the way
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +40,10 @@ def copies(paths: list[Path], tmp_path: Path) -> list[Path]:
         shutil.copyfile(p, tmp_path / p.name)
         out.append(tmp_path / p.name)
     return out
+
+
+def epoch_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if re.match(r"vidloader: epoch \d+: ", r.getMessage())]
 
 
 # ---- the budget --------------------------------------------------------------------------------------------
@@ -226,3 +234,71 @@ def test_skip_budget_arithmetic() -> None:
         b.lose(f"/d/{i}.mp4", "gone")
     assert b.files == [f"/d/{i}.mp4" for i in range(5)] and b.lost == 8
     b.check()  # within a budget of 10
+
+
+# ---- the end-of-epoch report and the counters --------------------------------------------------------------
+
+
+def test_the_loss_report_names_counts_and_reasons(
+    sources: list[Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    paths = copies(sources[:4], tmp_path)
+    ds = vl.VideoDataset.from_paths(paths, use_cache=False)
+    for p in paths[1:]:
+        p.unlink()
+    loader = vl.VideoLoader(ds, **KW, on_error="skip", **OPEN)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="vidloader"):
+        assert sum(len(b) for b in loader) == 1
+    (line,) = epoch_lines(caplog)
+    msg = line.getMessage()
+    assert line.levelno == logging.WARNING
+    assert msg.startswith("vidloader: epoch 0: clips skipped: 3 of 4 planned (75.0%)")
+    assert "top reasons: 3 x cannot open" in msg and "No such file or directory" in msg and "<file>" in msg
+    s = loader.stats
+    assert (s["clips"], s["batches"], s["skipped_clips"]) == (1, 1, 3)
+    assert s["skip_budget"] == {"epoch": 0, "planned": 4, "lost": 3, "allowed": 4}
+    json.dumps(s)
+
+
+def test_a_clean_epoch_logs_nothing_and_padding_is_info(
+    sources: list[Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    clean = vl.VideoLoader(vl.VideoDataset.from_paths(sources[:4], use_cache=False), **KW)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="vidloader"):
+        list(clean)
+    assert epoch_lines(caplog) == []
+    padded = vl.VideoLoader(vl.VideoDataset.from_paths([sources[0], sources[25]], use_cache=False), **KW)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="vidloader"):
+        list(padded)
+    (line,) = epoch_lines(caplog)
+    assert line.levelno == logging.INFO
+    assert line.getMessage() == "vidloader: epoch 0: clips padded: 1 (1 frames)"
+
+
+def test_a_pass_left_early_reports_nothing(
+    sources: list[Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    paths = copies(sources[:4], tmp_path)
+    ds = vl.VideoDataset.from_paths(paths, use_cache=False)
+    paths[0].unlink()
+    loader = vl.VideoLoader(ds, **KW, on_error="skip", shuffle=False, **OPEN)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="vidloader"):
+        for _ in loader:
+            break
+    assert epoch_lines(caplog) == []  # the epoch did not end
+
+
+def test_stats_count_the_clips_the_caller_received(sources: list[Path]) -> None:
+    ds = vl.VideoDataset.from_paths([*sources[:23], sources[25]], use_cache=False)
+    loader = vl.VideoLoader(ds, **{**KW, "batch_size": 4, "prefetch": 3}, clips_per_video=2)  # type: ignore[arg-type]
+    padded = {(c.video_index, c.clip_index): c.padded for c in loader.clip_plan(0)}
+    assert len(padded) == 48 and sum(p > 0 for p in padded.values()) == 2
+    got: list[tuple[int, int]] = []
+    for i, batch in enumerate(loader):
+        got += list(zip(batch.video_index.tolist(), batch.clip_index.tolist(), strict=True))
+        s = loader.stats
+        # With 3 batches made ahead, the counters still say what this caller has: 10 batches of 4 are 40.
+        assert (s["batches"], s["clips"]) == (i + 1, 4 * (i + 1))
+        assert s["padded_clips"] == sum(padded[k] > 0 for k in got)
+        assert s["padded_frames"] == sum(padded[k] for k in got)
+    assert loader.stats["clips"] == 48 and loader.stats["batches"] == 12

@@ -1,4 +1,5 @@
-"""The skip budget: how much of an epoch ``on_error="skip"`` may lose before the loss is an error.
+"""The skip budget: how much of an epoch ``on_error="skip"`` may lose before the loss is an error, and the
+line a pass that ran to its end logs about what it lost.
 
 Skipping a clip that fails keeps a long run alive through a few bad files; skipping most of an epoch (files
 deleted after indexing, a mount or store that went away) trains on a fraction of the data and says
@@ -12,14 +13,25 @@ the failures by reason and the first files.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ._errors import SkipBudgetError
 
 FIRST_FILES = 5  # files named in a message; the counts cover every failure
 TOP_REASONS = 3
+# What the end-of-pass report names (loader counters, in its words); a pass that added to none of these
+# is not reported.
+REPORTED = {
+    "skipped_clips": "clips skipped: {n} of {planned} planned ({pct:.1f}%)",
+    "skipped_batches": "batches skipped whole: {n}",
+    "abandoned_decodes": "decodes abandoned past decode_timeout: {n}",
+    "padded_clips": "clips padded: {n} ({frames} frames)",
+    "fallbacks": "clips decoded by PyAV instead of DALI: {n}",
+}
+
 
 def reason_kind(path: str, reason: str) -> str:
     """``reason`` with its file's path taken out, so one fault in many files counts as one reason.
@@ -154,3 +166,23 @@ class SkipBudget:
             files=files,
         )
 
+
+def loss_report(budget: SkipBudget, added: Mapping[str, int]) -> tuple[int, str] | None:
+    """The line a pass that ran to its end logs about what it skipped, padded, abandoned or fell back on.
+
+    Args:
+        budget: the pass's budget (its epoch, planned clips and failure reasons).
+        added: what the pass added to the loader's counters.
+
+    Returns:
+        ``(logging level, message)``: a warning when clips were lost, else info; None when there is
+        nothing to report.
+    """
+    planned, lost = budget.planned, added.get("skipped_clips", 0)
+    facts = {"planned": planned, "pct": 100 * lost / max(planned, 1), "frames": added.get("padded_frames", 0)}
+    said = [words.format(n=added[k], **facts) for k, words in REPORTED.items() if added.get(k)]
+    if not said:
+        return None
+    reasons = f"; top reasons: {top_reasons(budget.reasons)}" if budget.reasons else ""
+    level = logging.WARNING if lost or added.get("abandoned_decodes") else logging.INFO
+    return level, f"vidloader: epoch {budget.epoch}: {', '.join(said)}{reasons}"

@@ -5,9 +5,11 @@ Its keywords, the Args of its docstring and its read-only attributes are made fr
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import threading
+from collections import Counter
 from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
@@ -100,9 +102,10 @@ class VideoLoader:
         batches = plan.batches(b, start, n_batches)
         self._stats.begin_pass(epoch, max(min(len(plan), n_batches * b) - start * b, 0), self.dataset)
         cfg, stop = self.config, threading.Event()
+        adds: collections.deque[Counter[str]] = collections.deque()  # of batches made, not yet delivered
         handoff = Handoff(_handoff.streams_for(cfg.device))
-        yield from _handoff.deliver(
-            self._make(epoch, start, batches, handoff, stop),
+        delivered = _handoff.deliver(
+            self._make(epoch, start, batches, handoff, stop, adds),
             handoff=handoff,
             cursor=self._cursor,
             stop=stop,
@@ -110,6 +113,11 @@ class VideoLoader:
             join_timeout=cfg.decode_timeout,
             prefetchers=self._prefetchers,
         )
+        with contextlib.closing(delivered):  # however this pass ends, its producer is stopped
+            for batch in delivered:
+                self._stats.delivered(adds.popleft())  # made in this order: one producer, one FIFO queue
+                yield batch
+        self._stats.end_pass()
         self._cursor.end()
 
     def _make(
@@ -119,9 +127,11 @@ class VideoLoader:
         batches: Sequence[list[ClipSpec]],
         handoff: Handoff,
         stop: threading.Event,
+        adds: collections.deque[Counter[str]],
     ) -> Generator[_handoff.Made, None, None]:
         """Each batch of the pass decoded and assembled on the side stream: (position after it, batch, the
-        event that marks it made). The backend is the one set when the pass starts."""
+        event that marks it made), and in ``adds`` what it adds to the counters once the caller has it. The
+        backend is the one set when the pass starts."""
         cfg, stats = self.config, self._stats
         decoder = Decoder(
             config=cfg,
@@ -134,14 +144,15 @@ class VideoLoader:
         )
         assembler = Assembler(config=cfg, dataset=self.dataset, audio=self._audio, stats=stats)
 
-        def build(collected: CollectedBatch) -> ClipBatch | None:
+        def build(collected: CollectedBatch) -> tuple[ClipBatch, Counter[str]] | None:
             return assembler(epoch, decoder.finish(collected))
 
         with contextlib.suppress(Stopped):
             for collected in decoder.run(batches, first=start):
-                batch, event = handoff.make(build, collected)
-                if batch is not None:
-                    yield collected.index + 1, batch, event
+                made, event = handoff.make(build, collected)
+                if made is not None:
+                    adds.append(made[1])
+                    yield collected.index + 1, made[0], event
 
     # ---- plan ----------------------------------------------------------------------------------------
 
@@ -237,7 +248,8 @@ class VideoLoader:
         """JSON-serialisable counters: clips, batches, skipped files and clips with reasons, fallbacks,
         shared decodes, clips without audio, decodes abandoned past their deadline, short videos,
         remote-store reads, and the current (or last) pass's skip budget (``skip_budget``: its epoch, the
-        clips it planned, lost and may lose)."""
+        clips it planned, lost and may lose). ``clips``, ``batches``, ``padded_*`` and
+        ``clips_without_audio`` count what the caller has received; failures count when they happen."""
         extra = {
             "short_video": self.config.short_video,
             "short_videos": len(self._short_videos),

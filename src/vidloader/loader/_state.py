@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from .._budget import SkipBudget
+from .._budget import SkipBudget, loss_report
 from .._errors import ConfigError, StateMismatchError, VideoError
 from ..dataset import VideoDataset
 from ..sampling import ClipPlan, ClipSpec, SamplingConfig, check_stages, is_short, plan_epoch, resume_plan
@@ -239,13 +239,16 @@ _MAX_FAILURES = 1000  # listed with reasons; the counter keeps counting past it
 
 class LoaderStats:
     """Counters plus the first decode failures with their reasons; one warning per file; each pass's
-    ``SkipBudget``, checked batch by batch under on_error="skip"."""
+    ``SkipBudget`` (checked batch by batch under on_error="skip") and its end-of-pass report. ``clips``,
+    ``batches``, ``padded_*`` and ``clips_without_audio`` count what the caller received (``delivered``);
+    failures, fallbacks and abandoned decodes count when they happen, up to ``prefetch`` batches ahead."""
 
     def __init__(self, config: LoaderConfig) -> None:
         self.config = config
         self.counts: Counter[str] = Counter()
         self.failures: list[dict[str, str]] = []
         self.budget = SkipBudget(epoch=0, planned=0)  # each pass's, from begin_pass
+        self._at_start: Counter[str] = Counter()  # the counts when the pass began
         self._warned_failed: set[str] = set()
         self._warned_fallback: set[str] = set()
 
@@ -261,6 +264,7 @@ class LoaderStats:
             left_out=[(s.path, s.reason) for s in dataset.skipped],
             videos=len(dataset),
         )
+        self._at_start = Counter(self.counts)
         if cfg.on_error == "skip":
             self.budget.check()
 
@@ -284,6 +288,17 @@ class LoaderStats:
             self.budget.decoded()
         if self.config.on_error == "skip":
             self.budget.check()
+
+    def delivered(self, counts: Counter[str]) -> None:
+        """The caller received a batch that adds ``counts`` (clips, padding, ...)."""
+        self.counts.update(counts)
+
+    def end_pass(self) -> None:
+        """The pass ran to its end: one log line if it skipped, padded, abandoned or fell back on anything
+        (a warning when clips were lost)."""
+        report = loss_report(self.budget, self.counts - self._at_start)
+        if report is not None:
+            log.log(*report)
 
     def fallback(self, path: str, reason: str) -> None:
         """A clip of ``path`` decodes with PyAV instead of DALI."""
