@@ -1,13 +1,16 @@
 """Trouble is loud (issue #24): on_error="skip" has a budget per pass (a share of the planned clips, and
 files failing in a row) past which the pass raises SkipBudgetError with counts, reasons and the first files;
-a pass that ran to its end logs one line of what it lost; loader.stats counts the clips the caller received."""
+a pass that ran to its end logs one line of what it lost; loader.stats counts the clips the caller received;
+a loader resize under a transform's own size is refused."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
 import shutil
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +20,9 @@ import vidloader as vl
 from media import probe_cache_env  # noqa: F401  (autouse fixture)
 from vidloader._budget import SkipBudget, reason_kind, top_reasons
 from vidloader.dataset import textured_frames, write_video
+from vidloader.transforms import EvalClipTransform, TrainClipTransform
 
+ROOT = Path(__file__).resolve().parent.parent
 KW = dict(batch_size=2, frames_per_clip=4, num_workers=2, backend="pyav", decode_timeout=60)
 OPEN = dict(max_skip_fraction=1.0, max_consecutive_failures=None)  # the budget out of the way
 
@@ -302,3 +307,62 @@ def test_stats_count_the_clips_the_caller_received(sources: list[Path]) -> None:
         assert s["padded_clips"] == sum(padded[k] > 0 for k in got)
         assert s["padded_frames"] == sum(padded[k] for k in got)
     assert loader.stats["clips"] == 48 and loader.stats["batches"] == 12
+
+
+# ---- stacked resizes -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transform", [TrainClipTransform(size=112), EvalClipTransform(size=112, crops=3)])
+def test_a_loader_resize_under_a_transform_size_is_refused(transform: object) -> None:
+    name = type(transform).__name__
+    with pytest.raises(vl.ConfigError) as err:
+        vl.LoaderConfig(batch_size=2, frames_per_clip=4, resize=64, transform=transform)
+    msg = str(err.value)
+    assert f"resize=64 stacks with transform={name}, which resizes to its own size (112, 112)" in msg
+    assert f"Give the resize to the transform ({name}(size=..., resize=64)" in msg
+    assert "leave VideoLoader's resize at None" in msg
+    ok = vl.LoaderConfig(batch_size=2, frames_per_clip=4, transform=type(transform)(size=112, resize=64))
+    with pytest.raises(vl.ConfigError, match=r"resize=\(64, 80\) stacks with transform"):
+        dataclasses.replace(ok, resize=(64, 80))  # a variant is checked again
+
+
+def test_a_resize_without_a_sized_transform_is_kept(sources: list[Path]) -> None:
+    def per_clip(clip):  # type: ignore[no-untyped-def]
+        return clip.float()
+
+    assert vl.LoaderConfig(batch_size=2, frames_per_clip=4, resize=24).resize == 24
+    cfg = vl.LoaderConfig(batch_size=2, frames_per_clip=4, resize=(24, 32), transform=per_clip)
+    loader = vl.VideoLoader(vl.VideoDataset.from_paths(sources[:2], use_cache=False), config=cfg)
+    assert next(iter(loader)).video.shape[-2:] == (24, 32)
+
+
+def _readme_train_transform() -> TrainClipTransform:
+    readme = (ROOT / "README.md").read_text()
+    use = readme[readme.index("## Use") : readme.index("### Semantics")]
+    (call,) = re.findall(r"vl\.transforms\.TrainClipTransform\([^)]*\)", use)
+    return eval(call, {"vl": vl})  # the example exactly as the README writes it
+
+
+@pytest.mark.parametrize(("height", "width"), [(1920, 1080), (1080, 1920), (240, 320), (64, 64)])
+def test_the_readme_example_never_stretches(height: int, width: int) -> None:
+    tf = _readme_train_transform()
+    boxes, _, _ = tf.draw_params(height, width, seeds=list(range(16)))
+    out_h, out_w = tf.size
+    for _, _, h, w in boxes.tolist():
+        stretch = (h / out_h) / (w / out_w)
+        assert abs(stretch - 1) < 0.02, f"{height}x{width}: a box of {h}x{w} -> {out_h}x{out_w}"
+
+
+def test_the_shipped_configs_do_not_stack_resizes() -> None:
+    sys.path.insert(0, str(ROOT))
+    from train_build import build_transforms
+    from train_config import load_config
+
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        cfg = load_config(path)
+        train_tf, eval_tf = build_transforms(cfg, vl.transforms.TrainClipTransform(size=8).out_dtype)
+        for section, tf in (({}, train_tf), (cfg["val_loader"], eval_tf)):
+            kw = {**cfg["loader"], **section}
+            kw = {k: tuple(v) if isinstance(v, list) else v for k, v in kw.items()}
+            kw.pop("backend", None)  # "auto" picks DALI on CUDA: not what this checks
+            vl.LoaderConfig(**kw, transform=tf)  # raises on a stacked resize

@@ -135,7 +135,8 @@ class LoaderConfig(SamplingConfig):
         self._set("apply_rotation", bool(self.apply_rotation))
         # Batched (vidloader) or per-clip (torchvision) transform: decided once, here.
         self._set("_clip_transform", as_clip_transform(self.transform, self.transform_kind))
-        self._set("output_layout", _output_layout(self.clip_transform, self.dtype, self.output_layout))
+        layout = _transform_decides(self.clip_transform, self.dtype, self.output_layout, self.resize)
+        self._set("output_layout", layout)
         check_int("num_workers", self.num_workers, minimum=0)
         check_choice("worker_type", self.worker_type, WORKER_TYPES)
         check_int("prefetch", self.prefetch, minimum=1)
@@ -264,21 +265,21 @@ def _dist_defaults(rank: int | None, world_size: int | None) -> tuple[int, int]:
     return (0 if rank is None else rank), (1 if world_size is None else world_size)
 
 
-def _output_layout(transform: Any, dtype: torch.dtype, output_layout: str | None) -> str | None:
+def _transform_decides(transform: Any, dtype: torch.dtype, layout: str | None, resize: Any) -> str | None:
     """The layout the loader yields, as ``output_layout`` holds it (None: a transform that does not say;
-    resolving it again gives the same value, so ``dataclasses.replace`` keeps a config valid). A transform decides the dtype and layout of what the loader yields (it
-    writes the model input in one pass), so ``dtype`` / ``output_layout`` given with one must agree with it:
-    ``dtype`` the default torch.uint8 or the transform's ``out_dtype``, ``output_layout`` None or its
-    ``layout``. Rather than ignoring them, the loader says which to set where.
+    resolving it again gives the same value, so ``dataclasses.replace`` keeps a config valid). A transform
+    decides the dtype, layout and size of what the loader yields (it writes the model input in one pass):
+    ``dtype`` must be the default torch.uint8 or its ``out_dtype``, ``output_layout`` None or its ``layout``,
+    ``resize`` None under a transform with its own ``size`` (else every frame is resized twice: 64 -> 112
+    upsamples what the first resize threw away). Rather than ignore them, the loader says which to set where.
 
     Raises:
         ConfigError: naming both values and how to combine them.
     """
     if transform is None:
-        return "NCTHW" if output_layout is None else output_layout
+        return "NCTHW" if layout is None else layout
     name = type(transform).__name__
-    t_dtype = getattr(transform, "out_dtype", None)
-    t_layout = getattr(transform, "layout", None)
+    t_dtype, t_layout, t_size = (getattr(transform, a, None) for a in ("out_dtype", "layout", "size"))
     if dtype != torch.uint8 and dtype != t_dtype:
         has = f"yields {t_dtype}" if t_dtype is not None else "decides its own output dtype"
         raise ConfigError(
@@ -286,11 +287,18 @@ def _output_layout(transform: Any, dtype: torch.dtype, output_layout: str | None
             f"dtype wins; set it there (e.g. {name}(..., out_dtype={dtype})) and leave VideoLoader's dtype at "
             "its default (dtype applies only without a transform)"
         )
-    if output_layout is not None and output_layout != t_layout:
+    if layout is not None and layout != t_layout:
         has = f"yields {t_layout!r}" if t_layout is not None else "decides its own output layout"
         raise ConfigError(
-            f"output_layout={output_layout!r} conflicts with transform={name}, which {has}: with a transform "
-            f"the transform's layout wins; set it there (e.g. {name}(..., layout={output_layout!r})) and "
+            f"output_layout={layout!r} conflicts with transform={name}, which {has}: with a transform "
+            f"the transform's layout wins; set it there (e.g. {name}(..., layout={layout!r})) and "
             "leave VideoLoader's output_layout unset (it applies only without a transform)"
+        )
+    if resize is not None and t_size is not None:
+        raise ConfigError(
+            f"resize={resize!r} stacks with transform={name}, which resizes to its own size {t_size!r}: "
+            f"every frame would be resized twice (decoded at {resize!r}, then resized again to {t_size!r}). "
+            f"Give the resize to the transform ({name}(size=..., resize={resize!r}) resizes and crops in one "
+            "pass from the decoded frames) and leave VideoLoader's resize at None"
         )
     return t_layout if isinstance(t_layout, str) else None  # its own: ``layout`` reads NCTHW
