@@ -1,13 +1,14 @@
 """Trouble is loud (issue #24): on_error="skip" has a budget per pass (a share of the planned clips, and
 files failing in a row) past which the pass raises SkipBudgetError with counts, reasons and the first files;
 a pass that ran to its end logs one line of what it lost; loader.stats counts the clips the caller received;
-a loader resize under a transform's own size is refused."""
+a loader resize under a transform's own size is refused; len(loader) is the whole epoch after any resume."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
+import math
 import re
 import shutil
 import sys
@@ -366,3 +367,44 @@ def test_the_shipped_configs_do_not_stack_resizes() -> None:
             kw = {k: tuple(v) if isinstance(v, list) else v for k, v in kw.items()}
             kw.pop("backend", None)  # "auto" picks DALI on CUDA: not what this checks
             vl.LoaderConfig(**kw, transform=tf)  # raises on a stacked resize
+
+
+# ---- len(loader) after a resume ----------------------------------------------------------------------------
+
+
+def _taken(loader: vl.VideoLoader, n: int) -> None:
+    it = iter(loader)
+    for _ in range(n):
+        next(it)
+
+
+@pytest.mark.parametrize(("saved_world", "world"), [(1, 1), (2, 2), (2, 1), (1, 3)])
+def test_len_is_the_whole_epoch_after_any_resume(sources: list[Path], saved_world: int, world: int) -> None:
+    ds = vl.VideoDataset.from_paths(sources[:10], use_cache=False)
+    kw = dict(KW, num_workers=0, clips_per_video=2)
+
+    def make(rank: int, w: int) -> vl.VideoLoader:
+        return vl.VideoLoader(ds, **kw, rank=rank, world_size=w)  # type: ignore[arg-type]
+
+    saved = [make(r, saved_world) for r in range(saved_world)]
+    for ld in saved:
+        _taken(ld, 2)
+    state = saved[0].state_dict()
+    for rank in range(world):
+        fresh, resumed = make(rank, world), make(rank, world)
+        resumed.load_state_dict(state)
+        whole = len(fresh)
+        assert (len(resumed), resumed.num_clips) == (whole, fresh.num_clips)
+        lengths, n = set(), 0
+        for _ in resumed:
+            lengths.add((len(resumed), resumed.num_clips))
+            n += 1
+        assert lengths == {(whole, fresh.num_clips)}  # stable while the pass runs
+        if saved_world == world:
+            assert n == whole - 2  # the rest of the epoch, in the same batches
+        else:
+            # Elastic: the clips no rank had consumed (20 planned, 2 batches of 2 taken on every saved
+            # rank), dealt round-robin to the new ranks: fewer batches than the whole epoch.
+            left = 20 - saved_world * 2 * 2
+            per_rank = math.ceil(left / world)
+            assert n == math.ceil(per_rank / 2) and n < whole

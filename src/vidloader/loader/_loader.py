@@ -170,15 +170,18 @@ class VideoLoader:
 
     @property
     def num_clips(self) -> int:
-        """Clips this rank yields in the current epoch (the one being iterated, else the next one), counting
-        every clip of the plan, including ones that a resume skips or ``on_error="skip"`` drops; views of
-        a multi-view transform are not counted (a batch has ``num_views`` rows per clip)."""
-        return len(self._plan(self._current_epoch))
+        """Clips this rank yields in the current epoch (the one being iterated, else the next one) at this
+        world size, counting every clip of the epoch from its start: also those a resume skips (at the same
+        world size or another) or ``on_error="skip"`` drops; views of a multi-view transform are not counted
+        (a batch has ``num_views`` rows per clip)."""
+        return len(self._plans.plan(self.dataset, self._current_epoch, whole=True))
 
     def __len__(self) -> int:
         """Batches in the current epoch (the one being iterated, else the next one): ``ceil(num_clips /
-        batch_size)``, or the floor with ``drop_last``. It does not change during a pass and counts the whole
-        epoch, also when the pass resumed mid-epoch (like ``torch.utils.data.DataLoader``)."""
+        batch_size)``, or the floor with ``drop_last``. Like ``torch.utils.data.DataLoader``'s, whose length
+        is its sampler's, it counts the whole epoch at this world size and does not change during a pass:
+        a pass resumed mid-epoch yields fewer batches (the rest of the epoch), after a resume at the same
+        world size and after an elastic one alike."""
         return self._num_batches(self.num_clips)
 
     def clip_plan(self, epoch: int | None = None) -> list[ClipSpec]:

@@ -192,11 +192,12 @@ def short_videos(dataset: VideoDataset, cfg: SamplingConfig) -> list[str]:
 
 class EpochPlans:
     """The last epoch's plan, kept: the same epoch is asked for again and again, and planning a large
-    dataset is not free."""
+    dataset is not free. After an elastic resume that is two plans: the rest the pass yields and the whole
+    epoch ``len(loader)`` counts."""
 
     def __init__(self, config: LoaderConfig) -> None:
         self._config = config
-        self._cache: tuple[tuple[int, tuple], ClipPlan] | None = None
+        self._cache: dict[tuple[int, tuple], ClipPlan] = {}
         # Earlier world-size stages of the epoch a loaded state resumes (elastic restart), by epoch.
         self._stages: tuple[int, Stages] = (0, ())
 
@@ -208,18 +209,21 @@ class EpochPlans:
         """Plan ``epoch`` as the rest of ``stages`` (from a loaded state)."""
         self._stages = (epoch, stages)
 
-    def plan(self, dataset: VideoDataset, epoch: int) -> ClipPlan:
-        """``epoch``'s clips for this rank."""
-        key = (epoch, self.stages_of(epoch))
-        if self._cache is None or self._cache[0] != key:
+    def plan(self, dataset: VideoDataset, epoch: int, *, whole: bool = False) -> ClipPlan:
+        """``epoch``'s clips for this rank: the rest of its earlier stages when a loaded state resumes it
+        at another world size, or with ``whole`` the epoch from its start at this world size."""
+        key = (epoch, () if whole else self.stages_of(epoch))
+        if key not in self._cache:
             cfg = self._config
 
             def plan(rank: int, world_size: int) -> ClipPlan:
                 return plan_epoch(dataset, cfg, seed=cfg.seed, epoch=epoch, rank=rank, world_size=world_size)
 
             clips = resume_plan(plan, key[1], rank=cfg.rank, world_size=cfg.world_size)
-            self._cache = (key, ClipPlan.from_specs(clips, cfg.frames_per_clip))
-        return self._cache[1]
+            # Another epoch's plans go: a plan of a large dataset is large.
+            self._cache = {k: p for k, p in self._cache.items() if k[0] == epoch}
+            self._cache[key] = ClipPlan.from_specs(clips, cfg.frames_per_clip)
+        return self._cache[key]
 
 
 COUNTERS = (
