@@ -1,5 +1,6 @@
 """VideoLoader, the public face. A pass reads top-down in ``__iter__``: this epoch's plan -> decode
-(``_decode``) -> assemble (``_assemble``) -> hand off (``_handoff``), the position kept in ``_state``.
+(``_decode``) -> assemble (``_assemble``) -> hand off (``_handoff``, which keeps the caller's position), the
+plans, counters and saved state kept in ``_state``.
 Its keywords, the Args of its docstring and its read-only attributes are made from LoaderConfig's fields
 (``_config``, through ``expose_options``)."""
 
@@ -24,9 +25,8 @@ from ._assemble import Assembler, AudioBatcher, audio_samples
 from ._batch import ClipBatch, HostBuffers
 from ._config import LoaderConfig, loader_config
 from ._decode import CollectedBatch, Decoder
-from ._handoff import Handoff, Prefetcher
+from ._handoff import EpochCursor, Handoff, Prefetcher
 from ._state import (
-    EpochCursor,
     EpochPlans,
     LoaderStats,
     check_state,

@@ -1,6 +1,7 @@
-"""Where a loader stands: each epoch's plan for this rank (and its videos shorter than one clip), the cursor
-in the epoch, the counters and the on_error policy with each pass's skip budget, and the state that saves the position (JSON-safe, with the configuration it was made
-under, checked field by field on load).
+"""Where a loader stands: each epoch's plan for this rank (and its videos shorter than one clip), the counters
+and the on_error policy with each pass's skip budget, and the state that saves the position (JSON-safe, with
+the configuration it was made under, checked field by field on load; the position itself is the hand-off's
+``EpochCursor``).
 
 The world size is recorded beside the configuration, not in it: a state saved at one world size resumes
 at another (an elastic restart), the rest of the epoch dealt to the new ranks (``sampling.resume_plan``).
@@ -105,58 +106,6 @@ def check_state(
         return ResumePoint(epoch, done, stages)
     clips = done * int(config["batch_size"])
     return ResumePoint(epoch, 0, (*stages, (saved_ws, clips)))
-
-
-class EpochCursor:
-    """Where iteration stands: the next epoch to run and, inside a pass, how many batches are done.
-
-    The position counts batches of the epoch's plan, not deliveries: batches skipped whole under
-    on_error="skip" are done too, so a resume neither replays them nor shifts the rest.
-    """
-
-    def __init__(self) -> None:
-        self.next_epoch = 0
-        self.resume_from = 0
-        self.epoch = 0
-        self.done = 0
-        # True from a pass's start until it runs to its end; a pass left early keeps its position.
-        self.in_epoch = False
-
-    def begin(self) -> tuple[int, int]:
-        """Start a pass: returns (epoch, first batch); the pass after this one is the next epoch."""
-        epoch, start = self.next_epoch, self.resume_from
-        self.resume_from = 0
-        self.next_epoch = epoch + 1
-        self.epoch, self.done = epoch, start
-        self.in_epoch = True
-        return epoch, start
-
-    def delivered(self, position: int) -> None:
-        """The caller now holds the batch before ``position`` (batches are numbered from 1 here)."""
-        self.done = position
-
-    def end(self) -> None:
-        self.in_epoch = False
-
-    def set_epoch(self, epoch: int) -> None:
-        if epoch != self.next_epoch:
-            # A state loaded for this very epoch stays pending: the usual loop calls set_epoch(e) every
-            # epoch, also right after load_state_dict.
-            self.resume_from = 0
-        self.next_epoch = epoch
-        self.in_epoch = False
-
-    def position(self) -> tuple[int, int]:
-        """(epoch, batches done) a checkpoint taken now resumes from."""
-        if self.in_epoch:
-            return self.epoch, self.done
-        # Between passes (also after set_epoch or a finished pass): at the start of the next one.
-        return self.next_epoch, self.resume_from
-
-    def load(self, epoch: int, done: int) -> None:
-        self.next_epoch, self.resume_from = epoch, done
-        self.epoch, self.done = epoch, done
-        self.in_epoch = False
 
 
 def short_videos(dataset: VideoDataset, cfg: SamplingConfig) -> list[str]:
