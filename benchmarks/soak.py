@@ -5,10 +5,14 @@ Soak: RSS and open file descriptors of the main process and of every worker proc
 second, after each of N epochs (thread workers, then spawned process workers). Growth is measured against
 the end of epoch 1 (the first epoch builds caches, pools and pinned buffers).
 
-Faults, each on a fresh loader with on_error="skip", reporting what the loader did:
+Faults, each on a fresh loader with on_error="skip", reporting what the loader did (the first three with
+max_skip_fraction=0.5, so that skipping what they break stays within the budget):
 - sigkill: a process worker is killed with SIGKILL after the first batch;
 - stuck: a decode that never returns (a backend stub for one file) under decode_timeout;
 - deleted: a file is deleted mid-epoch;
+- budget: 3 of 4 files deleted after indexing, under the default skip budget (max_skip_fraction=0.05);
+- outage: every file goes away after batch 1 (a mount that vanished), the share lifted
+  (max_skip_fraction=1.0) so that max_consecutive_failures (the default 16; 2 with --quick) names it;
 - cache: the index cache cannot be written (the indexing process runs under RLIMIT_FSIZE=0, so every
   write to a file fails as on a full disk).
 
@@ -19,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,6 +41,31 @@ import vidloader as vl
 from vidloader.dataset import textured_frames, write_video
 
 RELEASE = threading.Event()
+WITHIN_BUDGET = {"max_skip_fraction": 0.5}  # the faults measure skipping, not the budget
+
+
+class EpochLines(logging.Handler):
+    """Collects the loader's end-of-epoch loss reports while installed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("vidloader: epoch "):
+            self.lines.append(record.getMessage())
+
+    def __enter__(self) -> EpochLines:
+        logger = logging.getLogger("vidloader")
+        self._level = logger.level
+        logger.addHandler(self)
+        logger.setLevel(logging.INFO)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logger = logging.getLogger("vidloader")
+        logger.removeHandler(self)
+        logger.setLevel(self._level)
 
 
 def make_media(root: Path, n: int, frames: int) -> list[Path]:
@@ -104,7 +135,8 @@ def soak(paths: list[Path], epochs: int, worker_type: str, quick: bool) -> dict[
 
 def fault_sigkill(paths: list[Path]) -> dict[str, Any]:
     ds = vl.VideoDataset.from_paths(paths, use_cache=False)
-    loader = vl.VideoLoader(ds, num_workers=2, worker_type="process", on_error="skip", **loader_kw())  # type: ignore[arg-type]
+    kw = {**loader_kw(), **WITHIN_BUDGET}
+    loader = vl.VideoLoader(ds, num_workers=2, worker_type="process", on_error="skip", **kw)  # type: ignore[arg-type]
     plan = {(c.video_index, c.clip_index) for c in loader.clip_plan(0)}
     got: list[tuple[int, int]] = []
     try:
@@ -146,7 +178,7 @@ class StuckBackend(vl.PyAVBackend):
 
 def fault_stuck(paths: list[Path], timeout: float) -> dict[str, Any]:
     ds = vl.VideoDataset.from_paths(paths, use_cache=False)
-    kw = {**loader_kw(), "decode_timeout": timeout}
+    kw = {**loader_kw(), "decode_timeout": timeout, **WITHIN_BUDGET}
     loader = vl.VideoLoader(ds, num_workers=2, on_error="skip", **kw)  # type: ignore[arg-type]
     loader.backend = StuckBackend(str(paths[1]))
     t0 = time.perf_counter()
@@ -175,11 +207,13 @@ def fault_deleted(paths: list[Path], tmp: Path) -> dict[str, Any]:
         dst.write_bytes(p.read_bytes())
         copies.append(dst)
     ds = vl.VideoDataset.from_paths(copies, use_cache=False)
-    loader = vl.VideoLoader(ds, num_workers=2, on_error="skip", **{**loader_kw(), "shuffle": False})  # type: ignore[arg-type]
-    it = iter(loader)
-    clips = len(next(it))
-    copies[-1].unlink()  # the last video's clips come at the end of the epoch
-    clips += sum(len(b) for b in it)
+    kw = {**loader_kw(), "shuffle": False, **WITHIN_BUDGET}
+    loader = vl.VideoLoader(ds, num_workers=2, on_error="skip", **kw)  # type: ignore[arg-type]
+    with EpochLines() as report:
+        it = iter(loader)
+        clips = len(next(it))
+        copies[-1].unlink()  # the last video's clips come at the end of the epoch
+        clips += sum(len(b) for b in it)
     stats = loader.stats
     loader.close()
     return {
@@ -189,7 +223,63 @@ def fault_deleted(paths: list[Path], tmp: Path) -> dict[str, Any]:
         "clips_delivered": clips,
         "skipped_clips": stats["skipped_clips"],
         "reason": stats["decode_failures"][0]["reason"] if stats["decode_failures"] else None,
+        "epoch_report": report.lines,
     }
+
+
+def _until_budget(loader: vl.VideoLoader, fault: Any = None) -> dict[str, Any]:
+    """Iterate until the pass ends or raises, calling ``fault`` after the first batch: the seconds from the
+    fault (or the start) to the end, the clips delivered, and the error."""
+    t0, clips, err = time.perf_counter(), 0, None
+    try:
+        for i, batch in enumerate(loader):
+            clips += len(batch)
+            if i == 0 and fault is not None:
+                fault()
+                t0 = time.perf_counter()
+    except vl.SkipBudgetError as exc:
+        err = exc
+    out: dict[str, Any] = {
+        "seconds_to_error": round(time.perf_counter() - t0, 3),
+        "clips_delivered": clips,
+    }
+    if err is not None:
+        out.update(error=type(err).__name__, message=str(err), lost=err.lost, planned=err.planned)
+    out["skipped_clips"] = loader.stats["skipped_clips"]
+    loader.close()
+    return out
+
+
+def fault_budget(paths: list[Path], tmp: Path) -> dict[str, Any]:
+    folder = tmp / "budget"
+    folder.mkdir()
+    copies = [Path(shutil.copy(p, folder / p.name)) for p in paths[:4]]
+    index = vl.VideoDataset.from_paths(copies, use_cache=False).to_index(folder / "index.parquet")
+    ds = vl.VideoDataset.from_index(index)
+    for p in copies[1:]:
+        p.unlink()
+    loader = vl.VideoLoader(ds, num_workers=2, on_error="skip", **loader_kw())  # type: ignore[arg-type]
+    out = {"fault": "budget", "what": "3 of 4 files deleted after indexing; default skip budget"}
+    out.update(clips_planned=len(loader.clip_plan(0)), **_until_budget(loader))
+    return out
+
+
+def fault_outage(paths: list[Path], tmp: Path, max_consecutive: int) -> dict[str, Any]:
+    folder = tmp / "mount"
+    folder.mkdir()
+    copies = [Path(shutil.copy(p, folder / p.name)) for p in paths]
+    ds = vl.VideoDataset.from_paths(copies, use_cache=False)
+    # The share lifted, so the bound that names the outage is the run of failing files.
+    budget = {"max_skip_fraction": 1.0, "max_consecutive_failures": max_consecutive}
+    kw = {**loader_kw(), "batch_size": 2, **budget}
+    loader = vl.VideoLoader(ds, num_workers=2, prefetch=1, on_error="skip", **kw)  # type: ignore[arg-type]
+
+    def vanish() -> None:
+        folder.rename(tmp / "mount-gone")
+
+    out = {"fault": "outage", "what": f"all {len(paths)} files gone after batch 1; {budget}"}
+    out.update(clips_planned=len(loader.clip_plan(0)), **_until_budget(loader, vanish))
+    return out
 
 
 _CACHE_CHILD = """
@@ -238,6 +328,8 @@ def run(*, epochs: int, videos: int, quick: bool, workdir: Path) -> dict[str, An
     report["faults"].append(fault_stuck(paths[:4], timeout=1.0))
     report["faults"].append(fault_deleted(paths[:6], workdir))
     report["faults"].append(fault_cache(paths[:4], workdir))
+    report["faults"].append(fault_budget(paths, workdir))
+    report["faults"].append(fault_outage(paths, workdir, 2 if quick else 16))
     if not quick:
         report["faults"].append(fault_sigkill(paths[:8]))
     return report

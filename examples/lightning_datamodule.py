@@ -79,7 +79,8 @@ class ClipDataModule(L.LightningDataModule):
         root: the dataset folder.
         batch_size, frames_per_clip, num_workers, seed: VideoLoader arguments.
         size: crop size of ``TrainClipTransform`` (the frames are resized to ``resize`` first).
-        resize: ``(h, w)`` the frames are resized to before the random crop.
+        resize: the short side the frames are resized to before the random crop (aspect kept; an
+            ``(h, w)`` pair would stretch every frame to that shape).
         cache_dir: where the dataset index is cached.
     """
 
@@ -90,7 +91,7 @@ class ClipDataModule(L.LightningDataModule):
         batch_size: int = 4,
         frames_per_clip: int = 4,
         size: int = 16,
-        resize: tuple[int, int] = (20, 26),
+        resize: int | tuple[int, int] = 20,
         num_workers: int = 2,
         seed: int = 0,
         cache_dir: str | None = None,

@@ -260,6 +260,12 @@ def test_corrupt_mid_file_probes_but_fails_decode(files: dict[str, Path]) -> Non
 
 
 LOADER_KW = dict(batch_size=2, frames_per_clip=6, sampling="sliding", shuffle=False, decode_timeout=30)
+# What is skipped, not the skip budget (tests/test_skip_budget.py): one bad file is most of these epochs.
+SKIP = dict(on_error="skip", max_skip_fraction=1.0)
+
+
+def policy(on_error: str) -> dict:
+    return SKIP if on_error == "skip" else {"on_error": on_error}
 
 
 def test_verify_finds_the_damage_at_indexing(
@@ -313,9 +319,7 @@ def test_decode_failure_skip(
 ) -> None:
     bad = files["corrupt_mid.mp4"]
     ds = vl.VideoDataset.from_paths([files["good.mp4"], bad], on_error="skip")
-    loader = vl.VideoLoader(
-        ds, num_workers=num_workers, worker_type=worker_type, on_error="skip", **LOADER_KW
-    )
+    loader = vl.VideoLoader(ds, num_workers=num_workers, worker_type=worker_type, **SKIP, **LOADER_KW)
     plan = loader.clip_plan(0)
     failing = failing_clips(ds[1], [c for c in plan if c.video_index == 1])
     assert len(failing) >= 2, "the damage must hit several clips (one warning for all of them)"
@@ -350,7 +354,7 @@ def test_resume_counts_skipped_batches(files: dict[str, Path]) -> None:
     # Batches whose every clip failed are not delivered, but they are part of the epoch: a resumed loader
     # must neither replay nor drop batches around them.
     ds = vl.VideoDataset.from_paths([files["corrupt_mid.mp4"], files["good.mp4"]], on_error="skip")
-    kw = dict(LOADER_KW, batch_size=1, on_error="skip", num_workers=2)
+    kw = dict(LOADER_KW, batch_size=1, **SKIP, num_workers=2)
     full = [(b.video_index.tolist(), b.frame_index.tolist()) for b in vl.VideoLoader(ds, **kw)]
     first_loader = vl.VideoLoader(ds, **kw)
     assert first_loader.stats["skipped_batches"] == 0
@@ -390,7 +394,7 @@ def test_decode_timeout_never_hangs(files: dict[str, Path], on_error: str) -> No
         frames_per_clip=4,
         shuffle=False,
         num_workers=2,
-        on_error=on_error,
+        **policy(on_error),
         decode_timeout=0.3,
     )
     loader.backend = SlowBackend(str(slow))
@@ -434,7 +438,7 @@ def test_worker_process_crash_blames_only_its_clip(files: dict[str, Path], on_er
         num_workers=2,
         worker_type="process",
         prefetch=3,
-        on_error=on_error,
+        **policy(on_error),
         seed=3,
     )
     loader.backend = CrashingBackend(str(culprit), 12)

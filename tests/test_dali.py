@@ -207,7 +207,7 @@ def test_undecodable_frame_policies(media: dict[str, Path], tmp_path: Path, back
         batch_size=2, frames_per_clip=8, backend=backend, num_workers=0, shuffle=False, sampling="sliding"
     )
     ref, _ = reference_frames(media["vp9"])
-    skip = vl.VideoLoader(ds, on_error="skip", **kw)
+    skip = vl.VideoLoader(ds, on_error="skip", max_skip_fraction=1.0, **kw)  # not the skip budget
     rows = [(b.video_index[i], b.frame_index[i], b.video[i]) for b in skip for i in range(len(b))]
     failures = skip.stats["decode_failures"]
     assert failures and all(f["path"] == str(bad) for f in failures)

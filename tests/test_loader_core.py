@@ -86,7 +86,14 @@ def test_dali_failed_batch_is_bisected(vp9: list[Path]) -> None:
     pytest.importorskip("nvidia.dali")
     ds = vl.VideoDataset.from_paths(vp9)
     loader = vl.VideoLoader(
-        ds, batch_size=4, frames_per_clip=4, shuffle=False, backend="dali", num_workers=0, on_error="skip"
+        ds,
+        batch_size=4,
+        frames_per_clip=4,
+        shuffle=False,
+        backend="dali",
+        num_workers=0,
+        on_error="skip",
+        max_skip_fraction=1.0,  # 1 of 4 clips: what is skipped here, not the skip budget
     )
     loader.backend = counting = CountingDALI(bad=str(vp9[2]))
     (batch,) = list(loader)
@@ -378,6 +385,7 @@ def test_a_decode_that_never_returns(
         shuffle=False,
         num_workers=num_workers,
         on_error="skip",
+        max_skip_fraction=1.0,  # 3 of 6 clips: what is skipped here, not the skip budget
         decode_timeout=1.0,
     )
     loader.backend = NeverBackend(stuck)
@@ -422,6 +430,7 @@ def test_a_stuck_process_is_terminated_and_replaced(h264: list[Path], tmp_path: 
         num_workers=2,
         worker_type="process",
         on_error="skip",
+        max_skip_fraction=1.0,  # 1 of 6 clips: what is skipped here, not the skip budget
         decode_timeout=20.0,
         prefetch=1,
     )

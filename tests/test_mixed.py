@@ -113,7 +113,11 @@ def test_ragged_batch_equals_each_clip_alone(dataset: vl.VideoDataset) -> None:
 
 
 def test_short_side_resize_keeps_aspect_and_works_with_a_transform(dataset: vl.VideoDataset) -> None:
-    loader = _loader(dataset, resize=40, transform=EvalClipTransform(size=32), sampling="uniform")
+    # A loader resize under a transform with its own size would resize every frame twice: refused, pointing
+    # at the transform's own resize (short side, aspect kept), which takes the whole mixed folder.
+    with pytest.raises(ConfigError, match=r"resize=40 stacks with transform=EvalClipTransform.*resize=40\)"):
+        _loader(dataset, resize=40, transform=EvalClipTransform(size=32), sampling="uniform")
+    loader = _loader(dataset, transform=EvalClipTransform(size=32, resize=40), sampling="uniform")
     assert sum(len(b) for b in loader) == len(dataset)
 
 
@@ -165,7 +169,7 @@ def test_dali_cpu_mixed_batch_loses_only_the_failing_clips(mixed: Path, tmp_path
     kw: dict[str, Any] = dict(
         backend="dali", transform=EvalClipTransform(size=16), sampling="sliding", shuffle=False, batch_size=6
     )
-    skip = _loader(ds, on_error="skip", **kw)
+    skip = _loader(ds, on_error="skip", max_skip_fraction=1.0, **kw)  # a third of the clips
     rows = [int(v) for b in skip for v in b.video_index]
     failures = skip.stats["decode_failures"]
     assert failures and {f["path"] for f in failures} == {str(bad)}

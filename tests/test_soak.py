@@ -1,6 +1,7 @@
 """The short soak (benchmarks/soak.py --quick): memory and descriptors stay flat over epochs, and each fault
 (a decode that never returns, a file deleted mid-epoch, an index cache that cannot be written) ends in a
-finished epoch with exactly the affected clips skipped. The full run's figures are in docs/soak.md."""
+finished epoch with exactly the affected clips skipped; losses past the skip budget (3 of 4 files deleted,
+every file gone) end in a SkipBudgetError. The full run's figures are in docs/soak.md."""
 
 from __future__ import annotations
 
@@ -34,6 +35,17 @@ def test_short_soak_and_faults(tmp_path: Path) -> None:
     assert deleted["skipped_clips"] == 2
     assert deleted["clips_delivered"] == deleted["clips_planned"] - 2
     assert "No such file" in deleted["reason"]
+    (line,) = deleted["epoch_report"]
+    assert line.startswith("vidloader: epoch 0: clips skipped: 2 of 12 planned (16.7%)")
+
+    # Past the skip budget the pass raises, naming the loss: never a quarter of an epoch in silence.
+    budget = faults["budget"]
+    assert budget["error"] == "SkipBudgetError" and budget["planned"] == budget["clips_planned"] == 8
+    assert budget["clips_delivered"] < 8 and "max_skip_fraction=0.05" in budget["message"]
+    outage = faults["outage"]
+    assert outage["error"] == "SkipBudgetError" and "files failed in a row" in outage["message"]
+    assert "max_consecutive_failures=2 allows" in outage["message"]
+    assert "No such file" in outage["message"] and outage["lost"] < outage["planned"]
 
     cache = faults["cache"]
     assert cache["returncode"] == 0, cache.get("stderr")

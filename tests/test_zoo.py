@@ -191,6 +191,7 @@ def test_corrupt_gop_skips_only_clips_touching_it(
         num_workers=num_workers,
         worker_type=worker_type,
         on_error="skip",
+        max_skip_fraction=1.0,  # what is skipped here, not the skip budget
         **LOADER_KW,
     )
     plan = loader.clip_plan(0)

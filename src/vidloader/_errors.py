@@ -11,6 +11,7 @@ __all__ = [
     "ConfigError",
     "DecodeError",
     "ProbeError",
+    "SkipBudgetError",
     "StateMismatchError",
     "StoreError",
     "VideoError",
@@ -64,3 +65,34 @@ class BackendUnavailableError(VidloaderError, RuntimeError):
 
 class StateMismatchError(VidloaderError, ValueError):
     """A loader state_dict was made under a different configuration; the message names the field."""
+
+
+class SkipBudgetError(VidloaderError, RuntimeError):
+    """``on_error="skip"`` lost more than the loader's skip budget allows: more than ``max_skip_fraction``
+    of a pass's planned clips, or of the files given to its dataset (left out as unreadable, changed or
+    gone), or more than ``max_consecutive_failures`` files failing in a row. The message gives the counts,
+    the failures by reason and the first files; the same facts are attributes.
+
+    Attributes:
+        epoch: the epoch the pass was running.
+        lost: what failed (``unit``: clips of the pass so far, or files the dataset left out).
+        planned: what there was (clips the pass set out to deliver, or files given to the dataset).
+        unit: "clips" or "files".
+        reasons: failures per reason (the file's path taken out of the reason), most frequent first.
+        files: the first files that failed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        epoch: int,
+        lost: int,
+        planned: int,
+        unit: str,
+        reasons: dict[str, int],
+        files: list[str],
+    ) -> None:
+        super().__init__(message)
+        self.epoch, self.lost, self.planned, self.unit = epoch, lost, planned, unit
+        self.reasons, self.files = reasons, files

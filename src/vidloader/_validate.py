@@ -92,3 +92,21 @@ def check_positive_float(
     if not (is_int(value) or isinstance(value, float)) or not value > 0:
         raise ConfigError(f"{name} must be {what}, got {value!r}")
     return float(value)
+
+
+def check_fraction(name: str, value: Any) -> float:
+    """A share of something: a number in ``[0, 1]``.
+
+    Args:
+        name: the argument's name, for the message.
+        value: its value.
+
+    Returns:
+        ``value`` as a float.
+
+    Raises:
+        ConfigError: not an int or float (a bool is not), or outside ``[0, 1]`` (NaN included).
+    """
+    if not (is_int(value) or isinstance(value, float)) or not 0 <= value <= 1:
+        raise ConfigError(f"{name} must be a fraction in [0, 1], got {value!r}")
+    return float(value)

@@ -5,7 +5,8 @@ A pass reads top-down in ``VideoLoader.__iter__`` (``_loader``): the epoch's pla
 decode stage (``_decode``: the backend's tasks on the workers of ``_workers``, deadlines and retries, the
 backend's batch step, the host memory frames land in), the assemble stage (``_assemble``: frames -> device
 batch -> transform -> ``ClipBatch`` of ``_batch``, and the batch's audio features) and the hand-off
-(``_handoff``: prefetch thread, ready on the caller's stream), the position kept in ``_state``.
+(``_handoff``: prefetch thread, ready on the caller's stream, the caller's position in the epoch), the
+plans, counters and saved state kept in ``_state``.
 ``LoaderConfig`` (``_config``) defines every option once."""
 
 from ._assemble import AudioBatcher, audio_samples

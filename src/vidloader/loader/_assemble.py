@@ -12,6 +12,7 @@ saying what to pass.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,25 +46,27 @@ class Assembler:
     ) -> None:
         self.config, self.dataset, self.audio, self.stats = config, dataset, audio, stats
 
-    def __call__(self, epoch: int, batch: DecodedBatch) -> ClipBatch | None:
-        """The ClipBatch of a decoded batch, counted; None (counted as skipped) when no clip decoded.
+    def __call__(self, epoch: int, batch: DecodedBatch) -> tuple[ClipBatch, Counter[str]] | None:
+        """The ClipBatch of a decoded batch and what it adds to the counters once the caller receives it;
+        None (counted as skipped) when no clip decoded.
 
         Raises:
             ConfigError: the clips differ in frame size and there is no transform to take them.
+            SkipBudgetError: with this batch's failures the pass lost more than on_error="skip" allows.
         """
-        counts = self.stats.counts
+        self.stats.settle(len(batch.clips))
         if not batch.clips:  # every clip failed under on_error="skip"
-            counts["skipped_batches"] += 1
+            self.stats.counts["skipped_batches"] += 1
             return None
+        clips = batch.clips
+        adds = Counter(batches=1, clips=len(clips), padded_clips=sum(c.padded > 0 for c in clips))
+        adds["padded_frames"] = sum(c.padded for c in clips)
         video = self._video(batch)
         audio = audio_mask = None
         if batch.audio is not None and self.audio is not None:
             audio, audio_mask = self.audio(batch.audio, self.config.device)
-            counts["clips_without_audio"] += sum(not s.present for s in batch.audio)
-        out = self._clip_batch(epoch, batch.clips, batch.timestamps, video, audio, audio_mask)
-        counts["batches"] += 1
-        counts["clips"] += len(batch.clips)
-        return out
+            adds["clips_without_audio"] = sum(not s.present for s in batch.audio)
+        return self._clip_batch(epoch, clips, batch.timestamps, video, audio, audio_mask), adds
 
     def _video(self, batch: DecodedBatch) -> torch.Tensor | RaggedClips:
         """uint8 NTHWC frames on the device: the batch tensor moved over, with the clips decoded elsewhere
@@ -100,8 +103,6 @@ class Assembler:
             "frame_mask": frame_mask(clips),
             "label": torch.tensor([self.dataset[c.video_index].label for c in clips], dtype=torch.int64),
         }
-        self.stats.counts["padded_clips"] += sum(c.padded > 0 for c in clips)
-        self.stats.counts["padded_frames"] += sum(c.padded for c in clips)
         video, views = self._model_input(epoch, clips, video)
         view_index = None
         if views > 1:

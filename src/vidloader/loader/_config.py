@@ -14,7 +14,14 @@ import torch
 from .._errors import ConfigError
 from .._option import documented, option, refuse_ignored
 from .._seed import drawn_seed
-from .._validate import check_bool, check_choice, check_int, check_opt_int, check_positive_float
+from .._validate import (
+    check_bool,
+    check_choice,
+    check_fraction,
+    check_int,
+    check_opt_int,
+    check_positive_float,
+)
 from ..backends import BACKENDS, AudioSpec, DecodeSettings, ResizeArg, check_resize
 from ..sampling import SamplingConfig
 from ..transforms import ClipTransform, TransformKind, as_clip_transform
@@ -30,6 +37,9 @@ WORKER_TYPES: tuple[str, ...] = ("thread", "process")
 
 def _with_workers(c: LoaderConfig) -> bool:
     return c.num_workers > 0
+
+
+_WHEN_SKIPPING: dict[str, Any] = {"applies": lambda c: c.on_error == "skip", "when": "with on_error='skip'"}
 
 
 @documented
@@ -98,6 +108,18 @@ class LoaderConfig(SamplingConfig):
     on_error: OnError = option(
         "raise", doc='"raise" a ``DecodeError`` for a clip that fails, or "skip" it (counted in ``stats``).'
     )
+    max_skip_fraction: float = option(
+        0.05,
+        doc="""the share of a pass's planned clips (this rank's epoch, or its rest after a resume), and of the
+            dataset's files, that may be lost; past it ``SkipBudgetError`` (1.0: no bound).""",
+        **_WHEN_SKIPPING,
+    )
+    max_consecutive_failures: int | None = option(
+        16,
+        doc="""files that may fail in a row with no clip decoded between them (an outage fails every file);
+            past it ``SkipBudgetError`` (None: no bound).""",
+        **_WHEN_SKIPPING,
+    )
     decode_timeout: float = option(
         300.0,
         doc="""seconds a batch's decode may take (one deadline for the whole batch, counted from when the
@@ -127,11 +149,15 @@ class LoaderConfig(SamplingConfig):
         self._set("apply_rotation", bool(self.apply_rotation))
         # Batched (vidloader) or per-clip (torchvision) transform: decided once, here.
         self._set("_clip_transform", as_clip_transform(self.transform, self.transform_kind))
-        self._set("output_layout", _output_layout(self.clip_transform, self.dtype, self.output_layout))
+        layout = _transform_decides(self.clip_transform, self.dtype, self.output_layout, self.resize)
+        self._set("output_layout", layout)
         check_int("num_workers", self.num_workers, minimum=0)
         check_choice("worker_type", self.worker_type, WORKER_TYPES)
         check_int("prefetch", self.prefetch, minimum=1)
         check_choice("on_error", self.on_error, ON_ERROR)
+        self._set("max_skip_fraction", check_fraction("max_skip_fraction", self.max_skip_fraction))
+        if self.max_consecutive_failures is not None:
+            check_int("max_consecutive_failures", self.max_consecutive_failures, minimum=0)
         self._set(
             "decode_timeout",
             check_positive_float("decode_timeout", self.decode_timeout, what="positive seconds"),
@@ -261,21 +287,21 @@ def _dist_defaults(rank: int | None, world_size: int | None) -> tuple[int, int]:
     return (0 if rank is None else rank), (1 if world_size is None else world_size)
 
 
-def _output_layout(transform: Any, dtype: torch.dtype, output_layout: str | None) -> str | None:
+def _transform_decides(transform: Any, dtype: torch.dtype, layout: str | None, resize: Any) -> str | None:
     """The layout the loader yields, as ``output_layout`` holds it (None: a transform that does not say;
-    resolving it again gives the same value, so ``dataclasses.replace`` keeps a config valid). A transform decides the dtype and layout of what the loader yields (it
-    writes the model input in one pass), so ``dtype`` / ``output_layout`` given with one must agree with it:
-    ``dtype`` the default torch.uint8 or the transform's ``out_dtype``, ``output_layout`` None or its
-    ``layout``. Rather than ignoring them, the loader says which to set where.
+    resolving it again gives the same value, so ``dataclasses.replace`` keeps a config valid). A transform
+    decides the dtype, layout and size of what the loader yields (it writes the model input in one pass):
+    ``dtype`` must be the default torch.uint8 or its ``out_dtype``, ``output_layout`` None or its ``layout``,
+    ``resize`` None under a transform with its own ``size`` (else every frame is resized twice: 64 -> 112
+    upsamples what the first resize threw away). Rather than ignore them, the loader says which to set where.
 
     Raises:
         ConfigError: naming both values and how to combine them.
     """
     if transform is None:
-        return "NCTHW" if output_layout is None else output_layout
+        return "NCTHW" if layout is None else layout
     name = type(transform).__name__
-    t_dtype = getattr(transform, "out_dtype", None)
-    t_layout = getattr(transform, "layout", None)
+    t_dtype, t_layout, t_size = (getattr(transform, a, None) for a in ("out_dtype", "layout", "size"))
     if dtype != torch.uint8 and dtype != t_dtype:
         has = f"yields {t_dtype}" if t_dtype is not None else "decides its own output dtype"
         raise ConfigError(
@@ -283,11 +309,18 @@ def _output_layout(transform: Any, dtype: torch.dtype, output_layout: str | None
             f"dtype wins; set it there (e.g. {name}(..., out_dtype={dtype})) and leave VideoLoader's dtype at "
             "its default (dtype applies only without a transform)"
         )
-    if output_layout is not None and output_layout != t_layout:
+    if layout is not None and layout != t_layout:
         has = f"yields {t_layout!r}" if t_layout is not None else "decides its own output layout"
         raise ConfigError(
-            f"output_layout={output_layout!r} conflicts with transform={name}, which {has}: with a transform "
-            f"the transform's layout wins; set it there (e.g. {name}(..., layout={output_layout!r})) and "
+            f"output_layout={layout!r} conflicts with transform={name}, which {has}: with a transform "
+            f"the transform's layout wins; set it there (e.g. {name}(..., layout={layout!r})) and "
             "leave VideoLoader's output_layout unset (it applies only without a transform)"
+        )
+    if resize is not None and t_size is not None:
+        raise ConfigError(
+            f"resize={resize!r} stacks with transform={name}, which resizes to its own size {t_size!r}: "
+            f"every frame would be resized twice (decoded at {resize!r}, then resized again to {t_size!r}). "
+            f"Give the resize to the transform ({name}(size=..., resize={resize!r}) resizes and crops in one "
+            "pass from the decoded frames) and leave VideoLoader's resize at None"
         )
     return t_layout if isinstance(t_layout, str) else None  # its own: ``layout`` reads NCTHW

@@ -1,5 +1,6 @@
-"""Handing batches to the caller: made ahead on a prefetch thread (unless num_workers=0), and ready on the
-caller's CUDA stream, the same way in every worker mode.
+"""Handing batches to the caller: made ahead on a prefetch thread (unless num_workers=0), ready on the
+caller's CUDA stream, the same way in every worker mode, and counted in the ``EpochCursor`` (where the
+caller is in the epoch) when the caller takes them.
 
 The prefetch thread runs a pass's producer at most ``prefetch`` batches ahead. Every wait there has a
 timeout: the producer re-checks ``stop`` while the queue is full, the consumer re-checks that the producer
@@ -23,7 +24,6 @@ from typing import Any, Protocol, TypeVar
 import torch
 
 from ._batch import ClipBatch
-from ._state import EpochCursor
 
 log = logging.getLogger("vidloader")
 T = TypeVar("T")
@@ -31,6 +31,58 @@ POLL_S = 0.1
 _END = object()
 # What a pass's producer yields: (the epoch position after the batch, the batch, its readiness event).
 Made = tuple[int, ClipBatch, Any]
+
+
+class EpochCursor:
+    """Where iteration stands: the next epoch to run and, inside a pass, how many batches are done.
+
+    The position counts batches of the epoch's plan, not deliveries: batches skipped whole under
+    on_error="skip" are done too, so a resume neither replays them nor shifts the rest.
+    """
+
+    def __init__(self) -> None:
+        self.next_epoch = 0
+        self.resume_from = 0
+        self.epoch = 0
+        self.done = 0
+        # True from a pass's start until it runs to its end; a pass left early keeps its position.
+        self.in_epoch = False
+
+    def begin(self) -> tuple[int, int]:
+        """Start a pass: returns (epoch, first batch); the pass after this one is the next epoch."""
+        epoch, start = self.next_epoch, self.resume_from
+        self.resume_from = 0
+        self.next_epoch = epoch + 1
+        self.epoch, self.done = epoch, start
+        self.in_epoch = True
+        return epoch, start
+
+    def delivered(self, position: int) -> None:
+        """The caller now holds the batch before ``position`` (batches are numbered from 1 here)."""
+        self.done = position
+
+    def end(self) -> None:
+        self.in_epoch = False
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.next_epoch:
+            # A state loaded for this very epoch stays pending: the usual loop calls set_epoch(e) every
+            # epoch, also right after load_state_dict.
+            self.resume_from = 0
+        self.next_epoch = epoch
+        self.in_epoch = False
+
+    def position(self) -> tuple[int, int]:
+        """(epoch, batches done) a checkpoint taken now resumes from."""
+        if self.in_epoch:
+            return self.epoch, self.done
+        # Between passes (also after set_epoch or a finished pass): at the start of the next one.
+        return self.next_epoch, self.resume_from
+
+    def load(self, epoch: int, done: int) -> None:
+        self.next_epoch, self.resume_from = epoch, done
+        self.epoch, self.done = epoch, done
+        self.in_epoch = False
 
 
 class StreamOps(Protocol):

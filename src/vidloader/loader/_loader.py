@@ -1,13 +1,16 @@
 """VideoLoader, the public face. A pass reads top-down in ``__iter__``: this epoch's plan -> decode
-(``_decode``) -> assemble (``_assemble``) -> hand off (``_handoff``), the position kept in ``_state``.
+(``_decode``) -> assemble (``_assemble``) -> hand off (``_handoff``, which keeps the caller's position), the
+plans, counters and saved state kept in ``_state``.
 Its keywords, the Args of its docstring and its read-only attributes are made from LoaderConfig's fields
 (``_config``, through ``expose_options``)."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import threading
+from collections import Counter
 from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
@@ -23,9 +26,8 @@ from ._assemble import Assembler, AudioBatcher, audio_samples
 from ._batch import ClipBatch, HostBuffers
 from ._config import LoaderConfig, loader_config
 from ._decode import CollectedBatch, Decoder
-from ._handoff import Handoff, Prefetcher
+from ._handoff import EpochCursor, Handoff, Prefetcher
 from ._state import (
-    EpochCursor,
     EpochPlans,
     LoaderStats,
     check_state,
@@ -78,7 +80,7 @@ class VideoLoader:
         self._pool = DecodePool(num_workers=cfg.num_workers, worker_type=cfg.worker_type)
         self._dataset_fp = dataset_fingerprint(dataset.fingerprint_items())
         self._cursor = EpochCursor()
-        self._stats = LoaderStats(on_error=cfg.on_error)
+        self._stats = LoaderStats(cfg)
         # Idle batch buffers kept: as many as can be in flight (submitted ahead, queued, the caller's).
         self._host = HostBuffers(keep=2 * cfg.prefetch + 2)
         self._plans = EpochPlans(cfg, self.rank_plan)
@@ -91,15 +93,20 @@ class VideoLoader:
 
         Raises:
             DecodeError: a clip failed under on_error="raise" (names the file and the reason).
+            SkipBudgetError: under on_error="skip", the pass lost more clips than ``max_skip_fraction``
+                allows, or more than ``max_consecutive_failures`` files failed in a row.
             ConfigError: clips of one batch differ in frame size and there is no transform to take them.
         """
         epoch, start = self._cursor.begin()
         plan = self._plan(epoch)
-        batches = plan.batches(self.config.batch_size, start, self._num_batches(len(plan)))
+        b, n_batches = self.config.batch_size, self._num_batches(len(plan))
+        batches = plan.batches(b, start, n_batches)
+        self._stats.begin_pass(epoch, max(min(len(plan), n_batches * b) - start * b, 0), self.dataset)
         cfg, stop = self.config, threading.Event()
+        adds: collections.deque[Counter[str]] = collections.deque()  # of batches made, not yet delivered
         handoff = Handoff(_handoff.streams_for(cfg.device))
-        yield from _handoff.deliver(
-            self._make(epoch, start, batches, handoff, stop),
+        delivered = _handoff.deliver(
+            self._make(epoch, start, batches, handoff, stop, adds),
             handoff=handoff,
             cursor=self._cursor,
             stop=stop,
@@ -107,6 +114,11 @@ class VideoLoader:
             join_timeout=cfg.decode_timeout,
             prefetchers=self._prefetchers,
         )
+        with contextlib.closing(delivered):  # however this pass ends, its producer is stopped
+            for batch in delivered:
+                self._stats.delivered(adds.popleft())  # made in this order: one producer, one FIFO queue
+                yield batch
+        self._stats.end_pass()
         self._cursor.end()
 
     def _make(
@@ -116,9 +128,11 @@ class VideoLoader:
         batches: Sequence[list[ClipSpec]],
         handoff: Handoff,
         stop: threading.Event,
+        adds: collections.deque[Counter[str]],
     ) -> Generator[_handoff.Made, None, None]:
         """Each batch of the pass decoded and assembled on the side stream: (position after it, batch, the
-        event that marks it made). The backend is the one set when the pass starts."""
+        event that marks it made), and in ``adds`` what it adds to the counters once the caller has it. The
+        backend is the one set when the pass starts."""
         cfg, stats = self.config, self._stats
         decoder = Decoder(
             config=cfg,
@@ -131,14 +145,15 @@ class VideoLoader:
         )
         assembler = Assembler(config=cfg, dataset=self.dataset, audio=self._audio, stats=stats)
 
-        def build(collected: CollectedBatch) -> ClipBatch | None:
+        def build(collected: CollectedBatch) -> tuple[ClipBatch, Counter[str]] | None:
             return assembler(epoch, decoder.finish(collected))
 
         with contextlib.suppress(Stopped):
             for collected in decoder.run(batches, first=start):
-                batch, event = handoff.make(build, collected)
-                if batch is not None:
-                    yield collected.index + 1, batch, event
+                made, event = handoff.make(build, collected)
+                if made is not None:
+                    adds.append(made[1])
+                    yield collected.index + 1, made[0], event
 
     # ---- plan ----------------------------------------------------------------------------------------
 
@@ -173,15 +188,18 @@ class VideoLoader:
 
     @property
     def num_clips(self) -> int:
-        """Clips this rank yields in the current epoch (the one being iterated, else the next one), counting
-        every clip of the plan, including ones that a resume skips or ``on_error="skip"`` drops; views of
-        a multi-view transform are not counted (a batch has ``num_views`` rows per clip)."""
-        return len(self._plan(self._current_epoch))
+        """Clips this rank yields in the current epoch (the one being iterated, else the next one) at this
+        world size, counting every clip of the epoch from its start: also those a resume skips (at the same
+        world size or another) or ``on_error="skip"`` drops; views of a multi-view transform are not counted
+        (a batch has ``num_views`` rows per clip)."""
+        return len(self._plans.plan(self._current_epoch, whole=True))
 
     def __len__(self) -> int:
         """Batches in the current epoch (the one being iterated, else the next one): ``ceil(num_clips /
-        batch_size)``, or the floor with ``drop_last``. It does not change during a pass and counts the whole
-        epoch, also when the pass resumed mid-epoch (like ``torch.utils.data.DataLoader``)."""
+        batch_size)``, or the floor with ``drop_last``. Like ``torch.utils.data.DataLoader``'s, whose length
+        is its sampler's, it counts the whole epoch at this world size and does not change during a pass:
+        a pass resumed mid-epoch yields fewer batches (the rest of the epoch), after a resume at the same
+        world size and after an elastic one alike."""
         return self._num_batches(self.num_clips)
 
     def clip_plan(self, epoch: int | None = None) -> list[ClipSpec]:
@@ -251,7 +269,10 @@ class VideoLoader:
     def stats(self) -> dict[str, Any]:
         """JSON-serialisable counters: clips, batches, skipped files and clips with reasons, damaged files
         (served with the frames that decode), fallbacks, shared decodes, clips without audio, decodes
-        abandoned past their deadline, short videos and remote-store reads."""
+        abandoned past their deadline, short videos, remote-store reads, and the current (or last) pass's
+        skip budget (``skip_budget``: its epoch, the clips it planned, lost and may lose). ``clips``,
+        ``batches``, ``padded_*`` and ``clips_without_audio`` count what the caller has received; failures
+        count when they happen."""
         extra = {
             "short_video": self.config.short_video,
             "short_videos": len(self._short_videos),

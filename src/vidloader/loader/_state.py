@@ -1,6 +1,7 @@
-"""Where a loader stands: each epoch's plan for this rank (and its videos shorter than one clip), the cursor
-in the epoch, the counters and the on_error policy, and the state that saves the position (JSON-safe, with the configuration it was made
-under, checked field by field on load).
+"""Where a loader stands: each epoch's plan for this rank (and its videos shorter than one clip), the counters
+and the on_error policy with each pass's skip budget, and the state that saves the position (JSON-safe, with
+the configuration it was made under, checked field by field on load; the position itself is the hand-off's
+``EpochCursor``).
 
 The world size is recorded beside the configuration, not in it: a state saved at one world size resumes
 at another (an elastic restart), the rest of the epoch dealt to the new ranks (``sampling.resume_plan``).
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from .._budget import SkipBudget, loss_report
 from .._errors import ConfigError, StateMismatchError, VideoError
 from ..dataset import VideoDataset
 from ..sampling import ClipPlan, ClipSpec, SamplingConfig, check_stages, is_short, resume_plan
@@ -108,58 +110,6 @@ def check_state(
     return ResumePoint(epoch, 0, (*stages, (saved_ws, clips)))
 
 
-class EpochCursor:
-    """Where iteration stands: the next epoch to run and, inside a pass, how many batches are done.
-
-    The position counts batches of the epoch's plan, not deliveries: batches skipped whole under
-    on_error="skip" are done too, so a resume neither replays them nor shifts the rest.
-    """
-
-    def __init__(self) -> None:
-        self.next_epoch = 0
-        self.resume_from = 0
-        self.epoch = 0
-        self.done = 0
-        # True from a pass's start until it runs to its end; a pass left early keeps its position.
-        self.in_epoch = False
-
-    def begin(self) -> tuple[int, int]:
-        """Start a pass: returns (epoch, first batch); the pass after this one is the next epoch."""
-        epoch, start = self.next_epoch, self.resume_from
-        self.resume_from = 0
-        self.next_epoch = epoch + 1
-        self.epoch, self.done = epoch, start
-        self.in_epoch = True
-        return epoch, start
-
-    def delivered(self, position: int) -> None:
-        """The caller now holds the batch before ``position`` (batches are numbered from 1 here)."""
-        self.done = position
-
-    def end(self) -> None:
-        self.in_epoch = False
-
-    def set_epoch(self, epoch: int) -> None:
-        if epoch != self.next_epoch:
-            # A state loaded for this very epoch stays pending: the usual loop calls set_epoch(e) every
-            # epoch, also right after load_state_dict.
-            self.resume_from = 0
-        self.next_epoch = epoch
-        self.in_epoch = False
-
-    def position(self) -> tuple[int, int]:
-        """(epoch, batches done) a checkpoint taken now resumes from."""
-        if self.in_epoch:
-            return self.epoch, self.done
-        # Between passes (also after set_epoch or a finished pass): at the start of the next one.
-        return self.next_epoch, self.resume_from
-
-    def load(self, epoch: int, done: int) -> None:
-        self.next_epoch, self.resume_from = epoch, done
-        self.epoch, self.done = epoch, done
-        self.in_epoch = False
-
-
 def short_videos(dataset: VideoDataset, cfg: SamplingConfig) -> list[str]:
     """Paths of the videos shorter than one clip; raises under ``short_video="error"``, logs otherwise.
 
@@ -193,7 +143,8 @@ def short_videos(dataset: VideoDataset, cfg: SamplingConfig) -> list[str]:
 
 class EpochPlans:
     """The last epoch's plan, kept: the same epoch is asked for again and again, and planning a large
-    dataset is not free.
+    dataset is not free. After an elastic resume that is two plans: the rest the pass yields and the whole
+    epoch ``len(loader)`` counts.
 
     Args:
         config: the loader's options (its rank and world size, ``frames_per_clip``).
@@ -204,7 +155,7 @@ class EpochPlans:
     def __init__(self, config: LoaderConfig, planner: Callable[[int, int, int], Sequence[ClipSpec]]) -> None:
         self._config = config
         self._planner = planner
-        self._cache: tuple[tuple[int, tuple], ClipPlan] | None = None
+        self._cache: dict[tuple[int, tuple], ClipPlan] = {}
         # Earlier world-size stages of the epoch a loaded state resumes (elastic restart), by epoch.
         self._stages: tuple[int, Stages] = (0, ())
 
@@ -216,16 +167,19 @@ class EpochPlans:
         """Plan ``epoch`` as the rest of ``stages`` (from a loaded state)."""
         self._stages = (epoch, stages)
 
-    def plan(self, epoch: int) -> ClipPlan:
-        """``epoch``'s clips for this rank."""
-        key = (epoch, self.stages_of(epoch))
-        if self._cache is None or self._cache[0] != key:
+    def plan(self, epoch: int, *, whole: bool = False) -> ClipPlan:
+        """``epoch``'s clips for this rank: the rest of its earlier stages when a loaded state resumes it
+        at another world size, or with ``whole`` the epoch from its start at this world size."""
+        key = (epoch, () if whole else self.stages_of(epoch))
+        if key not in self._cache:
             cfg = self._config
             clips = resume_plan(
                 partial(self._planner, epoch), key[1], rank=cfg.rank, world_size=cfg.world_size
             )
-            self._cache = (key, ClipPlan.from_specs(clips, cfg.frames_per_clip))
-        return self._cache[1]
+            # Another epoch's plans go: a plan of a large dataset is large.
+            self._cache = {k: p for k, p in self._cache.items() if k[0] == epoch}
+            self._cache[key] = ClipPlan.from_specs(clips, cfg.frames_per_clip)
+        return self._cache[key]
 
 
 COUNTERS = (
@@ -244,20 +198,42 @@ _MAX_FAILURES = 1000  # listed with reasons; the counter keeps counting past it
 
 
 class LoaderStats:
-    """Counters plus the first decode failures with their reasons; one warning per file."""
+    """Counters plus the first decode failures with their reasons; one warning per file; each pass's
+    ``SkipBudget`` (checked batch by batch under on_error="skip") and its end-of-pass report. ``clips``,
+    ``batches``, ``padded_*`` and ``clips_without_audio`` count what the caller received (``delivered``);
+    failures, fallbacks and abandoned decodes count when they happen, up to ``prefetch`` batches ahead."""
 
-    def __init__(self, *, on_error: str) -> None:
-        self.on_error = on_error
+    def __init__(self, config: LoaderConfig) -> None:
+        self.config = config
         self.counts: Counter[str] = Counter()
         self.failures: list[dict[str, str]] = []
+        self.budget = SkipBudget(epoch=0, planned=0)  # each pass's, from begin_pass
+        self._at_start: Counter[str] = Counter()  # the counts when the pass began
         self._warned_failed: set[str] = set()
         self._warned_fallback: set[str] = set()
 
+    def begin_pass(self, epoch: int, planned: int, dataset: VideoDataset) -> None:
+        """A pass of ``epoch`` over ``dataset`` sets out to deliver ``planned`` clips; under on_error="skip"
+        it raises ``SkipBudgetError`` if the dataset left out more of its files than the budget allows."""
+        cfg = self.config
+        self.budget = SkipBudget(
+            epoch=epoch,
+            planned=planned,
+            max_fraction=cfg.max_skip_fraction,
+            max_consecutive=cfg.max_consecutive_failures,
+            left_out=[(s.path, s.reason) for s in dataset.skipped],
+            videos=len(dataset),
+        )
+        self._at_start = Counter(self.counts)
+        if cfg.on_error == "skip":
+            self.budget.check()
+
     def fail(self, clip: ClipSpec, err: VideoError) -> None:
         """Apply on_error to a clip that failed: raise ``err`` ("raise") or record it ("skip")."""
-        if self.on_error == "raise":
+        if self.config.on_error == "raise":
             raise err
         self.counts["skipped_clips"] += 1
+        self.budget.lose(err.path, err.reason)
         if err.path not in self._warned_failed:
             self._warned_failed.add(err.path)
             log.warning("vidloader: skipping clip of %s: %s", err.path, err.reason)
@@ -265,6 +241,24 @@ class LoaderStats:
             self.failures.append(
                 {"path": err.path, "reason": err.reason, "frame_index": str(clip.frame_indices[0])}
             )
+
+    def settle(self, decoded: int) -> None:
+        """A batch is decoded, ``decoded`` of its clips made it; raises ``SkipBudgetError`` past the budget."""
+        if decoded:
+            self.budget.decoded()
+        if self.config.on_error == "skip":
+            self.budget.check()
+
+    def delivered(self, counts: Counter[str]) -> None:
+        """The caller received a batch that adds ``counts`` (clips, padding, ...)."""
+        self.counts.update(counts)
+
+    def end_pass(self) -> None:
+        """The pass ran to its end: one log line if it skipped, padded, abandoned or fell back on anything
+        (a warning when clips were lost)."""
+        report = loss_report(self.budget, self.counts - self._at_start)
+        if report is not None:
+            log.log(*report)
 
     def fallback(self, path: str, reason: str) -> None:
         """A clip of ``path`` decodes with PyAV instead of DALI."""
@@ -286,6 +280,8 @@ class LoaderStats:
         out: dict[str, Any] = {"backend": backend}
         out.update({k: self.counts[k] for k in COUNTERS})
         out.update(short or {})
+        b = self.budget  # the current (or last) pass's
+        out["skip_budget"] = {"epoch": b.epoch, "planned": b.planned, "lost": b.lost, "allowed": b.allowed}
         out["decode_failures"] = list(self.failures)
         out["skipped_files"] = skipped_files
         out["damaged_files"] = damaged_files or []
