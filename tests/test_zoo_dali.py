@@ -40,6 +40,7 @@ FACTS: dict[str, tuple[str, str]] = {
     "m2ts_h264": ("h264", "yuv420p"),
     "ts_mpeg2": ("mpeg2video", "yuv420p"),
     "mpg_mpeg2": ("mpeg2video", "yuv420p"),
+    "mpg_mpeg1": ("mpeg1video", "yuv420p"),
     "avi_mpeg4_bframes": ("mpeg4", "yuv420p"),
     "avi_mjpeg": ("mjpeg", "yuvj420p"),
     "flv_h264": ("h264", "yuv420p"),

@@ -14,7 +14,7 @@ import numpy as np
 
 from .._errors import ConfigError, DecodeError
 from .._validate import check_bool, check_choice, check_int, check_positive_float
-from ..dataset import VideoInfo, enable_ffmpeg_log
+from ..dataset import VideoInfo, enable_ffmpeg_log, ffmpeg_reason
 from ._open import open_input
 
 AudioFeatures = Literal["waveform", "log_mel"]
@@ -154,7 +154,7 @@ def decode_audio_span(
     try:
         container = open_input(info)
     except (av.error.FFmpegError, OSError) as exc:
-        raise DecodeError(info.path, f"cannot open for audio ({exc})") from exc
+        raise DecodeError(info.path, f"cannot open for audio ({ffmpeg_reason(exc)})") from exc
     try:
         audio = [s.index for s in container.streams.audio]
         if spec.stream is not None:
@@ -182,7 +182,9 @@ def decode_audio_span(
                 return _absent(info, t0, t1, spec, "the file has no audio stream")
         return _decode(container, stream, info, t0, t1, spec)
     except av.error.FFmpegError as exc:
-        raise DecodeError(info.path, f"audio decode failed ({type(exc).__name__}: {exc})") from exc
+        raise DecodeError(
+            info.path, f"audio decode failed ({type(exc).__name__}: {ffmpeg_reason(exc)})"
+        ) from exc
     finally:
         container.close()
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .._errors import DecodeError
-from ..dataset import VideoInfo
+from ..dataset import VideoInfo, ffmpeg_reason
 from ._base import (
     BatchFrames,
     ClipRequest,
@@ -206,7 +206,7 @@ class DALIBackend:
             data, rel = remux_segment(info, frame_indices)
         except av.error.FFmpegError as exc:
             raise DecodeError(
-                info.path, f"cannot cut the clip's packets ({type(exc).__name__}: {exc})"
+                info.path, f"cannot cut the clip's packets ({type(exc).__name__}: {ffmpeg_reason(exc)})"
             ) from exc
         h, w = output_size(info, resize, apply_rotation=False)
         pts = tuple(info.frame_pts[i] for i in frame_indices)

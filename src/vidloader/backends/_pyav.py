@@ -11,7 +11,7 @@ import torch
 
 from .._errors import ConfigError, DecodeError
 from .._validate import check_int
-from ..dataset import VideoInfo, enable_ffmpeg_log, forward_ffmpeg_log
+from ..dataset import VideoInfo, enable_ffmpeg_log, ffmpeg_reason, forward_ffmpeg_log
 from ._base import (
     MAX_KEYFRAME_RETRIES,
     BatchFrames,
@@ -253,7 +253,7 @@ class PyAVBackend:
             container = open_input(info)
             prof.lap("open")
         except (av.error.FFmpegError, OSError) as exc:
-            raise DecodeError(info.path, f"cannot open ({exc})") from exc
+            raise DecodeError(info.path, f"cannot open ({ffmpeg_reason(exc)})") from exc
         try:
             stream = container.streams[info.stream_index]
             cc = stream.codec_context
@@ -284,7 +284,9 @@ class PyAVBackend:
                     break
                 target = step
         except av.error.FFmpegError as exc:
-            raise DecodeError(info.path, f"decoding failed ({type(exc).__name__}: {exc})") from exc
+            raise DecodeError(
+                info.path, f"decoding failed ({type(exc).__name__}: {ffmpeg_reason(exc)})"
+            ) from exc
         finally:
             container.close()
         if last_error:

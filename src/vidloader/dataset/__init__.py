@@ -3,7 +3,7 @@
 from ._building import SkippedFile
 from ._damaged import DamagedFile
 from ._dataset import VideoDataset
-from ._ffmpeg_log import enable_ffmpeg_log, ffmpeg_errors, forward_ffmpeg_log
+from ._ffmpeg_log import enable_ffmpeg_log, ffmpeg_errors, ffmpeg_reason, forward_ffmpeg_log
 from ._files import RangeFile, clear_store_cache, open_source, read_bytes, register_tar_members, source_size
 from ._folder import VIDEO_EXTENSIONS
 from ._index_reader import CHECK_FILES_CHOICES as CHECK_FILES
@@ -43,6 +43,7 @@ __all__ = [
     "default_cache_dir",
     "enable_ffmpeg_log",
     "ffmpeg_errors",
+    "ffmpeg_reason",
     "forward_ffmpeg_log",
     "index_schema",
     "is_remote",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._ffmpeg_log import ffmpeg_errors
+from ._ffmpeg_log import ffmpeg_errors, ffmpeg_reason
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def decode_check(container, stream, listed: set[int]) -> DecodeCheck:
             keep(cc.decode(None))
         except av.error.FFmpegError as exc:
             # The rest of the file cannot be read: the frames so far are what decodes.
-            errors.append(f"decoding stopped: {_reason(exc)}")
+            errors.append(f"decoding stopped: {ffmpeg_reason(exc)}")
     return DecodeCheck(sorted(set(good)), errors[0] if errors else "")
 
 
@@ -81,14 +81,8 @@ def _decode(cc, packet, logs: list) -> tuple[list, list[str]]:
     try:
         frames, errors = cc.decode(packet), []
     except av.error.InvalidDataError as exc:
-        frames, errors = [], [_reason(exc)]
+        frames, errors = [], [ffmpeg_reason(exc)]
     return frames, errors + ffmpeg_errors(logs[seen:])
-
-
-def _reason(exc: Exception) -> str:
-    """PyAV's message without the "last error log" it appends from a process-wide record (another
-    thread's, when files are checked in parallel)."""
-    return str(exc).split("; last error log:")[0]
 
 
 def seek_start(container, stream) -> None:

@@ -15,6 +15,20 @@ _seen_lock = threading.Lock()
 _SEEN_LIMIT = 100_000  # a long run over millions of damaged files must not grow without bound
 
 
+def ffmpeg_reason(exc: BaseException) -> str:
+    """An FFmpeg error's message as PyAV raised it, less the "last error log" PyAV appends from a
+    process-wide record: another thread's or an earlier file's message (``Codec (h264) not on whitelist``
+    from some open's stream-info pass), which would make one fault read as two reasons.
+
+    Args:
+        exc: the exception PyAV (or the OS, on open) raised.
+
+    Returns:
+        Its message, without that suffix.
+    """
+    return str(exc).split("; last error log:")[0]
+
+
 def enable_ffmpeg_log() -> None:
     """Route FFmpeg's warnings and errors through PyAV (once per process), so damage FFmpeg only logs can
     be caught by ``av.logging.Capture``; idempotent."""

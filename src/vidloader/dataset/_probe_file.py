@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .._errors import ProbeError
 from ._decode_check import decode_check, seek_start
-from ._ffmpeg_log import enable_ffmpeg_log, ffmpeg_errors, forward_ffmpeg_log
+from ._ffmpeg_log import enable_ffmpeg_log, ffmpeg_errors, ffmpeg_reason, forward_ffmpeg_log
 from ._files import open_source, source_size
 from ._info import VideoInfo
 
@@ -59,7 +59,7 @@ def probe_video(path: str | Path, *, video_stream: int | None = None, verify: bo
         # PyAV appends "last error log" to its exceptions from a process-wide record, which a parallel
         # probe can overwrite or another process may not have: it is dropped, and this thread's own
         # capture says what FFmpeg logged for this file, so a reason reads the same in every engine.
-        detail = str(exc).split("; last error log:")[0]
+        detail = ffmpeg_reason(exc)
         errors = ffmpeg_errors(logs)
         if errors:
             detail += f"; FFmpeg: {errors[-1]}"
