@@ -8,8 +8,10 @@ from ._errors import (
     ProbeError,
     StateMismatchError,
     StoreError,
+    StoreUnavailableError,
     VideoError,
     VidloaderError,
+    WorkerPoolError,
 )
 from .backends import AudioSpec, DecodedClip, PyAVBackend
 from .dataset import SkippedFile, VideoDataset, VideoInfo, make_demo_dataset, probe_video
@@ -33,11 +35,13 @@ __all__ = [
     "SkippedFile",
     "StateMismatchError",
     "StoreError",
+    "StoreUnavailableError",
     "VideoDataset",
     "VideoError",
     "VideoInfo",
     "VideoLoader",
     "VidloaderError",
+    "WorkerPoolError",
     "__version__",
     "make_demo_dataset",
     "ops",
