@@ -20,6 +20,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, Proce
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from .._errors import VideoError
+from ..dataset import store_outage
+
 log = logging.getLogger("vidloader")
 _names = itertools.count()
 # How often a wait wakes to check that the caller still wants the batch and the workers are alive.
@@ -31,6 +34,20 @@ STARTUP_LIMIT_S = 600.0
 
 class Stopped(Exception):
     """The consumer went away (break, exception, close) while a wait for decode tasks ran."""
+
+
+def run_task(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, as every worker runs a task. A clip that failed while its store is known to be down
+    failed because of that: FFmpeg can turn a store's error into one of its own (PyAV drops the original
+    exception in some reads), so the store's StoreUnavailableError is raised instead, never a skippable
+    clip failure."""
+    try:
+        return fn(*args)
+    except VideoError as exc:
+        down = store_outage(exc.path)
+        if down is None:
+            raise
+        raise down from exc
 
 
 def _warm_up() -> int:
@@ -255,7 +272,7 @@ class DecodePool:
         return self._workers
 
     def submit(self, fn: Callable, *args: Any) -> Future:
-        return self.workers.submit(fn, *args)
+        return self.workers.submit(run_task, fn, *args)
 
     def abandon(self, futures: Iterable[Future]) -> int:
         """Give up on calls past their deadline; their workers are replaced. Returns workers replaced."""
