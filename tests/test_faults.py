@@ -1,11 +1,13 @@
-"""Faults that stop a pass with a named error, never a skip or a hang: the S3 server killed mid-epoch
-(thread and process workers, on_error "raise" and "skip"). What counts as an unreachable store:
-tests/test_store_health.py."""
+"""Faults that stop a pass with a named error, never a skip, a hang or an orphaned process: the S3 server
+killed mid-epoch, decode workers that cannot start, and a main process that dies under its process
+workers. What counts as an unreachable store: tests/test_store_health.py."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -27,12 +29,15 @@ from vidloader.dataset import (
     textured_frames,
     write_video,
 )
-from vidloader.loader._workers import run_task
+from vidloader.loader import _process_workers
+from vidloader.loader._workers import DecodePool, run_task
 
 HERE = Path(__file__).resolve().parent
 VIDEOS = 16
 # What a fault may take before its named error, by the issue's goal ("within a minute").
 NAMED_WITHIN_S = 60.0
+# How long process workers may outlive their main process ("within a few seconds").
+ORPHAN_LIMIT_S = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +145,46 @@ def test_store_killed_mid_epoch_raises_a_named_error(
     assert all(not alive(p) for p in workers)
 
 
+# ---- decode workers that cannot start or outlive their main process --------------------------------------
+
+
+def _die_while_starting(*_: object) -> None:
+    os._exit(3)
+
+
+@pytest.mark.slow
+def test_workers_that_cannot_start_are_a_pool_error_not_skips(
+    videos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pool runs this in each worker instead of its own initializer (spawned workers import this module).
+    monkeypatch.setattr(_process_workers, "worker_init", _die_while_starting)
+    ds = vl.VideoDataset.from_paths(sorted((videos / "class0").glob("*.mp4"))[:4], use_cache=False)
+    loader = vl.VideoLoader(
+        ds, batch_size=2, frames_per_clip=4, num_workers=2, worker_type="process", on_error="skip"
+    )
+    with pytest.raises(
+        vl.WorkerPoolError, match=rf"died while starting.*{_process_workers.STARTUP_DEATHS} times in a row"
+    ) as err:
+        list(loader)
+    assert re.search(r"exit codes \[[^\]]*\b3\b", str(err.value)), str(err.value)
+    assert loader.stats["skipped_clips"] == 0
+    loader.close()
+
+
+@pytest.mark.slow
+def test_process_workers_read_with_the_main_process_store_config() -> None:
+    configure_store(retries=2, request_timeout=7.0, block_size=65536)
+    pool = DecodePool(num_workers=1, worker_type="process")
+    try:
+        got = pool.submit(store_config).result(timeout=600)
+    finally:
+        pool.close()
+    assert got == store_config()
+
+
+# ---- the main process dies under its process workers -------------------------------------------------------
+
+
 def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
     try:
@@ -147,3 +192,37 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+@pytest.mark.parametrize("how", ["SIGKILL", "os._exit"])
+def test_workers_end_with_their_main_process(videos: Path, how: str) -> None:
+    mode = "exit" if how == "os._exit" else "wait"
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "orphan_script.py"), str(videos), mode],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
+    below: list[int] = []
+    try:
+        assert proc.stdout is not None
+        report = json.loads(proc.stdout.readline())
+        below = report["below"]
+        assert len(report["workers"]) == 2 and set(report["workers"]) <= set(below)
+        if how == "SIGKILL":
+            os.kill(report["main"], signal.SIGKILL)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + ORPHAN_LIMIT_S
+        while any(alive(p) for p in below) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [p for p in below if alive(p)] == []
+        # multiprocessing's resource tracker (gone too, by now) removed the semaphores of the pool's queues.
+        assert [f for f in report["shm"] if Path(f).exists()] == []
+    finally:
+        for p in below:
+            if alive(p):
+                os.kill(p, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
