@@ -1,6 +1,7 @@
-"""Faults that stop a pass with a named error, never a skip, a hang or an orphaned process: the S3 server
-killed mid-epoch, decode workers that cannot start, and a main process that dies under its process
-workers. What counts as an unreachable store: tests/test_store_health.py."""
+"""Faults that stop a pass with a named error, never a skip, a hang or an orphaned process: a store that
+cannot be reached (refused connections, every request failing, the S3 server killed mid-epoch), a script
+without a ``__main__`` guard, decode workers that cannot start, and a main process that dies under its
+process workers. Figures: docs/soak.md ("Faults that stop a pass")."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import pytest
 
 import vidloader as vl
 from stores import FlakyFileSystem
+from vidloader._main_guard import importing_main
 from vidloader.dataset import _store_health as health
 from vidloader.dataset import (
     clear_store_cache,
@@ -145,7 +147,30 @@ def test_store_killed_mid_epoch_raises_a_named_error(
     assert all(not alive(p) for p in workers)
 
 
-# ---- decode workers that cannot start or outlive their main process --------------------------------------
+# ---- a script without a __main__ guard ---------------------------------------------------------------------
+
+
+def test_the_main_process_is_not_importing_main() -> None:
+    assert importing_main() is False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+def test_a_script_without_main_guard_gets_a_config_error(videos: Path, on_error: str) -> None:
+    res = subprocess.run(
+        [sys.executable, str(HERE / "unguarded_script.py"), str(videos), on_error],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=child_env(),
+    )
+    assert res.returncode == 1, res.stderr[-3000:]
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("vidloader._errors.ConfigError: worker_type='process' needs a __main__ guard")
+    assert 'if __name__ == "__main__":' in last
+    assert res.stderr.count("Traceback (most recent call last)") == 1, res.stderr[-3000:]
+    assert "worker process died" not in res.stderr and "skipping" not in res.stderr
+    assert "clips" not in res.stdout
 
 
 def _die_while_starting(*_: object) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Unpack
 
 from .._errors import ConfigError
+from .._main_guard import refuse_while_importing_main
 from ._building import OnError, SkippedFile, build_videos
 from ._folder import VIDEO_EXTENSIONS, folder_videos
 from ._index_reader import CheckFiles, open_index
@@ -43,6 +44,7 @@ class VideoDataset(Sequence[VideoInfo]):
         skipped: Sequence[SkippedFile] = (),
         root: str | None = None,
     ) -> None:
+        refuse_while_importing_main("a VideoDataset")
         self._videos: Sequence[VideoInfo] = videos if isinstance(videos, IndexRows) else tuple(videos)
         self.classes = tuple(classes)
         self.skipped = tuple(skipped)

@@ -6,8 +6,9 @@ parent's sentinel, a pipe that the kernel closes when the parent is gone, and po
 fallback. (``PR_SET_PDEATHSIG`` would fire when the *thread* that spawned the worker ends, and workers are
 spawned by a pass's prefetch thread, which ends with the pass.)
 
-A pool whose workers cannot run is an error of its own, never a clip's: fresh pools dying twice in a row
-before any worker started are a WorkerPoolError."""
+A pool whose workers cannot run is an error of its own, never a clip's: a worker that found the main script
+has no ``if __name__ == "__main__":`` guard (``vidloader._main_guard``) is a ConfigError, and fresh pools
+dying twice in a row before any worker started a WorkerPoolError."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from multiprocessing.connection import wait as wait_ready
 from typing import Any
 
 from .._errors import WorkerPoolError
+from .._main_guard import MAIN_GUARD_EXIT, main_guard_error
 from ..dataset import StoreConfig, configure_store, store_config
 
 # A spawned worker imports torch and PyAV before its first decode: seconds, far more on a loaded machine.
@@ -121,6 +123,7 @@ class ProcessWorkers:
         """After a worker died: a broken pool is replaced, unless its workers cannot run at all.
 
         Raises:
+            ConfigError: a worker refused to run the main script again (it has no ``__main__`` guard).
             WorkerPoolError: fresh pools died STARTUP_DEATHS times in a row before any worker started.
         """
         ex = self._executor
@@ -128,6 +131,8 @@ class ProcessWorkers:
             return
         started = bool(self._warm_pids())
         codes = self._replace()
+        if MAIN_GUARD_EXIT in codes:
+            raise main_guard_error()
         self._startup_deaths = 0 if started else self._startup_deaths + 1
         if self._startup_deaths >= STARTUP_DEATHS:
             self._startup_deaths = 0

@@ -18,6 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, Proce
 from typing import Any
 
 from .._errors import VideoError
+from .._main_guard import refuse_while_importing_main
 from ..dataset import store_outage
 from ._process_workers import ProcessWorkers
 
@@ -169,6 +170,7 @@ class DecodePool:
     """
 
     def __init__(self, *, num_workers: int, worker_type: str) -> None:
+        refuse_while_importing_main("a VideoLoader")
         self.num_workers = num_workers
         self.worker_type = worker_type if num_workers > 0 else "thread"
         self._workers: ThreadWorkers | ProcessWorkers | None = None
@@ -185,7 +187,7 @@ class DecodePool:
 
     def check(self) -> None:
         """After a task failed because its worker process died: replace the pool, or raise when the
-        workers cannot run at all (``ProcessWorkers.check``: WorkerPoolError)."""
+        workers cannot run at all (``ProcessWorkers.check``: ConfigError, WorkerPoolError)."""
         if self._workers is not None:
             self._workers.check()
 
