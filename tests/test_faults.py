@@ -21,6 +21,7 @@ import pytest
 
 import vidloader as vl
 from stores import FlakyFileSystem
+from vidloader import _process_pool
 from vidloader._main_guard import importing_main
 from vidloader.dataset import _store_health as health
 from vidloader.dataset import (
@@ -31,7 +32,6 @@ from vidloader.dataset import (
     textured_frames,
     write_video,
 )
-from vidloader.loader import _process_workers
 from vidloader.loader._workers import DecodePool, run_task
 
 HERE = Path(__file__).resolve().parent
@@ -182,13 +182,13 @@ def test_workers_that_cannot_start_are_a_pool_error_not_skips(
     videos: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The pool runs this in each worker instead of its own initializer (spawned workers import this module).
-    monkeypatch.setattr(_process_workers, "worker_init", _die_while_starting)
+    monkeypatch.setattr(_process_pool, "start_worker", _die_while_starting)
     ds = vl.VideoDataset.from_paths(sorted((videos / "class0").glob("*.mp4"))[:4], use_cache=False)
     loader = vl.VideoLoader(
         ds, batch_size=2, frames_per_clip=4, num_workers=2, worker_type="process", on_error="skip"
     )
     with pytest.raises(
-        vl.WorkerPoolError, match=rf"died while starting.*{_process_workers.STARTUP_DEATHS} times in a row"
+        vl.WorkerPoolError, match=rf"died while starting.*{_process_pool.STARTUP_DEATHS} times in a row"
     ) as err:
         list(loader)
     assert re.search(r"exit codes \[[^\]]*\b3\b", str(err.value)), str(err.value)

@@ -1,7 +1,8 @@
 """Where decode tasks run: threads (PyAV drops the GIL while decoding) or spawned processes
-(``_process_workers``). A decode that outlives its batch's deadline is abandoned and its worker replaced, so
-a stuck file never shrinks the pool; every wait for tasks wakes to check that the caller still wants them
-and that the workers are alive."""
+(``vidloader._process_pool``, each reading stores with the main process's ``StoreConfig``). A decode that
+outlives its batch's deadline is abandoned and its worker replaced, so a stuck file never shrinks the
+pool; every wait for tasks wakes to check that the caller still wants them and that the workers are
+alive."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ import time
 import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, ProcessPoolExecutor, wait
+from dataclasses import fields
 from typing import Any
 
 from .._errors import VideoError
 from .._main_guard import refuse_while_importing_main
-from ..dataset import store_outage
-from ._process_workers import ProcessWorkers
+from .._process_pool import ProcessWorkers
+from ..dataset import StoreConfig, configure_store, store_config, store_outage
 
 log = logging.getLogger("vidloader")
 _names = itertools.count()
@@ -30,6 +32,12 @@ POLL_S = 0.1
 
 class Stopped(Exception):
     """The consumer went away (break, exception, close) while a wait for decode tasks ran."""
+
+
+def read_stores_as(store: StoreConfig) -> None:
+    """A process worker's initializer: read stores as the main process does (``configure_store`` there
+    does not reach a spawned process by itself)."""
+    configure_store(**{f.name: getattr(store, f.name) for f in fields(store)})
 
 
 def run_task(fn: Callable[..., Any], *args: Any) -> Any:
@@ -179,7 +187,11 @@ class DecodePool:
     def workers(self) -> ThreadWorkers | ProcessWorkers:
         if self._workers is None:
             n = max(1, self.num_workers)
-            self._workers = ThreadWorkers(n) if self.worker_type == "thread" else ProcessWorkers(n)
+            self._workers = (
+                ThreadWorkers(n)
+                if self.worker_type == "thread"
+                else ProcessWorkers(n, initializer=read_stores_as, initargs=lambda: (store_config(),))
+            )
         return self._workers
 
     def submit(self, fn: Callable, *args: Any) -> Future:

@@ -1,12 +1,13 @@
-"""Decode workers that are spawned processes (safe beside CUDA and DALI, which break forked children).
+"""A pool of spawned worker processes (the loader's process decode workers: safe beside CUDA and DALI,
+which break forked children), replaced whole when a process dies or hangs.
 
-Each worker reads stores with the main process's ``StoreConfig`` and ends when the main process does, also
-when it is SIGKILLed or leaves by ``os._exit`` (nothing of it runs then): a watchdog thread waits on the
-parent's sentinel, a pipe that the kernel closes when the parent is gone, and polls the parent pid as a
-fallback. (``PR_SET_PDEATHSIG`` would fire when the *thread* that spawned the worker ends, and workers are
-spawned by a pass's prefetch thread, which ends with the pass.)
+Each worker ends when the main process does, also when that is SIGKILLed or leaves by ``os._exit``
+(nothing of it runs then): a watchdog thread waits on the parent's sentinel, a pipe that the kernel closes
+when the parent is gone, and polls the parent pid as a fallback. (``PR_SET_PDEATHSIG`` would fire when the
+*thread* that spawned the worker ends, and the loader spawns workers from a pass's prefetch thread, which
+ends with the pass.)
 
-A pool whose workers cannot run is an error of its own, never a clip's: a worker that found the main script
+A pool whose workers cannot run is an error of its own, never a task's: a worker that found the main script
 has no ``if __name__ == "__main__":`` guard (``vidloader._main_guard``) is a ConfigError, and fresh pools
 dying twice in a row before any worker started a WorkerPoolError."""
 
@@ -20,13 +21,13 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import fields
 from multiprocessing.connection import wait as wait_ready
 from typing import Any
 
-from .._errors import WorkerPoolError
-from .._main_guard import MAIN_GUARD_EXIT, main_guard_error
-from ..dataset import StoreConfig, configure_store, store_config
+from ._errors import WorkerPoolError
+from ._main_guard import MAIN_GUARD_EXIT, main_guard_error
+
+__all__ = ["STARTUP_DEATHS", "STARTUP_LIMIT_S", "ProcessWorkers", "start_worker"]
 
 # A spawned worker imports torch and PyAV before its first decode: seconds, far more on a loaded machine.
 # Deadlines do not run while workers start, up to this long.
@@ -44,12 +45,16 @@ def _warm_up() -> int:
     return os.getpid()
 
 
-def worker_init(store: StoreConfig) -> None:
-    """Run first in each worker: read stores as the main process does, and end when it ends."""
-    configure_store(**{f.name: getattr(store, f.name) for f in fields(store)})
+def start_worker(initializer: Callable[..., object] | None, initargs: tuple) -> None:
+    """Run first in each worker: end it when the main process ends, then ``initializer(*initargs)``."""
     parent = mp.parent_process()
-    if parent is None:
-        return
+    if parent is not None:
+        _exit_with(parent)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _exit_with(parent: Any) -> None:
     ppid = os.getppid()
 
     def watch() -> None:
@@ -63,14 +68,28 @@ def worker_init(store: StoreConfig) -> None:
 
 
 class ProcessWorkers:
-    """Spawned decode processes (a ProcessPoolExecutor), replaced whole when one dies or hangs.
+    """Spawned worker processes (a ProcessPoolExecutor), replaced whole when one dies or hangs.
 
     The executor does not say which process runs which call, so a stuck call costs every process: they are
     terminated and fresh ones started; the other calls in flight fail with BrokenProcessPool or are
-    cancelled, and the scheduler submits them again."""
+    cancelled, and the caller submits them again.
 
-    def __init__(self, num_processes: int) -> None:
+    Args:
+        num_processes: the pool's size.
+        initializer: run first in every worker (picklable: a module-level function), with
+        initargs: a function called each time a pool starts, giving the initializer's arguments (so they
+            are current then).
+    """
+
+    def __init__(
+        self,
+        num_processes: int,
+        *,
+        initializer: Callable[..., object] | None = None,
+        initargs: Callable[[], tuple] = tuple,
+    ) -> None:
         self._size = num_processes
+        self._initializer, self._initargs = initializer, initargs
         self._executor: ProcessPoolExecutor | None = None
         self._warmups: list[Future] = []
         self._started = 0.0
@@ -82,8 +101,8 @@ class ProcessWorkers:
             self._executor = ProcessPoolExecutor(
                 max_workers=self._size,
                 mp_context=mp.get_context("spawn"),
-                initializer=worker_init,
-                initargs=(store_config(),),
+                initializer=start_worker,
+                initargs=(self._initializer, self._initargs()),
             )
             self._started, self._ready = time.monotonic(), False
             # Queued first; each returns the pid that ran it: see starting().
