@@ -157,7 +157,8 @@ def _failure(
     down (``_store_health``), else a StoreError for the file."""
     detail = _detail(exc)
     if kind in ("transient", "unreachable"):
-        reason = f"{what} failed after {attempts} attempts in {time.monotonic() - start:.1f}s ({detail})"
+        tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+        reason = f"{what} failed after {tries} in {time.monotonic() - start:.1f}s ({detail})"
         if kind == "transient":
             # A file that keeps failing, or a store that fails everything? Ask the store itself.
             root = _root_failure(url)
