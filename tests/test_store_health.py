@@ -6,9 +6,11 @@ tests/test_faults.py."""
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import re
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -118,6 +120,45 @@ def test_s3_reads_have_one_retry_budget() -> None:
     assert fs.config_kwargs["retries"] == {"total_max_attempts": 1}  # botocore makes one attempt
     assert fs.config_kwargs["connect_timeout"] <= 4.0 and fs.config_kwargs["read_timeout"] <= 4.0
     assert fsspec.filesystem("s3") is not fs  # the user's own S3 filesystem keeps its settings
+    http, _ = filesystem("http://127.0.0.1:9/videos/a.mp4")
+    timeout = http.client_kwargs["timeout"]  # aiohttp's own: 5 minutes a request
+    assert timeout.sock_read == 4.0 and timeout.sock_connect <= 4.0
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[str]:
+    """A TCP server on loopback that accepts connections and never answers: a hung store."""
+    sock = socket.create_server(("127.0.0.1", 0))
+    sock.settimeout(0.1)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(sock.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        sock.close()
+
+
+def test_a_store_that_never_answers_fails_within_request_timeout() -> None:
+    configure_store(request_timeout=1.0, backoff=0.01)
+    # Each attempt's socket read times out inside request_timeout, not after aiohttp's 5 minutes.
+    with silent_server() as url, pytest.raises(vl.StoreUnavailableError) as err:
+        vl.probe_video(f"{url}/videos/a.mp4")
+    want = rf"the store at {re.escape(url)} is unreachable: stat failed after 1 attempt in .*Timeout"
+    assert re.search(rf"{want}.*; a request for {re.escape(url)} itself failed too", str(err.value)), (
+        err.value
+    )
 
 
 def test_request_timeout_bounds_the_retries(videos: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -127,7 +127,8 @@ def count(key: str, n: int = 1) -> None:
 
 def filesystem(url: str) -> tuple[Any, str]:
     """(fsspec filesystem, path inside it) for a URL; a missing package or unknown protocol is a ConfigError.
-    S3 filesystems come with vidloader's retry budget only (``_s3_options``)."""
+    S3 and HTTP filesystems come with vidloader's retry budget only and timeouts inside ``request_timeout``
+    (``_s3_options``, ``_http_options``)."""
     protocol = url.split("://", 1)[0]
     try:
         import fsspec
@@ -135,15 +136,14 @@ def filesystem(url: str) -> tuple[Any, str]:
         raise ConfigError(
             f"reading {redact(url)} needs fsspec; install vidloader's store extra: pip install 'vidloader[store]'"
         ) from None
-    options = _s3_options(_config) if protocol in _S3 else {}
     try:
-        fs, path = fsspec.core.url_to_fs(url, **options)
+        fs, path = fsspec.core.url_to_fs(url, **_library_options(protocol, _config))
     except ImportError as exc:
         # fsspec says which package: "Install gcsfs to access Google Storage".
         raise ConfigError(f"{protocol}:// URLs need an extra package ({exc}): {redact(url)}") from None
     except ValueError as exc:
         raise ConfigError(f"cannot read {redact(url)}: {exc}") from None
-    if options:
+    if protocol in _S3:
         # s3fs calls the client again after its own errors, up to ``retries`` calls; a constructor keyword
         # cannot set it. This instance is vidloader's own (fsspec caches instances by their options).
         fs.retries = 1
@@ -151,6 +151,17 @@ def filesystem(url: str) -> tuple[Any, str]:
 
 
 _S3 = frozenset({"s3", "s3a"})
+_HTTP = frozenset({"http", "https"})
+
+
+def _library_options(protocol: str, cfg: StoreConfig) -> dict[str, Any]:
+    """Options of a filesystem whose library would retry or wait on its own: vidloader's retries only, and
+    each attempt inside ``request_timeout``."""
+    if protocol in _S3:
+        return _s3_options(cfg)
+    if protocol in _HTTP:
+        return _http_options(cfg)
+    return {}
 
 
 def _s3_options(cfg: StoreConfig) -> dict[str, Any]:
@@ -168,6 +179,20 @@ def _s3_options(cfg: StoreConfig) -> dict[str, Any]:
             "read_timeout": min(user.get("read_timeout", limit), limit),
         }
     }
+
+
+def _http_options(cfg: StoreConfig) -> dict[str, Any]:
+    """aiohttp gives a request 5 minutes by default: here an attempt's connect and each socket read lie
+    inside ``request_timeout`` (a timeout in the user's fsspec configuration stands)."""
+    import aiohttp
+    import fsspec.config
+
+    user = dict(fsspec.config.conf.get("http", {}).get("client_kwargs", {}))
+    if "timeout" in user:
+        return {}
+    limit = cfg.request_timeout
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(10.0, limit), sock_read=limit)
+    return {"client_kwargs": {**user, "timeout": timeout}}
 
 
 def endpoint(url: str) -> str:

@@ -97,7 +97,8 @@ def classify(exc: BaseException) -> Failure:
     if _unreachable(exc):
         return "unreachable"
     if isinstance(exc, FileNotFoundError):
-        return "missing"
+        # fsspec's HTTP stat says FileNotFoundError for any failure (a read timeout too); the cause tells.
+        return "missing" if exc.__cause__ is None else classify(exc.__cause__)
     if isinstance(exc, PermissionError):
         return "denied"
     if isinstance(exc, (TimeoutError, ConnectionError)):
