@@ -134,8 +134,10 @@ class ProcessWorkers:
         try:
             return self._ensure().submit(fn, *args)
         except BrokenProcessPool:
-            # A worker died (its calls report that when collected); later work goes to fresh workers.
+            # A worker died (its calls report that when collected); later work goes to fresh workers,
+            # unless the workers cannot run at all (check raises then).
             self.check()
+            self._replace()  # check replaced a pool marked broken already; this covers any other
             return self._ensure().submit(fn, *args)
 
     def check(self) -> None:
@@ -156,7 +158,7 @@ class ProcessWorkers:
         if self._startup_deaths >= STARTUP_DEATHS:
             self._startup_deaths = 0
             raise WorkerPoolError(
-                f"the decode worker processes died while starting, before decoding anything, "
+                f"the worker processes died while starting, before running anything, "
                 f"{STARTUP_DEATHS} times in a row (exit codes {sorted(codes)}; -9 is SIGKILL, often the "
                 "out-of-memory killer); their own output above says why"
             )
