@@ -9,8 +9,10 @@ from ._errors import (
     SkipBudgetError,
     StateMismatchError,
     StoreError,
+    StoreUnavailableError,
     VideoError,
     VidloaderError,
+    WorkerPoolError,
 )
 from .backends import AudioSpec, DecodedClip, PyAVBackend
 from .dataset import DamagedFile, SkippedFile, VideoDataset, VideoInfo, make_demo_dataset, probe_video
@@ -36,11 +38,13 @@ __all__ = [
     "SkippedFile",
     "StateMismatchError",
     "StoreError",
+    "StoreUnavailableError",
     "VideoDataset",
     "VideoError",
     "VideoInfo",
     "VideoLoader",
     "VidloaderError",
+    "WorkerPoolError",
     "__version__",
     "make_demo_dataset",
     "ops",

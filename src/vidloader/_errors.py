@@ -14,8 +14,10 @@ __all__ = [
     "SkipBudgetError",
     "StateMismatchError",
     "StoreError",
+    "StoreUnavailableError",
     "VideoError",
     "VidloaderError",
+    "WorkerPoolError",
 ]
 
 
@@ -57,6 +59,33 @@ class StoreError(VideoError, OSError):
     """Reading a file from its store failed: the object is missing, the read was denied, or transient
     errors (5xx, timeouts, resets) outlasted the retries. An OSError too, so code that treats unreadable
     files as OSError (the probe, a decoder's open) handles it as one."""
+
+
+class StoreUnavailableError(VidloaderError, RuntimeError):
+    """The store itself cannot be reached (connection refused, DNS, connect timeouts, or every request
+    failing): not a property of any one file, so ``on_error="skip"`` never swallows it. It ends the pass.
+
+    Not an OSError on purpose: code that turns an unreadable file (an OSError) into that file's
+    ``ProbeError`` or ``DecodeError`` lets it through.
+
+    Args:
+        endpoint: the store's endpoint as vidloader reaches it (redacted).
+        reason: what failed, with the store library's error.
+    """
+
+    def __init__(self, endpoint: str, reason: str) -> None:
+        self.endpoint = redact(endpoint)
+        self.reason = redact(reason)
+        super().__init__(f"the store at {self.endpoint} is unreachable: {self.reason}")
+
+    def __reduce__(self):
+        # Raised in spawned decode workers too: it must reach the main process whole, by pickling.
+        return (type(self), (self.endpoint, self.reason))
+
+
+class WorkerPoolError(VidloaderError, RuntimeError):
+    """The decode worker processes cannot run: they die while starting, before decoding anything (the
+    message gives their exit codes); not a property of any clip, so ``on_error="skip"`` never swallows it."""
 
 
 class BackendUnavailableError(VidloaderError, RuntimeError):

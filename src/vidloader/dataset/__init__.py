@@ -18,6 +18,7 @@ from ._probe_file import probe_video
 from ._probe_many import ENGINES, ProbeOptions, probe_many
 from ._shards import ShardReport, write_shards
 from ._store import StoreConfig, configure_store, reset_store_stats, store_config, store_stats
+from ._store_health import store_outage
 from ._synthetic import DEMO_CLASSES, make_demo_dataset, textured_frames, write_video
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "reset_store_stats",
     "source_size",
     "store_config",
+    "store_outage",
     "store_stats",
     "tar_member_url",
     "textured_frames",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._errors import ConfigError, ProbeError
+from .._main_guard import refuse_while_importing_main
 from .._redact import redact
 from .._validate import check_choice
 from ._damaged import DamagedFile, damaged_files, warn_damaged
@@ -72,6 +73,7 @@ def build_videos(
         ProbeError, ConfigError: a file cannot be used and ``on_error="raise"``; a bad option.
     """
     check_choice("on_error", on_error, ON_ERROR_CHOICES)
+    refuse_while_importing_main("a VideoDataset")  # before indexing: a spawned worker must not index
     reused = _reusable(reuse_index, probe)
     # Rows whose manifest carried their probed info (a shard manifest) are not probed again.
     infos: list[Any] = list(known) if known is not None else [None] * len(paths)

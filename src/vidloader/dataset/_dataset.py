@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Unpack
 
 from .._errors import ConfigError
+from .._main_guard import refuse_while_importing_main
 from ._building import OnError, SkippedFile, build_videos
 from ._damaged import DamagedFile, damaged_files, warn_damaged
 from ._folder import VIDEO_EXTENSIONS, folder_videos
@@ -46,6 +47,7 @@ class VideoDataset(Sequence[VideoInfo]):
         skipped: Sequence[SkippedFile] = (),
         root: str | None = None,
     ) -> None:
+        refuse_while_importing_main("a VideoDataset")
         self._videos: Sequence[VideoInfo] = videos if isinstance(videos, IndexRows) else tuple(videos)
         self.classes = tuple(classes)
         self.skipped = tuple(skipped)

@@ -5,7 +5,8 @@ Local paths stay paths (FFmpeg opens them itself: the fast path). Any other fssp
 becomes a seekable file object whose reads are byte ranges through fsspec's block cache: the container
 header and the GOPs a clip needs are fetched, never the whole file. A small per-process table keeps
 opened files (size, tar offsets and cached blocks), so the next clip of the same file re-reads nothing it
-already has. Requests go through ``call_with_retries`` (backoff, counted in ``store_stats``)."""
+already has. Requests go through ``call_with_retries`` (backoff, counted in ``store_stats``); a store that
+cannot be reached raises ``StoreUnavailableError`` from every function here, never a file's error."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from .._errors import ProbeError, StoreError
 from .._redact import redact
 from ._location import is_remote, tar_member
 from ._range import RangeFile, _Source, _Target
-from ._store import call_with_retries, filesystem, store_config
+from ._store import filesystem, store_config
+from ._store_health import reset_store_health
+from ._store_retry import call_with_retries
 
 _lock = threading.Lock()
 _targets: OrderedDict[str, _Target] = OrderedDict()
@@ -101,7 +104,8 @@ def open_source(path: str, *, gop_bytes: int | None = None, cached: bool = True)
             one-off sequential read (probing), which would only push useful blocks out.
 
     Raises:
-        StoreError: the object is missing, denied, or unreachable past the retries.
+        StoreError: the object is missing, denied, or failing past the retries.
+        StoreUnavailableError: the store cannot be reached.
         ConfigError: the URL's protocol needs a package that is not installed.
     """
     if not is_remote(path):
@@ -126,11 +130,12 @@ def open_source(path: str, *, gop_bytes: int | None = None, cached: bool = True)
 
 def clear_store_cache() -> None:
     """Forget this process's open remote files, their cached blocks, sizes and tar offsets (the next read
-    of each starts cold: benchmarks, or objects replaced in place)."""
+    of each starts cold: benchmarks, or objects replaced in place), and which stores it found unreachable."""
     with _lock:
         _sources.clear()
         _targets.clear()
         _tar_members.clear()
+    reset_store_health()
 
 
 def source_size(path: str) -> int:
@@ -143,7 +148,8 @@ def source_size(path: str) -> int:
         The size (> 0).
 
     Raises:
-        ProbeError: missing, a directory, empty, denied or unreachable (with the store's reason).
+        ProbeError: missing, a directory, empty, denied or failing (with the store's reason).
+        StoreUnavailableError: the store cannot be reached.
     """
     if not is_remote(path):
         if not os.path.exists(path):
@@ -188,7 +194,8 @@ def read_bytes(path: str) -> bytes:
         Its bytes.
 
     Raises:
-        StoreError: a remote file is missing, denied or unreachable after retries.
+        StoreError: a remote file is missing, denied or failing after retries.
+        StoreUnavailableError: the store cannot be reached.
         OSError: a local file cannot be read.
     """
     if not is_remote(path):

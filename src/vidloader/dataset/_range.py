@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._redact import redact
-from ._store import call_with_retries, count
+from ._store import count
+from ._store_retry import call_with_retries
 
 
 @dataclass(frozen=True)

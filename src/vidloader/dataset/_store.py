@@ -1,28 +1,27 @@
-"""Talking to stores through fsspec: which filesystem a URL names, retries with backoff for transient
-errors, clear errors for missing or denied objects, and per-process counters of what was read.
+"""Talking to stores through fsspec: how this process reads them (``StoreConfig``), which filesystem a
+URL names, where its store is, and per-process counters of what was read. Requests and their retries:
+``_store_retry``.
+
+One retry budget per request: vidloader's. The S3 filesystem is opened with botocore's and s3fs's own
+retries switched off (they stacked: 35 attempts and 188 s before a dead endpoint was reported), and its
+connect and read timeouts inside ``request_timeout``; fsspec's HTTP filesystem does not retry.
 
 Credentials and endpoints come only from each store's own standard configuration (for S3: the AWS_*
 variables and ~/.aws files, AWS_ENDPOINT_URL for an on-premises store); nothing here takes them."""
 
 from __future__ import annotations
 
-import errno
-import logging
-import random
+import os
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from typing import Any, Literal, TypeVar
+from typing import Any
 
-from .._errors import ConfigError, StoreError
+from .._errors import ConfigError
 from .._redact import redact
 from .._validate import check_int, check_positive_float
+from ._store_health import store_key
 
-log = logging.getLogger("vidloader")
-_T = TypeVar("_T")
 _KiB, _MiB = 1 << 10, 1 << 20
-Failure = Literal["missing", "denied", "transient", "fatal"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,8 +37,11 @@ class StoreConfig:
         max_block: largest block when sized from the GOP.
         cache_bytes: cached blocks per open file (LRU), at least 4 blocks: the container header and the
             GOPs a clip decodes stay in memory while the next clip of the file is read.
-        retries: retries of a request that failed transiently (5xx, 429, timeout, reset) before it fails.
+        retries: retries of a request that failed transiently (5xx, 429, timeout, reset, refused) before
+            it fails; the only retries: the S3 library's own are switched off.
         backoff: seconds before the first retry; doubles each retry (random jitter), capped at 5 s.
+        request_timeout: seconds one request may take in all, its attempts and the waits between them:
+            no retry starts that would end past it (and S3's connect and read timeouts lie inside it).
         open_files: remote files kept open per process (size, tar offsets and cached blocks).
     """
 
@@ -49,6 +51,7 @@ class StoreConfig:
     cache_bytes: int = 64 * _MiB
     retries: int = 5
     backoff: float = 0.2
+    request_timeout: float = 30.0
     open_files: int = 8
 
     def __post_init__(self) -> None:
@@ -59,6 +62,7 @@ class StoreConfig:
         check_int("StoreConfig.cache_bytes", self.cache_bytes, minimum=0)
         check_int("StoreConfig.retries", self.retries, minimum=0)
         check_positive_float("StoreConfig.backoff", self.backoff)
+        check_positive_float("StoreConfig.request_timeout", self.request_timeout)
         check_int("StoreConfig.open_files", self.open_files, minimum=1)
 
     def block_for(self, gop_bytes: int | None) -> int:
@@ -122,7 +126,9 @@ def count(key: str, n: int = 1) -> None:
 
 
 def filesystem(url: str) -> tuple[Any, str]:
-    """(fsspec filesystem, path inside it) for a URL; a missing package or unknown protocol is a ConfigError."""
+    """(fsspec filesystem, path inside it) for a URL; a missing package or unknown protocol is a ConfigError.
+    S3 and HTTP filesystems come with vidloader's retry budget only and timeouts inside ``request_timeout``
+    (``_s3_options``, ``_http_options``)."""
     protocol = url.split("://", 1)[0]
     try:
         import fsspec
@@ -131,113 +137,78 @@ def filesystem(url: str) -> tuple[Any, str]:
             f"reading {redact(url)} needs fsspec; install vidloader's store extra: pip install 'vidloader[store]'"
         ) from None
     try:
-        return fsspec.core.url_to_fs(url)
+        fs, path = fsspec.core.url_to_fs(url, **_library_options(protocol, _config))
     except ImportError as exc:
         # fsspec says which package: "Install gcsfs to access Google Storage".
         raise ConfigError(f"{protocol}:// URLs need an extra package ({exc}): {redact(url)}") from None
     except ValueError as exc:
         raise ConfigError(f"cannot read {redact(url)}: {exc}") from None
+    if protocol in _S3:
+        # s3fs calls the client again after its own errors, up to ``retries`` calls; a constructor keyword
+        # cannot set it. This instance is vidloader's own (fsspec caches instances by their options).
+        fs.retries = 1
+    return fs, path
 
 
-def _store_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [OSError]
+_S3 = frozenset({"s3", "s3a"})
+_HTTP = frozenset({"http", "https"})
+
+
+def _library_options(protocol: str, cfg: StoreConfig) -> dict[str, Any]:
+    """Options of a filesystem whose library would retry or wait on its own: vidloader's retries only, and
+    each attempt inside ``request_timeout``."""
+    if protocol in _S3:
+        return _s3_options(cfg)
+    if protocol in _HTTP:
+        return _http_options(cfg)
+    return {}
+
+
+def _s3_options(cfg: StoreConfig) -> dict[str, Any]:
+    """botocore makes one attempt per call (vidloader retries), and an attempt's connect and read timeouts
+    lie inside ``request_timeout``; other settings of the user's fsspec configuration are kept."""
+    import fsspec.config
+
+    user = dict(fsspec.config.conf.get("s3", {}).get("config_kwargs", {}))
+    limit = cfg.request_timeout
+    return {
+        "config_kwargs": {
+            **user,
+            "retries": {"total_max_attempts": 1},
+            "connect_timeout": min(user.get("connect_timeout", 10.0), limit),
+            "read_timeout": min(user.get("read_timeout", limit), limit),
+        }
+    }
+
+
+def _http_options(cfg: StoreConfig) -> dict[str, Any]:
+    """aiohttp gives a request 5 minutes by default: here an attempt's connect and each socket read lie
+    inside ``request_timeout`` (a timeout in the user's fsspec configuration stands)."""
+    import aiohttp
+    import fsspec.config
+
+    user = dict(fsspec.config.conf.get("http", {}).get("client_kwargs", {}))
+    if "timeout" in user:
+        return {}
+    limit = cfg.request_timeout
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(10.0, limit), sock_read=limit)
+    return {"client_kwargs": {**user, "timeout": timeout}}
+
+
+def endpoint(url: str) -> str:
+    """Where ``url``'s store is reached, for messages: an S3 bucket with its endpoint URL, else the scheme
+    and host (``https://host:port``)."""
+    key = store_key(url)
+    if key.split("://", 1)[0] not in _S3:
+        return key
     try:
-        import aiohttp
-
-        errors.append(aiohttp.ClientError)
-    except ImportError:
-        pass
-    try:
-        import botocore.exceptions
-
-        errors += [botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError]
-    except ImportError:
-        pass
-    return tuple(errors)
-
-
-_TRANSIENT_ERRNO = frozenset(
-    {errno.EIO, errno.ECONNRESET, errno.ECONNABORTED, errno.ETIMEDOUT, errno.EAGAIN, errno.EPIPE, errno.EBUSY}
-)
-
-
-def _status(exc: BaseException) -> int | None:
-    status = getattr(exc, "status", None)  # aiohttp.ClientResponseError
-    if isinstance(status, int):
-        return status
-    response = getattr(exc, "response", None)  # botocore.exceptions.ClientError
-    if isinstance(response, dict):
-        code = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return code if isinstance(code, int) else None
-    return None
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    chain = [exc]
-    while chain[-1].__cause__ is not None and len(chain) < 8:
-        chain.append(chain[-1].__cause__)
-    return chain
-
-
-def classify(exc: BaseException) -> Failure:
-    """What a store error means: a missing object, a denied read, a transient fault worth retrying, or
-    anything else (fatal: retrying would not help)."""
-    # fsspec's HTTP filesystem reports any failed stat as FileNotFoundError; s3fs wraps botocore's error.
-    # The HTTP status underneath, where there is one, says what really happened.
-    status = next((s for s in map(_status, _causes(exc)) if s is not None), None)
-    if status is not None:
-        if status == 404:
-            return "missing"
-        if status in (401, 403):
-            return "denied"
-        return "transient" if status >= 500 or status in (408, 429) else "fatal"
-    if isinstance(exc, FileNotFoundError):
-        return "missing"
-    if isinstance(exc, PermissionError):
-        return "denied"
-    if isinstance(exc, (TimeoutError, ConnectionError)):
-        return "transient"
-    kind = type(exc).__name__
-    # aiohttp's connection and payload errors; botocore's endpoint, read-timeout and incomplete reads.
-    if any(w in kind for w in ("Connection", "Timeout", "Payload", "IncompleteRead", "Disconnected")):
-        return "transient"
-    if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNO:
-        # s3fs turns S3 errors it has no mapping for (5xx after botocore's own retries, SlowDown) into EIO.
-        return "transient"
-    return "fatal"
-
-
-def call_with_retries(fn: Callable[[], _T], *, url: str, what: str) -> _T:
-    """``fn()``, retried with backoff while it fails transiently; a StoreError naming the URL otherwise.
-
-    Raises:
-        StoreError: the object is missing, the read is denied, a fatal error, or retries ran out.
-    """
-    errors = _store_errors()
-    cfg = _config
-    attempt = 0
-    while True:
-        try:
-            return fn()
-        except StoreError:
-            raise
-        except errors as exc:
-            kind = classify(exc)
-            if kind == "transient" and attempt < cfg.retries:
-                count("retries")
-                wait = min(cfg.backoff * 2**attempt, 5.0) * random.uniform(0.5, 1.0)
-                log.debug(
-                    "vidloader: retrying %s of %s in %.2fs: %s", what, redact(url), wait, redact(str(exc))
-                )
-                time.sleep(wait)
-                attempt += 1
-                continue
-            count("failures")
-            detail = "; ".join(f"{type(e).__name__}: {e}" for e in _causes(exc)[:2])
-            reason = {
-                "missing": f"object not found ({detail})",
-                "denied": f"read denied ({detail})",
-                "transient": f"{what} failed after {attempt + 1} attempts ({detail})",
-                "fatal": f"{what} failed ({detail})",
-            }[kind]
-            raise StoreError(url, reason) from exc
+        fs, _ = filesystem(key)
+    except ConfigError:
+        return key
+    url_of = (
+        getattr(fs, "endpoint_url", None)
+        or getattr(fs, "client_kwargs", {}).get("endpoint_url")
+        or os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
+    return f"{url_of} ({key})" if url_of else f"{key} (AWS's endpoint)"

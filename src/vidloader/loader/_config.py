@@ -100,13 +100,18 @@ class LoaderConfig(SamplingConfig):
     )
     num_workers: int = option(2, doc="decode workers; 0 decodes one batch at a time with no prefetch thread.")
     worker_type: WorkerType = option(
-        "thread", doc='"thread" or "process" (spawned).', applies=_with_workers, when="with num_workers > 0"
+        "thread",
+        doc='"thread" or "process" (spawned: the script needs an ``if __name__ == "__main__":`` guard).',
+        applies=_with_workers,
+        when="with num_workers > 0",
     )
     prefetch: int = option(
         2, doc="batches made ahead of the caller.", applies=_with_workers, when="with num_workers > 0"
     )
     on_error: OnError = option(
-        "raise", doc='"raise" a ``DecodeError`` for a clip that fails, or "skip" it (counted in ``stats``).'
+        "raise",
+        doc=""""raise" a ``DecodeError`` for a clip that fails, or "skip" it (counted in ``stats``); an
+            unreachable store or decode workers that cannot start raise under both.""",
     )
     max_skip_fraction: float = option(
         0.05,

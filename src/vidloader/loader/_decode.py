@@ -1,7 +1,7 @@
 """The decode stage: a pass's batches of clips -> the backend's tasks on the workers, a few batches ahead,
 each batch under one deadline (late decodes abandoned, tasks of a dead worker retried once, failed clips
-handed to on_error) -> the backend's batch step -> every clip's frames. It owns the host memory decoded
-frames land in."""
+handed to on_error; an unreachable store or a pool that cannot run ends the pass) -> the backend's batch
+step -> every clip's frames. It owns the host memory decoded frames land in."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._errors import DecodeError, VideoError
+from .._errors import DecodeError, StoreUnavailableError, VideoError
 from ..backends import AudioSpan, Backend, ClipRequest, DecodeTask, output_size
 from ..dataset import VideoDataset
 from ..sampling import ClipSpec
@@ -122,6 +122,10 @@ class Decoder:
                     pending[submitted] = self._submit(first + submitted, batches[submitted])
                     submitted += 1
                 yield self._collect(pending.pop(b))
+        except StoreUnavailableError:
+            # The pass ends here, under every on_error; its workers would only fail on the same store.
+            self.pool.close()
+            raise
         finally:
             # Tasks not started yet are dropped; running ones finish into buffers nobody will read.
             for p in pending.values():
@@ -262,6 +266,7 @@ class Decoder:
             # A damaged stretch only fails the clips that really cover it: decode each member alone.
             return [(t, False) for t in self._alone(batch, members)]
         if died or isinstance(exc, BrokenProcessPool):
+            self.pool.check()  # a pool that cannot run at all raises here: that is no clip's failure
             if not run.retried:
                 # A dying worker fails every call in flight in its pool. Decode these again on fresh
                 # workers, so only a clip that kills a worker by itself is blamed.

@@ -56,6 +56,13 @@ class VideoLoader:
     UniformClipSampler, which ``vidloader.compat.torchvision`` reproduces clip for clip); ``"sliding"``
     every window. Padded frames of short videos are False in ``ClipBatch.frame_mask``.
 
+    With ``worker_type="process"`` every decode worker is a spawned process that first imports the
+    calling script again, so the script must build its dataset and loader under
+    ``if __name__ == "__main__":``; without that guard the workers stop at once and the pass raises a
+    ``ConfigError`` that says so. A store that cannot be reached, or workers that cannot start, end the
+    pass with ``StoreUnavailableError`` / ``WorkerPoolError`` under every ``on_error``: ``"skip"`` is for
+    bad files only.
+
     Raises:
         ConfigError: an option is not allowed (the message names it and the allowed values), is unknown,
             has no effect in this mode, or both ``config=`` and options were given.
@@ -95,7 +102,10 @@ class VideoLoader:
             DecodeError: a clip failed under on_error="raise" (names the file and the reason).
             SkipBudgetError: under on_error="skip", the pass lost more clips than ``max_skip_fraction``
                 allows, or more than ``max_consecutive_failures`` files failed in a row.
-            ConfigError: clips of one batch differ in frame size and there is no transform to take them.
+            ConfigError: clips of one batch differ in frame size and there is no transform to take them;
+                or the script has no ``if __name__ == "__main__":`` guard (process workers).
+            StoreUnavailableError: the store of the videos cannot be reached (names its endpoint).
+            WorkerPoolError: the decode worker processes die while starting.
         """
         epoch, start = self._cursor.begin()
         plan = self._plan(epoch)

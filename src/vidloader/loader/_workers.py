@@ -1,7 +1,8 @@
-"""Where decode tasks run: threads (PyAV drops the GIL while decoding) or spawned processes (safe beside
-CUDA and DALI, which break forked children). A decode that outlives its batch's deadline is abandoned and
-its worker replaced, so a stuck file never shrinks the pool; every wait for tasks wakes to check that the
-caller still wants them and that the workers are alive."""
+"""Where decode tasks run: threads (PyAV drops the GIL while decoding) or spawned processes
+(``vidloader._process_pool``, each reading stores with the main process's ``StoreConfig``). A decode that
+outlives its batch's deadline is abandoned and its worker replaced, so a stuck file never shrinks the
+pool; every wait for tasks wakes to check that the caller still wants them and that the workers are
+alive."""
 
 from __future__ import annotations
 
@@ -9,34 +10,48 @@ import atexit
 import contextlib
 import itertools
 import logging
-import multiprocessing as mp
-import os
 import queue
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from dataclasses import fields
 from typing import Any
+
+from .._errors import VideoError
+from .._main_guard import refuse_while_importing_main
+from .._process_pool import ProcessWorkers
+from ..dataset import StoreConfig, configure_store, store_config, store_outage
 
 log = logging.getLogger("vidloader")
 _names = itertools.count()
 # How often a wait wakes to check that the caller still wants the batch and the workers are alive.
 POLL_S = 0.1
-# A spawned worker imports torch and PyAV before its first decode: seconds, far more on a loaded machine.
-# Deadlines do not run while workers start, up to this long.
-STARTUP_LIMIT_S = 600.0
 
 
 class Stopped(Exception):
     """The consumer went away (break, exception, close) while a wait for decode tasks ran."""
 
 
-def _warm_up() -> int:
-    # Held briefly, so the next warm-up goes to another process than the one that took this.
-    time.sleep(0.05)
-    return os.getpid()
+def read_stores_as(store: StoreConfig) -> None:
+    """A process worker's initializer: read stores as the main process does (``configure_store`` there
+    does not reach a spawned process by itself)."""
+    configure_store(**{f.name: getattr(store, f.name) for f in fields(store)})
+
+
+def run_task(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, as every worker runs a task. A clip that failed while its store is known to be down
+    failed because of that: FFmpeg can turn a store's error into one of its own (PyAV drops the original
+    exception in some reads), so the store's StoreUnavailableError is raised instead, never a skippable
+    clip failure."""
+    try:
+        return fn(*args)
+    except VideoError as exc:
+        down = store_outage(exc.path)
+        if down is None:
+            raise
+        raise down from exc
 
 
 class ThreadWorkers:
@@ -111,6 +126,9 @@ class ThreadWorkers:
     def starting(self) -> bool:
         return False  # threads start at once
 
+    def check(self) -> None:
+        """Nothing to do: a thread that dies is replaced by ``alive``."""
+
     def alive(self) -> int:
         """Live (not retired) threads; a dead one is replaced here, so the pool keeps its size."""
         with self._lock:
@@ -150,89 +168,6 @@ def _close_thread_pools_at_exit() -> None:
         pool.close(join_timeout=1.0)
 
 
-class ProcessWorkers:
-    """Spawned decode processes (a ProcessPoolExecutor), replaced whole when one dies or hangs.
-
-    The executor does not say which process runs which call, so a stuck call costs every process: they are
-    terminated and fresh ones started; the other calls in flight fail with BrokenProcessPool or are
-    cancelled, and the scheduler submits them again."""
-
-    def __init__(self, num_processes: int) -> None:
-        self._size = num_processes
-        self._executor: ProcessPoolExecutor | None = None
-        self._warmups: list[Future] = []
-        self._started = 0.0
-        self._ready = False
-
-    def _ensure(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(max_workers=self._size, mp_context=mp.get_context("spawn"))
-            self._started, self._ready = time.monotonic(), False
-            # Queued first; each returns the pid that ran it: see starting().
-            self._warmups = [self._executor.submit(_warm_up) for _ in range(self._size)]
-        return self._executor
-
-    def starting(self) -> bool:
-        """Whether fresh worker processes are still starting (their first calls are not late yet): until
-        every process has run a warm-up call, or STARTUP_LIMIT_S has passed."""
-        if self._ready or self._executor is None or time.monotonic() - self._started > STARTUP_LIMIT_S:
-            return False
-        done = [f for f in self._warmups if f.done()]
-        pids = {f.result() for f in done if not f.cancelled() and f.exception() is None}
-        if len(pids) >= self._size:
-            self._ready = True
-            return False
-        if len(done) == len(self._warmups):
-            # The processes already up took every warm-up: ask again until the others answer too.
-            try:
-                self._warmups.append(self._executor.submit(_warm_up))
-            except (BrokenProcessPool, RuntimeError):
-                return False  # the pool broke or closed: its calls report that themselves
-        return True
-
-    def submit(self, fn: Callable, *args: Any) -> Future:
-        try:
-            return self._ensure().submit(fn, *args)
-        except BrokenProcessPool:
-            # A worker died (its calls report that when collected); later work goes to fresh workers.
-            self._replace()
-            return self._ensure().submit(fn, *args)
-
-    def pids(self) -> list[int]:
-        """The worker processes' ids (empty before the first submit)."""
-        procs = getattr(self._executor, "_processes", None) or {}
-        return [p.pid for p in procs.values() if p.pid is not None]
-
-    def abandon(self, futures: Iterable[Future]) -> int:
-        pending = [f for f in futures if not f.cancel()]
-        if not pending or self._executor is None:
-            return 0
-        n = len(self.pids())
-        self._replace()
-        return n
-
-    def alive(self) -> int:
-        return self._size
-
-    def _replace(self) -> None:
-        ex, self._executor = self._executor, None
-        if ex is None:
-            return
-        # The executor has no public way to stop a busy worker (terminate_workers is Python 3.14).
-        procs = list((getattr(ex, "_processes", None) or {}).values())
-        ex.shutdown(wait=False, cancel_futures=True)
-        for p in procs:
-            with contextlib.suppress(Exception):  # already gone: nothing to stop
-                p.terminate()
-        for p in procs:
-            with contextlib.suppress(Exception):
-                p.join(timeout=5)
-                if p.is_alive():
-                    p.kill()
-
-    close = _replace
-
-
 class DecodePool:
     """Decode workers of one kind, made on first use and kept across epochs.
 
@@ -243,6 +178,7 @@ class DecodePool:
     """
 
     def __init__(self, *, num_workers: int, worker_type: str) -> None:
+        refuse_while_importing_main("a VideoLoader")
         self.num_workers = num_workers
         self.worker_type = worker_type if num_workers > 0 else "thread"
         self._workers: ThreadWorkers | ProcessWorkers | None = None
@@ -251,11 +187,21 @@ class DecodePool:
     def workers(self) -> ThreadWorkers | ProcessWorkers:
         if self._workers is None:
             n = max(1, self.num_workers)
-            self._workers = ThreadWorkers(n) if self.worker_type == "thread" else ProcessWorkers(n)
+            self._workers = (
+                ThreadWorkers(n)
+                if self.worker_type == "thread"
+                else ProcessWorkers(n, initializer=read_stores_as, initargs=lambda: (store_config(),))
+            )
         return self._workers
 
     def submit(self, fn: Callable, *args: Any) -> Future:
-        return self.workers.submit(fn, *args)
+        return self.workers.submit(run_task, fn, *args)
+
+    def check(self) -> None:
+        """After a task failed because its worker process died: replace the pool, or raise when the
+        workers cannot run at all (``ProcessWorkers.check``: ConfigError, WorkerPoolError)."""
+        if self._workers is not None:
+            self._workers.check()
 
     def abandon(self, futures: Iterable[Future]) -> int:
         """Give up on calls past their deadline; their workers are replaced. Returns workers replaced."""
