@@ -13,6 +13,7 @@ import torch
 
 from .._errors import ConfigError
 from .._option import documented, option, refuse_ignored
+from .._placement import check_device, rank_and_world
 from .._seed import drawn_seed
 from .._validate import (
     check_bool,
@@ -24,7 +25,7 @@ from .._validate import (
 )
 from ..backends import BACKENDS, AudioSpec, DecodeSettings, ResizeArg, check_resize
 from ..sampling import SamplingConfig
-from ..transforms import ClipTransform, TransformKind, as_clip_transform
+from ..transforms import ClipTransform, TransformKind, as_clip_transform, output_layout_with
 
 Layout = Literal["NCTHW", "NTCHW", "NTHWC"]
 LAYOUTS: tuple[str, ...] = ("NCTHW", "NTCHW", "NTHWC")
@@ -142,7 +143,7 @@ class LoaderConfig(SamplingConfig):
         check_int("batch_size", self.batch_size, minimum=1)
         check_opt_int("seed", self.seed, minimum=0)
         check_bool("drop_last", self.drop_last)
-        self._set("device", _device(self.device))
+        self._set("device", check_device(self.device))
         check_choice("backend", self.backend, BACKENDS)
         if self.output_layout is not None:
             check_choice("output_layout", self.output_layout, LAYOUTS)
@@ -154,7 +155,7 @@ class LoaderConfig(SamplingConfig):
         self._set("apply_rotation", bool(self.apply_rotation))
         # Batched (vidloader) or per-clip (torchvision) transform: decided once, here.
         self._set("_clip_transform", as_clip_transform(self.transform, self.transform_kind))
-        layout = _transform_decides(self.clip_transform, self.dtype, self.output_layout, self.resize)
+        layout = output_layout_with(self.clip_transform, self.dtype, self.output_layout, self.resize)
         self._set("output_layout", layout)
         check_int("num_workers", self.num_workers, minimum=0)
         check_choice("worker_type", self.worker_type, WORKER_TYPES)
@@ -202,7 +203,7 @@ class LoaderConfig(SamplingConfig):
         object.__setattr__(self, name, value)  # frozen: normalised once, in __post_init__
 
     def _set_shard(self) -> None:
-        rank, world_size = _dist_defaults(self.rank, self.world_size)
+        rank, world_size = rank_and_world(self.rank, self.world_size)
         check_int("rank", rank, minimum=0)
         check_int("world_size", world_size, minimum=1)
         if not rank < world_size:
@@ -262,70 +263,3 @@ def loader_config(config: LoaderConfig | None, options: dict[str, Any]) -> Loade
     if not isinstance(config, LoaderConfig):
         raise ConfigError(f"config must be a vidloader.LoaderConfig, got {type(config).__name__}")
     return config
-
-
-def _device(device: Any) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        # torch's own error for an unknown device string lists every backend it knows, not ours.
-        raise ConfigError(f"device={str(device)!r} is not allowed; choose 'cpu' or 'cuda[:N]'") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device={str(device)!r} is not allowed; choose 'cpu' or 'cuda[:N]'")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device='cuda' was asked for but torch sees no CUDA device")
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", torch.cuda.current_device())
-    return dev
-
-
-def _dist_defaults(rank: int | None, world_size: int | None) -> tuple[int, int]:
-    """(rank, world_size): the ones given, else torch.distributed's when it is initialised, else (0, 1)."""
-    if rank is not None and world_size is not None:
-        return rank, world_size
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return (dist.get_rank() if rank is None else rank), (
-            dist.get_world_size() if world_size is None else world_size
-        )
-    return (0 if rank is None else rank), (1 if world_size is None else world_size)
-
-
-def _transform_decides(transform: Any, dtype: torch.dtype, layout: str | None, resize: Any) -> str | None:
-    """The layout the loader yields, as ``output_layout`` holds it (None: a transform that does not say;
-    resolving it again gives the same value, so ``dataclasses.replace`` keeps a config valid). A transform
-    decides the dtype, layout and size of what the loader yields (it writes the model input in one pass):
-    ``dtype`` must be the default torch.uint8 or its ``out_dtype``, ``output_layout`` None or its ``layout``,
-    ``resize`` None under a transform with its own ``size`` (else every frame is resized twice: 64 -> 112
-    upsamples what the first resize threw away). Rather than ignore them, the loader says which to set where.
-
-    Raises:
-        ConfigError: naming both values and how to combine them.
-    """
-    if transform is None:
-        return "NCTHW" if layout is None else layout
-    name = type(transform).__name__
-    t_dtype, t_layout, t_size = (getattr(transform, a, None) for a in ("out_dtype", "layout", "size"))
-    if dtype != torch.uint8 and dtype != t_dtype:
-        has = f"yields {t_dtype}" if t_dtype is not None else "decides its own output dtype"
-        raise ConfigError(
-            f"dtype={dtype} conflicts with transform={name}, which {has}: with a transform the transform's "
-            f"dtype wins; set it there (e.g. {name}(..., out_dtype={dtype})) and leave VideoLoader's dtype at "
-            "its default (dtype applies only without a transform)"
-        )
-    if layout is not None and layout != t_layout:
-        has = f"yields {t_layout!r}" if t_layout is not None else "decides its own output layout"
-        raise ConfigError(
-            f"output_layout={layout!r} conflicts with transform={name}, which {has}: with a transform "
-            f"the transform's layout wins; set it there (e.g. {name}(..., layout={layout!r})) and "
-            "leave VideoLoader's output_layout unset (it applies only without a transform)"
-        )
-    if resize is not None and t_size is not None:
-        raise ConfigError(
-            f"resize={resize!r} stacks with transform={name}, which resizes to its own size {t_size!r}: "
-            f"every frame would be resized twice (decoded at {resize!r}, then resized again to {t_size!r}). "
-            f"Give the resize to the transform ({name}(size=..., resize={resize!r}) resizes and crops in one "
-            "pass from the decoded frames) and leave VideoLoader's resize at None"
-        )
-    return t_layout if isinstance(t_layout, str) else None  # its own: ``layout`` reads NCTHW

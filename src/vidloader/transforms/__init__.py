@@ -18,6 +18,7 @@ from ._boxes import (
 )
 from ._denormalize import denormalize
 from ._eval import EvalClipTransform
+from ._output_conflicts import output_layout_with
 from ._per_clip import (
     BATCHED_MARKER,
     ClipTransform,
@@ -40,6 +41,7 @@ __all__ = [
     "center_crop_boxes",
     "denormalize",
     "normalization_stats",
+    "output_layout_with",
     "random_resized_crop_boxes",
     "resized_size",
     "source_box",
