@@ -1,6 +1,7 @@
 """Indexing: VideoInfo, probing, manifests, the probe cache, and synthetic media."""
 
 from ._building import SkippedFile
+from ._columns import InfoColumns, VideoColumns
 from ._dataset import VideoDataset
 from ._ffmpeg_log import enable_ffmpeg_log, ffmpeg_errors, forward_ffmpeg_log
 from ._files import RangeFile, clear_store_cache, open_source, read_bytes, register_tar_members, source_size
@@ -27,6 +28,7 @@ __all__ = [
     "INDEX_VERSION",
     "VIDEO_EXTENSIONS",
     "IndexRows",
+    "InfoColumns",
     "ManifestRow",
     "ProbeCache",
     "ProbeOptions",
@@ -34,6 +36,7 @@ __all__ = [
     "ShardReport",
     "SkippedFile",
     "StoreConfig",
+    "VideoColumns",
     "VideoDataset",
     "VideoInfo",
     "clear_store_cache",

@@ -9,6 +9,7 @@ from typing import Any, Unpack
 
 from .._errors import ConfigError
 from ._building import OnError, SkippedFile, build_videos
+from ._columns import InfoColumns, VideoColumns, fingerprint
 from ._folder import VIDEO_EXTENSIONS, folder_videos
 from ._index_reader import CheckFiles, open_index
 from ._index_rows import IndexRows
@@ -96,6 +97,12 @@ class VideoDataset(Sequence[VideoInfo]):
             return rows.paths()
         return rows.values(name)
 
+    @property
+    def columns(self) -> VideoColumns:
+        """Every video's facts as arrays (``array``, ``pts_at``, ``paths_of``): an index reads them from its
+        columns, so a pass over all videos (plans, short videos, audio lengths) builds no VideoInfo."""
+        return self.rows if self.rows is not None else InfoColumns(self._videos)
+
     def frame_ranges(self) -> tuple[Any, Any]:
         """(first_frame, num_frames) of every video as int64 numpy arrays: what stride plans need.
 
@@ -104,16 +111,17 @@ class VideoDataset(Sequence[VideoInfo]):
         """
         import numpy as np
 
-        rows = self.rows
-        if rows is not None:
-            return rows.column("first_frame"), rows.column("num_frames")
-        first = np.fromiter((v.first_frame for v in self._videos), np.int64, len(self._videos))
-        return first, np.fromiter((v.num_frames for v in self._videos), np.int64, len(self._videos))
+        cols = self.columns
+        return np.asarray(cols.array("first_frame"), np.int64), np.asarray(cols.array("num_frames"), np.int64)
 
     def fingerprint_items(self) -> list[tuple[str, int, int]]:
         """What identifies the dataset for resume checks: per video (path, first frame, frame count)."""
         first, num = self.frame_ranges()
         return list(zip(self.column("path"), first.tolist(), num.tolist(), strict=True))
+
+    def fingerprint(self) -> str:
+        """The digest of ``fingerprint_items`` (16 hex digits, what a loader state checks), column-wise."""
+        return fingerprint(self.columns)
 
     def summary(self) -> dict:
         sizes = zip(self.column("width"), self.column("height"), strict=True)

@@ -49,6 +49,13 @@ class _Column:
             return tuple(values[offsets[j] : offsets[j + 1]].tolist())
         return self._chunks[k][j].as_py()
 
+    @property
+    def lists(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per chunk, a list column's (offsets, values)."""
+        if self._lists is None:
+            raise TypeError("not a list column")
+        return self._lists
+
     def numpy(self) -> np.ndarray:
         """The whole column as one array (a copy when the table has several chunks)."""
         if self._numpy is None:
@@ -101,12 +108,28 @@ class IndexRows(Sequence[VideoInfo]):
 
     def paths(self) -> list[str]:
         """Every row's path, resolved (in bulk, in Arrow: a million rows' fingerprint needs them all)."""
+        return self.path_array().to_pylist()
+
+    def path_array(self) -> Any:
+        """Every row's path, resolved, as an Arrow string array."""
+        return self.resolved(self._stored("path"))
+
+    def unique_paths(self) -> tuple[Any, np.ndarray]:
+        """The distinct files of the rows, resolved (an Arrow string array), and each row's position in it
+        (segments of one file share it): what a check of the files stats once per file."""
+        import pyarrow.compute as pc
+
+        col = self._stored("path")
+        distinct = pc.unique(col)
+        inverse = pc.index_in(col, value_set=distinct).to_numpy(zero_copy_only=False)
+        return self.resolved(distinct), np.asarray(inverse, np.int64)
+
+    def resolved(self, col: Any) -> Any:
+        """Stored paths (an Arrow string array) resolved against the index's folder, in Arrow; the few
+        that the writer would not have stored (``./a``, ``a//b``) one by one."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        col = self.table.column("path")
-        if self._keep is not None:
-            col = col.take(pa.array(self._keep))
         absolute = pc.starts_with(col, "/")
         # A URL or a drive path holds a colon: the regex, the slowest test, runs only when some path has one.
         if pc.any(pc.match_substring(col, ":")).as_py():
@@ -117,12 +140,26 @@ class IndexRows(Sequence[VideoInfo]):
             # is resolved once, and the rest of each path joined to it.
             rest = pc.replace_substring_regex(col, r"^(?:\.\./)+", "")
             depth = pc.divide(pc.subtract(pc.utf8_length(col), pc.utf8_length(rest)), 3)
-        out = pc.if_else(absolute, col, _joined(self.base_dir, rest, depth)).to_pylist()
+        out = pc.if_else(absolute, col, _joined(self.base_dir, rest, depth))
         # What is left: relative paths the writer would not have stored ("./a", "a//b", "a/../b").
-        odd = pc.and_not(pc.match_substring_regex(rest, UNNORMALISED_PATTERN), absolute)
-        for i in np.flatnonzero(odd.to_numpy(zero_copy_only=False)).tolist():
-            out[i] = self.resolve(col[i].as_py())
-        return out
+        odd = np.flatnonzero(
+            pc.and_not(pc.match_substring_regex(rest, UNNORMALISED_PATTERN), absolute).to_numpy(
+                zero_copy_only=False
+            )
+        )
+        if not len(odd):
+            return out
+        values = out.to_pylist()
+        for i in odd.tolist():
+            values[i] = self.resolve(col[i].as_py())
+        return pa.array(values, pa.string())
+
+    def _stored(self, name: str) -> Any:
+        """A column as stored, in this sequence's order (a chunked Arrow array)."""
+        import pyarrow as pa
+
+        col = self.table.column(name)
+        return col if self._keep is None else col.take(pa.array(self._keep))
 
     def __getitem__(self, i):
         if isinstance(i, slice):
@@ -152,6 +189,57 @@ class IndexRows(Sequence[VideoInfo]):
         """A numeric column as numpy (``num_frames``, ``first_frame``, ``label`` ...)."""
         col = self._cols[name].numpy()
         return col if self._keep is None else col[self._keep]
+
+    def array(self, name: str) -> np.ndarray:
+        """Any numeric or boolean column as numpy, in this sequence's order (nulls, as in ``start`` or an
+        older index's missing column, read as 0)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if name not in self._cols:
+            return np.zeros(len(self), np.int64)
+        col = self._stored(name)
+        if col.null_count:
+            col = pc.fill_null(col, pa.scalar(0, col.type))
+        return np.asarray(col.to_numpy(), np.bool_ if pa.types.is_boolean(col.type) else None)
+
+    def array_valid(self, name: str) -> np.ndarray:
+        """Where a column holds a value (not null), in this sequence's order; all False when it is absent."""
+        import pyarrow.compute as pc
+
+        if name not in self._cols:
+            return np.zeros(len(self), bool)
+        return np.asarray(pc.is_valid(self._stored(name)).to_numpy(zero_copy_only=False), bool)
+
+    def pts_at(self, videos: np.ndarray, frames: np.ndarray) -> np.ndarray:
+        """The pts of frame ``frames[i]`` (of the whole stream) of video ``videos[i]``, as int64, read from the
+        columns: start + frame x step at a constant rate, the stored list otherwise.
+
+        Raises:
+            IndexError: a video has no timestamp for that frame.
+        """
+        rows = np.asarray(videos, np.int64) if self._keep is None else self._keep[videos]
+        frames = np.asarray(frames, np.int64)
+        total = self._cols["total_frames"].numpy()[rows]
+        if np.any((frames < 0) | (frames >= total)):
+            bad = int(np.flatnonzero((frames < 0) | (frames >= total))[0])
+            raise IndexError(f"{self.path(int(videos[bad]))}: no timestamp for frame {int(frames[bad])}")
+        step = self._cols["pts_step"].numpy()[rows]
+        out = self._cols["pts_start"].numpy()[rows] + frames * step
+        listed = np.flatnonzero(step == 0)
+        chunk = np.searchsorted(self._starts, rows[listed], side="right") - 1
+        for k in np.unique(chunk).tolist():
+            sel = listed[chunk == k]
+            offsets, values = self._cols["frame_pts"].lists[k]
+            out[sel] = values[offsets[rows[sel] - self._starts[k]] + frames[sel]]
+        return out
+
+    def paths_of(self, videos: np.ndarray) -> list[str]:
+        """The resolved paths of some videos (positions in this sequence), without a VideoInfo each."""
+        import pyarrow as pa
+
+        rows = np.asarray(videos, np.int64) if self._keep is None else self._keep[videos]
+        return self.resolved(self.table.column("path").take(pa.array(rows))).to_pylist()
 
     def values(self, name: str) -> list[Any]:
         """Any column as Python values, in this sequence's order."""
