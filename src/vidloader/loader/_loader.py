@@ -28,7 +28,6 @@ from ._state import (
     EpochPlans,
     LoaderStats,
     check_state,
-    dataset_fingerprint,
     make_state,
     short_videos,
 )
@@ -75,7 +74,7 @@ class VideoLoader:
         )
         self._short_videos = short_videos(dataset, cfg)
         self._pool = DecodePool(num_workers=cfg.num_workers, worker_type=cfg.worker_type)
-        self._dataset_fp = dataset_fingerprint(dataset.fingerprint_items())
+        self._dataset_fp = dataset.fingerprint()
         self._cursor = EpochCursor()
         self._stats = LoaderStats(on_error=cfg.on_error)
         # Idle batch buffers kept: as many as can be in flight (submitted ahead, queued, the caller's).
@@ -235,7 +234,7 @@ class VideoLoader:
         remote-store reads."""
         extra = {
             "short_video": self.config.short_video,
-            "short_videos": len(self._short_videos),
+            "short_videos": self._short_videos,
             # Remote reads of this process (range requests, bytes, retries); process workers count in theirs.
             "store": store_stats(),
         }

@@ -21,12 +21,6 @@ def _round_half_even(num: np.ndarray, den: int) -> np.ndarray:
     return q + up
 
 
-def window_counts(num_frames: np.ndarray, cfg: SamplingConfig) -> np.ndarray:
-    """Sliding windows per video."""
-    room = np.maximum(num_frames - ((cfg.frames_per_clip - 1) * cfg.frame_stride + 1), 0)
-    return room // cfg.step + 1
-
-
 def stride_clips(
     videos: np.ndarray,
     first: np.ndarray,
@@ -40,7 +34,8 @@ def stride_clips(
 
     Returns:
         (video index, clip index, frame indices [clips, frames_per_clip], padded frames per clip) of every
-        clip, video by video; frames past a short video's end repeat its last one (``short_video="pad"``).
+        clip, video by video; frames past a short video's end repeat its last one (``short_video="pad"``),
+        or the video again from its first frame (``"loop"``; any other policy is applied by the caller).
     """
     room = np.maximum(num - ((cfg.frames_per_clip - 1) * cfg.frame_stride + 1), 0)
     k = cfg.clips_per_video
@@ -61,7 +56,12 @@ def stride_clips(
         else:
             offset = _round_half_even(r * clip, k - 1)
     start = first[owner] + offset
-    last = (first + num - 1)[owner]
     wanted = start[:, None] + np.arange(cfg.frames_per_clip) * cfg.frame_stride
+    if cfg.short_video == "loop":
+        # The video played again from its first frame: the stride between frames is kept.
+        base = first[owner][:, None]
+        frames = base + (wanted - base) % num[owner][:, None]
+        return videos[owner], clip, frames, np.zeros(len(owner), np.int64)
+    last = (first + num - 1)[owner]
     frames = np.minimum(wanted, last[:, None])
     return videos[owner], clip, frames, (wanted > last[:, None]).sum(axis=1)
