@@ -13,7 +13,8 @@ from typing import Any, Literal
 from .._errors import ConfigError, ProbeError
 from .._redact import redact
 from .._validate import check_choice
-from ._index_reader import check_rows, index_base, read_index_table
+from ._file_check import changed_rows
+from ._index_reader import index_base, read_index_table
 from ._index_rows import IndexRows
 from ._info import VideoInfo, whole_stream
 from ._probe_many import ProbeOptions, probe_many
@@ -106,7 +107,7 @@ def _still_valid(path: str | Path, video_stream: int | None, cache_dir: Any) -> 
     """absolute path -> whole-stream VideoInfo of the rows of an earlier index whose file is unchanged."""
     table, _, _ = read_index_table(path, cache_dir=cache_dir)
     rows = IndexRows(table, base_dir=index_base(path))
-    bad = {i for i, _ in check_rows(rows, "all")}
+    bad = {i for i, _ in changed_rows(rows, "all")}
     streams = rows.values("video_stream")
     return {
         os.path.abspath(rows.path(i)): whole_stream(rows[i])
