@@ -6,8 +6,7 @@ pages it touches (the OS shares them), not a Python object per video and per fra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,7 @@ import numpy as np
 from ._index_schema import INFO_LISTS, INFO_SCALARS
 from ._info import VideoInfo
 from ._location import ABSOLUTE_PATTERN, UNNORMALISED_PATTERN, join_parts, resolve
+from ._mapped_row import MappedRow
 
 
 class _Column:
@@ -261,30 +261,3 @@ def _joined(folder: str, rest: Any, depth: Any) -> Any:
             part = pc.binary_join_element_wise(prefix, rest, suffix, "")
         out = part if out is None else pc.if_else(pc.equal(depth, d), part, out)
     return out
-
-
-@dataclass(frozen=True)
-class MappedRow:
-    """Row ``row`` of the memory-mapped Arrow index file ``source`` (paths resolving against ``base_dir``):
-    what a VideoInfo read from it pickles as."""
-
-    source: str
-    base_dir: str
-    row: int
-
-    def reduce(self) -> tuple[Callable[..., VideoInfo], tuple[Any, ...]]:
-        return (mapped_row, (self.source, self.base_dir, self.row))
-
-
-_MAPPED: dict[tuple[str, str], IndexRows] = {}
-
-
-def mapped_row(source: str, base_dir: str, row: int) -> VideoInfo:
-    """Unpickle a row-backed VideoInfo: map the Arrow file once per process, read the row from it."""
-    rows = _MAPPED.get((source, base_dir))
-    if rows is None:
-        import pyarrow as pa
-
-        table = pa.ipc.open_file(pa.memory_map(source, "r")).read_all()
-        rows = _MAPPED[(source, base_dir)] = IndexRows(table, base_dir=base_dir, source=source)
-    return rows.at_row(row)
