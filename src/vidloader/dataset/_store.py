@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar
 
 from .._errors import ConfigError, StoreError
 from .._redact import redact
-from .._validate import check_int, check_positive_float
+from .._validate import check_int, check_opt_int, check_positive_float
 
 log = logging.getLogger("vidloader")
 _T = TypeVar("_T")
@@ -40,7 +40,10 @@ class StoreConfig:
             GOPs a clip decodes stay in memory while the next clip of the file is read.
         retries: retries of a request that failed transiently (5xx, 429, timeout, reset) before it fails.
         backoff: seconds before the first retry; doubles each retry (random jitter), capped at 5 s.
-        open_files: remote files kept open per process (size, tar offsets and cached blocks).
+        open_files: remote files kept open per process (size, tar offsets and cached blocks). None (the
+            default) sizes the table from the files: every file stays open while the blocks all open files
+            can cache (each at most its size or ``cache_bytes``) fit in 8 x ``cache_bytes``, so a dataset of
+            small files is opened once per process, and files larger than ``cache_bytes`` keep 8 open.
     """
 
     block_size: int | None = None
@@ -49,7 +52,7 @@ class StoreConfig:
     cache_bytes: int = 64 * _MiB
     retries: int = 5
     backoff: float = 0.2
-    open_files: int = 8
+    open_files: int | None = None
 
     def __post_init__(self) -> None:
         if self.block_size is not None:
@@ -59,7 +62,7 @@ class StoreConfig:
         check_int("StoreConfig.cache_bytes", self.cache_bytes, minimum=0)
         check_int("StoreConfig.retries", self.retries, minimum=0)
         check_positive_float("StoreConfig.backoff", self.backoff)
-        check_int("StoreConfig.open_files", self.open_files, minimum=1)
+        check_opt_int("StoreConfig.open_files", self.open_files, minimum=1)
 
     def block_for(self, gop_bytes: int | None) -> int:
         if self.block_size is not None:
