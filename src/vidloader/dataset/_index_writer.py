@@ -41,7 +41,7 @@ def _mtime_ns(path: str) -> int:
         return 0
 
 
-def _constant_step(pts: Sequence[int]) -> int:
+def constant_step(pts: Sequence[int]) -> int:
     """The step of an arithmetic sequence of two or more timestamps, else 0."""
     if len(pts) < 2:
         return 0
@@ -60,7 +60,7 @@ def info_columns(videos: Sequence[VideoInfo]) -> dict[str, Any]:
         for name in (*INFO_SCALARS, *INFO_LISTS):
             value = getattr(v, name)
             cols[name].append(list(value) if name in INFO_LISTS else value)
-        step = _constant_step(v.frame_pts)
+        step = constant_step(v.frame_pts)
         if step:
             cols["frame_pts"][-1] = []
         cols["pts_start"].append(v.frame_pts[0] if v.frame_pts else 0)
