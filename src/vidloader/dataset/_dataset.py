@@ -174,9 +174,10 @@ class VideoDataset(Sequence[VideoInfo]):
 
         Args:
             path: the ``.parquet`` index.
-            check_files: compare each local file with what was indexed: "all" (size and modification
-                time; copy datasets with ``rsync -a`` or ``cp -p`` to keep times), "size", or "none"
-                (no stat per file: the fastest open of a very large index).
+            check_files: compare each file with what was indexed: "all" (the size; where only the
+                modification time differs, as after ``cp -r``, a hash of its first and last 4 KiB), "size",
+                or "none" (no check: the fastest open). Objects named by URL: existence and size, a folder
+                listed once.
             strict: raise instead of leaving changed or missing files out with a warning.
             cache_dir: where the memory-mapped Arrow copy lives (default: the probe cache folder).
 

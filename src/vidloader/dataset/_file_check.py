@@ -4,7 +4,8 @@ file (segments share theirs), the stat calls spread over threads.
 The size decides; the modification time is only a hint: a copy that did not keep times (``cp -r``, most
 uploads and downloads) has new ones on unchanged bytes. Where the size matches and the time does not, the
 file's content hash (its size and its first and last ``HASH_BLOCK`` bytes, recorded at indexing) is read
-again and compared; an index written before that hash existed falls back to the time.
+again and compared; an index written before that hash existed falls back to the time. Objects named by
+URL are checked for existence and size by ``_url_check``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from ._index_rows import IndexRows
 from ._location import URL_PATTERN
+from ._url_check import MISSING, url_sizes
 
 CheckFiles = Literal["all", "size", "none"]
 CHECK_FILES_CHOICES: tuple[str, ...] = ("all", "size", "none")
@@ -62,13 +64,13 @@ def _in_threads(fn: Callable[[list[str]], list[Any]], paths: list[str]) -> list[
 
 
 def _stats(paths: list[str]) -> list[tuple[int, int]]:
-    """(size, mtime_ns) of each file; (-1, 0) for one that cannot be stat'ed."""
+    """(size, mtime_ns) of each file; (MISSING, 0) for one that cannot be stat'ed."""
     out = []
     for p in paths:
         try:
             st = os.stat(p)
         except OSError:
-            out.append((-1, 0))
+            out.append((MISSING, 0))
             continue
         out.append((st.st_size, st.st_mtime_ns))
     return out
@@ -79,8 +81,8 @@ def _hashes(paths: list[str]) -> list[int | None]:
 
 
 def changed_rows(rows: IndexRows, mode: CheckFiles) -> list[tuple[int, str]]:
-    """Rows whose local file is gone or differs from what was indexed (see the module's docstring; "size"
-    compares sizes only). URLs are not checked here.
+    """Rows whose file is gone or differs from what was indexed (see the module's docstring; "size"
+    compares sizes only); objects named by URL are checked for existence and size (``_url_check``).
 
     Args:
         rows: the index's rows.
@@ -94,18 +96,18 @@ def changed_rows(rows: IndexRows, mode: CheckFiles) -> list[tuple[int, str]]:
     import pyarrow.compute as pc
 
     files, inverse = rows.unique_paths()
-    local = np.flatnonzero(~pc.match_substring_regex(files, URL_PATTERN).to_numpy(zero_copy_only=False))
-    names = files.take(local).to_pylist()
+    remote = pc.match_substring_regex(files, URL_PATTERN).to_numpy(zero_copy_only=False)
     stat = np.zeros((len(files), 2), np.int64)
-    stat[:, 0] = -2  # a URL: not checked
+    local = np.flatnonzero(~remote)
     if len(local):
-        stat[local] = np.array(_in_threads(_stats, names), np.int64).reshape(-1, 2)
+        stat[local] = np.array(_in_threads(_stats, files.take(local).to_pylist()), np.int64).reshape(-1, 2)
+    if remote.any():  # objects: existence and size (sizes below 0 other than MISSING: not compared)
+        urls = np.flatnonzero(remote)
+        stat[urls, 0] = url_sizes(files.take(urls).to_pylist())
     size, mtime = stat[inverse, 0], stat[inverse, 1]
     indexed = rows.array("size_bytes")
-    gone = size == -1
-    resized = (size >= 0) & (size != indexed)
-    bad = {int(i): "file no longer exists" for i in np.flatnonzero(gone)}
-    for i in np.flatnonzero(resized).tolist():
+    bad = {int(i): "file no longer exists" for i in np.flatnonzero(size == MISSING)}
+    for i in np.flatnonzero((size >= 0) & (size != indexed)).tolist():
         bad[i] = f"changed since indexed (size {int(indexed[i])} -> {int(size[i])} bytes)"
     if mode == "all":
         stamped = rows.array("mtime_ns")
