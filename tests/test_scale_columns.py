@@ -112,7 +112,7 @@ def test_a_target_fps_tie_is_not_short(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("policy", ["pad", "loop", "skip"])
-@pytest.mark.parametrize("kw", CONFIGS[:3])
+@pytest.mark.parametrize("kw", CONFIGS[:4])
 def test_stride_plans_equal_each_videos_own_clips(indexed: vl.VideoDataset, policy: str, kw: dict) -> None:
     cfg = SamplingConfig(**kw, short_video=policy, shuffle=False)  # type: ignore[arg-type]
     expected = [c for i, v in enumerate(indexed) for c in video_clips(v, i, cfg, seed=3, epoch=2)]

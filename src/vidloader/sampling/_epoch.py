@@ -101,10 +101,9 @@ def plan_epoch(
         The rank's clips: its share of the epoch's (shuffled) videos, wrapped round to a multiple of
         ``world_size``, each video's clips, shuffled across the epoch when there are several per video. Plans
         whose clip count varies per video ("sliding", "without_replacement", skipped short videos) repeat
-        clips to pad every rank to the longest. Stride-mode plans with exact clip counts are computed on
-        arrays of first frames and frame counts (a VideoDataset opened from an index gives them without
-        building a VideoInfo per video); target-fps and "without_replacement" plans read each video of the
-        shard.
+        clips to pad every rank to the longest. Stride-mode plans are computed on arrays of first frames
+        and frame counts (a VideoDataset opened from an index gives them without building a VideoInfo per
+        video); target-fps plans read each video of the shard.
 
     Raises:
         ConfigError: a bad seed, epoch, rank or world size, or an empty dataset.
@@ -114,7 +113,7 @@ def plan_epoch(
     mine = order[rank::world_size]
     # Clips per video of the epoch's order, where ranks' clip counts can differ.
     counts = clip_counts(videos, cfg)[order] if world_size > 1 and _varies(cfg) else None
-    if cfg.target_fps is None and cfg.clips_per_video_mode == "exact":
+    if cfg.target_fps is None:
         plan = _stride_plan(videos, mine, cfg, seed=seed, epoch=epoch)
     else:
         specs = [c for v in mine.tolist() for c in video_clips(videos[v], v, cfg, seed=seed, epoch=epoch)]
@@ -143,7 +142,7 @@ def _varies(cfg: SamplingConfig) -> bool:
 def _stride_plan(
     videos: Sequence[VideoInfo], mine: np.ndarray, cfg: SamplingConfig, *, seed: int, epoch: int
 ) -> ClipPlan:
-    """The clips of ``mine`` in stride mode with exact clip counts, on arrays (no VideoInfo per video)."""
+    """The clips of ``mine`` in stride mode, on arrays (no VideoInfo per video)."""
     first, num = _frame_ranges(videos)
     if cfg.short_video in ("skip", "error"):
         short = short_mask(videos, cfg)[mine]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._config import SamplingConfig
-from ._random import TAG_CLIPS, uniform01
+from ._random import TAG_CLIPS, choose_windows, uniform01
 
 
 def _round_half_even(num: np.ndarray, den: int) -> np.ndarray:
@@ -44,6 +44,11 @@ def stride_clips(
         owner = np.repeat(np.arange(len(videos)), counts)
         clip = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
         offset = clip * cfg.step
+    elif cfg.clips_per_video_mode == "without_replacement":
+        owner, window = choose_windows(seed, epoch, videos, room // cfg.step + 1, k)
+        taken = np.bincount(owner, minlength=len(videos))
+        clip = np.arange(len(owner)) - np.repeat(np.cumsum(taken) - taken, taken)
+        offset = window * cfg.step
     else:
         owner = np.repeat(np.arange(len(videos)), k)
         clip = np.tile(np.arange(k), len(videos))

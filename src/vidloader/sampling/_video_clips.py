@@ -11,7 +11,7 @@ from .._errors import ConfigError
 from ..dataset import VideoInfo
 from ._clips import ClipSpec
 from ._config import SamplingConfig
-from ._random import TAG_CLIPS, rng, uniform01
+from ._random import TAG_CLIPS, choose_windows, uniform01
 from ._video_columns import period as _period
 from ._video_columns import short_mask
 
@@ -80,8 +80,9 @@ def _starts(info: VideoInfo, cfg: SamplingConfig, key: tuple[int, int, int] | No
         windows = _windows(lo, room, cfg.step * unit)
         if key is None:  # the candidates, for counting
             return windows
-        chosen = rng(*key, TAG_CLIPS).choice(len(windows), size=min(k, len(windows)), replace=False)
-        return [windows[int(i)] for i in sorted(chosen)]
+        # The same choice as the array planner's (``stride_clips``).
+        _, chosen = choose_windows(key[0], key[1], np.array([key[2]]), np.array([len(windows)]), k)
+        return [windows[i] for i in chosen.tolist()]
     if cfg.sampling == "random":
         assert key is not None
         # The same counter-based numbers as the array planner (``stride_clips``), so a video's clips do
