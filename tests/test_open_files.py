@@ -68,3 +68,13 @@ def test_files_larger_than_their_cache_keep_eight_open(store: list[str]) -> None
     read_all(large[:4], rounds=1)
     # The ninth to twelfth pushed the first four out: reading those again opens them again.
     assert store_stats()["opens"] == 4 + 4
+
+
+def test_a_small_file_is_read_whole_by_its_first_read(store: list[str]) -> None:
+    f = open_source(store[0])
+    assert not isinstance(f, str)
+    f.seek(1000)
+    assert f.read(10) == bytes([0]) * 10
+    f.seek(45_000)
+    assert f.read(10) == bytes([0]) * 10
+    assert store_stats()["requests"] == 1 and store_stats()["bytes"] == 50_000

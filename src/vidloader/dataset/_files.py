@@ -29,6 +29,7 @@ _MAX_TARGETS = 4096
 # open_files=None: open files together cache at most what this many full caches would.
 _OPEN_CACHES = 8
 _held = 0  # the most the open files' caches can hold together, in bytes
+_WHOLE_BLOCKS = 4  # a file no larger than this many blocks is one block
 
 
 def register_tar_members(shard: str, members: dict[str, tuple[int, int]]) -> None:
@@ -118,8 +119,12 @@ def open_source(path: str, *, gop_bytes: int | None = None, cached: bool = True)
         if src is not None:
             _sources.move_to_end(path)
     if src is None:
+        target = _resolve(path)
         block = cfg.block_for(gop_bytes)
-        src = _Source(_resolve(path), block=block, max_blocks=max(4, cfg.cache_bytes // block))
+        if cfg.block_size is None and target.size <= _WHOLE_BLOCKS * block:
+            # A file of a few blocks is read whole by its first read: one request instead of several.
+            block = max(target.size, 1)
+        src = _Source(target, block=block, max_blocks=max(4, cfg.cache_bytes // block))
         with _lock:
             _keep_open(path, src, cfg)
     return RangeFile(src)
