@@ -97,4 +97,6 @@ def fingerprint(columns: VideoColumns) -> str:
             ends = np.frombuffer(offsets, np.int32)[[lines.offset, lines.offset + n]]
             h.update(memoryview(data)[int(ends[0]) : int(ends[1])])
         at += n
+    # Arrow's allocator keeps the freed lines for reuse; nothing this size is built again soon.
+    pa.default_memory_pool().release_unused()
     return h.hexdigest()[:16]

@@ -118,6 +118,7 @@ def open_index(
     rows = IndexRows(table, base_dir=index_base(path), source=source)
     meta = replace(meta, root=_root(meta, rows.base_dir), root_relative=False)
     bad = changed_rows(rows, check_files)
+    pyarrow_module().default_memory_pool().release_unused()  # the check's resolved paths, freed
     left_out = [(rows.resolve(p), r) for p, r in meta.skipped]
     if bad:
         first = f"{rows.paths_of(np.array([bad[0][0]]))[0]}: {bad[0][1]}"

@@ -50,6 +50,11 @@ class _Column:
         return self._chunks[k][j].as_py()
 
     @property
+    def numeric(self) -> bool:
+        """Whether the column is numeric without nulls (``numpy()`` works)."""
+        return self._numpy is not None
+
+    @property
     def lists(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per chunk, a list column's (offsets, values)."""
         if self._lists is None:
@@ -198,6 +203,8 @@ class IndexRows(Sequence[VideoInfo]):
 
         if name not in self._cols:
             return np.zeros(len(self), np.int64)
+        if self._cols[name].numeric:  # zero-copy chunks joined by numpy, no Arrow allocation
+            return self.column(name)
         col = self._stored(name)
         if col.null_count:
             col = pc.fill_null(col, pa.scalar(0, col.type))
