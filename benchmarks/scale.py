@@ -122,9 +122,10 @@ def _index_rows(s: int, m: int, vfr: bool) -> dict:
 
 def _timed(fn, out: dict, key: str):
     c, t = time.process_time(), time.perf_counter()
-    result = fn()
-    out[key + "_s"], out[key + "_cpu_s"] = time.perf_counter() - t, time.process_time() - c
-    return result
+    try:
+        return fn()
+    finally:  # also when it raises (a strict open of missing files raises after checking them all)
+        out[key + "_s"], out[key + "_cpu_s"] = time.perf_counter() - t, time.process_time() - c
 
 
 def measure_copied(index: str, cache: str, batches: str) -> dict:
