@@ -22,6 +22,7 @@ from vidloader.sampling import (
     plan_epoch,
     remaining,
     resume_plan,
+    shard_videos,
     short_mask,
     video_clips,
 )
@@ -85,6 +86,8 @@ CONFIGS = [
     dict(frames_per_clip=8, target_fps=10.0, sampling="sliding", clip_step=2),
     dict(frames_per_clip=3, target_fps=7.3, sampling="sliding"),
     dict(frames_per_clip=6, target_fps=12.5, clips_per_video=4, clips_per_video_mode="without_replacement"),
+    dict(frames_per_clip=5, target_fps=7.0, sampling="uniform", clips_per_video=3),
+    dict(frames_per_clip=4, target_fps=30.0, clips_per_video=2),
 ]
 
 
@@ -112,12 +115,42 @@ def test_a_target_fps_tie_is_not_short(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("policy", ["pad", "loop", "skip"])
-@pytest.mark.parametrize("kw", CONFIGS[:4])
-def test_stride_plans_equal_each_videos_own_clips(indexed: vl.VideoDataset, policy: str, kw: dict) -> None:
+@pytest.mark.parametrize("kw", CONFIGS)
+def test_plans_equal_each_videos_own_clips(indexed: vl.VideoDataset, policy: str, kw: dict) -> None:
+    # Stride and constant-rate target-fps plans are computed on arrays, variable-rate ones per video.
     cfg = SamplingConfig(**kw, short_video=policy, shuffle=False)  # type: ignore[arg-type]
     expected = [c for i, v in enumerate(indexed) for c in video_clips(v, i, cfg, seed=3, epoch=2)]
     assert plan_epoch(indexed, cfg, seed=3, epoch=2) == expected
     assert plan_epoch(list(indexed), cfg, seed=3, epoch=2) == expected
+
+
+@pytest.mark.parametrize("policy", ["pad", "loop"])
+@pytest.mark.parametrize("sampling", ["random", "uniform", "sliding"])
+def test_target_fps_plans_are_exact_in_odd_time_bases(policy: str, sampling: str) -> None:
+    # NTSC and 90 kHz time bases, segments and rates that do not divide them: the array path's integer
+    # arithmetic gives the frames Fractions give, float rounding of random starts included.
+    gen = np.random.default_rng(0)
+    bases = [(1001, 30000, 1), (1, 90000, 3003), (1, 12800, 517), (1, 1000, 33)]  # num, den, a frame's ticks
+    many = []
+    for i in range(300):
+        num, den, tick = bases[i % 4]
+        step, first = tick * int(gen.integers(1, 4)), int(gen.integers(0, 4))
+        n = int(gen.integers(2, 90))
+        pts = tuple(7 + k * step for k in range(first + n))
+        many.append(replace(info(i, n, first=first), time_base_num=num, time_base_den=den, frame_pts=pts))
+    for fps in (7.0, 12.5, 29.97):
+        cfg = SamplingConfig(  # type: ignore[arg-type]
+            frames_per_clip=5,
+            target_fps=fps,
+            sampling=sampling,
+            clips_per_video=3,
+            short_video=policy,
+            shuffle=False,
+        )
+        expected = [c for i, v in enumerate(many) for c in video_clips(v, i, cfg, seed=11, epoch=4)]
+        plan = plan_epoch(many, cfg, seed=11, epoch=4)
+        assert plan == expected
+        assert 0 < sum(c.padded > 0 for c in expected) < len(expected) or policy == "loop"
 
 
 def test_short_video_error_names_the_video(indexed: vl.VideoDataset) -> None:
@@ -195,7 +228,8 @@ LOADERS = [
 def test_a_loader_over_a_large_index_builds_no_video_info(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kw: dict
 ) -> None:
-    many = [info(i, 10 + i % 40, vfr=i % 7 == 0) for i in range(3000)]
+    # Target-fps plans read variable-rate videos one by one: here every video has a constant rate.
+    many = [info(i, 10 + i % 40, vfr=i % 7 == 0 and "target_fps" not in kw) for i in range(3000)]
     ds = vl.VideoDataset.from_index(write_index(many, tmp_path / "i.parquet"), check_files="none")
     built = []
     real = vl.VideoInfo.__post_init__
@@ -207,10 +241,19 @@ def test_a_loader_over_a_large_index_builds_no_video_info(
     monkeypatch.setattr(vl.VideoInfo, "__post_init__", counted)
     loader = vl.VideoLoader(ds, batch_size=4, num_workers=0, backend="pyav", **kw)
     assert loader.stats["short_videos"] > 0 and built == []
-    if kw.get("target_fps") is None:  # target-fps plans read each video's timestamps (docs/scale.md)
-        n = len(loader)
-        state = loader.state_dict()
-        state["world_size"], state["batches_yielded"] = 3, 2  # saved at another world size, mid-epoch
-        loader.load_state_dict(state)
-        assert len(loader) != n and built == []
+    n = len(loader)
+    state = loader.state_dict()
+    state["world_size"], state["batches_yielded"] = 3, 2  # saved at another world size, mid-epoch
+    loader.load_state_dict(state)
+    assert len(loader) != n and built == []
     assert np.asarray(short_mask(ds, loader.config)).sum() == loader.stats["short_videos"]
+
+
+@pytest.mark.parametrize("kw", [CONFIGS[0], CONFIGS[4], CONFIGS[9]])
+def test_sharded_shuffled_plans_follow_the_rank_s_videos(indexed: vl.VideoDataset, kw: dict) -> None:
+    # One clip per video: a rank's plan is its share of the shuffled order (wrapped round), video by video.
+    cfg = SamplingConfig(**{**kw, "clips_per_video": 1})  # type: ignore[arg-type]
+    for rank in range(4):
+        mine = shard_videos(len(indexed), seed=5, epoch=1, rank=rank, world_size=4, shuffle=True)
+        expected = [c for v in mine for c in video_clips(indexed[v], v, cfg, seed=5, epoch=1)]
+        assert plan_epoch(indexed, cfg, seed=5, epoch=1, rank=rank, world_size=4) == expected

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ._index_writer import constant_step
 from ._info import VideoInfo
 
 
@@ -21,7 +22,8 @@ class VideoColumns(Protocol):
     def __len__(self) -> int: ...
 
     def array(self, name: str) -> np.ndarray:
-        """A numeric or boolean VideoInfo field (or ``total_frames``) of every video."""
+        """A numeric or boolean VideoInfo field of every video, or ``total_frames``, or ``pts_step`` (the
+        step of a constant rate's timestamps, 0 for a variable rate)."""
         ...
 
     def pts_at(self, videos: np.ndarray, frames: np.ndarray) -> np.ndarray:
@@ -51,6 +53,8 @@ class InfoColumns:
         return len(self._videos)
 
     def array(self, name: str) -> np.ndarray:
+        if name == "pts_step":  # as the index stores it: the step of a constant rate, else 0
+            return np.array([constant_step(v.frame_pts) for v in self._videos], np.int64)
         values = [getattr(v, name) for v in self._videos]
         return np.array(values, np.bool_ if values and isinstance(values[0], bool) else None)
 

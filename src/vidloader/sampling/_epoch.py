@@ -14,6 +14,7 @@ from ._clips import ClipPlan
 from ._config import SamplingConfig
 from ._random import TAG_CLIP_SEED, TAG_CLIP_SHUFFLE, TAG_ORDER, rng
 from ._stride_clips import stride_clips
+from ._time_clips import time_plan
 from ._video_clips import video_clips
 from ._video_columns import clip_counts, columns_of, short_mask
 
@@ -101,9 +102,9 @@ def plan_epoch(
         The rank's clips: its share of the epoch's (shuffled) videos, wrapped round to a multiple of
         ``world_size``, each video's clips, shuffled across the epoch when there are several per video. Plans
         whose clip count varies per video ("sliding", "without_replacement", skipped short videos) repeat
-        clips to pad every rank to the longest. Stride-mode plans are computed on arrays of first frames
-        and frame counts (a VideoDataset opened from an index gives them without building a VideoInfo per
-        video); target-fps plans read each video of the shard.
+        clips to pad every rank to the longest. Plans are computed on arrays of the videos' columns (a
+        VideoDataset opened from an index gives them without building a VideoInfo per video), but for
+        target-fps plans of variable-rate videos, which read each such video of the shard.
 
     Raises:
         ConfigError: a bad seed, epoch, rank or world size, or an empty dataset.
@@ -113,11 +114,12 @@ def plan_epoch(
     mine = order[rank::world_size]
     # Clips per video of the epoch's order, where ranks' clip counts can differ.
     counts = clip_counts(videos, cfg)[order] if world_size > 1 and _varies(cfg) else None
+    mine = _playable(videos, mine, cfg, seed=seed, epoch=epoch)
     if cfg.target_fps is None:
-        plan = _stride_plan(videos, mine, cfg, seed=seed, epoch=epoch)
+        first, num = _frame_ranges(videos)
+        plan = ClipPlan(*stride_clips(mine, first[mine], num[mine], cfg, seed=seed, epoch=epoch))
     else:
-        specs = [c for v in mine.tolist() for c in video_clips(videos[v], v, cfg, seed=seed, epoch=epoch)]
-        plan = ClipPlan.from_specs(specs, cfg.frames_per_clip)
+        plan = time_plan(videos, mine, cfg, seed=seed, epoch=epoch)
     n_clips = len(plan) if counts is None else _longest_rank(counts, world_size)
     if not len(plan):
         if n_clips > 0:
@@ -139,18 +141,18 @@ def _varies(cfg: SamplingConfig) -> bool:
     return cfg.windowed or cfg.short_video == "skip"
 
 
-def _stride_plan(
+def _playable(
     videos: Sequence[VideoInfo], mine: np.ndarray, cfg: SamplingConfig, *, seed: int, epoch: int
-) -> ClipPlan:
-    """The clips of ``mine`` in stride mode, on arrays (no VideoInfo per video)."""
-    first, num = _frame_ranges(videos)
-    if cfg.short_video in ("skip", "error"):
-        short = short_mask(videos, cfg)[mine]
-        if cfg.short_video == "error" and short.any():
-            v = int(mine[np.argmax(short)])
-            video_clips(videos[v], v, cfg, seed=seed, epoch=epoch)  # raises, naming the video
-        mine = mine[~short]
-    return ClipPlan(*stride_clips(mine, first[mine], num[mine], cfg, seed=seed, epoch=epoch))
+) -> np.ndarray:
+    """``mine`` less the videos shorter than a clip under ``short_video="skip"``; under "error" the first
+    of them raises, named."""
+    if cfg.short_video not in ("skip", "error"):
+        return mine
+    short = short_mask(videos, cfg)[mine]
+    if cfg.short_video == "error" and short.any():
+        v = int(mine[np.argmax(short)])
+        video_clips(videos[v], v, cfg, seed=seed, epoch=epoch)  # raises, naming the video
+    return mine[~short]
 
 
 def _longest_rank(counts: np.ndarray, world_size: int) -> int:
