@@ -115,3 +115,26 @@ def test_an_s3_folder_is_listed_once(tmp_path: Path) -> None:
         ds = vl.VideoDataset.from_index(index)
         assert [Path(s.path).name for s in ds.skipped] == ["v3.mp4"] and len(ds) == 4
         assert server.requests - before == 1  # one listing for the five objects
+
+
+def test_an_uploaded_local_index_is_checked_by_size(tmp_path: Path) -> None:
+    # Rows written from local files carry their modification times; uploaded with the files, the index
+    # names objects, which have no such time: existence and size decide (no local content hash is read).
+    fs = fsspec.filesystem("memory")
+    videos = []
+    for i in range(5):
+        (tmp_path / f"v{i}.mp4").write_bytes(b"x" * (20 + i))
+        fs.pipe_file(f"/up/data/v{i}.mp4", b"x" * (20 + i))
+        videos.append(info(str(tmp_path / f"v{i}.mp4"), 20 + i))
+    index = write_index(videos, tmp_path / "vidloader-index.parquet")
+    fs.pipe_file("/up/data/vidloader-index.parquet", index.read_bytes())
+    try:
+        url = "memory://up/data/vidloader-index.parquet"
+        assert len(vl.VideoDataset.from_index(url, strict=True, cache_dir=tmp_path / "cache")) == 5
+        fs.pipe_file("/up/data/v1.mp4", b"x" * 3)
+        ds = vl.VideoDataset.from_index(url, cache_dir=tmp_path / "cache")
+        assert [(Path(s.path).name, s.reason) for s in ds.skipped] == [
+            ("v1.mp4", "changed since indexed (size 21 -> 3 bytes)")
+        ]
+    finally:
+        fs.rm("/up", recursive=True)

@@ -111,7 +111,10 @@ def changed_rows(rows: IndexRows, mode: CheckFiles) -> list[tuple[int, str]]:
         bad[i] = f"changed since indexed (size {int(indexed[i])} -> {int(size[i])} bytes)"
     if mode == "all":
         stamped = rows.array("mtime_ns")
-        retimed = np.flatnonzero((size == indexed) & (stamped != 0) & (mtime != stamped))
+        # Objects have no modification time to compare (their rows may carry the time of the local files
+        # they were indexed from): existence and size decide for them.
+        timed = (size == indexed) & (stamped != 0) & ~remote[inverse]
+        retimed = np.flatnonzero(timed & (mtime != stamped))
         bad.update(_retimed(rows, retimed, files, inverse))
     return sorted(bad.items())
 
