@@ -103,8 +103,8 @@ def plan_epoch(
         ``world_size``, each video's clips, shuffled across the epoch when there are several per video. Plans
         whose clip count varies per video ("sliding", "without_replacement", skipped short videos) repeat
         clips to pad every rank to the longest. Plans are computed on arrays of the videos' columns (a
-        VideoDataset opened from an index gives them without building a VideoInfo per video), but for
-        target-fps plans of variable-rate videos, which read each such video of the shard.
+        VideoDataset opened from an index gives them without building a VideoInfo per video); only
+        target-fps plans read each variable-rate video of the shard as a VideoInfo.
 
     Raises:
         ConfigError: a bad seed, epoch, rank or world size, or an empty dataset.
