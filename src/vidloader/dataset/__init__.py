@@ -1,6 +1,7 @@
 """Indexing: VideoInfo, probing, manifests, the probe cache, and synthetic media."""
 
 from ._building import SkippedFile
+from ._columns import InfoColumns, VideoColumns
 from ._damaged import DamagedFile
 from ._dataset import VideoDataset
 from ._ffmpeg_log import enable_ffmpeg_log, ffmpeg_errors, ffmpeg_reason, forward_ffmpeg_log
@@ -30,6 +31,7 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "DamagedFile",
     "IndexRows",
+    "InfoColumns",
     "ManifestRow",
     "ProbeCache",
     "ProbeOptions",
@@ -37,6 +39,7 @@ __all__ = [
     "ShardReport",
     "SkippedFile",
     "StoreConfig",
+    "VideoColumns",
     "VideoDataset",
     "VideoInfo",
     "clear_store_cache",

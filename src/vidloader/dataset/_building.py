@@ -15,7 +15,8 @@ from .._main_guard import refuse_while_importing_main
 from .._redact import redact
 from .._validate import check_choice
 from ._damaged import DamagedFile, damaged_files, warn_damaged
-from ._index_reader import check_rows, index_base, read_index_table
+from ._file_check import changed_rows
+from ._index_reader import index_base, read_index_table
 from ._index_rows import IndexRows
 from ._index_schema import INDEX_VERSION
 from ._info import VideoInfo, whole_stream
@@ -127,7 +128,7 @@ def _still_valid(path: str | Path, video_stream: int | None, cache_dir: Any) -> 
     if meta.version < INDEX_VERSION:
         raise ConfigError(f"written by an older vidloader (index version {meta.version}, no damage records)")
     rows = IndexRows(table, base_dir=index_base(path))
-    bad = {i for i, _ in check_rows(rows, "all")}
+    bad = {i for i, _ in changed_rows(rows, "all")}
     streams = rows.values("video_stream")
     return {
         os.path.abspath(rows.path(i)): whole_stream(rows[i])

@@ -11,6 +11,7 @@ from typing import Any, Unpack
 from .._errors import ConfigError
 from .._main_guard import refuse_while_importing_main
 from ._building import OnError, SkippedFile, build_videos
+from ._columns import InfoColumns, VideoColumns, fingerprint
 from ._damaged import DamagedFile, damaged_files, warn_damaged
 from ._folder import VIDEO_EXTENSIONS, folder_videos
 from ._index_reader import CheckFiles, open_index
@@ -110,6 +111,12 @@ class VideoDataset(Sequence[VideoInfo]):
             return rows.paths()
         return rows.values(name)
 
+    @property
+    def columns(self) -> VideoColumns:
+        """Every video's facts as arrays (``array``, ``pts_at``, ``paths_of``): an index reads them from its
+        columns, so a pass over all videos (plans, short videos, audio lengths) builds no VideoInfo."""
+        return self.rows if self.rows is not None else InfoColumns(self._videos)
+
     def frame_ranges(self) -> tuple[Any, Any]:
         """(first_frame, num_frames) of every video as int64 numpy arrays: what stride plans need.
 
@@ -118,16 +125,17 @@ class VideoDataset(Sequence[VideoInfo]):
         """
         import numpy as np
 
-        rows = self.rows
-        if rows is not None:
-            return rows.column("first_frame"), rows.column("num_frames")
-        first = np.fromiter((v.first_frame for v in self._videos), np.int64, len(self._videos))
-        return first, np.fromiter((v.num_frames for v in self._videos), np.int64, len(self._videos))
+        cols = self.columns
+        return np.asarray(cols.array("first_frame"), np.int64), np.asarray(cols.array("num_frames"), np.int64)
 
     def fingerprint_items(self) -> list[tuple[str, int, int]]:
         """What identifies the dataset for resume checks: per video (path, first frame, frame count)."""
         first, num = self.frame_ranges()
         return list(zip(self.column("path"), first.tolist(), num.tolist(), strict=True))
+
+    def fingerprint(self) -> str:
+        """The digest of ``fingerprint_items`` (16 hex digits, what a loader state checks), column-wise."""
+        return fingerprint(self.columns)
 
     def summary(self) -> dict:
         sizes = zip(self.column("width"), self.column("height"), strict=True)
@@ -181,9 +189,10 @@ class VideoDataset(Sequence[VideoInfo]):
 
         Args:
             path: the ``.parquet`` index.
-            check_files: compare each local file with what was indexed: "all" (size and modification
-                time; copy datasets with ``rsync -a`` or ``cp -p`` to keep times), "size", or "none"
-                (no stat per file: the fastest open of a very large index).
+            check_files: compare each file with what was indexed: "all" (the size; where only the
+                modification time differs, as after ``cp -r``, a hash of its first and last 4 KiB), "size",
+                or "none" (no check: the fastest open). Objects named by URL: existence and size, a folder
+                listed once.
             strict: raise instead of leaving changed or missing files out with a warning.
             cache_dir: where the memory-mapped Arrow copy lives (default: the probe cache folder).
 

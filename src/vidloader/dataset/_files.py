@@ -3,10 +3,11 @@
 Local paths stay paths (FFmpeg opens them itself: the fast path). Any other fsspec URL (``s3://``,
 ``gs://``, ``https://``, ...) and any member of an uncompressed tar shard (``tar://<member>::<shard URL>``)
 becomes a seekable file object whose reads are byte ranges through fsspec's block cache: the container
-header and the GOPs a clip needs are fetched, never the whole file. A small per-process table keeps
-opened files (size, tar offsets and cached blocks), so the next clip of the same file re-reads nothing it
-already has. Requests go through ``call_with_retries`` (backoff, counted in ``store_stats``); a store that
-cannot be reached raises ``StoreUnavailableError`` from every function here, never a file's error."""
+header and the GOPs a clip needs are fetched, never the whole file. A per-process table keeps opened files
+(size, tar offsets and cached blocks), as many as their caches let fit in a memory budget, so the next clip
+of the same file re-reads nothing it already has. Requests go through ``call_with_retries`` (backoff,
+counted in ``store_stats``); a store that cannot be reached raises ``StoreUnavailableError`` from every
+function here, never a file's error."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from .._errors import ProbeError, StoreError
 from .._redact import redact
 from ._location import is_remote, tar_member
 from ._range import RangeFile, _Source, _Target
-from ._store import filesystem, store_config
+from ._store import StoreConfig, filesystem, store_config
 from ._store_health import reset_store_health
 from ._store_retry import call_with_retries
 
@@ -28,6 +29,10 @@ _targets: OrderedDict[str, _Target] = OrderedDict()
 _tar_members: dict[str, dict[str, tuple[int, int]]] = {}
 _sources: OrderedDict[str, _Source] = OrderedDict()
 _MAX_TARGETS = 4096
+# open_files=None: open files together cache at most what this many full caches would.
+_OPEN_CACHES = 8
+_held = 0  # the most the open files' caches can hold together, in bytes
+_WHOLE_BLOCKS = 4  # a file no larger than this many blocks is one block
 
 
 def register_tar_members(shard: str, members: dict[str, tuple[int, int]]) -> None:
@@ -118,21 +123,40 @@ def open_source(path: str, *, gop_bytes: int | None = None, cached: bool = True)
         if src is not None:
             _sources.move_to_end(path)
     if src is None:
+        target = _resolve(path)
         block = cfg.block_for(gop_bytes)
-        src = _Source(_resolve(path), block=block, max_blocks=max(4, cfg.cache_bytes // block))
+        if cfg.block_size is None and target.size <= _WHOLE_BLOCKS * block:
+            # A file of a few blocks is read whole by its first read: one request instead of several.
+            block = max(target.size, 1)
+        src = _Source(target, block=block, max_blocks=max(4, cfg.cache_bytes // block))
         with _lock:
-            _sources[path] = src
-            while len(_sources) > cfg.open_files:
-                # Dropped, not closed: a container still reading it keeps it alive until it is done.
-                _sources.popitem(last=False)
+            _keep_open(path, src, cfg)
     return RangeFile(src)
+
+
+def _keep_open(path: str, src: _Source, cfg: StoreConfig) -> None:
+    """Add ``src`` to the table of open files, dropping the least recently used ones past its size (a count
+    with ``open_files``; by default, what their caches can hold). Called with ``_lock`` held."""
+    global _held
+    earlier = _sources.pop(path, None)  # another thread opened the same file meanwhile
+    _held += src.most_bytes - (earlier.most_bytes if earlier is not None else 0)
+    _sources[path] = src
+    while len(_sources) > 1 and (
+        len(_sources) > cfg.open_files
+        if cfg.open_files is not None
+        else _held > _OPEN_CACHES * cfg.cache_bytes or len(_sources) > _MAX_TARGETS
+    ):
+        # Dropped, not closed: a container still reading it keeps it alive until it is done.
+        _held -= _sources.popitem(last=False)[1].most_bytes
 
 
 def clear_store_cache() -> None:
     """Forget this process's open remote files, their cached blocks, sizes and tar offsets (the next read
     of each starts cold: benchmarks, or objects replaced in place), and which stores it found unreachable."""
+    global _held
     with _lock:
         _sources.clear()
+        _held = 0
         _targets.clear()
         _tar_members.clear()
     reset_store_health()

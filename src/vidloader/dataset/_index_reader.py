@@ -7,11 +7,15 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+
+import numpy as np
 
 from .._errors import ConfigError
 from .._validate import check_bool, check_choice
+from ._file_check import CHECK_FILES_CHOICES, CheckFiles, changed_rows, row_reasons
 from ._index_rows import IndexRows
 from ._index_schema import (
     ADDED_COLUMNS,
@@ -21,12 +25,10 @@ from ._index_schema import (
     pyarrow_module,
     with_added_columns,
 )
-from ._location import folder_of, is_remote
+from ._location import folder_of, is_remote, resolve
 from ._probe_cache import default_cache_dir
 
 log = logging.getLogger("vidloader")
-CheckFiles = Literal["all", "size", "none"]
-CHECK_FILES_CHOICES: tuple[str, ...] = ("all", "size", "none")
 
 
 def index_base(path: str | Path) -> str:
@@ -109,28 +111,6 @@ def read_index_table(
     return table, meta, str(arrow)
 
 
-def check_rows(rows: IndexRows, mode: CheckFiles) -> list[tuple[int, str]]:
-    """Rows whose local file is gone or differs from what was indexed (size, and mtime under "all")."""
-    if mode == "none":
-        return []
-    size = rows.column("size_bytes").tolist()
-    mtime = rows.column("mtime_ns").tolist()
-    bad: list[tuple[int, str]] = []
-    for i, p in enumerate(rows.paths()):
-        if is_remote(p):
-            continue  # objects are checked when opened; a stat per object would cost a request each
-        try:
-            st = os.stat(p)
-        except OSError:
-            bad.append((i, "file no longer exists"))
-            continue
-        if st.st_size != size[i]:
-            bad.append((i, f"changed since indexed (size {size[i]} -> {st.st_size} bytes)"))
-        elif mode == "all" and mtime[i] and st.st_mtime_ns != mtime[i]:
-            bad.append((i, "changed since indexed (modification time differs; same size)"))
-    return bad
-
-
 def open_index(
     path: str | Path, *, check_files: CheckFiles, strict: bool, cache_dir: str | Path | None
 ) -> tuple[IndexRows, IndexMeta, list[tuple[str, str]]]:
@@ -145,14 +125,30 @@ def open_index(
     check_bool("strict", strict)
     table, meta, source = read_index_table(path, cache_dir=cache_dir)
     rows = IndexRows(table, base_dir=index_base(path), source=source)
-    bad = check_rows(rows, check_files)
+    meta = replace(meta, root=_root(meta, rows.base_dir), root_relative=False)
+    bad = changed_rows(rows, check_files)
+    pyarrow_module().default_memory_pool().release_unused()  # the check's resolved paths, freed
     left_out = [(rows.resolve(p), r) for p, r in meta.skipped]
     if bad:
-        first = f"{rows.path(bad[0][0])}: {bad[0][1]}"
-        msg = f"index {path} does not match {len(bad)} of its {len(rows)} files (first: {first})"
+        first = f"{rows.paths_of(np.array([bad[0][0]]))[0]}: {bad[0][1]}"
+        msg = (
+            f"index {path} does not match {len(bad)} of its {len(rows)} files, read under {rows.base_dir} "
+            f"(first: {first})"
+        )
         if strict:
             raise ConfigError(f"{msg}; rebuild it with `vidloader index`")
         log.warning("vidloader: %s; leaving them out (rebuild the index to use them)", msg)
-        left_out += [(rows.path(i), reason) for i, reason in bad]
+        left_out += row_reasons(rows, bad)
         rows = rows.without([i for i, _ in bad])
     return rows, meta, left_out
+
+
+def _root(meta: IndexMeta, base_dir: str) -> str:
+    """The dataset's folder where the index is now: its recorded root resolved against the index's folder
+    (an index written before roots were stored relative to it: that root while it exists, else the index's
+    own folder)."""
+    if meta.root is not None and meta.root_relative:
+        return resolve(base_dir, meta.root)
+    if meta.root is not None and (is_remote(meta.root) or os.path.exists(meta.root)):
+        return meta.root
+    return base_dir

@@ -6,8 +6,7 @@ pages it touches (the OS shares them), not a Python object per video and per fra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,7 @@ import numpy as np
 from ._index_schema import INFO_LISTS, INFO_SCALARS
 from ._info import VideoInfo
 from ._location import ABSOLUTE_PATTERN, UNNORMALISED_PATTERN, join_parts, resolve
+from ._mapped_row import MappedRow
 
 
 class _Column:
@@ -48,6 +48,18 @@ class _Column:
             offsets, values = self._lists[k]
             return tuple(values[offsets[j] : offsets[j + 1]].tolist())
         return self._chunks[k][j].as_py()
+
+    @property
+    def numeric(self) -> bool:
+        """Whether the column is numeric without nulls (``numpy()`` works)."""
+        return self._numpy is not None
+
+    @property
+    def lists(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per chunk, a list column's (offsets, values)."""
+        if self._lists is None:
+            raise TypeError("not a list column")
+        return self._lists
 
     def numpy(self) -> np.ndarray:
         """The whole column as one array (a copy when the table has several chunks)."""
@@ -101,12 +113,28 @@ class IndexRows(Sequence[VideoInfo]):
 
     def paths(self) -> list[str]:
         """Every row's path, resolved (in bulk, in Arrow: a million rows' fingerprint needs them all)."""
+        return self.path_array().to_pylist()
+
+    def path_array(self) -> Any:
+        """Every row's path, resolved, as an Arrow string array."""
+        return self.resolved(self._stored("path"))
+
+    def unique_paths(self) -> tuple[Any, np.ndarray]:
+        """The distinct files of the rows, resolved (an Arrow string array), and each row's position in it
+        (segments of one file share it): what a check of the files stats once per file."""
+        import pyarrow.compute as pc
+
+        col = self._stored("path")
+        distinct = pc.unique(col)
+        inverse = pc.index_in(col, value_set=distinct).to_numpy(zero_copy_only=False)
+        return self.resolved(distinct), np.asarray(inverse, np.int64)
+
+    def resolved(self, col: Any) -> Any:
+        """Stored paths (an Arrow string array) resolved against the index's folder, in Arrow; the few
+        that the writer would not have stored (``./a``, ``a//b``) one by one."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        col = self.table.column("path")
-        if self._keep is not None:
-            col = col.take(pa.array(self._keep))
         absolute = pc.starts_with(col, "/")
         # A URL or a drive path holds a colon: the regex, the slowest test, runs only when some path has one.
         if pc.any(pc.match_substring(col, ":")).as_py():
@@ -117,12 +145,26 @@ class IndexRows(Sequence[VideoInfo]):
             # is resolved once, and the rest of each path joined to it.
             rest = pc.replace_substring_regex(col, r"^(?:\.\./)+", "")
             depth = pc.divide(pc.subtract(pc.utf8_length(col), pc.utf8_length(rest)), 3)
-        out = pc.if_else(absolute, col, _joined(self.base_dir, rest, depth)).to_pylist()
+        out = pc.if_else(absolute, col, _joined(self.base_dir, rest, depth))
         # What is left: relative paths the writer would not have stored ("./a", "a//b", "a/../b").
-        odd = pc.and_not(pc.match_substring_regex(rest, UNNORMALISED_PATTERN), absolute)
-        for i in np.flatnonzero(odd.to_numpy(zero_copy_only=False)).tolist():
-            out[i] = self.resolve(col[i].as_py())
-        return out
+        odd = np.flatnonzero(
+            pc.and_not(pc.match_substring_regex(rest, UNNORMALISED_PATTERN), absolute).to_numpy(
+                zero_copy_only=False
+            )
+        )
+        if not len(odd):
+            return out
+        values = out.to_pylist()
+        for i in odd.tolist():
+            values[i] = self.resolve(col[i].as_py())
+        return pa.array(values, pa.string())
+
+    def _stored(self, name: str) -> Any:
+        """A column as stored, in this sequence's order (a chunked Arrow array)."""
+        import pyarrow as pa
+
+        col = self.table.column(name)
+        return col if self._keep is None else col.take(pa.array(self._keep))
 
     def __getitem__(self, i):
         if isinstance(i, slice):
@@ -165,6 +207,59 @@ class IndexRows(Sequence[VideoInfo]):
         is_set = pc.fill_null(pc.not_equal(col, ""), False)
         return np.flatnonzero(is_set.to_numpy(zero_copy_only=False)).tolist()
 
+    def array(self, name: str) -> np.ndarray:
+        """Any numeric or boolean column as numpy, in this sequence's order (nulls, as in ``start`` or an
+        older index's missing column, read as 0)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if name not in self._cols:
+            return np.zeros(len(self), np.int64)
+        if self._cols[name].numeric:  # zero-copy chunks joined by numpy, no Arrow allocation
+            return self.column(name)
+        col = self._stored(name)
+        if col.null_count:
+            col = pc.fill_null(col, pa.scalar(0, col.type))
+        return np.asarray(col.to_numpy(), np.bool_ if pa.types.is_boolean(col.type) else None)
+
+    def array_valid(self, name: str) -> np.ndarray:
+        """Where a column holds a value (not null), in this sequence's order; all False when it is absent."""
+        import pyarrow.compute as pc
+
+        if name not in self._cols:
+            return np.zeros(len(self), bool)
+        return np.asarray(pc.is_valid(self._stored(name)).to_numpy(zero_copy_only=False), bool)
+
+    def pts_at(self, videos: np.ndarray, frames: np.ndarray) -> np.ndarray:
+        """The pts of frame ``frames[i]`` (of the whole stream) of video ``videos[i]``, as int64, read from the
+        columns: start + frame x step at a constant rate, the stored list otherwise.
+
+        Raises:
+            IndexError: a video has no timestamp for that frame.
+        """
+        rows = np.asarray(videos, np.int64) if self._keep is None else self._keep[videos]
+        frames = np.asarray(frames, np.int64)
+        total = self._cols["total_frames"].numpy()[rows]
+        if np.any((frames < 0) | (frames >= total)):
+            bad = int(np.flatnonzero((frames < 0) | (frames >= total))[0])
+            raise IndexError(f"{self.path(int(videos[bad]))}: no timestamp for frame {int(frames[bad])}")
+        step = self._cols["pts_step"].numpy()[rows]
+        out = self._cols["pts_start"].numpy()[rows] + frames * step
+        listed = np.flatnonzero(step == 0)
+        chunk = np.searchsorted(self._starts, rows[listed], side="right") - 1
+        for k in np.unique(chunk).tolist():
+            sel = listed[chunk == k]
+            offsets, values = self._cols["frame_pts"].lists[k]
+            out[sel] = values[offsets[rows[sel] - self._starts[k]] + frames[sel]]
+        return out
+
+    def paths_of(self, videos: np.ndarray) -> list[str]:
+        """The resolved paths of some videos (positions in this sequence), without a VideoInfo each."""
+        import pyarrow as pa
+
+        rows = np.asarray(videos, np.int64) if self._keep is None else self._keep[videos]
+        return self.resolved(self.table.column("path").take(pa.array(rows))).to_pylist()
+
     def values(self, name: str) -> list[Any]:
         """Any column as Python values, in this sequence's order."""
         col = self.table.column(name).to_pylist()
@@ -185,30 +280,3 @@ def _joined(folder: str, rest: Any, depth: Any) -> Any:
             part = pc.binary_join_element_wise(prefix, rest, suffix, "")
         out = part if out is None else pc.if_else(pc.equal(depth, d), part, out)
     return out
-
-
-@dataclass(frozen=True)
-class MappedRow:
-    """Row ``row`` of the memory-mapped Arrow index file ``source`` (paths resolving against ``base_dir``):
-    what a VideoInfo read from it pickles as."""
-
-    source: str
-    base_dir: str
-    row: int
-
-    def reduce(self) -> tuple[Callable[..., VideoInfo], tuple[Any, ...]]:
-        return (mapped_row, (self.source, self.base_dir, self.row))
-
-
-_MAPPED: dict[tuple[str, str], IndexRows] = {}
-
-
-def mapped_row(source: str, base_dir: str, row: int) -> VideoInfo:
-    """Unpickle a row-backed VideoInfo: map the Arrow file once per process, read the row from it."""
-    rows = _MAPPED.get((source, base_dir))
-    if rows is None:
-        import pyarrow as pa
-
-        table = pa.ipc.open_file(pa.memory_map(source, "r")).read_all()
-        rows = _MAPPED[(source, base_dir)] = IndexRows(table, base_dir=base_dir, source=source)
-    return rows.at_row(row)

@@ -104,6 +104,9 @@ def index_schema() -> Any:
             # Not part of VideoInfo: what the file was when probed, and which video stream was asked for.
             ("mtime_ns", pa.int64()),
             ("video_stream", pa.int32()),
+            # A hash of the file's size, first and last 4 KiB (null: a URL, or not recorded): tells a copy
+            # with new modification times from a changed file. Optional when reading.
+            ("content_hash", pa.int64()),
         ]
     )
 
@@ -116,6 +119,9 @@ class IndexMeta:
     classes: tuple[str, ...]
     skipped: tuple[tuple[str, str], ...]
     root: str | None
+    # Whether ``root`` is stored relative to the index's folder (so it follows a copied dataset); indexes
+    # written before it was recorded that way stored it as given.
+    root_relative: bool = False
 
     def to_bytes(self) -> bytes:
         return json.dumps(
@@ -124,6 +130,7 @@ class IndexMeta:
                 "classes": list(self.classes),
                 "skipped": [list(s) for s in self.skipped],
                 "root": self.root,
+                "root_relative": self.root_relative,
             }
         ).encode()
 
@@ -143,6 +150,7 @@ class IndexMeta:
             classes=tuple(d.get("classes", ())),
             skipped=tuple((str(p), str(r)) for p, r in d.get("skipped", ())),
             root=d.get("root"),
+            root_relative=bool(d.get("root_relative", False)),
         )
 
 

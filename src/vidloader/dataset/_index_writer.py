@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigError
+from ._file_check import content_hash
 from ._index_schema import (
     INDEX_SUFFIX,
     INDEX_VERSION,
@@ -40,7 +41,7 @@ def _mtime_ns(path: str) -> int:
         return 0
 
 
-def _constant_step(pts: Sequence[int]) -> int:
+def constant_step(pts: Sequence[int]) -> int:
     """The step of an arithmetic sequence of two or more timestamps, else 0."""
     if len(pts) < 2:
         return 0
@@ -59,7 +60,7 @@ def info_columns(videos: Sequence[VideoInfo]) -> dict[str, Any]:
         for name in (*INFO_SCALARS, *INFO_LISTS):
             value = getattr(v, name)
             cols[name].append(list(value) if name in INFO_LISTS else value)
-        step = _constant_step(v.frame_pts)
+        step = constant_step(v.frame_pts)
         if step:
             cols["frame_pts"][-1] = []
         cols["pts_start"].append(v.frame_pts[0] if v.frame_pts else 0)
@@ -71,6 +72,7 @@ def info_columns(videos: Sequence[VideoInfo]) -> dict[str, Any]:
 def _batch(pa: Any, videos: Sequence[VideoInfo], index_dir: str, video_stream: int | None) -> Any:
     cols = info_columns(videos)
     cols["mtime_ns"] = [_mtime_ns(p) for p in cols["path"]]
+    cols["content_hash"] = [None if is_remote(p) else content_hash(p) for p in cols["path"]]
     cols["path"] = [stored_path(p, index_dir) for p in cols["path"]]
     cols["video_stream"] = [video_stream] * len(videos)
     schema = index_schema()
@@ -107,7 +109,8 @@ def write_index(
         raise ConfigError(f"index path {path} must end in {INDEX_SUFFIX!r}")
     index_dir = os.path.abspath(path.parent)
     unusable = tuple((stored_path(p, index_dir), r) for p, r in skipped)
-    meta = IndexMeta(INDEX_VERSION, tuple(classes), unusable, root)
+    # The root is stored like the paths, relative to the index, so a copied dataset names its new folder.
+    meta = IndexMeta(INDEX_VERSION, tuple(classes), unusable, root and stored_path(root, index_dir), True)
     schema = index_schema().with_metadata({META_KEY: meta.to_bytes()})
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

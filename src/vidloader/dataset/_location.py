@@ -30,6 +30,8 @@ import re
 
 # The patterns are RE2's syntax as well as Python's: IndexRows applies them to a whole column in Arrow.
 _URL_HEAD = r"[A-Za-z][A-Za-z0-9+.-]+://"
+# A URL.
+URL_PATTERN = rf"^{_URL_HEAD}"
 # A URL, a POSIX absolute path, or a Windows drive path.
 ABSOLUTE_PATTERN = rf"^(?:{_URL_HEAD}|/|[A-Za-z]:[/\\])"
 # What a relative path must not hold for prefix + path to equal the normalised join (``join_parts``): a "."

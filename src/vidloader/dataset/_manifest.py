@@ -2,8 +2,9 @@
 
 A manifest may live in a store (any fsspec URL) and may name videos by URL. A row can instead name a member
 of an uncompressed tar shard (`shard,member,label`, as `vidloader shard` writes), optionally with the
-member's byte `offset` and `size` in the shard and its probed `info` (a VideoInfo record), which spare the
-loader the shard's tar headers and the probe."""
+member's byte `offset` and `size` in the shard and its probed `info` (a VideoInfo record; a constant-rate
+stream's timestamps as `pts_start`, `pts_step`, `total_frames`), which spare the loader the shard's tar
+headers and the probe."""
 
 from __future__ import annotations
 
@@ -144,9 +145,14 @@ def known_info(row: ManifestRow) -> VideoInfo | ConfigError | None:
         register_tar_members(shard, {member: (offset, size)})
     if row.info is None:
         return None
+    info = {**row.info, "path": row.path, "label": -1}
     try:
-        return VideoInfo.from_json({**row.info, "path": row.path, "label": -1})
-    except (TypeError, ValueError) as exc:  # missing or extra keys, or values VideoInfo refuses
+        if "pts_step" in info:  # a constant rate's timestamps, as `vidloader shard` writes them
+            start, step, total = (info.pop(k) for k in ("pts_start", "pts_step", "total_frames"))
+            if step:
+                info["frame_pts"] = range(start, start + step * total, step)
+        return VideoInfo.from_json(info)
+    except (TypeError, ValueError, KeyError) as exc:  # missing or extra keys, or values VideoInfo refuses
         return ConfigError(f"{redact(row.path)}: the manifest's info is not a VideoInfo record ({exc})")
 
 

@@ -34,6 +34,11 @@ class _Source:
         self.cache = fsspec.caching.BlockCache(block, self._fetch, target.size, max_blocks)
         count("opens")
 
+    @property
+    def most_bytes(self) -> int:
+        """The most this file's cache can hold: the whole file, or all its blocks."""
+        return min(self.target.size, self.cache.blocksize * self.cache.maxblocks)
+
     def _fetch(self, start: int, end: int) -> bytes:
         t = self.target
         start, end = max(start, 0), min(end, t.size)

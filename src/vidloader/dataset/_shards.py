@@ -1,7 +1,9 @@
 """Packing a dataset into uncompressed tar shards plus a manifest of (shard, member, label, offsets, info).
 
 Millions of small clips become a few thousand objects; the manifest's byte offsets and probed VideoInfo
-let the loader read any member by range without scanning tar headers or probing again."""
+let the loader read any member by range without scanning tar headers or probing again. A constant-rate
+stream's frame timestamps are written as the index stores them, ``pts_start``, ``pts_step`` and
+``total_frames`` (an empty ``frame_pts``), not one number per frame."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from .._errors import ConfigError
 from .._validate import check_int
 from ._dataset import VideoDataset
 from ._files import read_bytes, source_size
+from ._index_writer import constant_step
 from ._info import VideoInfo
 from ._location import is_remote
 
@@ -149,6 +152,9 @@ def _row(
     info = v.to_json()
     for k in ("path", "label"):
         info.pop(k)
+    step = constant_step(v.frame_pts)
+    if step:  # a constant frame rate: the timestamps as the index stores them, three numbers
+        info.update(frame_pts=[], pts_start=v.frame_pts[0], pts_step=step, total_frames=len(v.frame_pts))
     return {
         "shard": shard,
         "member": member,

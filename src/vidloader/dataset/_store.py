@@ -18,7 +18,7 @@ from typing import Any
 
 from .._errors import ConfigError
 from .._redact import redact
-from .._validate import check_int, check_positive_float
+from .._validate import check_int, check_opt_int, check_positive_float
 from ._store_health import store_key
 
 _KiB, _MiB = 1 << 10, 1 << 20
@@ -42,7 +42,10 @@ class StoreConfig:
         backoff: seconds before the first retry; doubles each retry (random jitter), capped at 5 s.
         request_timeout: seconds one request may take in all, its attempts and the waits between them:
             no retry starts that would end past it (and S3's connect and read timeouts lie inside it).
-        open_files: remote files kept open per process (size, tar offsets and cached blocks).
+        open_files: remote files kept open per process (size, tar offsets and cached blocks). None (the
+            default) sizes the table from the files: every file stays open while the blocks all open files
+            can cache (each at most its size or ``cache_bytes``) fit in 8 x ``cache_bytes``, so a dataset of
+            small files is opened once per process, and files larger than ``cache_bytes`` keep 8 open.
     """
 
     block_size: int | None = None
@@ -52,7 +55,7 @@ class StoreConfig:
     retries: int = 5
     backoff: float = 0.2
     request_timeout: float = 30.0
-    open_files: int = 8
+    open_files: int | None = None
 
     def __post_init__(self) -> None:
         if self.block_size is not None:
@@ -63,7 +66,7 @@ class StoreConfig:
         check_int("StoreConfig.retries", self.retries, minimum=0)
         check_positive_float("StoreConfig.backoff", self.backoff)
         check_positive_float("StoreConfig.request_timeout", self.request_timeout)
-        check_int("StoreConfig.open_files", self.open_files, minimum=1)
+        check_opt_int("StoreConfig.open_files", self.open_files, minimum=1)
 
     def block_for(self, gop_bytes: int | None) -> int:
         if self.block_size is not None:

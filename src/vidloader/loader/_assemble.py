@@ -20,7 +20,7 @@ import torch
 
 from .._errors import ConfigError
 from ..backends import AudioSpan, AudioSpec
-from ..dataset import VideoDataset, VideoInfo
+from ..dataset import VideoDataset
 from ..ops import RaggedClips
 from ..sampling import ClipSpec, SamplingConfig, clip_seed
 from ._batch import ClipBatch, frame_mask
@@ -183,13 +183,17 @@ def ragged_frames(frames: Sequence[torch.Tensor], device: torch.device) -> Ragge
 LOG_MEL_EPS = 1e-6
 
 
-def _video_fps(info: VideoInfo) -> float | None:
-    if info.fps > 0:
-        return float(info.fps)
-    n = len(info.frame_pts)
-    if n > 1 and info.frame_pts[-1] > info.frame_pts[0]:
-        return float((n - 1) / ((info.frame_pts[-1] - info.frame_pts[0]) * info.time_base))
-    return None
+def _lowest_fps(dataset: VideoDataset, *, default: float) -> float:
+    """The lowest frame rate of the videos, from the ``fps`` column; a video without a nominal rate (rare)
+    is read whole for the mean rate of its timestamps."""
+    fps = np.asarray(dataset.columns.array("fps"), np.float64)
+    rates = [float(fps[fps > 0].min())] if np.any(fps > 0) else []
+    for i in np.flatnonzero(~(fps > 0)).tolist():
+        info = dataset[i]
+        pts = info.frame_pts
+        if len(pts) > 1 and pts[-1] > pts[0]:
+            rates.append(float((len(pts) - 1) / ((pts[-1] - pts[0]) * info.time_base)))
+    return min(rates, default=default)
 
 
 def audio_samples(spec: AudioSpec, sampling: SamplingConfig, dataset: VideoDataset) -> int:
@@ -213,9 +217,8 @@ def audio_samples(spec: AudioSpec, sampling: SamplingConfig, dataset: VideoDatas
     elif sampling.target_fps is not None:
         seconds = sampling.frames_per_clip / sampling.target_fps
     else:
-        rates = [fps for fps in map(_video_fps, dataset) if fps is not None]
         # 25: no video to go by; the number only sizes an empty loader's audio.
-        seconds = sampling.frames_per_clip * sampling.frame_stride / min(rates, default=25.0)
+        seconds = sampling.frames_per_clip * sampling.frame_stride / _lowest_fps(dataset, default=25.0)
     return max(1, round(seconds * spec.sample_rate))
 
 

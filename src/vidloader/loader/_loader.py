@@ -31,7 +31,6 @@ from ._state import (
     EpochPlans,
     LoaderStats,
     check_state,
-    dataset_fingerprint,
     make_state,
     short_videos,
 )
@@ -85,7 +84,7 @@ class VideoLoader:
         )
         self._short_videos = short_videos(dataset, cfg)
         self._pool = DecodePool(num_workers=cfg.num_workers, worker_type=cfg.worker_type)
-        self._dataset_fp = dataset_fingerprint(dataset.fingerprint_items())
+        self._dataset_fp = dataset.fingerprint()
         self._cursor = EpochCursor()
         self._stats = LoaderStats(cfg)
         # Idle batch buffers kept: as many as can be in flight (submitted ahead, queued, the caller's).
@@ -285,7 +284,7 @@ class VideoLoader:
         count when they happen."""
         extra = {
             "short_video": self.config.short_video,
-            "short_videos": len(self._short_videos),
+            "short_videos": self._short_videos,
             # Remote reads of this process (range requests, bytes, retries); process workers count in theirs.
             "store": store_stats(),
         }

@@ -11,7 +11,6 @@ clips every rank consumed in it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections import Counter
@@ -20,23 +19,25 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import numpy as np
+
 from .._budget import SkipBudget, loss_report
 from .._errors import ConfigError, StateMismatchError, VideoError
 from ..dataset import VideoDataset
-from ..sampling import ClipPlan, ClipSpec, SamplingConfig, check_stages, is_short, resume_plan
+from ..sampling import (
+    ClipPlan,
+    ClipSpec,
+    SamplingConfig,
+    check_stages,
+    resume_plan,
+    short_mask,
+)
 from ._config import LoaderConfig
 
 log = logging.getLogger("vidloader")
 
 STATE_VERSION = 2
 Stages = tuple[tuple[int, int], ...]
-
-
-def dataset_fingerprint(items: list[tuple[str, int, int]]) -> str:
-    h = hashlib.sha256()
-    for path, first, n in items:
-        h.update(f"{path}\0{first}\0{n}\n".encode())
-    return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -110,20 +111,23 @@ def check_state(
     return ResumePoint(epoch, 0, (*stages, (saved_ws, clips)))
 
 
-def short_videos(dataset: VideoDataset, cfg: SamplingConfig) -> list[str]:
-    """Paths of the videos shorter than one clip; raises under ``short_video="error"``, logs otherwise.
+def short_videos(dataset: VideoDataset, cfg: SamplingConfig) -> int:
+    """How many videos are shorter than one clip (found on the dataset's columns); raises under
+    ``short_video="error"``, logs otherwise.
 
     Raises:
         ConfigError: some video is short and ``cfg.short_video == "error"`` (refused at construction, not
             part-way through an epoch).
     """
-    paths = [v.path for v in dataset if is_short(v, cfg)]
-    if not paths:
-        return paths
-    listed = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+    short = np.flatnonzero(short_mask(dataset, cfg))
+    if not len(short):
+        return 0
+    listed = ", ".join(dataset.columns.paths_of(short[:5])) + (
+        f" and {len(short) - 5} more" if len(short) > 5 else ""
+    )
     if cfg.short_video == "error":
         raise ConfigError(
-            f"{len(paths)} videos are shorter than one clip of {cfg.frames_per_clip} frames ({listed}) and "
+            f"{len(short)} videos are shorter than one clip of {cfg.frames_per_clip} frames ({listed}) and "
             "short_video='error'; choose short_video='pad', 'loop' or 'skip', or shorten the clip"
         )
     what = {
@@ -133,12 +137,12 @@ def short_videos(dataset: VideoDataset, cfg: SamplingConfig) -> list[str]:
     }[cfg.short_video]
     log.warning(
         "vidloader: %d videos are shorter than one clip (%s); short_video=%r %s",
-        len(paths),
+        len(short),
         listed,
         cfg.short_video,
         what,
     )
-    return paths
+    return len(short)
 
 
 class EpochPlans:

@@ -13,6 +13,7 @@ from ._config import (
 from ._elastic import check_stages, deal, remaining, resume_plan
 from ._epoch import clip_seed, plan_epoch, shard_videos
 from ._video_clips import is_short, video_clips
+from ._video_columns import clip_counts, short_mask
 
 __all__ = [
     "CLIPS_PER_VIDEO_MODES",
@@ -25,6 +26,7 @@ __all__ = [
     "SamplingMode",
     "ShortVideo",
     "check_stages",
+    "clip_counts",
     "clip_seed",
     "deal",
     "is_short",
@@ -32,5 +34,6 @@ __all__ = [
     "remaining",
     "resume_plan",
     "shard_videos",
+    "short_mask",
     "video_clips",
 ]

@@ -75,6 +75,19 @@ class ClipPlan(Sequence[ClipSpec]):
             np.array([c.padded for c in specs], np.int32),
         )
 
+    @classmethod
+    def concat(cls, plans: Sequence[Sequence[ClipSpec]]) -> ClipPlan:
+        """One plan of several in order (ClipPlans joined as arrays; other sequences read clip by clip)."""
+        parts = [cls.from_specs(p, len(p[0].frame_indices)) for p in plans if len(p)]
+        if not parts:
+            return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 1), np.int32))
+        return cls(
+            np.concatenate([p.videos for p in parts]),
+            np.concatenate([p.clips for p in parts]),
+            np.concatenate([p.frames for p in parts]),
+            np.concatenate([p.padded for p in parts]),
+        )
+
     def take(self, rows: np.ndarray) -> ClipPlan:
         return ClipPlan(self.videos[rows], self.clips[rows], self.frames[rows], self.padded[rows])
 

@@ -12,11 +12,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from .._errors import ConfigError
 from .._validate import check_index, is_int
-from ._clips import ClipSpec
+from ._clips import ClipPlan, ClipSpec
 
 PlanFn = Callable[[int, int], Sequence[ClipSpec]]
+
+
+def _dealt(clips: np.ndarray, rank: int, world_size: int) -> np.ndarray:
+    """Positions of ``rank``'s share of ``clips`` dealt round-robin, padded from the start."""
+    if not len(clips):
+        return clips
+    per_rank = -(-len(clips) // world_size)
+    return clips[(rank + np.arange(per_rank) * world_size) % len(clips)]
+
+
+def _left(shares: np.ndarray, consumed: int) -> np.ndarray:
+    """What ranks holding the rows of ``shares`` had not consumed, position by position."""
+    return shares[:, consumed:].T.ravel()
 
 
 def deal(clips: Sequence[ClipSpec], *, rank: int, world_size: int) -> list[ClipSpec]:
@@ -34,10 +49,12 @@ def deal(clips: Sequence[ClipSpec], *, rank: int, world_size: int) -> list[ClipS
         ConfigError: ``rank`` is outside ``[0, world_size)``.
     """
     check_index("rank", rank, world_size)
-    if not clips:
-        return []
-    per_rank = -(-len(clips) // world_size)
-    return [clips[(rank + k * world_size) % len(clips)] for k in range(per_rank)]
+    return [clips[i] for i in _dealt(np.arange(len(clips)), rank, world_size).tolist()]
+
+
+def _check_equal(lengths: Sequence[int]) -> None:
+    if len(set(lengths)) > 1:
+        raise ConfigError(f"ranks of one stage must hold equally many clips, got {list(lengths)}")
 
 
 def remaining(shares: Sequence[Sequence[ClipSpec]], consumed: int) -> list[ClipSpec]:
@@ -53,10 +70,10 @@ def remaining(shares: Sequence[Sequence[ClipSpec]], consumed: int) -> list[ClipS
     Raises:
         ConfigError: the ranks hold different numbers of clips.
     """
-    if len({len(s) for s in shares}) > 1:
-        raise ConfigError(f"ranks of one stage must hold equally many clips, got {[len(s) for s in shares]}")
+    _check_equal([len(s) for s in shares])
     length = len(shares[0]) if shares else 0
-    return [share[k] for k in range(min(consumed, length), length) for share in shares]
+    left = _left(np.arange(len(shares) * length).reshape(len(shares), length), consumed)
+    return [shares[i // length][i % length] for i in left.tolist()]
 
 
 def check_stages(stages: object) -> list[tuple[int, int]]:
@@ -92,11 +109,20 @@ def resume_plan(
 
     Returns:
         This rank's clips of the current stage, in order (all ranks get equally many).
+
+    Raises:
+        ConfigError: ``rank`` is outside ``[0, world_size)``, or the ranks of a stage hold different
+            numbers of clips.
     """
+    check_index("rank", rank, world_size)
     if not stages:
         return plan(rank, world_size)
+    # Clips are followed as positions in stage 0's plans (arrays), not as ClipSpec objects.
     w0, consumed = stages[0]
-    left = remaining([plan(r, w0) for r in range(w0)], consumed)
+    shares = [plan(r, w0) for r in range(w0)]
+    _check_equal([len(s) for s in shares])
+    length = len(shares[0])
+    left = _left(np.arange(w0 * length).reshape(w0, length), consumed)
     for w, consumed in stages[1:]:
-        left = remaining([deal(left, rank=r, world_size=w) for r in range(w)], consumed)
-    return deal(left, rank=rank, world_size=world_size)
+        left = _left(np.stack([_dealt(left, r, w) for r in range(w)]), consumed)
+    return ClipPlan.concat(shares).take(_dealt(left, rank, world_size))

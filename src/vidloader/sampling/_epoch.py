@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -14,16 +13,10 @@ from ..dataset import VideoInfo
 from ._clips import ClipPlan
 from ._config import SamplingConfig
 from ._random import TAG_CLIP_SEED, TAG_CLIP_SHUFFLE, TAG_ORDER, rng
-from ._stride_clips import stride_clips, window_counts
-from ._video_clips import clip_count, video_clips
-
-
-@runtime_checkable
-class FrameRanges(Protocol):
-    """Videos that give every video's (first_frame, num_frames) as two arrays without a VideoInfo each
-    (``VideoDataset.frame_ranges``: an index reads them column-wise)."""
-
-    def frame_ranges(self) -> tuple[Any, Any]: ...
+from ._stride_clips import stride_clips
+from ._time_clips import time_plan
+from ._video_clips import video_clips
+from ._video_columns import clip_counts, columns_of, short_mask
 
 
 def clip_seed(seed: int, epoch: int, video_index: int, clip_index: int) -> int:
@@ -44,14 +37,8 @@ def clip_seed(seed: int, epoch: int, video_index: int, clip_index: int) -> int:
 
 
 def _frame_ranges(videos: Sequence[VideoInfo]) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(videos, FrameRanges):
-        first, num = videos.frame_ranges()
-        return np.asarray(first, np.int64), np.asarray(num, np.int64)
-    n = len(videos)
-    return (
-        np.fromiter((v.first_frame for v in videos), np.int64, n),
-        np.fromiter((v.num_frames for v in videos), np.int64, n),
-    )
+    cols = columns_of(videos)
+    return np.asarray(cols.array("first_frame"), np.int64), np.asarray(cols.array("num_frames"), np.int64)
 
 
 def _check_rank(seed: int, epoch: int, rank: int, world_size: int) -> None:
@@ -114,10 +101,10 @@ def plan_epoch(
     Returns:
         The rank's clips: its share of the epoch's (shuffled) videos, wrapped round to a multiple of
         ``world_size``, each video's clips, shuffled across the epoch when there are several per video. Plans
-        whose clip count varies per video ("sliding", "without_replacement") repeat clips to pad every rank to
-        the longest. Stride-mode plans with exact clip counts and padded short videos are computed on
-        arrays of first frames and frame counts (a VideoDataset opened from an index gives them without
-        building a VideoInfo per video); the others read each video of the shard.
+        whose clip count varies per video ("sliding", "without_replacement", skipped short videos) repeat
+        clips to pad every rank to the longest. Plans are computed on arrays of the videos' columns (a
+        VideoDataset opened from an index gives them without building a VideoInfo per video); only
+        target-fps plans read each variable-rate video of the shard as a VideoInfo.
 
     Raises:
         ConfigError: a bad seed, epoch, rank or world size, or an empty dataset.
@@ -125,17 +112,14 @@ def plan_epoch(
     _check_rank(seed, epoch, rank, world_size)
     order = _padded_order(len(videos), seed=seed, epoch=epoch, world_size=world_size, shuffle=cfg.shuffle)
     mine = order[rank::world_size]
-    counts = None  # clips per video of the epoch's order, where ranks' clip counts can differ
-    if cfg.target_fps is None and cfg.clips_per_video_mode == "exact" and cfg.short_video == "pad":
+    # Clips per video of the epoch's order, where ranks' clip counts can differ.
+    counts = clip_counts(videos, cfg)[order] if world_size > 1 and _varies(cfg) else None
+    mine = _playable(videos, mine, cfg, seed=seed, epoch=epoch)
+    if cfg.target_fps is None:
         first, num = _frame_ranges(videos)
         plan = ClipPlan(*stride_clips(mine, first[mine], num[mine], cfg, seed=seed, epoch=epoch))
-        if cfg.sampling == "sliding" and world_size > 1:
-            counts = window_counts(num, cfg)[order]
     else:
-        specs = [c for v in mine.tolist() for c in video_clips(videos[v], v, cfg, seed=seed, epoch=epoch)]
-        plan = ClipPlan.from_specs(specs, cfg.frames_per_clip)
-        if (cfg.windowed or cfg.short_video == "skip") and world_size > 1:
-            counts = _clip_counts(videos, order, cfg)
+        plan = time_plan(videos, mine, cfg, seed=seed, epoch=epoch)
     n_clips = len(plan) if counts is None else _longest_rank(counts, world_size)
     if not len(plan):
         if n_clips > 0:
@@ -152,10 +136,23 @@ def plan_epoch(
     return plan.take(sel)
 
 
-def _clip_counts(videos: Sequence[VideoInfo], order: np.ndarray, cfg: SamplingConfig) -> np.ndarray:
-    """How many clips each video of ``order`` gives (each distinct video read once)."""
-    per_video = {v: clip_count(videos[v], cfg) for v in set(order.tolist())}
-    return np.array([per_video[v] for v in order.tolist()], np.int64)
+def _varies(cfg: SamplingConfig) -> bool:
+    """Whether videos give different numbers of clips (windows, or none for a skipped short video)."""
+    return cfg.windowed or cfg.short_video == "skip"
+
+
+def _playable(
+    videos: Sequence[VideoInfo], mine: np.ndarray, cfg: SamplingConfig, *, seed: int, epoch: int
+) -> np.ndarray:
+    """``mine`` less the videos shorter than a clip under ``short_video="skip"``; under "error" the first
+    of them raises, named."""
+    if cfg.short_video not in ("skip", "error"):
+        return mine
+    short = short_mask(videos, cfg)[mine]
+    if cfg.short_video == "error" and short.any():
+        v = int(mine[np.argmax(short)])
+        video_clips(videos[v], v, cfg, seed=seed, epoch=epoch)  # raises, naming the video
+    return mine[~short]
 
 
 def _longest_rank(counts: np.ndarray, world_size: int) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._config import SamplingConfig
-from ._random import TAG_CLIPS, uniform01
+from ._random import TAG_CLIPS, choose_windows, uniform01
 
 
 def _round_half_even(num: np.ndarray, den: int) -> np.ndarray:
@@ -19,12 +19,6 @@ def _round_half_even(num: np.ndarray, den: int) -> np.ndarray:
     q, r = np.divmod(num, den)
     up = (2 * r > den) | ((2 * r == den) & (q % 2 == 1))
     return q + up
-
-
-def window_counts(num_frames: np.ndarray, cfg: SamplingConfig) -> np.ndarray:
-    """Sliding windows per video."""
-    room = np.maximum(num_frames - ((cfg.frames_per_clip - 1) * cfg.frame_stride + 1), 0)
-    return room // cfg.step + 1
 
 
 def stride_clips(
@@ -40,7 +34,8 @@ def stride_clips(
 
     Returns:
         (video index, clip index, frame indices [clips, frames_per_clip], padded frames per clip) of every
-        clip, video by video; frames past a short video's end repeat its last one (``short_video="pad"``).
+        clip, video by video; frames past a short video's end repeat its last one (``short_video="pad"``),
+        or the video again from its first frame (``"loop"``; any other policy is applied by the caller).
     """
     room = np.maximum(num - ((cfg.frames_per_clip - 1) * cfg.frame_stride + 1), 0)
     k = cfg.clips_per_video
@@ -49,6 +44,11 @@ def stride_clips(
         owner = np.repeat(np.arange(len(videos)), counts)
         clip = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
         offset = clip * cfg.step
+    elif cfg.clips_per_video_mode == "without_replacement":
+        owner, window = choose_windows(seed, epoch, videos, room // cfg.step + 1, k)
+        taken = np.bincount(owner, minlength=len(videos))
+        clip = np.arange(len(owner)) - np.repeat(np.cumsum(taken) - taken, taken)
+        offset = window * cfg.step
     else:
         owner = np.repeat(np.arange(len(videos)), k)
         clip = np.tile(np.arange(k), len(videos))
@@ -61,7 +61,12 @@ def stride_clips(
         else:
             offset = _round_half_even(r * clip, k - 1)
     start = first[owner] + offset
-    last = (first + num - 1)[owner]
     wanted = start[:, None] + np.arange(cfg.frames_per_clip) * cfg.frame_stride
+    if cfg.short_video == "loop":
+        # The video played again from its first frame: the stride between frames is kept.
+        base = first[owner][:, None]
+        frames = base + (wanted - base) % num[owner][:, None]
+        return videos[owner], clip, frames, np.zeros(len(owner), np.int64)
+    last = (first + num - 1)[owner]
     frames = np.minimum(wanted, last[:, None])
     return videos[owner], clip, frames, (wanted > last[:, None]).sum(axis=1)

@@ -11,7 +11,9 @@ from .._errors import ConfigError
 from ..dataset import VideoInfo
 from ._clips import ClipSpec
 from ._config import SamplingConfig
-from ._random import TAG_CLIPS, rng, uniform01
+from ._random import TAG_CLIPS, choose_windows, uniform01
+from ._video_columns import period as _period
+from ._video_columns import short_mask
 
 
 def _index_clip(info: VideoInfo, start: int, cfg: SamplingConfig) -> tuple[tuple[int, ...], int]:
@@ -24,13 +26,6 @@ def _index_clip(info: VideoInfo, start: int, cfg: SamplingConfig) -> tuple[tuple
         return tuple(first + (i - first) % n for i in wanted), 0
     # Past the end a clip repeats the last frame (padding for videos shorter than a clip).
     return tuple(min(i, last) for i in wanted), sum(i > last for i in wanted)
-
-
-def _period(cfg: SamplingConfig) -> Fraction:
-    assert cfg.target_fps is not None
-    # Exact rationals: in floats t0 + k / fps lands a hair before a frame sitting exactly at that time (0.6 s
-    # is 0.59999... s), and "last frame with pts <= t" then takes the frame before it.
-    return 1 / Fraction(cfg.target_fps).limit_denominator(1_000_000)
 
 
 def _time_span(info: VideoInfo) -> tuple[Fraction, Fraction]:
@@ -62,10 +57,7 @@ def is_short(info: VideoInfo, cfg: SamplingConfig) -> bool:
     Returns:
         True when one clip of ``cfg`` needs more frames (or seconds) than the video has.
     """
-    if cfg.target_fps is not None:
-        lo, hi = _time_span(info)
-        return hi - lo < (cfg.frames_per_clip - 1) * _period(cfg)
-    return info.num_frames < (cfg.frames_per_clip - 1) * cfg.frame_stride + 1
+    return bool(short_mask([info], cfg)[0])
 
 
 def _starts(info: VideoInfo, cfg: SamplingConfig, key: tuple[int, int, int] | None) -> list[Fraction]:
@@ -88,8 +80,9 @@ def _starts(info: VideoInfo, cfg: SamplingConfig, key: tuple[int, int, int] | No
         windows = _windows(lo, room, cfg.step * unit)
         if key is None:  # the candidates, for counting
             return windows
-        chosen = rng(*key, TAG_CLIPS).choice(len(windows), size=min(k, len(windows)), replace=False)
-        return [windows[int(i)] for i in sorted(chosen)]
+        # The same choice as the array planner's (``stride_clips``).
+        _, chosen = choose_windows(key[0], key[1], np.array([key[2]]), np.array([len(windows)]), k)
+        return [windows[i] for i in chosen.tolist()]
     if cfg.sampling == "random":
         assert key is not None
         # The same counter-based numbers as the array planner (``stride_clips``), so a video's clips do
@@ -143,13 +136,3 @@ def video_clips(
             idx, padded = _index_clip(info, int(s), cfg)
         clips.append(ClipSpec(video_index=video_index, clip_index=ci, frame_indices=idx, padded=padded))
     return clips
-
-
-def clip_count(info: VideoInfo, cfg: SamplingConfig) -> int:
-    """How many clips ``video_clips`` gives for ``info`` (the same for every seed and epoch)."""
-    if cfg.short_video == "skip" and is_short(info, cfg):
-        return 0
-    if not cfg.windowed:
-        return cfg.clips_per_video
-    n = len(_starts(info, cfg, None))
-    return n if cfg.sampling == "sliding" else min(n, cfg.clips_per_video)
