@@ -6,6 +6,7 @@ counts and rates, its samplers), which needs no decoder."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import warnings
 from fractions import Fraction
@@ -17,7 +18,8 @@ import torch
 from torchvision.datasets import samplers as tv
 from torchvision.datasets.video_utils import VideoClips as TvVideoClips
 
-from vidloader.compat._grid import ClipGrid
+import vidloader as vl
+from vidloader.compat._grid import ClipGrid, torchcodec_fps, torchcodec_fps_of
 from vidloader.compat.torchvision import (
     DataLoader,
     DistributedSampler,
@@ -82,6 +84,20 @@ def port_frames(loader: DataLoader) -> list[tuple[int, list[int]]]:
 
 def test_frame_rates_are_the_ones_torchcodec_reports(port: Kinetics) -> None:
     assert port.video_clips.video_fps == [TREE[n][2] for n in names(port)]
+
+
+def test_frame_rates_read_from_an_index_s_columns_are_the_per_video_ones(
+    port: Kinetics, tmp_path: Path
+) -> None:
+    videos = port.video_clips.videos
+    indexed = vl.VideoDataset.from_index(videos.to_index(tmp_path / "i.parquet"))
+    assert indexed.rows is not None  # read from the index's columns, not from VideoInfo objects
+    per_video = [torchcodec_fps(v) for v in videos]
+    assert per_video == [TREE[n][2] for n in names(port)]
+    assert torchcodec_fps_of(indexed).tolist() == per_video
+    # Videos made by hand without timestamps take their header rate, as one at a time.
+    bare = vl.VideoDataset(videos=[dataclasses.replace(v, frame_pts=(), keyframe_pts=()) for v in videos])
+    assert torchcodec_fps_of(bare).tolist() == [float(v.fps) for v in videos]
 
 
 @pytest.mark.parametrize(

@@ -13,13 +13,12 @@ on torch, so float32 rounds the same way here as there.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from ..dataset import VideoInfo
+from ..dataset import VideoDataset, VideoInfo
 
 
 def torchcodec_fps(info: VideoInfo) -> float:
@@ -48,18 +47,32 @@ def torchcodec_fps(info: VideoInfo) -> float:
     return n / span if span != 0.0 else float(info.fps)
 
 
+def torchcodec_fps_of(videos: VideoDataset) -> np.ndarray:
+    """``torchcodec_fps`` of every video of a dataset, read from its columns with the same float64
+    arithmetic, element by element (no VideoInfo per video)."""
+    cols = videos.columns
+    n, first = cols.array("num_frames").astype(np.int64), cols.array("first_frame").astype(np.int64)
+    out = cols.array("fps").astype(np.float64)
+    rows = np.flatnonzero(n >= 2)
+    try:
+        p0 = cols.pts_at(rows, first[rows])
+        p1 = cols.pts_at(rows, first[rows] + n[rows] - 1)
+    except IndexError:
+        # Videos built by hand without timestamps (held as VideoInfo, so few): one at a time.
+        return np.array([torchcodec_fps(v) for v in videos], np.float64)
+    duration = np.round((p1 - p0) / (n[rows] - 1)).astype(np.int64)
+    num = cols.array("time_base_num").astype(np.int64)[rows]
+    den = cols.array("time_base_den").astype(np.int64)[rows]
+    span = (p1 + duration).astype(np.float64) * num / den - p0.astype(np.float64) * num / den
+    with np.errstate(divide="ignore"):
+        out[rows] = np.where(span != 0.0, n[rows] / span, out[rows])
+    return out
+
+
 def _integral_step(fps: float, rate: float) -> int | None:
     """``fps / rate`` when torchvision takes it as an integer step (a slice), else None."""
     step = fps / rate
     return int(step) if step.is_integer() else None
-
-
-def kept_count(num_frames: int, fps: float, rate: float) -> int:
-    """How many frames of a video torchvision keeps at ``rate`` frames per second."""
-    step = _integral_step(fps, rate)
-    if step is not None:
-        return -(-num_frames // step)  # len(range(0, num_frames, step))
-    return math.floor(num_frames * rate / fps)
 
 
 def kept_frames(count: int, fps: float, rate: float) -> np.ndarray:
@@ -71,9 +84,16 @@ def kept_frames(count: int, fps: float, rate: float) -> np.ndarray:
     return (torch.arange(count, dtype=torch.float32) * (fps / rate)).floor().to(torch.int64).numpy()
 
 
-def window_count(kept: int, frames_per_clip: int, step_between_clips: int) -> int:
-    """Windows of ``frames_per_clip`` kept frames every ``step_between_clips`` (``unfold``'s count)."""
-    return max((kept - frames_per_clip) // step_between_clips + 1, 0)
+def kept_counts(num_frames: np.ndarray, fps: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """How many frames of each video torchvision keeps at ``rate`` frames per second: ``len(range(0, n, step))``
+    for an integral step ``fps / rate``, else ``floor(n * rate / fps)`` (float64, as torchvision computes it)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = fps / rate
+        integral = np.isfinite(step) & (step == np.floor(step)) & (step > 0)
+        whole = np.where(integral, step, 1.0).astype(np.int64)
+        floored = np.floor(num_frames * rate / fps)
+    floored = np.where(np.isfinite(floored), floored, 0).astype(np.int64)
+    return np.where(integral, -(-num_frames // whole), floored)
 
 
 class ClipGrid:
@@ -90,48 +110,61 @@ class ClipGrid:
 
     def __init__(
         self,
-        num_frames: Sequence[int],
-        video_fps: Sequence[float],
+        num_frames: Sequence[int] | np.ndarray,
+        video_fps: Sequence[float] | np.ndarray,
         frames_per_clip: int,
         step_between_clips: int,
         frame_rate: float | None,
-        first_frames: Sequence[int] | None = None,
+        first_frames: Sequence[int] | np.ndarray | None = None,
     ) -> None:
         self.frames_per_clip, self.step = frames_per_clip, step_between_clips
-        self.frame_rate, self.video_fps = frame_rate, list(video_fps)
+        self.frame_rate = frame_rate
+        fps = np.asarray(video_fps, np.float64).reshape(-1)
+        n = np.asarray(num_frames, np.int64).reshape(-1)
+        self._fps = fps
         # torchvision keeps every frame without a frame_rate (the video's own rate, a step of 1).
-        keys = [(f, f if frame_rate is None else frame_rate) for f in self.video_fps]
-        kept = [kept_count(n, f, r) for n, (f, r) in zip(num_frames, keys, strict=True)]
-        counts = [window_count(k, frames_per_clip, step_between_clips) for k in kept]
-        self.counts = np.array(counts, np.int64).reshape(-1)
+        rate = fps if frame_rate is None else np.full(len(fps), float(frame_rate))
+        kept = kept_counts(n, fps, rate)
+        self.counts = np.maximum((kept - frames_per_clip) // step_between_clips + 1, 0)
         self.cumulative = np.cumsum(self.counts)
-        first = [0] * len(kept) if first_frames is None else first_frames
-        self._first = np.array(first, np.int64).reshape(-1)
-        # A video's kept frames depend only on (fps, rate): one table per distinct pair, as long as its
-        # longest video needs, shared by every video of that pair.
-        longest: dict[tuple[float, float], int] = {}
-        for key, k in zip(keys, kept, strict=True):
-            longest[key] = max(longest.get(key, 0), k)
-        table = {key: i for i, key in enumerate(longest)}
-        self._table_of = np.array([table[key] for key in keys], np.int64).reshape(-1)
-        self._kept = [kept_frames(n, fps, rate) for (fps, rate), n in longest.items()]
+        self._first = (
+            np.zeros(len(n), np.int64) if first_frames is None else np.asarray(first_frames, np.int64)
+        )
+        # A video's kept frames depend only on (fps, rate), and rate is one number or fps: one table per
+        # distinct fps, as long as its longest video needs, shared by every video of that fps.
+        distinct, self._table_of = np.unique(fps, return_inverse=True)
+        self._table_of = self._table_of.reshape(-1).astype(np.int64)
+        longest = np.zeros(len(distinct), np.int64)
+        np.maximum.at(longest, self._table_of, kept)
+        rates = distinct if frame_rate is None else np.full(len(distinct), float(frame_rate))
+        self._kept = [
+            kept_frames(int(k), f, r)
+            for k, f, r in zip(longest.tolist(), distinct.tolist(), rates.tolist(), strict=True)
+        ]
+
+    @property
+    def video_fps(self) -> list[float]:
+        """Each video's frame rate as torchvision reads it."""
+        return self._fps.tolist()
 
     @classmethod
     def of_videos(
         cls,
-        videos: Sequence[VideoInfo],
+        videos: VideoDataset,
         frames_per_clip: int,
         step_between_clips: int,
         frame_rate: float | None,
     ) -> ClipGrid:
-        """The grid of indexed videos, each at the frame rate torchcodec reports for it."""
+        """The grid of indexed videos, each at the frame rate torchcodec reports for it, read from the
+        dataset's columns (no VideoInfo per video)."""
+        cols = videos.columns
         return cls(
-            [v.num_frames for v in videos],
-            [torchcodec_fps(v) for v in videos],
+            cols.array("num_frames"),
+            torchcodec_fps_of(videos),
             frames_per_clip,
             step_between_clips,
             frame_rate,
-            first_frames=[v.first_frame for v in videos],
+            first_frames=cols.array("first_frame"),
         )
 
     def __len__(self) -> int:

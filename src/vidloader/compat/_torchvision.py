@@ -45,7 +45,7 @@ class VideoClips:
         self.step_between_clips = check_int("step_between_clips", step_between_clips, minimum=1)
         check_positive_float("frame_rate", frame_rate, allow_none=True)
         self.frame_rate = frame_rate  # as given: torchvision's arithmetic takes an int rate as it is
-        self.grid = ClipGrid.of_videos(list(videos), frames_per_clip, step_between_clips, frame_rate)
+        self.grid = ClipGrid.of_videos(videos, frames_per_clip, step_between_clips, frame_rate)
         _log_dropped(videos, self.grid.counts, frames_per_clip, frame_rate)
 
     @property
