@@ -87,9 +87,10 @@ class VideoClips:
 def _log_dropped(
     videos: VideoDataset, counts: np.ndarray, frames_per_clip: int, frame_rate: float | None
 ) -> None:
-    dropped = [videos[int(i)].path for i in np.flatnonzero(counts == 0)]
-    if dropped:
-        listed = ", ".join(dropped[:5]) + (f" and {len(dropped) - 5} more" if len(dropped) > 5 else "")
+    dropped = np.flatnonzero(counts == 0)
+    if len(dropped):
+        more = f" and {len(dropped) - 5} more" if len(dropped) > 5 else ""
+        listed = ", ".join(videos.columns.paths_of(dropped[:5])) + more
         log.warning(
             "vidloader: %d of %d videos have no clip of %d frames at frame_rate=%s (%s); they give no clip, "
             "as torchvision skips them",
