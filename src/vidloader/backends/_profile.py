@@ -9,8 +9,8 @@ Stages: ``open`` (open the file, read its header), ``seek`` (seek to the keyfram
 ``demux`` (read the next packet), ``decode_preroll`` (decoder calls on packets before the clip's first
 frame: the lead-in from the keyframe), ``decode_clip`` (decoder calls from the clip's first frame on,
 the frames between strided ones included), ``convert`` (swscale: YUV to RGB, plus the resize when one
-is asked), ``copy`` (frame data into numpy and into the output slot), ``python`` (the rest: the
-backend's own Python between those calls).
+is asked), ``copy`` (frame data into numpy and into the output slot), ``close`` (close the file and free
+the decoder), ``python`` (the rest: the backend's own Python between those calls).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 PROFILE_ENV = "VIDLOADER_PROFILE"
-STAGES = ("open", "seek", "demux", "decode_preroll", "decode_clip", "convert", "copy", "python")
+STAGES = ("open", "seek", "demux", "decode_preroll", "decode_clip", "convert", "copy", "close", "python")
 
 _lock = threading.Lock()
 _totals: dict[str, float] = dict.fromkeys(STAGES, 0.0)
