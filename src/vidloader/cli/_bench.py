@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import ConfigError
 from .._validate import check_int
 from ..dataset import VideoDataset
+from ._bench_profile import bench_profile
 from ._bench_setup import bench_settings, prepare
 from ._check import worst_check
 from ._measure import merge_rounds
@@ -64,20 +65,23 @@ def run_bench(
     backends: Sequence[str],
     repeats: int = 3,
     progress: bool = True,
+    profile: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """Check, then time each backend on one clip list; the report is what ``--json`` writes.
 
     Every backend runs once per round, in the given order, over the whole list (or for at most
     ``seconds``), for ``repeats`` rounds; ``vs_best_peer`` holds vidloader-pyav's ratio to the fastest
-    peer of each round. A backend that cannot run here gets ``{"skipped": reason}``; one that fails gets
-    ``{"error": ...}``; the others still run.
+    peer of each round among the peers whose frames checked ``exact``. A backend that cannot run here gets
+    ``{"skipped": reason}``; one that fails gets ``{"error": ...}``; the others still run.
 
     Args:
         dataset: the videos.
         backends: vidloader rows and peers, by name.
         repeats: rounds.
         progress: show a progress bar.
+        profile: after the rounds, one more vidloader-pyav run with the decode profile on: the report's
+            ``profile`` (``bench_profile``: CPU per clip by stage, the decode floor and its share).
         **options: the workload: ``frames``, ``stride``, ``batch_size``, ``resize``, ``workers``, ``clips``,
             ``sampling``, ``clips_per_video``, ``seconds``, ``seed`` (see ``bench_settings``).
 
@@ -97,11 +101,16 @@ def run_bench(
     job, refs, config = prepare(dataset, settings, progress=progress)
     rounds = _run_rounds(backends, repeats, dataset, job, refs, config)
     results = {n: merge_rounds(rs) for n, rs in rounds.items()}
+    floor = None
+    if profile:
+        ours = results.get("vidloader-pyav", {})
+        floor = bench_profile(dataset, config, batches=job.n_batches, timed=ours)
     return {
         "machine": machine_info(),
         "config": settings.config(clips=len(job.plan), repeats=repeats, videos=len(dataset)),
         "backends": results,
         "vs_best_peer": _ratios(rounds),
+        "profile": floor,
         "ceiling": None,
     }
 
@@ -129,12 +138,16 @@ def _run_rounds(
 def _ratios(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
     """vidloader-pyav against the fastest peer of each round (both measured in that round): clips/s over
     clips/s, and the peer's CPU seconds per clip over ours (``cpu_per_round``: the figure that holds when
-    other processes take a varying share of the cores, and the throughput ratio once all cores are busy)."""
+    other processes take a varying share of the cores, and the throughput ratio once all cores are busy).
+    Only peers whose frames checked ``exact`` count: one that returns other frames does other work."""
     ours = rounds.get("vidloader-pyav", [])
     peers = {n: rs for n, rs in rounds.items() if n not in VIDLOADER_BACKENDS}
+    inexact = sorted(n for n, rs in peers.items() if rs and rs[0].get("check", "exact") != "exact")
     per_round, best, cpu, cheapest, steady, steadiest = [], [], [], [], [], []
     for r, row in enumerate(ours):
-        timed = {n: rs[r] for n, rs in peers.items() if r < len(rs) and "clips_per_s" in rs[r]}
+        timed = {
+            n: rs[r] for n, rs in peers.items() if n not in inexact and r < len(rs) and "clips_per_s" in rs[r]
+        }
         if "clips_per_s" not in row or not timed:
             continue
         name = max(timed, key=lambda n: timed[n]["clips_per_s"])
@@ -158,6 +171,7 @@ def _ratios(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
         "cpu_steady_median": statistics.median(steady),
         "cpu_steady_per_round": steady,
         "cheapest_steady_peer_per_round": steadiest,
+        "inexact_peers_left_out": inexact,
     }
 
 
@@ -189,90 +203,6 @@ def _row(
         return {"skipped": str(exc)}
     except Exception as exc:  # a failing peer is reported, the others still run
         return {"error": f"{type(exc).__name__}: {exc}"}
-
-
-def format_table(report: dict[str, Any]) -> str:
-    rows = report["backends"]
-    base = rows.get("vidloader-pyav", {}).get("clips_per_s")
-    ceiling = (report.get("ceiling") or {}).get("frames_per_s")
-    lines = [
-        f"{'backend':16s} {'clips/s':>9s} {'range':>15s} {'frames/s':>9s} {'p50 s':>7s} {'p95 s':>7s} "
-        f"{'first s':>7s} {'cpu':>5s} {'cpu ms/clip':>11s} {'steady':>6s} {'rss MB':>7s} {'vs vl-pyav':>10s} {'ceiling':>7s}  frames"
-    ]
-    for name, r in rows.items():
-        if "clips_per_s" not in r:
-            why = f"skipped: {r['skipped']}" if "skipped" in r else f"error: {r.get('error')}"
-            lines.append(f"{name:16s} {why}")
-            continue
-        ratio = f"{r['clips_per_s'] / base:.2f}x" if base else "-"
-        share = f"{100 * r['frames_per_s'] / ceiling:.0f}%" if ceiling else "-"
-        rng = f"{r['clips_per_s_min']:.1f}-{r['clips_per_s_max']:.1f}"
-        check = r["check"]
-        if r.get("basis") == "luma":
-            check += f" on luma (mad {r['luma_mean_abs_diff']}; chroma upsampling differs: rgb mad {r['mean_abs_diff']})"
-        elif check != "exact":
-            check += f" (mad {r['mean_abs_diff']}, {r['psnr_db']} dB)"
-        lines.append(
-            f"{name:16s} {r['clips_per_s']:9.2f} {rng:>15s} {r['frames_per_s']:9.1f} {r['p50_batch_s']:7.3f} "
-            f"{r['p95_batch_s']:7.3f} {r['first_batch_s']:7.3f} {r['cpu_util']:5.2f} "
-            f"{1000 * r['cpu_s_per_clip']:11.1f} {1000 * r['cpu_s_per_clip_steady']:6.1f} {r['peak_rss_mb']:7.0f} {ratio:>10s} "
-            f"{share:>7s}  {check}"
-        )
-    vs = report.get("vs_best_peer")
-    if vs:
-        each = ", ".join(
-            f"{x:.2f}x ({n})" for x, n in zip(vs["per_round"], vs["best_peer_per_round"], strict=True)
-        )
-        lines.append(f"vidloader-pyav vs best peer: {vs['median']:.2f}x (median of rounds: {each})")
-        each = ", ".join(
-            f"{x:.2f}x ({n})" for x, n in zip(vs["cpu_per_round"], vs["cheapest_peer_per_round"], strict=True)
-        )
-        lines.append(
-            f"CPU per clip, cheapest peer / vidloader-pyav: {vs['cpu_median']:.2f}x (rounds: {each})"
-        )
-        each = ", ".join(
-            f"{x:.2f}x ({n})"
-            for x, n in zip(vs["cpu_steady_per_round"], vs["cheapest_steady_peer_per_round"], strict=True)
-        )
-        lines.append(
-            "the same over each run's second half (steady state): "
-            f"{vs['cpu_steady_median']:.2f}x (rounds: {each})"
-        )
-    ceil = report.get("ceiling")
-    if ceil:
-        if "frames_per_s" in ceil:
-            lines.append(f"ceiling: {ceil['frames_per_s']:.1f} raw decoded frames/s ({ceil['how']})")
-        else:
-            lines.append(
-                f"ceiling: {'skipped' if 'skipped' in ceil else 'failed'}: {ceil.get('skipped', ceil.get('error'))}"
-            )
-    return "\n".join(lines)
-
-
-def plot(report: dict[str, Any], path: str | Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [(n, r) for n, r in report["backends"].items() if "clips_per_s" in r]
-    fig, ax = plt.subplots(figsize=(1.6 * max(len(rows), 2) + 2, 4))
-    names = [n for n, _ in rows]
-    med = [r["clips_per_s"] for _, r in rows]
-    err = [
-        [m - r["clips_per_s_min"] for m, (_, r) in zip(med, rows, strict=True)],
-        [r["clips_per_s_max"] - m for m, (_, r) in zip(med, rows, strict=True)],
-    ]
-    colors = ["tab:blue" if n.startswith("vidloader") else "tab:gray" for n in names]
-    ax.bar(names, med, yerr=err, capsize=4, color=colors)
-    ax.set_ylabel("clips/s (median, min-max)")
-    cfg = report["config"]
-    ax.set_title(
-        f"{cfg['frames']} frames, stride {cfg['stride']}, batch {cfg['batch_size']}, {cfg['workers']} workers"
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def write_json(report: dict[str, Any], path: str | Path) -> None:
