@@ -114,6 +114,7 @@ def test_bench_profile_records_the_floor_share(tmp_path: Path, capsys) -> None:
     )  # fmt: skip
     assert rc == 0
     report = json.loads(out_json.read_text())
+    assert len(report["machine"]["load_average"]) == 3 and min(report["machine"]["load_average"]) >= 0
     prof = report["profile"]
     assert prof["clips"] >= 2 and set(prof["stages_cpu_ms_per_clip"]) == set(STAGES)
     floor = sum(prof["stages_cpu_ms_per_clip"][s] for s in FLOOR_STAGES)

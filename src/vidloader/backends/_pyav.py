@@ -70,8 +70,9 @@ def shared_decode_groups(info: VideoInfo, clips: Sequence[Sequence[int]]) -> lis
 
 def _decoded(info: VideoInfo, frame_indices: Sequence[int], frames: np.ndarray) -> DecodedClip:
     pts = tuple(info.frame_pts[i] for i in frame_indices)
-    tb = info.time_base
-    return DecodedClip(frames=frames, pts=pts, timestamps=tuple(float(p * tb) for p in pts))
+    # int / int rounds correctly, as float(p * time_base) does: the same floats, no Fraction per frame.
+    num, den = info.time_base_num, info.time_base_den
+    return DecodedClip(frames=frames, pts=pts, timestamps=tuple(p * num / den for p in pts))
 
 
 class PyAVBackend:
@@ -293,8 +294,7 @@ class PyAVBackend:
             prof.lap("close")
         if last_error:
             raise DecodeError(info.path, last_error)
-        missing = [p for p in wanted if p not in walk.got]
-        idx = [info.frame_pts.index(p) for p in missing[:4]]
+        idx = [info.frame_pts.index(p) for p in wanted if p not in walk.got][:4]
         raise DecodeError(
             info.path, f"decoder produced no frame for indices {idx} (damaged or truncated file?)"
         )

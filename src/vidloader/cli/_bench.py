@@ -44,6 +44,8 @@ def machine_info() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "av": av.__version__,
+        # 1, 5 and 15-minute load average when the report is made: how much else ran on the cores.
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
     try:
         cpu = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")]
