@@ -317,7 +317,7 @@ def _row(clips_per_s: float, check: str = "exact", **extra: object) -> dict:
 
 
 def test_best_peer_is_the_best_exact_one_and_the_others_are_named() -> None:
-    from vidloader.cli._bench import format_table
+    from vidloader.cli import format_table
     from vidloader.cli._vs_peers import not_counted, ratios
 
     rounds = {

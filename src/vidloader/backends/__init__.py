@@ -16,7 +16,7 @@ from ._base import (
     output_size,
 )
 from ._dali import DALIBackend, is_out_of_memory
-from ._profile import PROFILE_ENV, STAGES, profile_totals, reset_profile
+from ._profile import FLOOR_STAGES, PROFILE_ENV, STAGES, profile_totals, profiling, reset_profile
 from ._pyav import PyAVBackend, shared_decode_groups
 from ._remux import DALI_CPU_CODECS, PreparedClip, remux_segment
 from ._select import BACKENDS, dali_missing, resolve_backend
@@ -24,6 +24,7 @@ from ._select import BACKENDS, dali_missing, resolve_backend
 __all__ = [
     "BACKENDS",
     "DALI_CPU_CODECS",
+    "FLOOR_STAGES",
     "MAX_KEYFRAME_RETRIES",
     "PROFILE_ENV",
     "STAGES",
@@ -47,6 +48,7 @@ __all__ = [
     "keyframes_to_try",
     "output_size",
     "profile_totals",
+    "profiling",
     "remux_segment",
     "reset_profile",
     "resolve_backend",

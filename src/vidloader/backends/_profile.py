@@ -5,12 +5,14 @@ time since the previous lap to its stage, so the stages add up to the clip's who
 variable ``clip_profile()`` returns a no-op whose ``lap`` does nothing (no clock read). Totals are per
 process (thread workers share them); ``profile_totals()`` reads them, ``reset_profile()`` clears them.
 
+``profiling()`` turns it on in code, for a block.
+
 Stages: ``open`` (open the file, read its header), ``seek`` (seek to the keyframe, flush the decoder),
 ``demux`` (read the next packet), ``decode_preroll`` (decoder calls on packets before the clip's first
 frame: the lead-in from the keyframe), ``decode_clip`` (decoder calls from the clip's first frame on,
 the frames between strided ones included), ``convert`` (swscale: YUV to RGB, plus the resize when one
-is asked), ``copy`` (frame data into numpy and into the output slot), ``python`` (the rest: the
-backend's own Python between those calls).
+is asked), ``copy`` (frame data into numpy and into the output slot), ``close`` (close the file and free
+the decoder), ``python`` (the rest: the backend's own Python between those calls).
 """
 
 from __future__ import annotations
@@ -18,10 +20,15 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 PROFILE_ENV = "VIDLOADER_PROFILE"
-STAGES = ("open", "seek", "demux", "decode_preroll", "decode_clip", "convert", "copy", "python")
+STAGES = ("open", "seek", "demux", "decode_preroll", "decode_clip", "convert", "copy", "close", "python")
+# The decode floor: the decoder's calls on the frames a clip needs (its references from the keyframe on;
+# non-reference frames nobody asked for are dropped), which any exact loader on FFmpeg's decoders pays.
+FLOOR_STAGES = ("decode_preroll", "decode_clip")
 
 _lock = threading.Lock()
 _totals: dict[str, float] = dict.fromkeys(STAGES, 0.0)
@@ -70,10 +77,30 @@ class _ClipProfile:
 _NOOP = _NoProfile()
 
 
+_forced = 0  # open profiling() blocks
+
+
 def clip_profile() -> Any:
-    """A per-clip timer when ``VIDLOADER_PROFILE`` is set to a non-empty value other than ``0``."""
+    """A per-clip timer when ``VIDLOADER_PROFILE`` is set to a non-empty value other than ``0``, or inside
+    ``profiling()``."""
+    if _forced:
+        return _ClipProfile()
     flag = os.environ.get(PROFILE_ENV, "")
     return _ClipProfile() if flag not in ("", "0") else _NOOP
+
+
+@contextmanager
+def profiling() -> Iterator[None]:
+    """Profile every clip this process decodes (on any thread) while the block runs, whatever
+    ``VIDLOADER_PROFILE`` says; ``vidloader bench --profile`` uses it for one extra, profiled run."""
+    global _forced
+    with _lock:
+        _forced += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _forced -= 1
 
 
 def profile_totals() -> dict[str, Any]:

@@ -27,7 +27,7 @@ from ._frame_sink import FrameSink, output_rows
 from ._open import open_input
 from ._profile import clip_profile
 from ._tasks import decode_group_task, decode_task
-from ._walk import DecodeWalk, next_attempt
+from ._walk import DecodeWalk, next_attempt, release_decoder
 
 # Codecs whose FFmpeg decoders drop exactly the frames nothing refers to under AVDISCARD_NONREF (checked
 # frame by frame against a full sequential decode). libdav1d is not one: AV1's hidden frames shown later
@@ -70,8 +70,9 @@ def shared_decode_groups(info: VideoInfo, clips: Sequence[Sequence[int]]) -> lis
 
 def _decoded(info: VideoInfo, frame_indices: Sequence[int], frames: np.ndarray) -> DecodedClip:
     pts = tuple(info.frame_pts[i] for i in frame_indices)
-    tb = info.time_base
-    return DecodedClip(frames=frames, pts=pts, timestamps=tuple(float(p * tb) for p in pts))
+    # int / int rounds correctly, as float(p * time_base) does: the same floats, no Fraction per frame.
+    num, den = info.time_base_num, info.time_base_den
+    return DecodedClip(frames=frames, pts=pts, timestamps=tuple(p * num / den for p in pts))
 
 
 class PyAVBackend:
@@ -82,10 +83,12 @@ class PyAVBackend:
     (at most ``MAX_KEYFRAME_RETRIES`` of them), and failing that raise DecodeError.
 
     Args:
-        threads: FFmpeg slice threads per decoder, 0 for one per core (the loader's parallelism is its
-            workers). Never frame threads: PyAV sends packets holding the GIL and waits there for its frame
-            threads, which call the Python log callback that catches FFmpeg's decode errors and so wait for
-            the GIL: two workers decoding with frame threads deadlocked within seconds.
+        threads: FFmpeg threads per decoder (frame and slice threads), 0 for one per core; 1 (the
+            default) decodes on the calling thread, since a loader's workers already fill the cores. More
+            lower one clip's latency where workers are fewer than cores (the first batch, evaluation).
+            Frame threads report decode errors from their own threads, which a per-clip log capture
+            cannot see, so with them every decoded frame's error flags are checked instead (see
+            DecodeWalk), and the decoder is flushed before it is freed (``release_decoder``).
         skip_nonref: let FFmpeg drop non-reference frames nobody asked for (exact; see NONREF_SAFE_CODECS).
 
     Raises:
@@ -258,7 +261,7 @@ class PyAVBackend:
             stream = container.streams[info.stream_index]
             cc = stream.codec_context
             cc.thread_count = self.threads
-            cc.thread_type = "SLICE"  # frame threads deadlock on the GIL (see the class docstring)
+            cc.thread_type = "SLICE" if self.threads == 1 else "AUTO"  # AUTO: frame and slice threads
             skip_nonref = self.skip_nonref and info.codec in NONREF_SAFE_CODECS
             target = max(k - 1, 0) if info.path in self._preroll else k
             last_error = ""
@@ -272,6 +275,7 @@ class PyAVBackend:
                     skip_nonref=skip_nonref,
                     sink=sink,
                     prof=prof,
+                    frame_threads=self.threads != 1,
                 )
                 walk.run(container, stream, target, logs)
                 if walk.complete:
@@ -288,11 +292,11 @@ class PyAVBackend:
                 info.path, f"decoding failed ({type(exc).__name__}: {ffmpeg_reason(exc)})"
             ) from exc
         finally:
-            container.close()
+            release_decoder(container, info.stream_index)
+            prof.lap("close")
         if last_error:
             raise DecodeError(info.path, last_error)
-        missing = [p for p in wanted if p not in walk.got]
-        idx = [info.frame_pts.index(p) for p in missing[:4]]
+        idx = [info.frame_pts.index(p) for p in wanted if p not in walk.got][:4]
         raise DecodeError(
             info.path, f"decoder produced no frame for indices {idx} (damaged or truncated file?)"
         )

@@ -30,6 +30,7 @@ class DecodeWalk:
         skip_nonref: bool,
         sink: FrameSink | None = None,
         prof: Any = None,
+        frame_threads: bool = False,
     ):
         self.info, self.wanted, self.size = info, wanted, size
         # Converted frames go straight into their output rows (one copy, no allocation per frame); the
@@ -46,6 +47,12 @@ class DecodeWalk:
         self.passed_key = False
         self._skipping = False  # the decoder is set to drop non-reference frames
         self._seen = 0  # FFmpeg log lines already judged
+        # Frame threads log decode errors from their own threads, out of this thread's log capture: then
+        # every frame out of the decoder has its error flags judged, as a logged error on its packet
+        # would be. ``late``: packets sent once every wanted frame's packet was in, which nothing wanted
+        # can refer to (a frame comes out of frame threads a few packets after its own).
+        self.frame_threads = frame_threads
+        self.late: set[int] = set()
 
     @property
     def complete(self) -> bool:
@@ -116,16 +123,18 @@ class DecodeWalk:
         if len(logs) > self._seen:
             errors += ffmpeg_errors(logs[self._seen :])
             self._seen = len(logs)
-        if errors and self._counts(ppts):
+        if errors and self._counts(ppts, late=len(self.fed) == len(self.wanted)):
             self._fail(ppts, errors[0])
             return True
         if ppts is not None and ppts == self.key_pts:
             self.passed_key = True
+        if len(self.fed) == len(self.wanted) and ppts is not None:
+            self.late.add(ppts)
         if ppts in self.wanted_set:
             self.fed.add(ppts)
         for frame in frames:
             prof.frame()
-            if self._take(frame):
+            if self._flagged(frame) or self._take(frame):
                 return True
         return False
 
@@ -139,15 +148,27 @@ class DecodeWalk:
             for frame in cc.decode(None):
                 self.prof.lap("decode_clip")
                 self.prof.frame()
-                if self._take(frame):
+                if self._flagged(frame) or self._take(frame):
                     return
         except av.error.InvalidDataError as exc:
             if len(self.fed) < len(self.wanted):
                 self._fail(None, str(exc))
 
-    def _counts(self, ppts: int | None) -> bool:
-        """Whether a decoder error on this packet can touch a wanted frame."""
-        if len(self.fed) == len(self.wanted):
+    def _flagged(self, frame) -> bool:
+        """With frame threads: True (the walk is over) when the decoder flagged ``frame`` as damaged and
+        that can touch a wanted frame."""
+        if not self.frame_threads or not frame.is_corrupt:
+            return False
+        p = frame.pts
+        if not self._counts(p, late=p in self.late):
+            return False
+        self._fail(p, "the decoder flagged the frame corrupt")
+        return True
+
+    def _counts(self, ppts: int | None, *, late: bool) -> bool:
+        """Whether a decoder error on this packet can touch a wanted frame (``late``: the packet was sent
+        after every wanted frame's packet)."""
+        if late:
             return False  # every wanted frame was sent before it: nothing wanted refers to it
         if not self.passed_key and ppts != self.key_pts and self.started_at != self.key_pts:
             return False  # pre-roll GOP before the clip's keyframe
@@ -190,6 +211,20 @@ class DecodeWalk:
             self.got[p] = self.sink.put(p, rgb) if self.sink is not None else rgb.to_ndarray()
             self.prof.lap("copy")
         return len(self.got) == len(self.wanted)
+
+
+def release_decoder(container, stream_index: int) -> None:
+    """Close ``container`` so that freeing its decoder can never deadlock.
+
+    PyAV frees a codec context holding the GIL, and FFmpeg's ``avcodec_free_context`` waits for the
+    decoder's frame threads to finish; a frame thread that logs meanwhile calls PyAV's log callback, which
+    waits for the GIL: both wait forever (gdb showed exactly this with two workers and ``threads=2``).
+    ``flush_buffers`` waits for the frame threads *without* the GIL (PyAV releases it there), so the
+    threads are idle, and log nothing, by the time the context is freed."""
+    try:
+        container.streams[stream_index].codec_context.flush_buffers()
+    finally:
+        container.close()
 
 
 def seek_keyframe(container, stream, pts: int | None) -> None:

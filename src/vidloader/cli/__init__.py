@@ -1,6 +1,7 @@
 """The `vidloader` command line: `index`, `bench`, `inspect`."""
 
-from ._bench import format_table, run_bench
+from ._bench import run_bench
+from ._bench_report import format_table
 from ._inspect import contact_sheet, sheet_size
 from ._main import build_parser, main
 from ._peers import PEERS, PeerUnavailable

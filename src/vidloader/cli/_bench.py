@@ -12,15 +12,16 @@ from typing import TYPE_CHECKING, Any
 from .._errors import ConfigError
 from .._validate import check_int
 from ..dataset import VideoDataset
+from ._bench_profile import bench_profile
 from ._bench_setup import bench_settings, prepare
 from ._check import worst_check
-from ._ffmpeg_warnings import counted_ffmpeg_warnings, format_warnings
+from ._ffmpeg_warnings import counted_ffmpeg_warnings
 from ._measure import merge_rounds
 from ._peer_base import package_version
 from ._peer_run import PeerJob
 from ._peers import PEERS, PeerUnavailable
 from ._vidloader_row import VIDLOADER_BACKENDS, run_vidloader
-from ._vs_peers import format_ratios, not_counted, ratios
+from ._vs_peers import not_counted, ratios
 
 if TYPE_CHECKING:
     from ..loader import LoaderConfig
@@ -44,6 +45,8 @@ def machine_info() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "av": av.__version__,
+        # 1, 5 and 15-minute load average when the report is made: how much else ran on the cores.
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
     try:
         cpu = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")]
@@ -65,6 +68,7 @@ def run_bench(
     backends: Sequence[str],
     repeats: int = 3,
     progress: bool = True,
+    profile: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """Check, then time each backend on one clip list; the report is what ``--json`` writes.
@@ -81,6 +85,8 @@ def run_bench(
         backends: vidloader rows and peers, by name.
         repeats: rounds.
         progress: show a progress bar.
+        profile: after the rounds, one more vidloader-pyav run with the decode profile on: the report's
+            ``profile`` (``bench_profile``: CPU per clip by stage, the decode floor and its share).
         **options: the workload: ``frames``, ``stride``, ``batch_size``, ``resize``, ``workers``, ``clips``,
             ``sampling``, ``clips_per_video``, ``seconds``, ``seed`` (see ``bench_settings``).
 
@@ -101,6 +107,10 @@ def run_bench(
         job, refs, config = prepare(dataset, settings, progress=progress)
         rounds = _run_rounds(backends, repeats, dataset, job, refs, config)
     results = {n: merge_rounds(rs) for n, rs in rounds.items()}
+    floor = None
+    if profile:
+        ours = results.get("vidloader-pyav", {})
+        floor = bench_profile(dataset, config, batches=job.n_batches, timed=ours)
     return {
         "machine": machine_info(),
         "config": settings.config(clips=len(job.plan), repeats=repeats, videos=len(dataset)),
@@ -108,6 +118,7 @@ def run_bench(
         "vs_best_peer": ratios(rounds),
         "not_counted": not_counted(results),
         "ffmpeg_warnings": dict(warned),
+        "profile": floor,
         "ceiling": None,
     }
 
@@ -160,76 +171,6 @@ def _row(
         return {"skipped": str(exc)}
     except Exception as exc:  # a failing peer is reported, the others still run
         return {"error": f"{type(exc).__name__}: {exc}"}
-
-
-def format_table(report: dict[str, Any]) -> str:
-    rows = report["backends"]
-    base = rows.get("vidloader-pyav", {}).get("clips_per_s")
-    ceiling = (report.get("ceiling") or {}).get("frames_per_s")
-    lines = [
-        f"{'backend':16s} {'clips/s':>9s} {'range':>15s} {'frames/s':>9s} {'p50 s':>7s} {'p95 s':>7s} "
-        f"{'first s':>7s} {'cpu':>5s} {'cpu ms/clip':>11s} {'steady':>6s} {'rss MB':>7s} {'vs vl-pyav':>10s} {'ceiling':>7s}  frames"
-    ]
-    for name, r in rows.items():
-        if "clips_per_s" not in r:
-            why = f"skipped: {r['skipped']}" if "skipped" in r else f"error: {r.get('error')}"
-            lines.append(f"{name:16s} {why}")
-            continue
-        ratio = f"{r['clips_per_s'] / base:.2f}x" if base else "-"
-        share = f"{100 * r['frames_per_s'] / ceiling:.0f}%" if ceiling else "-"
-        rng = f"{r['clips_per_s_min']:.1f}-{r['clips_per_s_max']:.1f}"
-        check = r["check"]
-        if "why" in r:
-            check += f" ({r['why']})"
-        elif r.get("basis") == "luma":
-            check += f" on luma (mad {r['luma_mean_abs_diff']}; chroma upsampling differs: rgb mad {r['mean_abs_diff']})"
-        elif check != "exact":
-            check += f" (mad {r['mean_abs_diff']}, {r['psnr_db']} dB)"
-        lines.append(
-            f"{name:16s} {r['clips_per_s']:9.2f} {rng:>15s} {r['frames_per_s']:9.1f} {r['p50_batch_s']:7.3f} "
-            f"{r['p95_batch_s']:7.3f} {r['first_batch_s']:7.3f} {r['cpu_util']:5.2f} "
-            f"{1000 * r['cpu_s_per_clip']:11.1f} {1000 * r['cpu_s_per_clip_steady']:6.1f} {r['peak_rss_mb']:7.0f} {ratio:>10s} "
-            f"{share:>7s}  {check}"
-        )
-    ours_ran = "clips_per_s" in rows.get("vidloader-pyav", {})
-    if ours_ran and any(n not in VIDLOADER_BACKENDS for n in rows):
-        lines += format_ratios(report.get("vs_best_peer"), report.get("not_counted", {}))
-    lines += format_warnings(report.get("ffmpeg_warnings", {}))
-    ceil = report.get("ceiling")
-    if ceil:
-        if "frames_per_s" in ceil:
-            lines.append(f"ceiling: {ceil['frames_per_s']:.1f} raw decoded frames/s ({ceil['how']})")
-        else:
-            lines.append(
-                f"ceiling: {'skipped' if 'skipped' in ceil else 'failed'}: {ceil.get('skipped', ceil.get('error'))}"
-            )
-    return "\n".join(lines)
-
-
-def plot(report: dict[str, Any], path: str | Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [(n, r) for n, r in report["backends"].items() if "clips_per_s" in r]
-    fig, ax = plt.subplots(figsize=(1.6 * max(len(rows), 2) + 2, 4))
-    names = [n for n, _ in rows]
-    med = [r["clips_per_s"] for _, r in rows]
-    err = [
-        [m - r["clips_per_s_min"] for m, (_, r) in zip(med, rows, strict=True)],
-        [r["clips_per_s_max"] - m for m, (_, r) in zip(med, rows, strict=True)],
-    ]
-    colors = ["tab:blue" if n.startswith("vidloader") else "tab:gray" for n in names]
-    ax.bar(names, med, yerr=err, capsize=4, color=colors)
-    ax.set_ylabel("clips/s (median, min-max)")
-    cfg = report["config"]
-    ax.set_title(
-        f"{cfg['frames']} frames, stride {cfg['stride']}, batch {cfg['batch_size']}, {cfg['workers']} workers"
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def write_json(report: dict[str, Any], path: str | Path) -> None:

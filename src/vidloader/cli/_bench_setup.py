@@ -17,8 +17,7 @@ if TYPE_CHECKING:
     from ..loader import LoaderConfig
 
 # FFmpeg threads per decoder: vidloader's PyAV decoder runs one per worker (the workers fill the
-# cores; FFmpeg frame threads would also log from their own threads, which PyAV's Python log callback,
-# needed to see decode errors, can deadlock on); every peer's decoder gets the same.
+# cores); every peer's decoder gets the same.
 _THREADS = 1
 
 

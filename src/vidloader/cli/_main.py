@@ -54,7 +54,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from ._bench import format_table, plot, run_bench, write_json
+    from ._bench import run_bench, write_json
+    from ._bench_report import format_table, plot
 
     ds = _dataset(args)
     report = run_bench(
@@ -71,6 +72,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         seconds=args.seconds,
         seed=args.seed,
+        profile=args.profile,
     )
     if args.ceiling:
         from ._ceiling import measure_ceiling
@@ -226,6 +228,11 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="also measure raw sequential decode throughput (NVDEC with a GPU, all CPU cores without)",
     )
     p.add_argument("--ceiling-seconds", type=float, default=10.0, help="how long the ceiling decodes")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="one more vidloader-pyav run with the decode profile on: CPU per clip by stage, the decode floor",
+    )
     p.set_defaults(func=cmd_bench)
 
 

@@ -17,10 +17,10 @@ import numpy as np
 class _Usage:
     def __init__(self) -> None:
         self.t = time.perf_counter()
-        self.cpu = _cpu_now()
+        self.cpu = process_cpu_seconds()
 
     def cpu_seconds(self) -> float:
-        return _cpu_now() - self.cpu
+        return process_cpu_seconds() - self.cpu
 
     def cpu_util(self) -> float:
         return self.cpu_seconds() / max(time.perf_counter() - self.t, 1e-9)
@@ -74,13 +74,13 @@ def time_batches(
     Stops after ``n_batches`` or, with ``seconds``, once that much wall time has passed (two batches at
     least, so there is always one steady batch)."""
     lat: list[float] = []
-    cpu = [_cpu_now()]
+    cpu = [process_cpu_seconds()]
     start = t = time.perf_counter()
     it = make_iter()
     try:
         for k, _ in enumerate(it):
             now = time.perf_counter()
-            cpu.append(_cpu_now())
+            cpu.append(process_cpu_seconds())
             lat.append(now - t)
             t = now
             if k + 1 >= n_batches or (seconds is not None and k >= 1 and now - start >= seconds):
@@ -92,7 +92,8 @@ def time_batches(
     return lat, cpu
 
 
-def _cpu_now() -> float:
+def process_cpu_seconds() -> float:
+    """User + system CPU seconds of every thread of this process so far (getrusage)."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 

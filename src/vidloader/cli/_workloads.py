@@ -22,13 +22,23 @@ class Workload:
     codec: str = "libx264"
     # Mixed resolutions: file i is sizes[i % len(sizes)] (width, height) instead of width x height.
     sizes: tuple[tuple[int, int], ...] = ()
+    bframes: int | None = None  # None: the encoder's default
+    # libvpx-vp9's encode: "realtime" (every frame a reference, no hidden frames) or "good" (what FFmpeg
+    # gives by default: alt-ref frames decoded but never shown on their own, as in published WebM sets).
+    vp9_deadline: str = "realtime"
 
     def size(self, i: int) -> tuple[int, int]:
         return self.sizes[i % len(self.sizes)] if self.sizes else (self.width, self.height)
 
     @property
     def suffix(self) -> str:
-        return ".webm" if self.codec == "libvpx-vp9" else ".mp4"
+        return {"libvpx-vp9": ".webm", "mpeg4": ".avi"}.get(self.codec, ".mp4")
+
+    def encoder_options(self) -> dict[str, str] | None:
+        """Options for ``write_video`` beyond the GOP and B-frames."""
+        if self.codec != "libvpx-vp9":
+            return None
+        return {"deadline": self.vp9_deadline, "cpu-used": "8" if self.vp9_deadline == "realtime" else "4"}
 
 
 WORKLOADS: dict[str, Workload] = {
@@ -51,6 +61,18 @@ WORKLOADS: dict[str, Workload] = {
         height=360,
         gop=250,
         sizes=((640, 360), (480, 480), (360, 640), (854, 480), (320, 240), (1280, 720)),
+    ),
+    # Shaped like the datasets people train on. UCF-101 / HMDB-51: MPEG-4 Part 2 (Xvid/DivX) in AVI,
+    # 320x240, 25 fps, a keyframe every 12 frames, B-frames; AVI stores no presentation timestamps, so a
+    # loader has to rebuild them (several peers return neighbouring frames here).
+    "ucf-like": Workload(files=12, seconds=7, width=320, height=240, gop=12, codec="mpeg4", bframes=2),
+    # Kinetics (as distributed after the usual re-encode): H.264 in MP4, short side 256, 30 fps, long GOPs
+    # (x264's default keyint 250), 3 B-frames.
+    "kinetics-like": Workload(files=8, seconds=10, width=340, height=256, gop=250, fps=30, bframes=3),
+    # Something-Something-v2: VP9 in WebM, 240 high, 12 fps, about 4 s, a single keyframe; FFmpeg's default
+    # ("good") VP9 encode, alt-ref frames included.
+    "ssv2-like": Workload(
+        files=16, seconds=4, width=426, height=240, gop=9999, fps=12, codec="libvpx-vp9", vp9_deadline="good"
     ),
 }
 
@@ -89,14 +111,14 @@ def ensure_workload(name: str, root: str | Path, *, progress: bool = True) -> Pa
     if marker.exists():
         return folder
     for i in tqdm(range(w.files), desc=f"generating {name}", disable=not progress, unit="file"):
-        opts = {"deadline": "realtime", "cpu-used": "8"} if w.codec == "libvpx-vp9" else None
         write_video(
             folder / "videos" / f"{name}_{i:02d}{w.suffix}",
             _frames(w, i),
             fps=w.fps,
             gop=w.gop,
+            bframes=w.bframes,
             codec=w.codec,
-            options=opts,
+            options=w.encoder_options(),
         )
     marker.write_text(repr(w))
     return folder
