@@ -13,7 +13,8 @@ import pytest
 
 import vidloader as vl
 from vidloader.dataset import write_index
-from vidloader.dataset._mapped_row import _MAPPED, mapped_row
+from vidloader.dataset._index_rows import mapped_row
+from vidloader.dataset._mapped_row import _MAPPED
 
 
 def vfr_info(i: int, frames: int = 300) -> vl.VideoInfo:

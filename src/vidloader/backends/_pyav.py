@@ -238,6 +238,12 @@ class PyAVBackend:
             result.append(_decoded(info, c, frames))
         return result
 
+    def _threaded_stream(self, container: Any, index: int) -> Any:
+        stream = container.streams[index]
+        stream.codec_context.thread_count = self.threads
+        stream.codec_context.thread_type = "SLICE" if self.threads == 1 else "AUTO"  # AUTO: frame and slice
+        return stream
+
     def _decode_wanted(
         self, info: VideoInfo, wanted: list[int], size, logs, sink: FrameSink, prof: Any
     ) -> dict:
@@ -258,10 +264,7 @@ class PyAVBackend:
         except (av.error.FFmpegError, OSError) as exc:
             raise DecodeError(info.path, f"cannot open ({ffmpeg_reason(exc)})") from exc
         try:
-            stream = container.streams[info.stream_index]
-            cc = stream.codec_context
-            cc.thread_count = self.threads
-            cc.thread_type = "SLICE" if self.threads == 1 else "AUTO"  # AUTO: frame and slice threads
+            stream = self._threaded_stream(container, info.stream_index)
             skip_nonref = self.skip_nonref and info.codec in NONREF_SAFE_CODECS
             target = max(k - 1, 0) if info.path in self._preroll else k
             last_error = ""

@@ -14,7 +14,7 @@ import numpy as np
 from ._index_schema import INFO_LISTS, INFO_SCALARS
 from ._info import VideoInfo
 from ._location import ABSOLUTE_PATTERN, UNNORMALISED_PATTERN, join_parts, resolve
-from ._mapped_row import MappedRow
+from ._mapped_row import MappedRow, read_mapped
 
 
 class _Column:
@@ -184,7 +184,7 @@ class IndexRows(Sequence[VideoInfo]):
         values["path"] = self.resolve(self._cols["path"].get(r))
         if self.source is None:
             return VideoInfo(**values)
-        return VideoInfo.from_index_row(MappedRow(self.source, self.base_dir, r), **values)
+        return VideoInfo.from_index_row(MappedRow(self.source, self.base_dir, r, mapped_row), **values)
 
     def __iter__(self) -> Iterator[VideoInfo]:
         for i in range(len(self)):
@@ -280,3 +280,11 @@ def _joined(folder: str, rest: Any, depth: Any) -> Any:
             part = pc.binary_join_element_wise(prefix, rest, suffix, "")
         out = part if out is None else pc.if_else(pc.equal(depth, d), part, out)
     return out
+
+
+def mapped_row(source: str, base_dir: str, row: int) -> VideoInfo:
+    """Unpickle a VideoInfo read from a memory-mapped index (``MappedRow``): its row, read from this
+    process's own map of the Arrow file."""
+    return read_mapped(
+        source, base_dir, row, lambda table, base, src: IndexRows(table, base_dir=base, source=src)
+    )

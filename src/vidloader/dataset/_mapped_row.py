@@ -15,49 +15,57 @@ import mmap
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ._index_rows import IndexRows
     from ._info import VideoInfo
+
+
+class RowSource(Protocol):
+    """What a mapped index is read through (``IndexRows``)."""
+
+    def at_row(self, r: int) -> VideoInfo: ...
 
 
 @dataclass(frozen=True)
 class MappedRow:
     """Row ``row`` of the memory-mapped Arrow index file ``source`` (paths resolving against ``base_dir``):
-    what a VideoInfo read from it pickles as."""
+    what a VideoInfo read from it pickles as; ``reader(source, base_dir, row)`` (a module-level function,
+    ``IndexRows``' own) reads it back in the receiving process."""
 
     source: str
     base_dir: str
     row: int
+    reader: Callable[[str, str, int], VideoInfo]
 
     def reduce(self) -> tuple[Callable[..., VideoInfo], tuple[Any, ...]]:
-        return (mapped_row, (self.source, self.base_dir, self.row))
+        return (self.reader, (self.source, self.base_dir, self.row))
 
 
-_MAPPED: dict[tuple[str, str], tuple[IndexRows, mmap.mmap]] = {}
+_MAPPED: dict[tuple[str, str], tuple[RowSource, mmap.mmap]] = {}
 _lock = threading.Lock()
 
 
-def _open(source: str, base_dir: str) -> tuple[IndexRows, mmap.mmap]:
+def _map(source: str) -> tuple[Any, mmap.mmap]:
     import pyarrow as pa
-
-    from ._index_rows import IndexRows
 
     with open(source, "rb") as f:
         pages = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     # Arrow reads the IPC file straight from this map (zero-copy), so this process can drop its pages.
-    table = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(pages))).read_all()
-    return IndexRows(table, base_dir=base_dir, source=source), pages
+    return pa.ipc.open_file(pa.BufferReader(pa.py_buffer(pages))).read_all(), pages
 
 
-def mapped_row(source: str, base_dir: str, row: int) -> VideoInfo:
-    """Unpickle a row-backed VideoInfo: map the Arrow file once per process, read the row from it, and
-    unmap the pages it touched (see the module's docstring)."""
+def read_mapped(
+    source: str, base_dir: str, row: int, rows_of: Callable[[Any, str, str], RowSource]
+) -> VideoInfo:
+    """A row-backed VideoInfo, read where it was unpickled: map the Arrow file once per process (its table
+    read through ``rows_of(table, base_dir, source)``), read the row, and unmap the pages it touched (see
+    the module's docstring)."""
     with _lock:  # one map per process, made by the first caller
         entry = _MAPPED.get((source, base_dir))
         if entry is None:
-            entry = _MAPPED[(source, base_dir)] = _open(source, base_dir)
+            table, pages = _map(source)
+            entry = _MAPPED[(source, base_dir)] = (rows_of(table, base_dir, source), pages)
         rows, pages = entry
         info = rows.at_row(row)
         if hasattr(mmap, "MADV_DONTNEED"):  # POSIX; elsewhere the pages stay mapped
