@@ -172,6 +172,27 @@ def test_distributed_lengths_and_padding_are_torchvisions(
     assert total == world_size * -(-12 // world_size)  # 5 ranks: 15, three clips twice (not 30)
 
 
+def test_random_choice_is_a_uniform_subset_of_each_video_s_windows() -> None:
+    # Videos of 0, 1, 3, 5 and 9 windows, 3 picked from each: every 3-subset of 5 windows (10 of them)
+    # about equally often, and each window of the 9-window video in about a third of the draws.
+    grid = ClipGrid([4, 1, 3, 5, 9, 1], [25.0] * 6, 1, 1, None)  # windows: 4, 1, 3, 5, 9, 1
+    grid.counts[0] = 0  # and one without a window (as torchvision drops it)
+    grid.cumulative = np.cumsum(grid.counts)
+    rng = np.random.default_rng(0)
+    subsets: dict[tuple[int, ...], int] = {}
+    hits = np.zeros(9)
+    for _ in range(4000):
+        numbers = grid.random(3, rng)
+        video, window = grid.locate(numbers)
+        assert sorted(video.tolist()) == [1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5]
+        assert len(set(numbers.tolist())) == len(numbers), "distinct windows"
+        mine = tuple(sorted(window[video == 3].tolist()))
+        subsets[mine] = subsets.get(mine, 0) + 1
+        hits[window[video == 4]] += 1
+    assert len(subsets) == 10 and min(subsets.values()) > 300 and max(subsets.values()) < 500  # mean 400
+    assert np.all(np.abs(hits / 4000 - 1 / 3) < 0.04)
+
+
 def test_random_sampler_lengths_are_torchvisions(port: Kinetics, tv_clips: TvVideoClips) -> None:
     for k in (1, 3, 40):
         sampler = RandomClipSampler(port.video_clips, k)

@@ -200,14 +200,25 @@ class ClipGrid:
 
     def random(self, max_clips_per_video: int, generator: np.random.Generator) -> np.ndarray:
         """``min(windows, max_clips_per_video)`` distinct windows of every video, all shuffled together
-        (``RandomClipSampler``'s choice, drawn from ``generator``)."""
-        starts = self.cumulative - self.counts
-        picked = [
-            start + generator.choice(length, min(length, max_clips_per_video), replace=False)
-            for start, length in zip(starts.tolist(), self.counts.tolist(), strict=True)
-            if length > 0
-        ]
-        numbers = np.concatenate(picked) if picked else np.zeros(0, np.int64)
+        (``RandomClipSampler``'s choice, drawn from ``generator``).
+
+        Every video at once, by Floyd's algorithm: step ``i`` draws ``t`` in ``[0, n - k + i]`` for each
+        video of ``n`` windows that takes ``k > i``, and a ``t`` already taken gives ``n - k + i`` instead;
+        each video ends with a uniformly random ``k``-subset. Cost: ``k`` array passes over the videos.
+        """
+        live = np.flatnonzero(self.counts > 0)
+        n = self.counts[live]
+        k = np.minimum(n, max_clips_per_video)
+        steps = int(k.max()) if len(k) else 0
+        picked = np.full((len(live), steps), -1, np.int64)
+        for i in range(steps):
+            rows = np.flatnonzero(k > i)
+            top = n[rows] - k[rows] + i
+            t = generator.integers(0, top + 1)
+            taken = (picked[rows, :i] == t[:, None]).any(axis=1)
+            picked[rows, i] = np.where(taken, top, t)
+        starts = (self.cumulative - self.counts)[live]
+        numbers = (starts[:, None] + picked)[picked >= 0]
         return numbers[generator.permutation(len(numbers))]
 
 
