@@ -66,7 +66,8 @@ def test_torchvision_port_reads_torchvisions_clips(tmp_path: Path) -> None:
     out = tmp_path / "fidelity.json"
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"), VIDLOADER_CACHE_DIR=str(tmp_path / "cache"))
     cmd = [sys.executable, str(REPO / "benchmarks" / "compat_torchvision.py"), "--json", str(out)]
-    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=900)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"exit {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     report = json.loads(out.read_text())
     assert report["val_clips"] == {"torchvision": 24, "port": 24, "same_frames": 24}
     assert report["val_max_pixel_diff_of_same"] == 0
