@@ -431,7 +431,7 @@ def test_a_stuck_process_is_terminated_and_replaced(h264: list[Path], tmp_path: 
         worker_type="process",
         on_error="skip",
         max_skip_fraction=1.0,  # 1 of 6 clips: what is skipped here, not the skip budget
-        decode_timeout=20.0,
+        decode_timeout=6.0,  # the deadline starts once the workers are up: decoding 3 frames takes milliseconds
         prefetch=1,
     )
     loader.backend = NeverBackend({str(h264[4])}, pid_dir=str(tmp_path))
