@@ -105,6 +105,10 @@ def _index_rows(s: int, m: int, vfr: bool) -> dict:
         "duration": pa.array(np.full(m, FRAMES / 25.0)),
         **{k: pa.array(np.zeros(m, np.int32)) for k in ("rotation", "stream_index")},
         "has_audio": pa.array(np.ones(m, bool)),
+        # Healthy files as indexing records them without --verify (the damage columns' defaults).
+        "frames_in_container": pa.array(np.full(m, FRAMES)),
+        "frames_decoded": pa.array(np.full(m, -1)),
+        "damage": pa.array([""] * m),
         **{k: pa.nulls(m, t) for k, t in (("start", pa.float64()), ("end", pa.float64()))},
         **{k: pa.nulls(m, t) for k, t in (("video_stream", pa.int32()), ("content_hash", pa.int64()))},
         "time_base_num": pa.array(np.ones(m, np.int64)),
