@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -34,8 +34,9 @@ class VideoColumns(Protocol):
         """The paths of some videos."""
         ...
 
-    def path_array(self) -> Any:
-        """Every video's path as an Arrow string array (chunked or not)."""
+    def fingerprint(self) -> str:
+        """What identifies the videos for resume checks: the sha256 (16 hex digits) of
+        ``path\0first\0count\n`` per video (its path, first frame and frame count)."""
         ...
 
 
@@ -66,41 +67,9 @@ class InfoColumns:
     def paths_of(self, videos: np.ndarray) -> list[str]:
         return [self._videos[v].path for v in np.asarray(videos).tolist()]
 
-    def path_array(self) -> Any:
-        import pyarrow as pa
-
-        return pa.array([v.path for v in self._videos], pa.string())
-
-
-def fingerprint(columns: VideoColumns) -> str:
-    """What identifies a dataset for resume checks: the sha256 (16 hex digits) of ``path\\0first\\0count\\n``
-    per video (its path, first frame and frame count), built in Arrow a chunk at a time.
-
-    Args:
-        columns: the dataset's columns.
-
-    Returns:
-        The digest.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    h = hashlib.sha256()
-    paths = columns.path_array()
-    chunks = paths.chunks if isinstance(paths, pa.ChunkedArray) else [paths]
-    first, num = columns.array("first_frame"), columns.array("num_frames")
-    at = 0
-    for chunk in chunks:
-        n = len(chunk)
-        counts = pc.binary_join_element_wise(pa.array(num[at : at + n]).cast(pa.string()), "\n", "")
-        lines = pc.binary_join_element_wise(
-            chunk, pa.array(first[at : at + n]).cast(pa.string()), counts, "\0"
-        )
-        if n:
-            _, offsets, data = lines.buffers()
-            ends = np.frombuffer(offsets, np.int32)[[lines.offset, lines.offset + n]]
-            h.update(memoryview(data)[int(ends[0]) : int(ends[1])])
-        at += n
-    # Arrow's allocator keeps the freed lines for reuse; nothing this size is built again soon.
-    pa.default_memory_pool().release_unused()
-    return h.hexdigest()[:16]
+    def fingerprint(self) -> str:
+        # Videos held as objects are few enough for Python; it spares such a process importing Arrow.
+        h = hashlib.sha256()
+        for v in self._videos:
+            h.update(f"{v.path}\0{v.first_frame}\0{v.num_frames}\n".encode())
+        return h.hexdigest()[:16]

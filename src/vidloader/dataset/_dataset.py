@@ -11,7 +11,7 @@ from typing import Any, Unpack
 from .._errors import ConfigError
 from .._main_guard import refuse_while_importing_main
 from ._building import OnError, SkippedFile, build_videos
-from ._columns import InfoColumns, VideoColumns, fingerprint
+from ._columns import InfoColumns, VideoColumns
 from ._damaged import DamagedFile, damaged_files, warn_damaged
 from ._folder import VIDEO_EXTENSIONS, folder_videos
 from ._index_reader import CheckFiles, open_index
@@ -135,7 +135,7 @@ class VideoDataset(Sequence[VideoInfo]):
 
     def fingerprint(self) -> str:
         """The digest of ``fingerprint_items`` (16 hex digits, what a loader state checks), column-wise."""
-        return fingerprint(self.columns)
+        return self.columns.fingerprint()
 
     def summary(self) -> dict:
         sizes = zip(self.column("width"), self.column("height"), strict=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ._fingerprint import arrow_fingerprint
 from ._index_schema import INFO_LISTS, INFO_SCALARS
 from ._info import VideoInfo
 from ._location import ABSOLUTE_PATTERN, UNNORMALISED_PATTERN, join_parts, resolve
@@ -118,6 +119,10 @@ class IndexRows(Sequence[VideoInfo]):
     def path_array(self) -> Any:
         """Every row's path, resolved, as an Arrow string array."""
         return self.resolved(self._stored("path"))
+
+    def fingerprint(self) -> str:
+        """``VideoColumns.fingerprint``, hashed in Arrow a chunk at a time (no Python string per row)."""
+        return arrow_fingerprint(self.path_array(), self.array("first_frame"), self.array("num_frames"))
 
     def unique_paths(self) -> tuple[Any, np.ndarray]:
         """The distinct files of the rows, resolved (an Arrow string array), and each row's position in it
