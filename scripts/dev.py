@@ -18,6 +18,7 @@ Standard library only: it runs before anything is installed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -203,6 +204,37 @@ def lock(argv: list[str]) -> int:
     return 0
 
 
+def marks_of(name: str) -> str:
+    return "slow" if name == "slow" else "not slow"
+
+
+def run_tests(args: list[str]) -> int:
+    """The whole suite: the tests marked slow (mostly waiting on subprocesses, servers and deadlines) and the
+    others run as two pytest processes at once, each with its own temporary folder, their reports printed
+    one after the other; it fails when either does (also when either collects nothing). With arguments,
+    one pytest run of those."""
+    base = [str(PY), "-m", "pytest", "-q"]
+    if args:
+        return subprocess.call(base + args, cwd=ROOT)
+    codes: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="vidloader-tests-") as tmp, contextlib.ExitStack() as stack:
+        runs = {}
+        for name in ("slow", "other"):
+            marks = marks_of(name)
+            log = stack.enter_context(open(Path(tmp) / f"{name}.log", "w+"))
+            cmd = [*base, "-m", marks, f"--basetemp={Path(tmp) / name}", str(ROOT / "tests")]
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            stack.callback(proc.kill)  # an interrupted run leaves no pytest behind (a no-op once it ended)
+            runs[name] = (proc, log)
+        for name, (proc, log) in runs.items():
+            codes[name] = proc.wait()
+            log.seek(0)
+            print(f"[dev] tests marked {marks_of(name)} (exit {codes[name]}):", flush=True)
+            sys.stdout.write(log.read())
+            sys.stdout.flush()
+    return max(codes.values())
+
+
 def main(argv: list[str]) -> int:
     jobs = {
         "demo": [
@@ -211,7 +243,6 @@ def main(argv: list[str]) -> int:
             "--config",
             str(ROOT / "configs" / "demo_cpu.yaml"),
         ],
-        "test": [str(PY), "-m", "pytest", "-q", str(ROOT / "tests")],
         "api": [str(PY), str(ROOT / "scripts" / "api_docs.py")],
     }
     if argv[:1] == ["lock"]:
@@ -222,9 +253,13 @@ def main(argv: list[str]) -> int:
         if not fresh:  # a new environment was just checked by build_env
             smoke_test()
         return 0
+    if argv[:1] == ["test"]:
+        ensure_env()
+        return run_tests(argv[1:])
     if not argv or argv[0] not in jobs:
         print(
-            f"usage: python3 scripts/dev.py {{{'|'.join([*jobs, 'check', 'lock'])}}} [args]", file=sys.stderr
+            f"usage: python3 scripts/dev.py {{{'|'.join([*jobs, 'test', 'check', 'lock'])}}} [args]",
+            file=sys.stderr,
         )
         return 2
     ensure_env()
