@@ -7,6 +7,8 @@
   ``/denied/``), for ``http(s)://``-style range reads.
 - ``FlakyFileSystem``: an fsspec filesystem (``flaky://``) over another one that fails its first reads, to
   check retries against real errors a store raises.
+- ``fresh_store``: this process's store layer as new for one test (no open files, stats or known outages),
+  its configuration put back after.
 """
 
 from __future__ import annotations
@@ -236,3 +238,22 @@ def serve_main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(serve_main())
+
+
+@contextlib.contextmanager
+def fresh_store() -> Iterator[None]:
+    """This process's store layer as new (no open remote files, counters, injected faults or stores known to
+    be down), and the store configuration as it was once the block ends."""
+    from dataclasses import asdict
+
+    from vidloader.dataset import clear_store_cache, configure_store, reset_store_stats, store_config
+
+    before = store_config()
+    clear_store_cache()
+    reset_store_stats()
+    FlakyFileSystem.queued.clear()
+    try:
+        yield
+    finally:
+        configure_store(**asdict(before))
+        clear_store_cache()

@@ -13,21 +13,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 
 import fsspec
 import pytest
 
 import vidloader as vl
-from stores import FlakyFileSystem
+from stores import fresh_store
 from vidloader import _process_pool
 from vidloader._main_guard import importing_main
 from vidloader.dataset import _store_health as health
 from vidloader.dataset import (
-    clear_store_cache,
     configure_store,
-    reset_store_stats,
     store_config,
     textured_frames,
     write_video,
@@ -53,14 +50,9 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def fresh_store() -> Iterator[None]:
-    before = store_config()
-    clear_store_cache()
-    reset_store_stats()
-    FlakyFileSystem.queued.clear()
-    yield
-    configure_store(**asdict(before))
-    clear_store_cache()
+def _fresh_store() -> Iterator[None]:
+    with fresh_store():
+        yield
 
 
 def child_env() -> dict[str, str]:

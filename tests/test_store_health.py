@@ -12,7 +12,6 @@ import re
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 
 import botocore.exceptions
@@ -20,13 +19,11 @@ import fsspec
 import pytest
 
 import vidloader as vl
-from stores import FlakyFileSystem, RangeHTTPServer, free_port
+from stores import FlakyFileSystem, RangeHTTPServer, free_port, fresh_store
 from vidloader.dataset import _store_health as health
 from vidloader.dataset import (
     clear_store_cache,
     configure_store,
-    reset_store_stats,
-    store_config,
     store_outage,
     store_stats,
     tar_member_url,
@@ -48,14 +45,9 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def fresh_store() -> Iterator[None]:
-    before = store_config()
-    clear_store_cache()
-    reset_store_stats()
-    FlakyFileSystem.queued.clear()
-    yield
-    configure_store(**asdict(before))
-    clear_store_cache()
+def _fresh_store() -> Iterator[None]:
+    with fresh_store():
+        yield
 
 
 def test_store_unavailable_error_is_no_file_error_and_crosses_processes_whole() -> None:
