@@ -39,19 +39,17 @@ STARTUP_DEATHS = 2
 PARENT_POLL_S = 1.0
 
 
-def _warm_up() -> int:
-    # Held briefly, so the next warm-up goes to another process than the one that took this.
-    time.sleep(0.05)
-    return os.getpid()
-
-
-def start_worker(initializer: Callable[..., object] | None, initargs: tuple) -> None:
-    """Run first in each worker: end it when the main process ends, then ``initializer(*initargs)``."""
+def start_worker(initializer: Callable[..., object] | None, initargs: tuple, up: Any = None) -> None:
+    """Run first in each worker: end it when the main process ends, then ``initializer(*initargs)``, then
+    count the worker as up in ``up`` (a shared int) when given."""
     parent = mp.parent_process()
     if parent is not None:
         _exit_with(parent)
     if initializer is not None:
         initializer(*initargs)
+    if up is not None:
+        with up.get_lock():
+            up.value += 1
 
 
 def _exit_with(parent: Any) -> None:
@@ -91,44 +89,37 @@ class ProcessWorkers:
         self._size = num_processes
         self._initializer, self._initargs = initializer, initargs
         self._executor: ProcessPoolExecutor | None = None
-        self._warmups: list[Future] = []
+        self._up: Any = None  # the current pool's count of workers that finished starting
         self._started = 0.0
         self._ready = False
         self._startup_deaths = 0
 
     def _ensure(self) -> ProcessPoolExecutor:
         if self._executor is None:
+            ctx = mp.get_context("spawn")
+            # Counted by each worker once it has started (see starting()); not a warm-up call answered by
+            # pid: a worker stuck in its first task never answers one, and the others answered them all.
+            self._up = ctx.Value("i", 0)
             self._executor = ProcessPoolExecutor(
                 max_workers=self._size,
-                mp_context=mp.get_context("spawn"),
+                mp_context=ctx,
                 initializer=start_worker,
-                initargs=(self._initializer, self._initargs()),
+                initargs=(self._initializer, self._initargs(), self._up),
             )
             self._started, self._ready = time.monotonic(), False
-            # Queued first; each returns the pid that ran it: see starting().
-            self._warmups = [self._executor.submit(_warm_up) for _ in range(self._size)]
         return self._executor
 
     def starting(self) -> bool:
         """Whether fresh worker processes are still starting (their first calls are not late yet): until
-        every process has run a warm-up call, or STARTUP_LIMIT_S has passed."""
+        every process has started (imported the package and run its initializer), or STARTUP_LIMIT_S has
+        passed."""
         if self._ready or self._executor is None or time.monotonic() - self._started > STARTUP_LIMIT_S:
             return False
-        pids = self._warm_pids()
-        if len(pids) >= self._size:
-            self._ready = True
-            return False
-        if all(f.done() for f in self._warmups):
-            # The processes already up took every warm-up: ask again until the others answer too.
-            try:
-                self._warmups.append(self._executor.submit(_warm_up))
-            except (BrokenProcessPool, RuntimeError):
-                return False  # the pool broke or closed: its calls report that themselves
-        return True
+        self._ready = self._up_count() >= self._size
+        return not self._ready
 
-    def _warm_pids(self) -> set[int]:
-        done = [f for f in self._warmups if f.done() and not f.cancelled()]
-        return {f.result() for f in done if f.exception() is None}
+    def _up_count(self) -> int:
+        return 0 if self._up is None else int(self._up.value)
 
     def submit(self, fn: Callable, *args: Any) -> Future:
         try:
@@ -150,7 +141,7 @@ class ProcessWorkers:
         ex = self._executor
         if ex is None or not getattr(ex, "_broken", False):
             return
-        started = bool(self._warm_pids())
+        started = self._up_count() > 0
         codes = self._replace()
         if MAIN_GUARD_EXIT in codes:
             raise main_guard_error()
