@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -37,6 +37,11 @@ class DecodedClip:
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.frames.shape)
+
+    def placed(self, out: np.ndarray) -> DecodedClip:
+        """This clip with its frames copied into ``out`` (a batch row of the same shape)."""
+        out[...] = self.frames
+        return replace(self, frames=out)
 
 
 # A seek that lands past a needed frame (open GOP, an index that is off by a packet) is retried from at

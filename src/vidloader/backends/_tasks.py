@@ -5,7 +5,7 @@ decoded alongside when the loader wants it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -53,6 +53,10 @@ class WithAudio:
 
     frames: Any  # a DecodedClip, or what a device backend decodes later (a PreparedClip)
     audio: AudioSpan
+
+    def placed(self, out: np.ndarray) -> WithAudio:
+        """This result with its frames copied into ``out`` (a batch row; host-decoded frames only)."""
+        return replace(self, frames=self.frames.placed(out))
 
 
 def with_audio(result: Any, info: VideoInfo, frame_indices: Sequence[int], audio: AudioSpec | None) -> Any:

@@ -25,7 +25,7 @@ from ..ops import RaggedClips
 from ..sampling import ClipSpec, SamplingConfig, clip_seed
 from ._batch import ClipBatch, frame_mask
 from ._config import LoaderConfig
-from ._decode import TO_NTHWC, DecodedBatch
+from ._inflight import TO_NTHWC, DecodedBatch
 from ._state import LoaderStats
 
 _PERMUTE = {"NTHWC": (0, 1, 2, 3, 4), "NCTHW": (0, 4, 1, 2, 3), "NTCHW": (0, 1, 4, 2, 3)}

@@ -1,7 +1,8 @@
 """The decode stage: a pass's batches of clips -> the backend's tasks on the workers, a few batches ahead,
 each batch under one deadline (late decodes abandoned, tasks of a dead worker retried once, failed clips
 handed to on_error; an unreachable store or a pool that cannot run ends the pass) -> the backend's batch
-step -> every clip's frames. It owns the host memory decoded frames land in."""
+step -> every clip's frames. It owns the host memory decoded frames land in. A batch's decode passes may also
+serve clips of the next batches (``_inflight``: claimed clips wait for that pass instead of decoding again)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import replace
 from threading import Event
 from typing import Any
 
@@ -17,63 +18,14 @@ import numpy as np
 import torch
 
 from .._errors import DecodeError, StoreUnavailableError, VideoError
-from ..backends import AudioSpan, Backend, ClipRequest, DecodeTask, output_size
+from ..backends import Backend, ClipRequest, DecodeTask, output_size
 from ..dataset import VideoDataset
 from ..sampling import ClipSpec
 from ._batch import HostBuffers
 from ._config import LoaderConfig
+from ._inflight import TO_NTHWC, AheadClaims, CollectedBatch, DecodedBatch, PendingBatch, Running, deliver
 from ._state import LoaderStats
 from ._workers import DecodePool
-
-# A batch tensor in each layout, seen as NTHWC.
-TO_NTHWC = {"NTHWC": (0, 1, 2, 3, 4), "NCTHW": (0, 2, 3, 4, 1), "NTCHW": (0, 1, 3, 4, 2)}
-
-
-@dataclass(eq=False)
-class Running:
-    """A task on the workers."""
-
-    task: DecodeTask
-    future: Future = field(repr=False)
-    retried: bool = False  # already submitted again after its worker died
-
-
-@dataclass
-class PendingBatch:
-    """A submitted batch: its clips, their requests, the host buffer its workers write into (or None)."""
-
-    index: int
-    clips: list[ClipSpec]
-    requests: list[ClipRequest] = field(repr=False)
-    buffer: torch.Tensor | None = field(repr=False)
-    running: list[Running] = field(repr=False)
-
-
-@dataclass
-class CollectedBatch:
-    """What the workers returned for a batch: the clips that got a result (in plan order), those results,
-    and where each sits in the batch's host buffer."""
-
-    index: int
-    clips: list[ClipSpec]
-    results: list[Any] = field(repr=False)
-    buffer: torch.Tensor | None = field(repr=False)
-    rows: list[int]
-
-
-@dataclass
-class DecodedBatch:
-    """A batch's decoded clips: each clip's uint8 ``[T, H, W, 3]`` frames (host or device memory), and when
-    every clip has one frame size, ``video``: all of them as one uint8 tensor laid out as ``layout`` (in its
-    own memory order, so it moves to the device in one copy), where each clip whose frames live elsewhere
-    (on the GPU, the tensor on the host) is still to be copied in."""
-
-    clips: list[ClipSpec]
-    timestamps: list[tuple[float, ...]]
-    frames: list[torch.Tensor] = field(repr=False)
-    video: torch.Tensor | None = field(repr=False)
-    layout: str
-    audio: list[AudioSpan] | None = field(repr=False)
 
 
 class Decoder:
@@ -114,12 +66,14 @@ class Decoder:
         """Each batch's worker results, in order, ``lookahead`` batches submitted ahead; ``first`` is the
         first batch's position in the epoch."""
         lookahead = 0 if self.config.inline else self.config.prefetch
+        # A batch's decode may serve clips of the next batches (up to prefetch of them, at least one).
+        self.ahead = AheadClaims(batches, max(lookahead, 1) if self.config.shared_decode else 0)
         pending: dict[int, PendingBatch] = {}
         submitted = 0
         try:
             for b in range(len(batches)):
                 while submitted < min(b + 1 + lookahead, len(batches)):
-                    pending[submitted] = self._submit(first + submitted, batches[submitted])
+                    pending[submitted] = self._submit(first + submitted, submitted, batches[submitted])
                     submitted += 1
                 yield self._collect(pending.pop(b))
         except StoreUnavailableError:
@@ -187,25 +141,51 @@ class Decoder:
         order = tuple(d - 1 for d in TO_NTHWC[self.layout][1:])
         return buf, [buf[i].permute(*order).numpy() for i in range(len(clips))]
 
-    def _submit(self, index: int, clips: list[ClipSpec]) -> PendingBatch:
+    def _submit(self, index: int, b: int, clips: list[ClipSpec]) -> PendingBatch:
+        """Batch ``b`` (``index`` in the epoch) on the workers: its clips an earlier batch claimed wait for
+        that batch's pass; the others are decoded together with the later clips the backend shares a pass
+        with (claimed here)."""
         buffer, rows = self._buffer(clips)
         requests = [
             ClipRequest(self.dataset[c.video_index], c.frame_indices, row)
             for c, row in zip(clips, rows, strict=True)
         ]
-        tasks = self.backend.tasks(requests, self.settings, shared=self.config.shared_decode)
-        return PendingBatch(index, clips, requests, buffer, [self._start(requests, t) for t in tasks])
+        claimed = self.ahead.claimed(b)
+        running = [
+            Running(t, claimed[t.members[0]], borrowed=True) for t in self._alone(requests, list(claimed))
+        ]
+        own = [p for p in range(len(clips)) if p not in claimed]
+        offers = self.ahead.offers(b)
+        later = [ClipRequest(self.dataset[o.clip.video_index], o.clip.frame_indices) for o in offers]
+        n, at = len(clips), own + [len(clips) + k for k in range(len(offers))]
+        for t in self.backend.tasks(
+            [requests[p] for p in own] + later, self.settings, shared=self.config.shared_decode
+        ):
+            members = tuple(at[m] for m in t.members)
+            if min(members) >= n:
+                continue  # a pass of later clips only: left to their own batch
+            claims = {m: self.ahead.claim(offers[m - n]) for m in members if m >= n}
+            running.append(self._start(requests, replace(t, members=members), claims=claims))
+        return PendingBatch(index, clips, requests, buffer, running)
 
-    def _start(self, requests: list[ClipRequest], task: DecodeTask, *, retried: bool = False) -> Running:
+    def _start(
+        self,
+        requests: list[ClipRequest],
+        task: DecodeTask,
+        *,
+        retried: bool = False,
+        claims: dict[int, Future] | None = None,
+    ) -> Running:
         if task.fallback is not None:
-            self.stats.fallback(requests[task.members[0]].info.path, task.fallback)
+            self.stats.fallback(requests[min(task.members)].info.path, task.fallback)
         if len(task.members) > 1:
             self.stats.counts["shared_decode_clips"] += len(task.members)
-        return Running(task, self.pool.submit(task.fn, *task.args), retried)
+        return Running(task, self.pool.submit(task.fn, *task.args), retried, claims or {})
 
-    def _alone(self, batch: PendingBatch, members: Sequence[int]) -> list[DecodeTask]:
-        """Tasks decoding the clips at ``members`` again, each by itself."""
-        tasks = self.backend.tasks([batch.requests[m] for m in members], self.settings, shared=False)
+    def _alone(self, requests: list[ClipRequest], members: Sequence[int]) -> list[DecodeTask]:
+        """Tasks decoding the clips at ``members`` (positions in ``requests``), each by itself."""
+        members = list(members)
+        tasks = self.backend.tasks([requests[m] for m in members], self.settings, shared=False)
         return [DecodeTask(tuple(members[k] for k in t.members), t.fn, t.args, t.fallback) for t in tasks]
 
     def _collect(self, batch: PendingBatch) -> CollectedBatch:
@@ -247,8 +227,10 @@ class Decoder:
             self.pool.abandon([r.future for r in running])
         reason = f"decoding took longer than decode_timeout={self.config.decode_timeout}s"
         for r in running:
+            deliver(list(r.claims.values()), None)  # their own batches decode them
             for m in r.task.members:
-                errors[m] = DecodeError(batch.requests[m].info.path, reason)
+                if m not in r.claims:
+                    errors[m] = DecodeError(batch.requests[m].info.path, reason)
         return queued
 
     def _settle(
@@ -259,18 +241,24 @@ class Decoder:
         fut, members = run.future, run.task.members
         died = fut.cancelled()  # a worker replacement cancelled it before it ran
         exc = None if died else fut.exception()
+        if run.borrowed:
+            return self._settle_borrowed(batch, run, results, lost=died or exc is not None)
         if exc is None and not died:
-            results.update(zip(members, run.task.results(fut.result()), strict=True))
+            got = dict(zip(members, run.task.results(fut.result()), strict=True))
+            deliver(list(run.claims.values()), [got.pop(m) for m in run.claims])
+            results.update(got)
             return []
-        if isinstance(exc, VideoError) and len(members) > 1:
+        deliver(list(run.claims.values()), None)  # their own batches decode them
+        shared, members = len(members) > 1, tuple(m for m in members if m not in run.claims)
+        if isinstance(exc, VideoError) and shared:
             # A damaged stretch only fails the clips that really cover it: decode each member alone.
-            return [(t, False) for t in self._alone(batch, members)]
+            return [(t, False) for t in self._alone(batch.requests, members)]
         if died or isinstance(exc, BrokenProcessPool):
             self.pool.check()  # a pool that cannot run at all raises here: that is no clip's failure
             if not run.retried:
                 # A dying worker fails every call in flight in its pool. Decode these again on fresh
                 # workers, so only a clip that kills a worker by itself is blamed.
-                return [(t, True) for t in self._alone(batch, members)]
+                return [(t, True) for t in self._alone(batch.requests, members)]
             for m in members:
                 path = batch.requests[m].info.path
                 errors[m] = DecodeError(path, "a decode worker process died while decoding this clip")
@@ -280,3 +268,17 @@ class Decoder:
             return []
         # Not a property of the file (a bug, out of memory, an interrupt): never skipped as a bad clip.
         raise exc  # type: ignore[misc]
+
+    def _settle_borrowed(
+        self, batch: PendingBatch, run: Running, results: dict[int, Any], *, lost: bool
+    ) -> list[tuple[DecodeTask, bool]]:
+        """A clip an earlier batch's pass claimed: its result, copied into its row; a lost claim decodes the
+        clip here, by itself."""
+        if lost:
+            return [(run.task, False)]
+        (m,) = run.task.members
+        out = batch.requests[m].out
+        result = run.future.result()
+        results[m] = result if out is None else result.placed(out)
+        self.stats.counts["clips_decoded_ahead"] += 1
+        return []

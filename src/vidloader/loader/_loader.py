@@ -25,8 +25,9 @@ from . import _handoff
 from ._assemble import Assembler, AudioBatcher, audio_samples
 from ._batch import ClipBatch, HostBuffers
 from ._config import LoaderConfig, loader_config
-from ._decode import CollectedBatch, Decoder
+from ._decode import Decoder
 from ._handoff import EpochCursor, Handoff, Prefetcher
+from ._inflight import CollectedBatch
 from ._state import (
     EpochPlans,
     LoaderStats,
@@ -277,9 +278,9 @@ class VideoLoader:
     @property
     def stats(self) -> dict[str, Any]:
         """JSON-serialisable counters: clips, batches, skipped files and clips with reasons, damaged files
-        (served with the frames that decode), fallbacks, shared decodes, clips without audio, decodes
-        abandoned past their deadline, short videos, remote-store reads, and the current (or last) pass's
-        skip budget (``skip_budget``: its epoch, the clips it planned, lost and may lose). ``clips``,
+        (served with the frames that decode), fallbacks, shared decodes (``clips_decoded_ahead``: clips an
+        earlier batch's pass decoded), clips without audio, decodes abandoned past their deadline, short
+        videos, remote-store reads, and the current (or last) pass's skip budget (``skip_budget``: its epoch, the clips it planned, lost and may lose). ``clips``,
         ``batches``, ``padded_*`` and ``clips_without_audio`` count what the caller has received; failures
         count when they happen."""
         extra = {

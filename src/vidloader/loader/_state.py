@@ -191,6 +191,7 @@ COUNTERS = (
     "batches",
     "fallbacks",
     "shared_decode_clips",
+    "clips_decoded_ahead",
     "skipped_clips",
     "skipped_batches",
     "clips_without_audio",
