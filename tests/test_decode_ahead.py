@@ -1,5 +1,5 @@
 """Decoding ahead: a batch's shared decode pass also serves clips of the same video in the next batches
-(loader/_ahead.py). The batches never change (clips, order, frames); a claim whose pass fails is decoded by
+(loader/_inflight.py). The batches never change (clips, order, frames); a claim whose pass fails is decoded by
 its own batch; resuming mid-epoch gives the same batches."""
 
 from __future__ import annotations
@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
 import vidloader as vl
-from vidloader.backends import PyAVBackend
+from vidloader.backends import AudioSpec, PyAVBackend
 from vidloader.dataset import textured_frames, write_video
 from vidloader.loader._inflight import AheadClaims, ClaimLost, deliver
 from vidloader.sampling import ClipSpec
@@ -101,6 +102,37 @@ def test_resume_mid_epoch_gives_the_same_batches(one_gop: vl.VideoDataset) -> No
     fresh = vl.VideoLoader(one_gop, **kw)
     fresh.load_state_dict(state)
     assert _same(taken + list(fresh), expected)
+
+
+def test_clips_decoded_ahead_keep_their_audio(tmp_path: Any) -> None:
+    rate = 16000
+    audio = np.sin(np.arange(4 * rate) * 2 * np.pi * 440 / rate)[None].astype(np.float32)
+    path = write_video(
+        tmp_path / "a.mp4", textured_frames(100, 36, 52), fps=25, gop=100, audio=audio, audio_rate=rate
+    )
+    ds = vl.VideoDataset.from_paths([path, path])
+    kw = dict(KW, num_workers=2, audio=AudioSpec(sample_rate=rate))
+    reference = list(vl.VideoLoader(ds, shared_decode=False, **kw))
+    loader = vl.VideoLoader(ds, **kw)
+    batches = list(loader)
+    assert loader.stats["clips_decoded_ahead"] > 0 and _same(batches, reference)
+    for a, b in zip(batches, reference, strict=True):
+        assert a.audio is not None and b.audio is not None and torch.equal(a.audio, b.audio)
+
+
+def test_dali_batches_with_decoding_ahead_on_are_unchanged(tmp_path: Any) -> None:
+    # DALI cuts one clip per task and decodes the batch in one call: nothing is claimed, nothing changes.
+    pytest.importorskip("nvidia.dali", reason="nvidia-dali is not installed")
+    paths = [
+        write_video(tmp_path / f"v{i}.webm", textured_frames(60, 36, 52, seed=i), codec="libvpx-vp9", gop=60)
+        for i in range(2)
+    ]
+    ds = vl.VideoDataset.from_paths(paths)
+    kw = dict(KW, backend="dali", num_workers=2, output_layout="NTHWC")
+    reference = list(vl.VideoLoader(ds, shared_decode=False, **kw))
+    loader = vl.VideoLoader(ds, **kw)
+    batches = list(loader)
+    assert loader.stats["clips_decoded_ahead"] == 0 and _same(batches, reference)
 
 
 def _spec(video: int) -> ClipSpec:
