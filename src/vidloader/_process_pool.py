@@ -177,6 +177,8 @@ class ProcessWorkers:
             return []
         # The executor has no public way to stop a busy worker (terminate_workers is Python 3.14).
         procs = list((getattr(ex, "_processes", None) or {}).values())
+        # shutdown drops the executor's references to these
+        internals = (getattr(ex, "_result_queue", None), getattr(ex, "_pending_work_items", None))
         ex.shutdown(wait=False, cancel_futures=True)
         for p in procs:
             with contextlib.suppress(Exception):  # already gone: nothing to stop
@@ -190,7 +192,27 @@ class ProcessWorkers:
         deadline = time.monotonic() + 5.0
         while any(p.exitcode is None for p in procs) and time.monotonic() < deadline:
             time.sleep(0.01)
+        _unblock_results(*internals)
         return [p.exitcode for p in procs if p.exitcode is not None]
 
     def close(self) -> None:
         self._replace()
+
+
+def _unblock_results(results: Any, pending: dict | None) -> None:
+    """End the read of a result a stopped worker was sending.
+
+    A worker stopped while it was writing a result (large: a clip's frames) leaves half a message in the
+    pool's result pipe, and the executor's thread waits for the rest for ever; at exit the interpreter waits
+    for that thread, so the program hung after ``close()`` (or after a stuck worker was replaced). The
+    parent holds the pipe's last write end once its workers are gone: closing it makes that read end (EOF),
+    which the executor's thread takes for a broken pool, and it exits. On its way out it sets an exception
+    on every call still pending, and Python 3.11 raises there for a call the loader cancelled (a traceback
+    on stderr): those get a stand-in future first."""
+    for item in list((pending or {}).values()):  # one C call: a snapshot, whatever that thread does
+        if item.future.cancelled():
+            item.future = Future()
+    writer = getattr(results, "_writer", None)
+    if writer is not None:
+        with contextlib.suppress(OSError):  # already closed
+            writer.close()
