@@ -136,9 +136,9 @@ class LoaderConfig(SamplingConfig):
     shared_decode: bool = option(
         True,
         doc="""decode clips of one video that one pass serves together (PyAV): within a batch, and clips
-            of the next ``prefetch`` batches (at least one) with an earlier batch's pass, whose frames are then
-            held until their own batch is made (at most that many batches of clips; never a change in which
-            clips a batch holds or their frames).""",
+            of the next ``prefetch`` batches (at least one) with an earlier batch's pass, whose frames are
+            then held until their own batch is made (at most that many batches of clips; never a change in
+            which clips a batch holds or their frames).""",
     )
     rank: int = option(None, doc="this process's shard (None: torch.distributed's rank, else 0).")
     world_size: int = option(None, doc="the number of shards (None: torch.distributed's world size, else 1).")

@@ -1,8 +1,9 @@
 """The decode stage: a pass's batches of clips -> the backend's tasks on the workers, a few batches ahead,
 each batch under one deadline (late decodes abandoned, tasks of a dead worker retried once, failed clips
 handed to on_error; an unreachable store or a pool that cannot run ends the pass) -> the backend's batch
-step -> every clip's frames. It owns the host memory decoded frames land in. A batch's decode passes may also
-serve clips of the next batches (``_inflight``: claimed clips wait for that pass instead of decoding again)."""
+step -> every clip's frames. It owns the host memory decoded frames land in. A batch's decode passes may
+also serve clips of the next batches (``_inflight``: claimed clips wait for that pass instead of decoding
+again)."""
 
 from __future__ import annotations
 

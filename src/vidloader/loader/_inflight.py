@@ -37,7 +37,8 @@ class Running:
     task: DecodeTask
     future: Future = field(repr=False)
     retried: bool = False  # already submitted again after its worker died
-    # Members that are later batches' clips (claimed: decoding ahead, below), with the futures their batches wait on.
+    # Members that are later batches' clips (claimed: decoding ahead, below), with the futures their
+    # batches wait on.
     claims: dict[int, Future] = field(default_factory=dict, repr=False)
     borrowed: bool = False  # ``future`` is an earlier batch's claim on this clip; ``task`` decodes it alone
 

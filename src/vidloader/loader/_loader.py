@@ -280,9 +280,9 @@ class VideoLoader:
         """JSON-serialisable counters: clips, batches, skipped files and clips with reasons, damaged files
         (served with the frames that decode), fallbacks, shared decodes (``clips_decoded_ahead``: clips an
         earlier batch's pass decoded), clips without audio, decodes abandoned past their deadline, short
-        videos, remote-store reads, and the current (or last) pass's skip budget (``skip_budget``: its epoch, the clips it planned, lost and may lose). ``clips``,
-        ``batches``, ``padded_*`` and ``clips_without_audio`` count what the caller has received; failures
-        count when they happen."""
+        videos, remote-store reads, and the current (or last) pass's skip budget (``skip_budget``: its
+        epoch, the clips it planned, lost and may lose). ``clips``, ``batches``, ``padded_*`` and
+        ``clips_without_audio`` count what the caller has received; failures count when they happen."""
         extra = {
             "short_video": self.config.short_video,
             "short_videos": self._short_videos,
