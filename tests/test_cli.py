@@ -292,6 +292,44 @@ def test_steady_cpu_per_clip_is_the_second_half_of_the_run() -> None:
     assert steady_cpu_per_clip([0.0, 5.0], 1) == pytest.approx(5.0)
 
 
+def test_a_run_is_charged_the_work_its_iterator_leaves_running() -> None:
+    """A loader's worker finishes the clip it was decoding after the run closes the iterator; that CPU
+    belongs to the run (measured after it), not to the next row in the round."""
+    import threading
+    import time
+
+    from vidloader.cli._measure import measure
+
+    burners: list[threading.Thread] = []
+
+    def burn(cpu_s: float) -> None:
+        t0 = time.thread_time()
+        while time.thread_time() - t0 < cpu_s:
+            pass
+
+    class Batches:
+        def __init__(self) -> None:
+            self.n = 0
+
+        def __iter__(self) -> Batches:
+            return self
+
+        def __next__(self) -> int:
+            self.n += 1
+            return self.n
+
+        def close(self) -> None:
+            burners.append(threading.Thread(target=burn, args=(0.3,)))
+            burners[-1].start()
+
+    row = measure(
+        Batches, n_batches=3, batch_size=2, frames=1, repeats=1, seconds=None, desc="t", progress=False
+    )
+    assert len(burners) == 1 and not burners[0].is_alive()
+    # 0.3 s of CPU over 6 clips, less what a busy machine's scheduler may leave uncounted.
+    assert row["cpu_s_per_clip"] >= 0.3 / 6 * 0.9
+
+
 # ---- the benchmark's headline and FFmpeg's repeated warnings ------------------------------------------
 
 

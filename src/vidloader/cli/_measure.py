@@ -89,7 +89,31 @@ def time_batches(
         close = getattr(it, "close", None)
         if close is not None:
             close()  # an unfinished loader pass must stop its prefetch thread before the next run
+        # A clip a worker was decoding when the run stopped is finished on that worker after close(): it is
+        # this run's CPU, not the next row's, so the run ends when the process has gone quiet.
+        wait_until_quiet()
     return lat, cpu
+
+
+def wait_until_quiet(*, window: float = 0.05, busy: float = 0.2, limit: float = 10.0) -> float:
+    """Wait until this process's threads use under ``busy`` of one core over a ``window`` of wall time
+    (or ``limit`` seconds have passed).
+
+    Args:
+        window: seconds per sample.
+        busy: the CPU share (of one core) below which the process counts as quiet.
+        limit: the most seconds to wait.
+
+    Returns:
+        The seconds waited.
+    """
+    start = time.perf_counter()
+    while time.perf_counter() - start < limit:
+        cpu0, t0 = process_cpu_seconds(), time.perf_counter()
+        time.sleep(window)
+        if process_cpu_seconds() - cpu0 < busy * (time.perf_counter() - t0):
+            break
+    return time.perf_counter() - start
 
 
 def process_cpu_seconds() -> float:
