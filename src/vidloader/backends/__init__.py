@@ -20,6 +20,7 @@ from ._profile import FLOOR_STAGES, PROFILE_ENV, STAGES, profile_totals, profili
 from ._pyav import PyAVBackend, shared_decode_groups
 from ._remux import DALI_CPU_CODECS, PreparedClip, remux_segment
 from ._select import BACKENDS, dali_missing, resolve_backend
+from ._stop import DecodeStopped, raise_if_stopped, run_until
 
 __all__ = [
     "BACKENDS",
@@ -35,6 +36,7 @@ __all__ = [
     "ClipRequest",
     "DALIBackend",
     "DecodeSettings",
+    "DecodeStopped",
     "DecodeTask",
     "DecodedClip",
     "PreparedClip",
@@ -49,8 +51,10 @@ __all__ = [
     "output_size",
     "profile_totals",
     "profiling",
+    "raise_if_stopped",
     "remux_segment",
     "reset_profile",
     "resolve_backend",
+    "run_until",
     "shared_decode_groups",
 ]

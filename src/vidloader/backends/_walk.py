@@ -11,6 +11,7 @@ import numpy as np
 from ..dataset import VideoInfo, ffmpeg_errors
 from ._frame_sink import FrameSink
 from ._profile import clip_profile
+from ._stop import raise_if_stopped
 
 
 class DecodeWalk:
@@ -75,6 +76,7 @@ class DecodeWalk:
         self._seen = len(logs)
         for packet in container.demux(stream):
             self.prof.lap("demux")
+            raise_if_stopped()
             if packet.size == 0:
                 break
             ppts = packet.pts if packet.pts is not None else packet.dts

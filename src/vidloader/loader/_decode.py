@@ -26,7 +26,7 @@ from ._batch import HostBuffers
 from ._config import LoaderConfig
 from ._inflight import TO_NTHWC, AheadClaims, CollectedBatch, DecodedBatch, PendingBatch, Running, deliver
 from ._state import LoaderStats
-from ._workers import DecodePool
+from ._workers import DecodePool, Stopped
 
 
 class Decoder:
@@ -82,7 +82,8 @@ class Decoder:
             self.pool.close()
             raise
         finally:
-            # Tasks not started yet are dropped; running ones finish into buffers nobody will read.
+            # Tasks not started yet are dropped; running ones on threads stop at their next packet once the
+            # pass's stop is set (``run_until``), on processes they finish into buffers nobody will read.
             for p in pending.values():
                 for r in p.running:
                     r.future.cancel()
@@ -181,7 +182,7 @@ class Decoder:
             self.stats.fallback(requests[min(task.members)].info.path, task.fallback)
         if len(task.members) > 1:
             self.stats.counts["shared_decode_clips"] += len(task.members)
-        return Running(task, self.pool.submit(task.fn, *task.args), retried, claims or {})
+        return Running(task, self.pool.submit(task.fn, *task.args, stop=self.stop), retried, claims or {})
 
     def _alone(self, requests: list[ClipRequest], members: Sequence[int]) -> list[DecodeTask]:
         """Tasks decoding the clips at ``members`` (positions in ``requests``), each by itself."""
@@ -239,6 +240,8 @@ class Decoder:
     ) -> list[tuple[DecodeTask, bool]]:
         """Record a finished task; returns the tasks to submit again in its place (and whether each is the
         retry after a worker died)."""
+        if self.stop.is_set():  # the consumer is gone: copying results into its rows would be wasted
+            raise Stopped
         fut, members = run.future, run.task.members
         died = fut.cancelled()  # a worker replacement cancelled it before it ran
         exc = None if died else fut.exception()

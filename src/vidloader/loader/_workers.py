@@ -22,6 +22,7 @@ from typing import Any
 from .._errors import VideoError
 from .._main_guard import refuse_while_importing_main
 from .._process_pool import ProcessWorkers
+from ..backends import run_until
 from ..dataset import StoreConfig, configure_store, store_config, store_outage
 
 log = logging.getLogger("vidloader")
@@ -194,7 +195,11 @@ class DecodePool:
             )
         return self._workers
 
-    def submit(self, fn: Callable, *args: Any) -> Future:
+    def submit(self, fn: Callable, *args: Any, stop: threading.Event | None = None) -> Future:
+        """``fn(*args)`` on a worker. On threads, a ``stop`` that is set ends the call at its next packet
+        (``DecodeStopped``); a process worker's call runs to its end (an Event does not cross processes)."""
+        if stop is not None and self.worker_type == "thread":
+            return self.workers.submit(run_until, stop, run_task, fn, *args)
         return self.workers.submit(run_task, fn, *args)
 
     def check(self) -> None:
@@ -221,6 +226,8 @@ class DecodePool:
         Raises:
             Stopped: ``stop`` was set (the consumer is gone).
         """
+        if stop.is_set():  # calls that ended because the pass stopped (DecodeStopped) are never settled
+            raise Stopped
         todo = [f for f in futures if not f.done()]
         while todo:
             if self.starting():  # the clock starts once the workers are up
