@@ -45,7 +45,7 @@ def profile(
     )
     try:
         # Warm-up batches: pool start, first file reads, and the batch buffers in flight being allocated
-        # once (the loader recycles them after that; see HostBuffers in vidloader/loader/_batch.py).
+        # once (the loader recycles them after that; see HostBuffers in vidloader/loader/_host_memory.py).
         return profile_loader(loader, batches=max(clips // batch, 1), warmup=warmup)
     finally:
         loader.close()

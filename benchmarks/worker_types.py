@@ -2,8 +2,9 @@
 """Thread workers against process workers: CPU per clip (this process and every child, psutil) and clips/s
 of the same loader, interleaved round by round on a synthetic workload.
 
-Process workers send each clip's frames back through the pool's result pipe (pickled), where thread
-workers write them straight into the batch; this measures what that costs.
+Thread workers write each clip straight into its batch row; process workers into the same rows of batch
+memory shared with them (``vidloader/loader/_host_memory.py``), or, without room in /dev/shm, send the
+frames back through the pool's result pipe. This measures what each costs.
 
     python benchmarks/worker_types.py --synthetic 360p-gop250 --workers 2 --batches 40 --rounds 2
 """

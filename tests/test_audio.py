@@ -17,7 +17,7 @@ from media import probe_cache_env, shared_media  # noqa: F401  (fixture)
 from vidloader.backends import AudioSpec, decode_audio_span
 from vidloader.backends._audio import clip_span
 from vidloader.dataset import probe_video, textured_frames, write_video
-from vidloader.loader._assemble import LOG_MEL_EPS
+from vidloader.loader._audio_batch import LOG_MEL_EPS
 
 SRC_RATE = 48000
 FPS = 25

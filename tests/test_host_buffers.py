@@ -14,7 +14,7 @@ import torch
 import vidloader as vl
 from media import probe_cache_env  # noqa: F401  (autouse fixture)
 from vidloader.dataset import textured_frames, write_video
-from vidloader.loader._batch import HostBuffers
+from vidloader.loader._host_memory import HostBuffers
 
 
 @pytest.mark.filterwarnings("ignore:TypedStorage is deprecated")

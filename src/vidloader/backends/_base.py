@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -42,6 +43,14 @@ class DecodedClip:
         """This clip with its frames copied into ``out`` (a batch row of the same shape)."""
         out[...] = self.frames
         return replace(self, frames=out)
+
+    def swap_frames(self, swap: Callable[[Any], Any]) -> DecodedClip:
+        """This clip with ``swap(frames)`` as its frames, nothing copied or checked: how a process worker
+        sends frames it wrote into shared batch memory as a reference to them, and how the loader puts its
+        own view of that memory back (``vidloader.loader``'s shared rows)."""
+        out = copy.copy(self)
+        object.__setattr__(out, "frames", swap(self.frames))
+        return out
 
 
 # A seek that lands past a needed frame (open GOP, an index that is off by a packet) is retried from at

@@ -4,7 +4,7 @@ decoded alongside when the loader wants it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -57,6 +57,10 @@ class WithAudio:
     def placed(self, out: np.ndarray) -> WithAudio:
         """This result with its frames copied into ``out`` (a batch row; host-decoded frames only)."""
         return replace(self, frames=self.frames.placed(out))
+
+    def swap_frames(self, swap: Callable[[Any], Any]) -> WithAudio:
+        """This result with its frame result's ``swap_frames(swap)``."""
+        return replace(self, frames=self.frames.swap_frames(swap))
 
 
 def with_audio(result: Any, info: VideoInfo, frame_indices: Sequence[int], audio: AudioSpec | None) -> Any:

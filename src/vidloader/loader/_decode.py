@@ -7,6 +7,8 @@ again)."""
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
@@ -22,11 +24,13 @@ from .._errors import DecodeError, StoreUnavailableError, VideoError
 from ..backends import Backend, ClipRequest, DecodeTask, output_size
 from ..dataset import VideoDataset
 from ..sampling import ClipSpec
-from ._batch import HostBuffers
 from ._config import LoaderConfig
+from ._host_memory import HostBuffers, attach_rows, run_into_rows
 from ._inflight import TO_NTHWC, AheadClaims, CollectedBatch, DecodedBatch, PendingBatch, Running, deliver
 from ._state import LoaderStats
 from ._workers import DecodePool, Stopped
+
+log = logging.getLogger("vidloader")
 
 
 class Decoder:
@@ -56,10 +60,11 @@ class Decoder:
         self.config, self.dataset, self.backend = config, dataset, backend
         self.pool, self.host, self.stats, self.stop = pool, host, stats, stop
         self.settings = config.decode_settings
-        # Workers write into a shared host batch buffer only in this process's memory.
-        self.in_place = backend.writes_host_rows and not (
-            config.num_workers > 0 and config.worker_type == "process"
-        )
+        # Thread workers write into the batch buffer directly; process workers into a buffer shared with
+        # them (``_host_memory``), except for a CUDA batch, whose host buffer is pinned memory.
+        processes = config.num_workers > 0 and config.worker_type == "process"
+        self.shared = processes and config.device.type != "cuda"
+        self.in_place = backend.writes_host_rows and (not processes or self.shared)
         # A transform takes NTHWC; without one, workers write straight into the output layout.
         self.layout = "NTHWC" if config.transform is not None else config.layout
 
@@ -139,7 +144,13 @@ class Decoder:
             return None, none  # mixed sizes: packed ragged (or reported) by the assembler
         (h, w), t = sizes.pop(), cfg.frames_per_clip
         dims = {"T": t, "H": h, "W": w, "C": 3}
-        buf = self.host.take((len(clips), *(dims[k] for k in self.layout[1:])), pin=cfg.device.type == "cuda")
+        shape = (len(clips), *(dims[k] for k in self.layout[1:]))
+        try:
+            buf = self.host.take(shape, pin=cfg.device.type == "cuda", shared=self.shared)
+        except OSError as exc:  # no room in /dev/shm: the workers send their frames back instead
+            log.warning("vidloader: process workers send frames through the result pipe (slower): %s", exc)
+            self.shared = self.in_place = False
+            return None, none
         order = tuple(d - 1 for d in TO_NTHWC[self.layout][1:])
         return buf, [buf[i].permute(*order).numpy() for i in range(len(clips))]
 
@@ -182,7 +193,16 @@ class Decoder:
             self.stats.fallback(requests[min(task.members)].info.path, task.fallback)
         if len(task.members) > 1:
             self.stats.counts["shared_decode_clips"] += len(task.members)
-        return Running(task, self.pool.submit(task.fn, *task.args, stop=self.stop), retried, claims or {})
+        fn, args = task.fn, task.args
+        shared = self.host.share_args(args) if self.shared else None
+        if shared is not None:  # rows of the shared batch buffer go to the worker as where they lie in it
+            fn, args = run_into_rows, (task.fn, *shared)
+        fut = self.pool.submit(fn, *args, stop=self.stop)
+        if shared is not None:
+            # The worker writes into those rows until its call ends, whatever this pass does meanwhile: this
+            # process's views of them stay referenced until then, so the buffer is not handed out again.
+            fut.add_done_callback(functools.partial(_holding, task.args))
+        return Running(task, fut, retried, claims or {})
 
     def _alone(self, requests: list[ClipRequest], members: Sequence[int]) -> list[DecodeTask]:
         """Tasks decoding the clips at ``members`` (positions in ``requests``), each by itself."""
@@ -250,6 +270,8 @@ class Decoder:
         if exc is None and not died:
             got = dict(zip(members, run.task.results(fut.result()), strict=True))
             deliver(list(run.claims.values()), [got.pop(m) for m in run.claims])
+            if self.shared:  # frames written into the shared buffer come back as where they lie in it
+                got = {m: self._attached(r, batch.requests[m].out) for m, r in got.items()}
             results.update(got)
             return []
         deliver(list(run.claims.values()), None)  # their own batches decode them
@@ -273,6 +295,10 @@ class Decoder:
         # Not a property of the file (a bug, out of memory, an interrupt): never skipped as a bad clip.
         raise exc  # type: ignore[misc]
 
+    @staticmethod
+    def _attached(result: Any, row: np.ndarray | None) -> Any:
+        return result if row is None else attach_rows(result, row)
+
     def _settle_borrowed(
         self, batch: PendingBatch, run: Running, results: dict[int, Any], *, lost: bool
     ) -> list[tuple[DecodeTask, bool]]:
@@ -286,3 +312,7 @@ class Decoder:
         results[m] = result if out is None else result.placed(out)
         self.stats.counts["clips_decoded_ahead"] += 1
         return []
+
+
+def _holding(rows: Any, fut: Future) -> None:
+    """A done-callback that does nothing: being held by ``fut`` until it is done is what ``rows`` need."""

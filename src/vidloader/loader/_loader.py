@@ -22,11 +22,13 @@ from ..backends import Backend, resolve_backend
 from ..dataset import VideoDataset, store_stats
 from ..sampling import ClipPlan, ClipSpec, plan_epoch
 from . import _handoff
-from ._assemble import Assembler, AudioBatcher, audio_samples
-from ._batch import ClipBatch, HostBuffers
+from ._assemble import Assembler
+from ._audio_batch import AudioBatcher, audio_samples
+from ._batch import ClipBatch
 from ._config import LoaderConfig, loader_config
 from ._decode import Decoder
 from ._handoff import EpochCursor, Handoff, Prefetcher
+from ._host_memory import HostBuffers
 from ._inflight import CollectedBatch
 from ._state import (
     EpochPlans,
