@@ -165,3 +165,25 @@ def test_a_late_call_of_an_ended_pass_never_writes_into_a_later_batch(videos: vl
     finally:
         loader.close()
         want.close()
+
+
+def test_clips_with_audio_come_back_from_shared_memory_with_their_audio(tmp_path: Path) -> None:
+    """A task's result with audio (frames in a shared row, the audio span pickled) is put back together:
+    the same video and audio as thread workers give."""
+    rate = 16000
+    t = np.arange(2 * rate) / rate
+    audio = (0.5 * np.sin(2 * np.pi * 440 * t))[None].astype(np.float32)
+    paths = [
+        write_video(tmp_path / f"a{i}.mp4", textured_frames(50, 24, 40, seed=i), fps=25, audio=audio,
+                    audio_rate=rate)
+        for i in range(2)
+    ]  # fmt: skip
+    ds = vl.VideoDataset.from_paths(paths)
+    got, seen = {}, {}
+    for wt in ("thread", "process"):
+        got[wt], seen[wt] = batches(ds, wt, audio=vl.AudioSpec(sample_rate=rate))
+    assert seen["process"], "the process pass made no shared batch buffer"
+    assert len(got["thread"]) == len(got["process"]) == 2
+    for g, w in zip(got["process"], got["thread"], strict=True):
+        assert g.audio is not None and w.audio is not None and g.audio.abs().max() > 0.1
+        assert torch.equal(g.video, w.video) and torch.equal(g.audio, w.audio)
