@@ -238,7 +238,9 @@ def test_workers_end_with_their_main_process(videos: Path, how: str) -> None:
         while any(alive(p) for p in below) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert [p for p in below if alive(p)] == []
-        # multiprocessing's resource tracker (gone too, by now) removed the semaphores of the pool's queues.
+        # multiprocessing's resource tracker (gone too, by now) removed the semaphores of the pool's queues
+        # and the shared batch buffers the workers wrote into.
+        assert any(Path(f).name.startswith(f"vidloader-{report['main']}-") for f in report["shm"])
         assert [f for f in report["shm"] if Path(f).exists()] == []
     finally:
         for p in below:
