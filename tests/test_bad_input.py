@@ -416,14 +416,33 @@ def test_decode_timeout_never_hangs(files: dict[str, Path], on_error: str) -> No
 class CrashingBackend(PyAVBackend):
     """Kills its worker process on one clip, as a decoder segfault would."""
 
-    def __init__(self, crash_path: str, crash_first_frame: int) -> None:
+    def __init__(self, crash_path: str, crash_first_frame: int, slow_path: str = "") -> None:
         super().__init__()
-        self.crash = (crash_path, crash_first_frame)
+        self.crash, self.slow_path = (crash_path, crash_first_frame), slow_path
 
     def decode_clip(self, info, frame_indices, **kw):
         if (info.path, frame_indices[0]) == self.crash:
             os._exit(1)
+        if info.path == self.slow_path:
+            time.sleep(0.5)  # still decoding when the culprit kills its worker again
         return super().decode_clip(info, frame_indices, **kw)
+
+
+@pytest.mark.slow
+def test_a_slow_clip_is_not_taken_down_by_the_culprits_retry(files: dict[str, Path]) -> None:
+    """The clips a dying worker took down are decoded again one at a time: retried together, the culprit
+    killed its fresh worker again while the slow innocent clip was still decoding, and both were blamed."""
+    culprit, slow = files["good2.mp4"], files["short.mp4"]
+    ds = vl.VideoDataset.from_paths([files["good.mp4"], culprit, slow], labels=[0, 1, 2])
+    kw = dict(LOADER_KW, shuffle=True, resize=(32, 48), num_workers=2, worker_type="process", prefetch=3)
+    loader = vl.VideoLoader(ds, **kw, **SKIP, seed=3)  # type: ignore[arg-type]
+    loader.backend = CrashingBackend(str(culprit), 12, slow_path=str(slow))
+    try:
+        list(loader)
+    finally:
+        loader.close()
+    assert [f["path"] for f in loader.stats["decode_failures"]] == [str(culprit)]
+    assert loader.stats["skipped_clips"] == 1
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ again)."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -25,7 +24,7 @@ from ..backends import Backend, ClipRequest, DecodeTask, output_size
 from ..dataset import VideoDataset
 from ..sampling import ClipSpec
 from ._config import LoaderConfig
-from ._host_memory import HostBuffers, attach_rows, run_into_rows
+from ._host_memory import HostBuffers, attach_rows, hold_until_done, run_into_rows
 from ._inflight import TO_NTHWC, AheadClaims, CollectedBatch, DecodedBatch, PendingBatch, Running, deliver
 from ._state import LoaderStats
 from ._workers import DecodePool, Stopped
@@ -201,7 +200,7 @@ class Decoder:
         if shared is not None:
             # The worker writes into those rows until its call ends, whatever this pass does meanwhile: this
             # process's views of them stay referenced until then, so the buffer is not handed out again.
-            fut.add_done_callback(functools.partial(_holding, task.args))
+            hold_until_done(fut, task.args)
         return Running(task, fut, retried, claims or {})
 
     def _alone(self, requests: list[ClipRequest], members: Sequence[int]) -> list[DecodeTask]:
@@ -215,15 +214,21 @@ class Decoder:
         results: dict[int, Any] = {}
         errors: dict[int, VideoError] = {}
         running = batch.running
-        while running:
+        suspects: list[DecodeTask] = []
+        while running or suspects:
+            if suspects and not any(r.retried for r in running):
+                # The clips a dying worker took down are decoded again one at a time: a clip that kills its
+                # worker again then takes no other clip's retry down with it, and only it is blamed.
+                running = [*running, self._start(batch.requests, suspects.pop(0), retried=True)]
             self.pool.wait(
                 [r.future for r in running], deadline, timeout=self.config.decode_timeout, stop=self.stop
             )
             late = [r for r in running if not r.future.done()]
             again = [x for r in running if r not in late for x in self._settle(batch, r, results, errors)]
             queued = self._abandon(batch, late, errors)
+            suspects += [t for t, retried in again if retried]
             # Submitted after the abandon: replacing process workers cancels every call still queued.
-            running = [self._start(batch.requests, t, retried=retried) for t, retried in again] + queued
+            running = [self._start(batch.requests, t) for t, retried in again if not retried] + queued
             # A new wave (clips submitted again, or clips that could not start while every worker was stuck)
             # gets a deadline of its own: it never starts already late. Each wave abandons a stuck worker or
             # settles a retry, so the waves are few.
@@ -271,7 +276,7 @@ class Decoder:
             got = dict(zip(members, run.task.results(fut.result()), strict=True))
             deliver(list(run.claims.values()), [got.pop(m) for m in run.claims])
             if self.shared:  # frames written into the shared buffer come back as where they lie in it
-                got = {m: self._attached(r, batch.requests[m].out) for m, r in got.items()}
+                got = {m: attach_rows(r, batch.requests[m].out) for m, r in got.items()}
             results.update(got)
             return []
         deliver(list(run.claims.values()), None)  # their own batches decode them
@@ -295,10 +300,6 @@ class Decoder:
         # Not a property of the file (a bug, out of memory, an interrupt): never skipped as a bad clip.
         raise exc  # type: ignore[misc]
 
-    @staticmethod
-    def _attached(result: Any, row: np.ndarray | None) -> Any:
-        return result if row is None else attach_rows(result, row)
-
     def _settle_borrowed(
         self, batch: PendingBatch, run: Running, results: dict[int, Any], *, lost: bool
     ) -> list[tuple[DecodeTask, bool]]:
@@ -312,7 +313,3 @@ class Decoder:
         results[m] = result if out is None else result.placed(out)
         self.stats.counts["clips_decoded_ahead"] += 1
         return []
-
-
-def _holding(rows: Any, fut: Future) -> None:
-    """A done-callback that does nothing: being held by ``fut`` until it is done is what ``rows`` need."""

@@ -27,6 +27,7 @@ closes, and registered with multiprocessing's resource tracker, which unlinks it
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import math
@@ -35,6 +36,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,7 +268,19 @@ def run_into_rows(fn: Callable[..., Any], *args: Any) -> Any:
     return result.swap_frames(back)
 
 
-def attach_rows(result: Any, row: np.ndarray) -> Any:
+def attach_rows(result: Any, row: np.ndarray | None) -> Any:
     """A worker's result for one clip, with frames it wrote into a shared buffer given as ``row`` (this
-    process's view of that row) again."""
+    process's view of that row) again; as it is for a clip without a row."""
+    if row is None:
+        return result
     return result.swap_frames(lambda f: row if isinstance(f, SharedRow) else f)
+
+
+def hold_until_done(fut: Future, rows: Any) -> None:
+    """Keep ``rows`` (this process's views of a buffer a worker call writes into) referenced until ``fut``,
+    the call, is done: until then the buffer is not idle, so never handed out again."""
+    fut.add_done_callback(functools.partial(_holding, rows))
+
+
+def _holding(rows: Any, fut: Future) -> None:
+    """A done-callback that does nothing: being held by ``fut`` until it is done is what ``rows`` need."""
