@@ -187,3 +187,18 @@ def test_clips_with_audio_come_back_from_shared_memory_with_their_audio(tmp_path
     for g, w in zip(got["process"], got["thread"], strict=True):
         assert g.audio is not None and w.audio is not None and g.audio.abs().max() > 0.1
         assert torch.equal(g.video, w.video) and torch.equal(g.audio, w.audio)
+
+
+def test_frames_a_worker_sent_as_pixels_are_copied_into_their_row() -> None:
+    """A row the pool no longer tracked goes to the worker as an array and comes back as pixels: the
+    loader copies them into its row instead of keeping the worker's copy."""
+    from vidloader.backends import DecodedClip
+    from vidloader.loader._host_memory import SharedRow, attach_rows
+
+    row = np.zeros((2, 3, 4, 3), np.uint8)
+    sent = DecodedClip(np.full((2, 3, 4, 3), 9, np.uint8), (0, 1), (0.0, 0.04))
+    placed = attach_rows(sent, row)
+    assert placed.frames is row and (row == 9).all()
+    ref = sent.swap_frames(lambda f: SharedRow("x", 0, f.shape, f.strides))
+    assert attach_rows(ref, row).frames is row
+    assert attach_rows(sent, None) is sent

@@ -273,7 +273,15 @@ def attach_rows(result: Any, row: np.ndarray | None) -> Any:
     process's view of that row) again; as it is for a clip without a row."""
     if row is None:
         return result
-    return result.swap_frames(lambda f: row if isinstance(f, SharedRow) else f)
+    came_back: list[bool] = []
+
+    def swap(frames: Any) -> Any:
+        came_back.append(isinstance(frames, SharedRow))
+        return row if came_back[-1] else frames
+
+    out = result.swap_frames(swap)
+    # Frames sent as pixels (a row this pool had already let go was sent as an array): copied into the row.
+    return out if any(came_back) else result.placed(row)
 
 
 def hold_until_done(fut: Future, rows: Any) -> None:
