@@ -183,17 +183,19 @@ class HostBuffers:
         """A worker call's ``args`` with every row of a shared buffer among them (or in a list among them)
         as its ``SharedRow``; None when there is none."""
 
+        found = False
+
         def shared(arg: Any) -> Any:
+            nonlocal found
             if isinstance(arg, np.ndarray):
-                return self.share(arg) or arg
+                row = self.share(arg)
+                found = found or row is not None
+                return row or arg
             if isinstance(arg, list) and any(isinstance(a, np.ndarray) for a in arg):
                 return [shared(a) for a in arg]
             return arg
 
         out = tuple(shared(a) for a in args)
-        found = any(
-            isinstance(a, SharedRow) or (isinstance(a, list) and SharedRow in map(type, a)) for a in out
-        )
         return out if found else None
 
     def idle(self) -> int:
@@ -239,24 +241,22 @@ def _row_array(row: SharedRow) -> np.ndarray:
     return np.ndarray(row.shape, np.uint8, buffer=mapped, offset=row.offset, strides=row.strides)
 
 
-def _resolve(arg: Any) -> Any:
-    if isinstance(arg, SharedRow):
-        return _row_array(arg)
-    if isinstance(arg, list) and any(isinstance(a, SharedRow) for a in arg):
-        return [_resolve(a) for a in arg]
-    return arg
-
-
 def run_into_rows(fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` in a worker process, each ``SharedRow`` among ``args`` (or in a list among them) given
     as the row's array in the shared buffer; frames the call wrote there come back as their ``SharedRow``
     (the results' ``swap_frames``), not as pixels."""
-    rows = {}
-    for arg in args:
-        for a in arg if isinstance(arg, list) else [arg]:
-            if isinstance(a, SharedRow):
-                rows[(_row_array(a).ctypes.data, a.shape)] = a
-    result = fn(*(_resolve(a) for a in args))
+    rows: dict[tuple[int, tuple[int, ...]], SharedRow] = {}  # (address, shape) of each mapped row -> its ref
+
+    def resolve(arg: Any) -> Any:
+        if isinstance(arg, SharedRow):
+            array = _row_array(arg)
+            rows[(array.ctypes.data, arg.shape)] = arg
+            return array
+        if isinstance(arg, list) and any(isinstance(a, SharedRow) for a in arg):
+            return [resolve(a) for a in arg]
+        return arg
+
+    result = fn(*[resolve(a) for a in args])
 
     def back(frames: Any) -> Any:
         if isinstance(frames, np.ndarray):
