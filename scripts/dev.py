@@ -106,7 +106,26 @@ def _pip(*args: str) -> None:
         raise subprocess.CalledProcessError(proc.returncode, cmd)
 
 
+# Free space a new environment needs where it is made and in the temp folder pip unpacks wheels into: the
+# locked environment is 6.6 GiB (torch's CUDA libraries most of it). A disk that fills half-way through the
+# install leaves a broken folder and pip's "No space left on device" deep in its output (a CI run failed so).
+ENV_GIB = 10
+
+
+def check_space(places: list[Path], *, need_gib: float = ENV_GIB) -> None:
+    """Stop, naming the folder and both sizes, where ``places`` lack ``need_gib`` GiB free."""
+    for where in places:
+        where = next(d for d in (where, *where.parents) if d.exists())  # a venv folder not made yet
+        free = shutil.disk_usage(where).free / 2**30
+        if free < need_gib:
+            _die(
+                f"{where} has {free:.1f} GiB free; building the environment needs about {need_gib:.0f} GiB "
+                "(free space there, or point VIDLOADER_VENV / TMPDIR at a disk that has it)"
+            )
+
+
 def build_env(want: dict[str, str]) -> None:
+    check_space([VENV.parent, Path(tempfile.gettempdir())])
     if VENV.exists():
         print(
             f"[dev] {VENV} does not match the lock, this Python or a finished install: rebuilding", flush=True

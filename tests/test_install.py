@@ -7,6 +7,7 @@ import importlib.metadata
 import importlib.util
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -108,3 +109,16 @@ def test_gpu_check_fails_without_a_gpu() -> None:
     assert res.returncode == 2, res.stdout[-2000:] + res.stderr[-2000:]
     last = res.stdout.strip().splitlines()[-1]
     assert last.startswith("gpu_check: FAILED: no CUDA device"), last
+
+
+def test_an_environment_is_not_started_on_a_disk_without_room(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dev = _dev_module(monkeypatch, tmp_path / "venv")
+    free = shutil.disk_usage(tmp_path).free / 2**30
+    dev.check_space([tmp_path, tmp_path / "venv" / "not-made"], need_gib=free / 2)  # room: nothing happens
+    with pytest.raises(SystemExit) as stopped:
+        dev.check_space([tmp_path], need_gib=free + 1024)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "GiB free" in err and f"about {free + 1024:.0f} GiB" in err
