@@ -16,8 +16,9 @@ from ._base import (
     output_size,
 )
 from ._dali import DALIBackend, is_out_of_memory
+from ._pass_groups import shared_decode_groups
 from ._profile import FLOOR_STAGES, PROFILE_ENV, STAGES, profile_totals, profiling, reset_profile
-from ._pyav import PyAVBackend, shared_decode_groups
+from ._pyav import PyAVBackend
 from ._remux import DALI_CPU_CODECS, PreparedClip, remux_segment
 from ._select import BACKENDS, dali_missing, resolve_backend
 from ._stop import DecodeStopped, raise_if_stopped, run_until

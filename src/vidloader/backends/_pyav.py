@@ -25,6 +25,7 @@ from ._base import (
 )
 from ._frame_sink import FrameSink, output_rows
 from ._open import open_input
+from ._pass_groups import shared_decode_groups
 from ._profile import clip_profile
 from ._tasks import decode_group_task, decode_task
 from ._walk import DecodeWalk, next_attempt, release_decoder
@@ -33,39 +34,6 @@ from ._walk import DecodeWalk, next_attempt, release_decoder
 # frame by frame against a full sequential decode). libdav1d is not one: AV1's hidden frames shown later
 # (show_existing_frame) then never come out, so AV1 and any codec not listed decode every frame.
 NONREF_SAFE_CODECS = frozenset({"h264", "hevc", "mpeg4", "vp8", "vp9", "mjpeg"})
-
-
-def shared_decode_groups(info: VideoInfo, clips: Sequence[Sequence[int]]) -> list[list[int]]:
-    """Clips of one video that one decode pass serves better than separate ones, as groups of positions
-    in ``clips`` (each group sorted by first frame).
-
-    A clip joins the group before it when the keyframe its own seek would start from is at or before the
-    group's last frame: decoding on from there then costs no more than seeking (usually much less: with
-    long GOPs every clip of a multiview or sliding plan starts from the same keyframe). Clips further apart
-    keep their own seek, so two clips minutes apart never decode the minutes between them.
-
-    Args:
-        info: the probed video.
-        clips: each clip's frame indices.
-
-    Returns:
-        Groups of positions in ``clips``.
-    """
-    order = sorted(range(len(clips)), key=lambda i: min(clips[i]))
-    groups: list[list[int]] = []
-    end = -1
-    for i in order:
-        first = info.frame_pts[min(clips[i])]
-        last = max(info.frame_pts[j] for j in clips[i])
-        k = bisect.bisect_right(info.keyframe_pts, first) - 1
-        key = info.keyframe_pts[max(k, 0)] if info.keyframe_pts else first
-        if groups and key <= end:
-            groups[-1].append(i)
-            end = max(end, last)
-        else:
-            groups.append([i])
-            end = last
-    return groups
 
 
 def _decoded(info: VideoInfo, frame_indices: Sequence[int], frames: np.ndarray) -> DecodedClip:
