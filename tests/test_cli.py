@@ -281,6 +281,45 @@ def test_bench_multiview_plan_shares_decode_passes(tmp_path: Path) -> None:
     assert all(report["backends"][n]["check"] == "exact" for n in ("vidloader-pyav", "pyav-naive"))
 
 
+def test_bench_with_process_workers_starts_them_first_and_checks_through_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_json = tmp_path / "proc.json"
+    args = ["bench", "--synthetic", "tiny", "--data-root", str(tmp_path / "bench"), "--backends",
+            "vidloader-pyav,pyav-naive", "--workers", "2", "--worker-type", "process", "--clips", "16",
+            "--batch-size", "4", "--frames", "4", "--repeats", "1"]  # fmt: skip
+    assert main([*args, "--json", str(out_json)]) == 0
+    report = json.loads(out_json.read_text())
+    row = report["backends"]["vidloader-pyav"]
+    assert report["config"]["worker_type"] == row["worker_type"] == "process"
+    assert row["check"] == report["backends"]["pyav-naive"]["check"] == "exact"
+    # Spawning two interpreters that import torch is seconds of CPU, none of it in the timed runs.
+    assert row["worker_start_cpu_s"] > 0.5 and row["worker_start_s"] > 0
+    assert row["cpu_s_per_clip"] > 0
+    assert "process workers, started before the timed runs" in capsys.readouterr().out
+    # The decode profile's stage totals would stay in the workers: refused before anything runs.
+    assert main([*args, "--profile"]) == 2
+    assert "--profile needs thread workers" in capsys.readouterr().err
+
+
+def test_process_cpu_counts_live_and_reaped_children() -> None:
+    import subprocess
+    import sys
+
+    from vidloader.cli._measure import process_cpu_seconds
+
+    burn = "import sys, time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\nprint(1, flush=True)\nsys.stdin.read()"
+    before = process_cpu_seconds()
+    child = subprocess.Popen([sys.executable, "-c", burn], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == b"1"
+        live = process_cpu_seconds() - before  # the child is alive, waiting on its stdin
+    finally:
+        child.communicate(b"")
+    reaped = process_cpu_seconds() - before
+    assert live >= 0.35 and reaped >= live - 0.05  # /proc counts in 10 ms ticks
+
+
 def test_steady_cpu_per_clip_is_the_second_half_of_the_run() -> None:
     from vidloader.cli._measure import steady_cpu_per_clip
 

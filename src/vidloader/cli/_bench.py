@@ -87,14 +87,15 @@ def run_bench(
         progress: show a progress bar.
         profile: after the rounds, one more vidloader-pyav run with the decode profile on: the report's
             ``profile`` (``bench_profile``: CPU per clip by stage, the decode floor and its share).
-        **options: the workload: ``frames``, ``stride``, ``batch_size``, ``resize``, ``workers``, ``clips``,
-            ``sampling``, ``clips_per_video``, ``seconds``, ``seed`` (see ``bench_settings``).
+        **options: the workload: ``frames``, ``stride``, ``batch_size``, ``resize``, ``workers``,
+            ``worker_type``, ``clips``, ``sampling``, ``clips_per_video``, ``seconds``, ``seed`` (see
+            ``bench_settings``).
 
     Returns:
         The report.
 
     Raises:
-        ConfigError: an unknown backend or a bad option.
+        ConfigError: an unknown backend, a bad option, or ``profile`` with process workers.
     """
     unknown = [b for b in backends if b not in (*VIDLOADER_BACKENDS, *PEERS)]
     if unknown:
@@ -103,6 +104,11 @@ def run_bench(
         )
     check_int("repeats", repeats, minimum=1)
     settings = bench_settings(dataset, **options)
+    if profile and settings.loader.num_workers > 0 and settings.loader.worker_type == "process":
+        # Said now, not after the timed rounds: the stage totals would stay in the worker processes.
+        raise ConfigError(
+            "--profile needs thread workers: process workers keep their stage totals to themselves"
+        )
     with counted_ffmpeg_warnings() as warned:
         job, refs, config = prepare(dataset, settings, progress=progress)
         rounds = _run_rounds(backends, repeats, dataset, job, refs, config)

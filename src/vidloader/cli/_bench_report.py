@@ -49,6 +49,13 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
     if "clips_per_s" in rows.get("vidloader-pyav", {}) and any(n not in VIDLOADER_BACKENDS for n in rows):
         lines += format_ratios(report.get("vs_best_peer"), report.get("not_counted", {}))
     lines += format_warnings(report.get("ffmpeg_warnings", {}))
+    for name in VIDLOADER_BACKENDS:
+        r = rows.get(name, {})
+        if "worker_start_s" in r:
+            lines.append(
+                f"{name}: process workers, started before the timed runs in {r['worker_start_s']:.1f} s "
+                f"({r['worker_start_cpu_s']:.1f} s of CPU); the row's CPU counts the workers'"
+            )
     prof = report.get("profile")
     if prof:
         lines.append(

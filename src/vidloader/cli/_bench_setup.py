@@ -44,6 +44,7 @@ class BenchSettings:
             "batch_size": c.batch_size,
             "resize": c.resize,
             "workers": c.num_workers,
+            "worker_type": c.worker_type,
             "threads": self.threads,
             "clips": clips,
             "repeats": repeats,
@@ -61,6 +62,7 @@ def bench_settings(
     batch_size: int = 8,
     resize: int | tuple[int, int] | None = None,
     workers: int = 2,
+    worker_type: str = "thread",
     clips: int = 64,
     sampling: str = "random",
     clips_per_video: int | None = None,
@@ -71,7 +73,8 @@ def bench_settings(
 
     Args:
         dataset: the videos.
-        frames, stride, batch_size, resize, workers, seed: the clips and the vidloader rows' loader.
+        frames, stride, batch_size, resize, workers, worker_type, seed: the clips and the vidloader rows'
+            loader (``worker_type`` as ``LoaderConfig``'s: "thread" or "process").
         clips: clips to time (at least two batches).
         sampling, clips_per_video: the plan (default: several random clips per video when the dataset is
             small; 4 per video for "uniform"; every window for "sliding").
@@ -107,6 +110,7 @@ def bench_settings(
         seed=seed,
         resize=resize,
         num_workers=workers,
+        worker_type=worker_type,  # type: ignore[arg-type]  # LoaderConfig checks it against its choices
         output_layout="NTHWC",
         backend="pyav",
     )

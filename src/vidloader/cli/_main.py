@@ -66,6 +66,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         resize=_resize(args.resize),
         workers=args.workers,
+        worker_type=args.worker_type,
         clips=args.clips,
         sampling=args.sampling,
         clips_per_video=args.clips_per_video,
@@ -201,6 +202,13 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--resize", help="short side (224) or HxW")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--worker-type",
+        default="thread",
+        choices=["thread", "process"],
+        help="the vidloader rows' workers; process workers are started before the timed runs, and their CPU "
+        "counts with the row's",
+    )
     p.add_argument("--clips", type=int, default=64, help="clips per timed run")
     p.add_argument(
         "--sampling",

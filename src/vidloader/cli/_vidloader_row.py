@@ -3,12 +3,14 @@ timed one, then timed on the same clip list as the peers."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..dataset import VideoDataset
+from ._measure import process_cpu_seconds, wait_until_quiet
 from ._peer_base import PeerUnavailable, package_version
 from ._peer_dali import require_dali_cpu_codecs
 from ._peer_run import PeerJob, time_job
@@ -45,6 +47,7 @@ def run_vidloader(
         if tuple(loader.clip_plan(0)[: len(job.plan)]) != job.plan:
             raise RuntimeError("vidloader's plan differs from the benchmark's clip list")
         got = _check_frames(dataset, job, config)
+        started = _start_workers(loader)
 
         def make_iter() -> Any:
             loader.set_epoch(0)
@@ -58,7 +61,28 @@ def run_vidloader(
     timing["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
     timing["version"] = package_version("vidloader")
     timing["threads"] = getattr(loader.backend, "threads", None)
+    timing["worker_type"] = config.worker_type if config.num_workers > 0 else None
+    if started is not None:
+        timing["worker_start_s"], timing["worker_start_cpu_s"] = started
     return got, timing
+
+
+def _start_workers(loader: Any) -> tuple[float, float] | None:
+    """Process workers started before the timed runs (one batch, not timed), as a training job starts them
+    once for many epochs: (wall, CPU seconds) that took, spawn and imports included; None for threads,
+    which start at once. The timed runs then reuse those workers, and their CPU counts with the row's."""
+    cfg = loader.config
+    if cfg.num_workers == 0 or cfg.worker_type != "process":
+        return None
+    t0, cpu0 = time.perf_counter(), process_cpu_seconds()
+    loader.set_epoch(0)
+    batches = iter(loader)
+    try:
+        next(batches)
+    finally:
+        batches.close()
+    wait_until_quiet()
+    return time.perf_counter() - t0, process_cpu_seconds() - cpu0
 
 
 def _check_frames(dataset: VideoDataset, job: PeerJob, config: LoaderConfig) -> list[np.ndarray]:
@@ -68,8 +92,11 @@ def _check_frames(dataset: VideoDataset, job: PeerJob, config: LoaderConfig) -> 
     decoded."""
     from ..loader import VideoLoader
 
-    # One clip per batch: at full size, clips of files with different sizes make no single batch.
-    check = VideoLoader(dataset, config=replace(config, resize=None, batch_size=1, num_workers=0))
+    # One clip per batch: at full size, clips of files with different sizes make no single batch. Process
+    # workers hand clips over through shared batch memory, so their check goes through one of them.
+    processes = config.num_workers > 0 and config.worker_type == "process"
+    workers = {"num_workers": 1} if processes else {"num_workers": 0, "worker_type": "thread"}
+    check = VideoLoader(dataset, config=replace(config, resize=None, batch_size=1, **workers))
     try:
         if tuple(check.clip_plan(0)[: len(job.plan)]) != job.plan:
             raise RuntimeError("vidloader's check plan differs from the benchmark's clip list")
