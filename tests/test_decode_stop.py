@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,13 +85,48 @@ def test_a_clip_running_when_the_pass_ends_stops_at_its_next_packet(
         loader.close()
 
 
-def test_process_workers_ignore_the_stop_event(videos: vl.VideoDataset, tmp_path: Path) -> None:
-    """An Event does not cross processes: process workers run their calls as before (the pool's submit
-    drops the stop there), so a pass over process workers is unchanged."""
+def _spin(seconds: float) -> str:
+    """A worker call that checks its stop as a decode does per packet, for ``seconds`` at most."""
+    from vidloader.backends import raise_if_stopped
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        raise_if_stopped()
+        time.sleep(0.01)
+    return "ran out"
+
+
+def test_a_process_workers_call_stops_once_its_pass_stop_is_set() -> None:
+    """A process worker cannot read an Event; it reads its pass's slot of the pool's shared flags."""
+    from vidloader.loader._workers import DecodePool
+
+    pool = DecodePool(num_workers=1, worker_type="process")
+    try:
+        assert pool.submit(_spin, 0.2).result(timeout=120) == "ran out"  # started, and no stop asked
+        first, second = pool.new_stop(), pool.new_stop()
+        running = pool.submit(_spin, 60.0, stop=first)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        first.set()
+        assert isinstance(running.exception(timeout=20), DecodeStopped)
+        assert time.monotonic() - t0 < 5  # at its next check, not after its 60 s
+        # Another pass's stop is its own slot; an Event the pool did not make stays in this process.
+        assert pool.submit(_spin, 0.3, stop=second).result(timeout=20) == "ran out"
+        foreign = threading.Event()
+        foreign.set()
+        assert pool.submit(_spin, 0.3, stop=foreign).result(timeout=20) == "ran out"
+    finally:
+        pool.close()
+
+
+def test_a_pass_over_process_workers_ended_early_leaves_them_to_the_next(videos: vl.VideoDataset) -> None:
     loader = vl.VideoLoader(
         videos, batch_size=1, frames_per_clip=8, shuffle=False, num_workers=1, worker_type="process"
     )
     try:
+        for batch in loader:
+            assert int(batch.video_index[0]) == 0
+            break
         assert [int(b.video_index[0]) for b in loader] == [0, 1]
     finally:
         loader.close()

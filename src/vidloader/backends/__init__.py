@@ -21,7 +21,7 @@ from ._profile import FLOOR_STAGES, PROFILE_ENV, STAGES, profile_totals, profili
 from ._pyav import PyAVBackend
 from ._remux import DALI_CPU_CODECS, PreparedClip, remux_segment
 from ._select import BACKENDS, dali_missing, resolve_backend
-from ._stop import DecodeStopped, raise_if_stopped, run_until
+from ._stop import DecodeStopped, SharedStop, StopSignal, raise_if_stopped, run_until, use_stop_flags
 
 __all__ = [
     "BACKENDS",
@@ -43,6 +43,8 @@ __all__ = [
     "PreparedClip",
     "PyAVBackend",
     "ResizeArg",
+    "SharedStop",
+    "StopSignal",
     "check_resize",
     "clip_span",
     "dali_missing",
@@ -58,4 +60,5 @@ __all__ = [
     "resolve_backend",
     "run_until",
     "shared_decode_groups",
+    "use_stop_flags",
 ]

@@ -114,7 +114,7 @@ class VideoLoader:
         b, n_batches = self.config.batch_size, self._num_batches(len(plan))
         batches = plan.batches(b, start, n_batches)
         self._stats.begin_pass(epoch, max(min(len(plan), n_batches * b) - start * b, 0), self.dataset)
-        cfg, stop = self.config, threading.Event()
+        cfg, stop = self.config, self._pool.new_stop()  # process workers read it too
         adds: collections.deque[Counter[str]] = collections.deque()  # of batches made, not yet delivered
         handoff = Handoff(_handoff.streams_for(cfg.device))
         delivered = _handoff.deliver(

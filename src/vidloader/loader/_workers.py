@@ -10,6 +10,7 @@ import atexit
 import contextlib
 import itertools
 import logging
+import multiprocessing as mp
 import queue
 import threading
 import time
@@ -22,23 +23,40 @@ from typing import Any
 from .._errors import VideoError
 from .._main_guard import refuse_while_importing_main
 from .._process_pool import ProcessWorkers
-from ..backends import run_until
+from ..backends import SharedStop, run_until, use_stop_flags
 from ..dataset import StoreConfig, configure_store, store_config, store_outage
 
 log = logging.getLogger("vidloader")
 _names = itertools.count()
 # How often a wait wakes to check that the caller still wants the batch and the workers are alive.
 POLL_S = 0.1
+# Stop flags shared with process workers, one per pass, reused round-robin (a slot is cleared when a new
+# pass takes it): far more than the passes that can be running at once.
+STOP_SLOTS = 256
 
 
 class Stopped(Exception):
     """The consumer went away (break, exception, close) while a wait for decode tasks ran."""
 
 
-def read_stores_as(store: StoreConfig) -> None:
+def start_process_worker(store: StoreConfig, stop_flags: Any) -> None:
     """A process worker's initializer: read stores as the main process does (``configure_store`` there
-    does not reach a spawned process by itself)."""
+    does not reach a spawned process by itself), and read its calls' stops from ``stop_flags``."""
     configure_store(**{f.name: getattr(store, f.name) for f in fields(store)})
+    use_stop_flags(stop_flags)
+
+
+class PassStop(threading.Event):
+    """A pass's stop: an Event for the threads of this process, and, once set, slot ``slot`` of the flags
+    the pool's process workers read (``SharedStop``), so their decodes end at the next packet too."""
+
+    def __init__(self, flags: Any, slot: int) -> None:
+        super().__init__()
+        self.flags, self.slot = flags, slot
+
+    def set(self) -> None:
+        super().set()
+        self.flags[self.slot] = 1
 
 
 def run_task(fn: Callable[..., Any], *args: Any) -> Any:
@@ -183,6 +201,8 @@ class DecodePool:
         self.num_workers = num_workers
         self.worker_type = worker_type if num_workers > 0 else "thread"
         self._workers: ThreadWorkers | ProcessWorkers | None = None
+        self._stop_flags: Any = None  # made with the first pass of process workers, kept for the pool's life
+        self._passes = itertools.count()
 
     @property
     def workers(self) -> ThreadWorkers | ProcessWorkers:
@@ -191,16 +211,40 @@ class DecodePool:
             self._workers = (
                 ThreadWorkers(n)
                 if self.worker_type == "thread"
-                else ProcessWorkers(n, initializer=read_stores_as, initargs=lambda: (store_config(),))
+                else ProcessWorkers(
+                    n, initializer=start_process_worker, initargs=lambda: (store_config(), self.stop_flags)
+                )
             )
         return self._workers
 
+    @property
+    def stop_flags(self) -> Any:
+        """The flags process workers read their calls' stops from (shared memory, made once)."""
+        if self._stop_flags is None:
+            self._stop_flags = mp.get_context("spawn").RawArray("b", STOP_SLOTS)
+        return self._stop_flags
+
+    def new_stop(self) -> threading.Event:
+        """A stop for one pass: setting it ends that pass's calls at their next packet, on threads and, for
+        process workers, in the workers too (``PassStop``)."""
+        if self.worker_type == "thread":
+            return threading.Event()
+        slot = next(self._passes) % STOP_SLOTS
+        self.stop_flags[slot] = 0
+        return PassStop(self.stop_flags, slot)
+
     def submit(self, fn: Callable, *args: Any, stop: threading.Event | None = None) -> Future:
-        """``fn(*args)`` on a worker. On threads, a ``stop`` that is set ends the call at its next packet
-        (``DecodeStopped``); a process worker's call runs to its end (an Event does not cross processes)."""
-        if stop is not None and self.worker_type == "thread":
+        """``fn(*args)`` on a worker; a ``stop`` that is set ends the call at its next packet
+        (``DecodeStopped``). A process worker reads only a ``new_stop()`` of this pool (any other Event stays
+        in this process, and the call runs to its end)."""
+        if stop is None:
+            return self.workers.submit(run_task, fn, *args)
+        if self.worker_type == "thread":
             return self.workers.submit(run_until, stop, run_task, fn, *args)
-        return self.workers.submit(run_task, fn, *args)
+        slot = getattr(stop, "slot", None)
+        if slot is None or getattr(stop, "flags", None) is not self._stop_flags:
+            return self.workers.submit(run_task, fn, *args)
+        return self.workers.submit(run_until, SharedStop(slot), run_task, fn, *args)
 
     def check(self) -> None:
         """After a task failed because its worker process died: replace the pool, or raise when the
