@@ -86,8 +86,8 @@ class Decoder:
             self.pool.close()
             raise
         finally:
-            # Tasks not started yet are dropped; running ones on threads stop at their next packet once the
-            # pass's stop is set (``run_until``), on processes they finish into buffers nobody will read.
+            # Tasks not started yet are dropped; running ones stop at their next packet once the pass's stop
+            # is set (``run_until``; process workers read it from shared memory, ``DecodePool.new_stop``).
             for p in pending.values():
                 for r in p.running:
                     r.future.cancel()
