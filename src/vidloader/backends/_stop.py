@@ -25,8 +25,11 @@ class StopSignal(Protocol):
 
 
 def use_stop_flags(flags: Any) -> None:
-    """In a worker process, as it starts: the shared flags (a ``multiprocessing`` byte array) its calls'
-    ``SharedStop`` slots refer to."""
+    """In a worker process, as it starts: where its calls' ``SharedStop`` slots are read.
+
+    Args:
+        flags: the pool's shared flags (a ``multiprocessing`` byte array; non-zero: that slot's pass ended).
+    """
     global _flags
     _flags = flags
 
