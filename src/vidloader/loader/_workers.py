@@ -208,13 +208,13 @@ class DecodePool:
     def workers(self) -> ThreadWorkers | ProcessWorkers:
         if self._workers is None:
             n = max(1, self.num_workers)
-            self._workers = (
-                ThreadWorkers(n)
-                if self.worker_type == "thread"
-                else ProcessWorkers(
-                    n, initializer=start_process_worker, initargs=lambda: (store_config(), self.stop_flags)
+            if self.worker_type == "thread":
+                self._workers = ThreadWorkers(n)
+            else:
+                flags = self.stop_flags  # the same flags for every pool that replaces this one
+                self._workers = ProcessWorkers(
+                    n, initializer=start_process_worker, initargs=lambda: (store_config(), flags)
                 )
-            )
         return self._workers
 
     @property
