@@ -1,33 +1,31 @@
-"""The decode stage: a pass's batches of clips -> the backend's tasks on the workers, a few batches ahead,
-each batch under one deadline (late decodes abandoned, tasks of a dead worker retried once, failed clips
-handed to on_error; an unreachable store or a pool that cannot run ends the pass) -> the backend's batch
-step -> every clip's frames. It owns the host memory decoded frames land in. A batch's decode passes may
-also serve clips of the next batches (``_inflight``: claimed clips wait for that pass instead of decoding
-again)."""
+"""The decode stage: a pass's batches of clips -> the backend's tasks on the workers, a few batches ahead ->
+each batch collected under one deadline (``_collect``: late decodes abandoned, tasks of a dead worker retried,
+failed clips handed to on_error; an unreachable store or a pool that cannot run ends the pass) -> the
+backend's batch step -> every clip's frames. It owns the host memory decoded frames land in. A batch's decode
+passes may also serve clips of the next batches (``_inflight``: claimed clips wait for that pass instead of
+decoding again)."""
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from threading import Event
-from typing import Any
 
 import numpy as np
 import torch
 
-from .._errors import DecodeError, StoreUnavailableError, VideoError
+from .._errors import DecodeError, StoreUnavailableError
 from ..backends import Backend, ClipRequest, DecodeTask, output_size
 from ..dataset import VideoDataset
 from ..sampling import ClipSpec
+from ._collect import BatchCollector
 from ._config import LoaderConfig
-from ._host_memory import HostBuffers, attach_rows, hold_until_done, run_into_rows
-from ._inflight import TO_NTHWC, AheadClaims, CollectedBatch, DecodedBatch, PendingBatch, Running, deliver
+from ._host_memory import HostBuffers, hold_until_done, run_into_rows
+from ._inflight import TO_NTHWC, AheadClaims, CollectedBatch, DecodedBatch, PendingBatch, Running
 from ._state import LoaderStats
-from ._workers import DecodePool, Stopped
+from ._workers import DecodePool
 
 log = logging.getLogger("vidloader")
 
@@ -66,6 +64,7 @@ class Decoder:
         self.in_place = backend.writes_host_rows and (not processes or self.shared)
         # A transform takes NTHWC; without one, workers write straight into the output layout.
         self.layout = "NTHWC" if config.transform is not None else config.layout
+        self.collector = BatchCollector(self)
 
     def run(self, batches: Sequence[list[ClipSpec]], first: int = 0) -> Iterator[CollectedBatch]:
         """Each batch's worker results, in order, ``lookahead`` batches submitted ahead; ``first`` is the
@@ -80,7 +79,7 @@ class Decoder:
                 while submitted < min(b + 1 + lookahead, len(batches)):
                     pending[submitted] = self._submit(first + submitted, submitted, batches[submitted])
                     submitted += 1
-                yield self._collect(pending.pop(b))
+                yield self.collector.collect(pending.pop(b))
         except StoreUnavailableError:
             # The pass ends here, under every on_error; its workers would only fail on the same store.
             self.pool.close()
@@ -164,7 +163,7 @@ class Decoder:
         ]
         claimed = self.ahead.claimed(b)
         running = [
-            Running(t, claimed[t.members[0]], borrowed=True) for t in self._alone(requests, list(claimed))
+            Running(t, claimed[t.members[0]], borrowed=True) for t in self.alone(requests, list(claimed))
         ]
         own = [p for p in range(len(clips)) if p not in claimed]
         offers = self.ahead.offers(b)
@@ -177,10 +176,10 @@ class Decoder:
             if min(members) >= n:
                 continue  # a pass of later clips only: left to their own batch
             claims = {m: self.ahead.claim(offers[m - n]) for m in members if m >= n}
-            running.append(self._start(requests, replace(t, members=members), claims=claims))
+            running.append(self.start(requests, replace(t, members=members), claims=claims))
         return PendingBatch(index, clips, requests, buffer, running)
 
-    def _start(
+    def start(
         self,
         requests: list[ClipRequest],
         task: DecodeTask,
@@ -188,6 +187,8 @@ class Decoder:
         retried: bool = False,
         claims: dict[int, Future] | None = None,
     ) -> Running:
+        """``task`` submitted to the workers (into shared batch rows for process workers); ``retried``: the
+        retry after its worker died; ``claims``: its members that are later batches' clips."""
         if task.fallback is not None:
             self.stats.fallback(requests[min(task.members)].info.path, task.fallback)
         if len(task.members) > 1:
@@ -203,113 +204,8 @@ class Decoder:
             hold_until_done(fut, task.args)
         return Running(task, fut, retried, claims or {})
 
-    def _alone(self, requests: list[ClipRequest], members: Sequence[int]) -> list[DecodeTask]:
+    def alone(self, requests: list[ClipRequest], members: Sequence[int]) -> list[DecodeTask]:
         """Tasks decoding the clips at ``members`` (positions in ``requests``), each by itself."""
         members = list(members)
         tasks = self.backend.tasks([requests[m] for m in members], self.settings, shared=False)
         return [DecodeTask(tuple(members[k] for k in t.members), t.fn, t.args, t.fallback) for t in tasks]
-
-    def _collect(self, batch: PendingBatch) -> CollectedBatch:
-        deadline = time.monotonic() + self.config.decode_timeout
-        results: dict[int, Any] = {}
-        errors: dict[int, VideoError] = {}
-        running = batch.running
-        suspects: list[DecodeTask] = []
-        while running or suspects:
-            if suspects and not any(r.retried for r in running):
-                # The clips a dying worker took down are decoded again one at a time: a clip that kills its
-                # worker again then takes no other clip's retry down with it, and only it is blamed.
-                running = [*running, self._start(batch.requests, suspects.pop(0), retried=True)]
-            self.pool.wait(
-                [r.future for r in running], deadline, timeout=self.config.decode_timeout, stop=self.stop
-            )
-            late = [r for r in running if not r.future.done()]
-            again = [x for r in running if r not in late for x in self._settle(batch, r, results, errors)]
-            queued = self._abandon(batch, late, errors)
-            suspects += [t for t, retried in again if retried]
-            # Submitted after the abandon: replacing process workers cancels every call still queued.
-            running = [self._start(batch.requests, t) for t, retried in again if not retried] + queued
-            # A new wave (clips submitted again, or clips that could not start while every worker was stuck)
-            # gets a deadline of its own: it never starts already late. Each wave abandons a stuck worker or
-            # settles a retry, so the waves are few.
-            deadline = time.monotonic() + self.config.decode_timeout
-        for m in sorted(errors):  # under on_error="raise" the first failing clip of the batch is named
-            self.stats.fail(batch.clips[m], errors[m])
-        kept = sorted(results)
-        return CollectedBatch(
-            batch.index, [batch.clips[m] for m in kept], [results[m] for m in kept], batch.buffer, kept
-        )
-
-    def _abandon(
-        self, batch: PendingBatch, late: list[Running], errors: dict[int, VideoError]
-    ) -> list[Running]:
-        """Past the deadline: tasks running on a worker fail and their workers are replaced; tasks still
-        queued (innocent: stuck workers kept them from starting) are returned to be waited for again."""
-        running = [r for r in late if r.future.running()]
-        queued = [r for r in late if r not in running]
-        if not running:  # nothing holds them up but they did not start: give up on them too
-            running, queued = queued, []
-        if running:
-            self.stats.counts["abandoned_decodes"] += len(running)
-            self.pool.abandon([r.future for r in running])
-        reason = f"decoding took longer than decode_timeout={self.config.decode_timeout}s"
-        for r in running:
-            deliver(list(r.claims.values()), None)  # their own batches decode them
-            for m in r.task.members:
-                if m not in r.claims:
-                    errors[m] = DecodeError(batch.requests[m].info.path, reason)
-        return queued
-
-    def _settle(
-        self, batch: PendingBatch, run: Running, results: dict[int, Any], errors: dict[int, VideoError]
-    ) -> list[tuple[DecodeTask, bool]]:
-        """Record a finished task; returns the tasks to submit again in its place (and whether each is the
-        retry after a worker died)."""
-        if self.stop.is_set():  # the consumer is gone: copying results into its rows would be wasted
-            raise Stopped
-        fut, members = run.future, run.task.members
-        died = fut.cancelled()  # a worker replacement cancelled it before it ran
-        exc = None if died else fut.exception()
-        if run.borrowed:
-            return self._settle_borrowed(batch, run, results, lost=died or exc is not None)
-        if exc is None and not died:
-            got = dict(zip(members, run.task.results(fut.result()), strict=True))
-            deliver(list(run.claims.values()), [got.pop(m) for m in run.claims])
-            if self.shared:  # frames written into the shared buffer come back as where they lie in it
-                got = {m: attach_rows(r, batch.requests[m].out) for m, r in got.items()}
-            results.update(got)
-            return []
-        deliver(list(run.claims.values()), None)  # their own batches decode them
-        shared, members = len(members) > 1, tuple(m for m in members if m not in run.claims)
-        if isinstance(exc, VideoError) and shared:
-            # A damaged stretch only fails the clips that really cover it: decode each member alone.
-            return [(t, False) for t in self._alone(batch.requests, members)]
-        if died or isinstance(exc, BrokenProcessPool):
-            self.pool.check()  # a pool that cannot run at all raises here: that is no clip's failure
-            if not run.retried:
-                # A dying worker fails every call in flight in its pool. Decode these again on fresh
-                # workers, so only a clip that kills a worker by itself is blamed.
-                return [(t, True) for t in self._alone(batch.requests, members)]
-            for m in members:
-                path = batch.requests[m].info.path
-                errors[m] = DecodeError(path, "a decode worker process died while decoding this clip")
-            return []
-        if isinstance(exc, VideoError):
-            errors[members[0]] = exc
-            return []
-        # Not a property of the file (a bug, out of memory, an interrupt): never skipped as a bad clip.
-        raise exc  # type: ignore[misc]
-
-    def _settle_borrowed(
-        self, batch: PendingBatch, run: Running, results: dict[int, Any], *, lost: bool
-    ) -> list[tuple[DecodeTask, bool]]:
-        """A clip an earlier batch's pass claimed: its result, copied into its row; a lost claim decodes the
-        clip here, by itself."""
-        if lost:
-            return [(run.task, False)]
-        (m,) = run.task.members
-        out = batch.requests[m].out
-        result = run.future.result()
-        results[m] = result if out is None else result.placed(out)
-        self.stats.counts["clips_decoded_ahead"] += 1
-        return []
