@@ -3,7 +3,7 @@
 the iterator is closed, and how long until the workers are quiet. A thread worker's decode stops at its
 next packet once its pass has ended; a process worker's reads the same stop from shared memory.
 
-    python benchmarks/break_cost.py --synthetic 1080p-gop250 --data-root bench-data --batch-size 2 \\
+    python benchmarks/break_cost.py --synthetic 1080p-gop250 --data-root data/bench --batch-size 2 \\
         --batches 6 --worker-type process --rounds 3
 """
 
@@ -20,7 +20,7 @@ from vidloader.cli._measure import process_cpu_seconds, wait_until_quiet
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--synthetic", default="360p-gop250")
-    p.add_argument("--data-root", default="bench-data")
+    p.add_argument("--data-root", default="data/bench")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--worker-type", default="process", choices=["thread", "process"])
     p.add_argument("--batch-size", type=int, default=4)

@@ -74,7 +74,7 @@ def one_run(ds: vl.VideoDataset, args: argparse.Namespace, workers: int) -> tupl
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--synthetic", default="kinetics-like")
-    p.add_argument("--data-root", default="bench-data")
+    p.add_argument("--data-root", default="data/bench")
     p.add_argument("--sampling", default="uniform", choices=["uniform", "multiview", "random"])
     p.add_argument("--clips-per-video", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=8)

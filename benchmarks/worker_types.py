@@ -67,7 +67,7 @@ def run(ds: vl.VideoDataset, worker_type: str, workers: int, args: argparse.Name
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--synthetic", default="360p-gop250")
-    p.add_argument("--data-root", default="bench-data")
+    p.add_argument("--data-root", default="data/bench")
     p.add_argument("--workers", default="2", help="worker counts, comma-separated (default 2)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--batches", type=int, default=40)
