@@ -64,7 +64,6 @@ class Decoder:
         self.in_place = backend.writes_host_rows and (not processes or self.shared)
         # A transform takes NTHWC; without one, workers write straight into the output layout.
         self.layout = "NTHWC" if config.transform is not None else config.layout
-        self.collector = BatchCollector(self)
 
     def run(self, batches: Sequence[list[ClipSpec]], first: int = 0) -> Iterator[CollectedBatch]:
         """Each batch's worker results, in order, ``lookahead`` batches submitted ahead; ``first`` is the
@@ -72,6 +71,9 @@ class Decoder:
         lookahead = 0 if self.config.inline else self.config.prefetch
         # A batch's decode may serve clips of the next batches (up to prefetch of them, at least one).
         self.ahead = AheadClaims(batches, max(lookahead, 1) if self.config.shared_decode else 0)
+        # Local to the pass, so the decoder and its collector form no reference cycle: the pass's objects are
+        # freed when it ends, not at the next garbage collection (claimed clips' frames among them).
+        collector = BatchCollector(self)
         pending: dict[int, PendingBatch] = {}
         submitted = 0
         try:
@@ -79,7 +81,7 @@ class Decoder:
                 while submitted < min(b + 1 + lookahead, len(batches)):
                     pending[submitted] = self._submit(first + submitted, submitted, batches[submitted])
                     submitted += 1
-                yield self.collector.collect(pending.pop(b))
+                yield collector.collect(pending.pop(b))
         except StoreUnavailableError:
             # The pass ends here, under every on_error; its workers would only fail on the same store.
             self.pool.close()
